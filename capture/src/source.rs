@@ -1,0 +1,414 @@
+//! Packets from capture files: pcap (micro/nanosecond, either byte order), pcapng (several
+//! sections and interfaces, each with its own link type, `if_tsresol` and `if_tsoffset`; EPB,
+//! SPB and the obsolete PB), each optionally gzip-compressed as Wireshark reads them.
+//!
+//! The file is read as a stream through a bounded buffer (it grows only to hold one large block,
+//! up to `max_block_size`), never loaded whole. An error stops this file only and says where:
+//! everything before it has already been handed out.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{PcapBlockOwned, PcapError};
+
+use crate::event::Timestamp;
+
+/// One captured packet, borrowed from the reader's buffer until the next call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<'a> {
+    /// Capture time.
+    pub ts: Timestamp,
+    /// Link-layer header type (see [`crate::wire::linktype`]).
+    pub linktype: u32,
+    /// Captured bytes.
+    pub data: &'a [u8],
+    /// Length on the wire (larger than `data.len()` when the snapshot length cut it).
+    pub orig_len: u32,
+    /// pcapng interface index (0 for pcap).
+    pub interface: u32,
+}
+
+/// Why reading a capture file stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The file starts with neither a pcap nor a pcapng header.
+    #[error("{path}: not a pcap or pcapng file (starts with {magic})")]
+    NotACapture {
+        /// File.
+        path: PathBuf,
+        /// First bytes, in hex.
+        magic: String,
+    },
+    /// The file ends inside a block.
+    #[error("{path}: truncated at byte {offset}{where_}: the last block is incomplete ({have} bytes of it present)")]
+    Truncated {
+        /// File.
+        path: PathBuf,
+        /// Offset of the incomplete block.
+        offset: u64,
+        /// Bytes of it present.
+        have: usize,
+        /// " of the decompressed data" for gzip files.
+        where_: &'static str,
+    },
+    /// A block cannot be parsed.
+    #[error("{path}: corrupt at byte {offset}{where_}: {reason}")]
+    Corrupt {
+        /// File.
+        path: PathBuf,
+        /// Offset of the bad block.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+        /// " of the decompressed data" for gzip files.
+        where_: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Iface {
+    linktype: u32,
+    /// Timestamp units per second.
+    units_per_sec: u64,
+    /// `if_tsoffset`, seconds added to every timestamp.
+    offset_secs: i64,
+}
+
+impl Iface {
+    fn timestamp(&self, raw: u64) -> Timestamp {
+        let ns = u128::from(raw) * 1_000_000_000 / u128::from(self.units_per_sec.max(1));
+        let ns = ns as i128 + i128::from(self.offset_secs) * 1_000_000_000;
+        Timestamp(u64::try_from(ns.max(0)).unwrap_or(u64::MAX))
+    }
+}
+
+/// Counts bytes read from the underlying file (for progress) and keeps the last read error
+/// (pcap-parser reports only that a read failed).
+struct Tracked<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+    last_error: Arc<std::sync::Mutex<Option<io::Error>>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.read.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                if let Ok(mut slot) = self.last_error.lock() {
+                    *slot = Some(copy);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What a block turned out to be, with its packet located inside the reader's buffer.
+enum Found {
+    Packet { ts: Timestamp, linktype: u32, start: usize, len: usize, orig_len: u32, interface: u32 },
+    Other,
+    Bad(String),
+}
+
+enum Step {
+    Block(usize, Found),
+    Eof,
+    NeedMore,
+    TooSmall,
+    Truncated,
+    ReadFailed,
+    Corrupt(String),
+}
+
+/// A pcap or pcapng file (optionally gzip-compressed) read packet by packet.
+pub struct FileSource {
+    path: PathBuf,
+    reader: Box<dyn PcapReaderIterator + Send>,
+    /// Length of the block last handed out, consumed on the next call.
+    pending: usize,
+    capacity: usize,
+    max_block: usize,
+    gzip: bool,
+    file_len: u64,
+    file_read: Arc<AtomicU64>,
+    last_error: Arc<std::sync::Mutex<Option<io::Error>>>,
+    ifaces: Vec<Iface>,
+    section_big_endian: bool,
+}
+
+impl std::fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSource").field("path", &self.path).field("gzip", &self.gzip).finish_non_exhaustive()
+    }
+}
+
+const INITIAL_BUFFER: usize = 1 << 20;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const OBSOLETE_PB_MAGIC: u32 = 0x0000_0002;
+
+impl FileSource {
+    /// Opens `path`, detecting gzip and the capture format from the first bytes.
+    pub fn open(path: &Path, max_block_size: usize) -> Result<FileSource, SourceError> {
+        let io_err = |source| SourceError::Io { path: path.to_owned(), source };
+        let mut file = File::open(path).map_err(io_err)?;
+        let file_len = file.metadata().map_err(io_err)?.len();
+        let mut magic = [0u8; 2];
+        let got = read_up_to(&mut file, &mut magic).map_err(io_err)?;
+        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        let gzip = got == 2 && magic == GZIP_MAGIC;
+        let file_read = Arc::new(AtomicU64::new(0));
+        let last_error = Arc::new(std::sync::Mutex::new(None));
+        let tracked = Tracked { inner: file, read: file_read.clone(), last_error: last_error.clone() };
+        let input: Box<dyn Read + Send> =
+            if gzip { Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(tracked))) } else { Box::new(tracked) };
+        let where_ = if gzip { " of the decompressed data" } else { "" };
+        let reader = match pcap_parser::create_reader(INITIAL_BUFFER, input) {
+            Ok(r) => r,
+            Err(PcapError::Eof) => {
+                return Err(SourceError::Truncated { path: path.to_owned(), offset: 0, have: 0, where_ });
+            }
+            Err(PcapError::ReadError) => {
+                let source = last_error
+                    .lock()
+                    .ok()
+                    .and_then(|mut e| e.take())
+                    .unwrap_or_else(|| io::Error::other("read failed"));
+                return Err(io_err(source));
+            }
+            Err(_) => {
+                let mut head = [0u8; 8];
+                let n = File::open(path).and_then(|mut f| read_up_to(&mut f, &mut head)).unwrap_or(0);
+                let magic = head[..n].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+                return Err(SourceError::NotACapture { path: path.to_owned(), magic });
+            }
+        };
+        Ok(FileSource {
+            path: path.to_owned(),
+            reader,
+            pending: 0,
+            capacity: INITIAL_BUFFER,
+            max_block: max_block_size.max(INITIAL_BUFFER),
+            gzip,
+            file_len,
+            file_read,
+            last_error,
+            ifaces: Vec::new(),
+            section_big_endian: false,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes of the file read so far and the file's length (compressed bytes for gzip).
+    pub fn progress(&self) -> (u64, u64) {
+        (self.file_read.load(Ordering::Relaxed), self.file_len)
+    }
+
+    /// Offset of the next block in the (decompressed) capture data.
+    pub fn offset(&self) -> u64 {
+        (self.reader.consumed() + self.pending) as u64
+    }
+
+    /// The next packet, `None` at the end of the file.
+    pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, SourceError> {
+        if self.pending > 0 {
+            self.reader.consume(self.pending);
+            self.pending = 0;
+        }
+        loop {
+            let base = self.reader.data().as_ptr() as usize;
+            let step = match self.reader.next() {
+                Ok((len, block)) => {
+                    Step::Block(len, classify(block, base, &mut self.ifaces, &mut self.section_big_endian))
+                }
+                Err(PcapError::Eof) => Step::Eof,
+                Err(PcapError::Incomplete(_)) => Step::NeedMore,
+                Err(PcapError::BufferTooSmall) => Step::TooSmall,
+                Err(PcapError::UnexpectedEof) => Step::Truncated,
+                Err(PcapError::ReadError) => Step::ReadFailed,
+                Err(PcapError::HeaderNotRecognized) => Step::Corrupt("block not recognized".into()),
+                Err(PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind)) => {
+                    Step::Corrupt(format!("block does not parse ({})", kind.description()))
+                }
+            };
+            match step {
+                Step::Block(len, Found::Packet { ts, linktype, start, len: plen, orig_len, interface }) => {
+                    self.pending = len;
+                    let data = self.reader.data().get(start..start + plen).unwrap_or(&[]);
+                    return Ok(Some(Packet { ts, linktype, data, orig_len, interface }));
+                }
+                Step::Block(len, Found::Other) => self.reader.consume(len),
+                Step::Block(_, Found::Bad(reason)) | Step::Corrupt(reason) => return Err(self.corrupt(reason)),
+                Step::Eof => return Ok(None),
+                Step::NeedMore => self.refill()?,
+                Step::TooSmall => {
+                    if self.capacity >= self.max_block {
+                        let reason = format!("block larger than the {} byte limit", self.max_block);
+                        return Err(self.corrupt(reason));
+                    }
+                    self.capacity = (self.capacity * 2).min(self.max_block);
+                    self.reader.grow(self.capacity);
+                    self.refill()?;
+                }
+                Step::Truncated => {
+                    return Err(SourceError::Truncated {
+                        path: self.path.clone(),
+                        offset: self.offset(),
+                        have: self.reader.data().len(),
+                        where_: self.where_(),
+                    });
+                }
+                Step::ReadFailed => return Err(self.read_failed()),
+            }
+        }
+    }
+
+    fn where_(&self) -> &'static str {
+        if self.gzip { " of the decompressed data" } else { "" }
+    }
+
+    fn corrupt(&self, reason: String) -> SourceError {
+        SourceError::Corrupt { path: self.path.clone(), offset: self.offset(), reason, where_: self.where_() }
+    }
+
+    fn refill(&mut self) -> Result<(), SourceError> {
+        if self.reader.refill().is_err() {
+            return Err(self.read_failed());
+        }
+        Ok(())
+    }
+
+    fn read_failed(&self) -> SourceError {
+        let err = self.last_error.lock().ok().and_then(|mut e| e.take());
+        match err {
+            // A gzip stream that ends early is a truncated capture, reported like one.
+            Some(e) if e.kind() == io::ErrorKind::UnexpectedEof => SourceError::Truncated {
+                path: self.path.clone(),
+                offset: self.offset(),
+                have: self.reader.data().len(),
+                where_: self.where_(),
+            },
+            Some(e) => self.corrupt(format!("read failed: {e}")),
+            None => self.corrupt("read failed".into()),
+        }
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn linktype_of(l: pcap_parser::Linktype) -> u32 {
+    u32::try_from(l.0).unwrap_or(u32::MAX)
+}
+
+fn located(data: &[u8], base: usize) -> (usize, usize) {
+    (data.as_ptr() as usize - base, data.len())
+}
+
+/// Updates interface state from a non-packet block, or locates a packet.
+fn classify(block: PcapBlockOwned<'_>, base: usize, ifaces: &mut Vec<Iface>, big_endian: &mut bool) -> Found {
+    match block {
+        PcapBlockOwned::LegacyHeader(h) => {
+            let units_per_sec = if h.is_nanosecond_precision() { 1_000_000_000 } else { 1_000_000 };
+            ifaces.clear();
+            ifaces.push(Iface { linktype: linktype_of(h.network), units_per_sec, offset_secs: 0 });
+            Found::Other
+        }
+        PcapBlockOwned::Legacy(b) => {
+            let Some(iface) = ifaces.first() else { return Found::Bad("packet before the file header".into()) };
+            let raw = u64::from(b.ts_sec) * iface.units_per_sec + u64::from(b.ts_usec);
+            let (start, len) = located(b.data, base);
+            Found::Packet { ts: iface.timestamp(raw), linktype: iface.linktype, start, len, orig_len: b.origlen, interface: 0 }
+        }
+        PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+            // Interface numbering restarts in every section.
+            ifaces.clear();
+            *big_endian = shb.big_endian();
+            Found::Other
+        }
+        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+            let Some(units_per_sec) = idb.ts_resolution() else {
+                return Found::Bad(format!("interface {} has an invalid if_tsresol {}", ifaces.len(), idb.if_tsresol));
+            };
+            ifaces.push(Iface { linktype: linktype_of(idb.linktype), units_per_sec, offset_secs: idb.if_tsoffset });
+            Found::Other
+        }
+        PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+            let Some(iface) = ifaces.get(epb.if_id as usize) else {
+                return Found::Bad(format!("packet on undeclared interface {}", epb.if_id));
+            };
+            let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+            let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
+            let (start, len) = located(data, base);
+            Found::Packet { ts: iface.timestamp(raw), linktype: iface.linktype, start, len, orig_len: epb.origlen, interface: epb.if_id }
+        }
+        PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+            // SPBs belong to interface 0 and carry no timestamp.
+            let Some(iface) = ifaces.first() else { return Found::Bad("simple packet block before any interface".into()) };
+            let data = spb.data.get(..spb.origlen as usize).unwrap_or(spb.data);
+            let (start, len) = located(data, base);
+            Found::Packet { ts: Timestamp::default(), linktype: iface.linktype, start, len, orig_len: spb.origlen, interface: 0 }
+        }
+        PcapBlockOwned::NG(Block::Unknown(u)) if u.block_type == OBSOLETE_PB_MAGIC => {
+            obsolete_packet_block(u.data, base, ifaces, *big_endian)
+        }
+        PcapBlockOwned::NG(_) => Found::Other,
+    }
+}
+
+/// The Packet Block (type 2) of early pcapng writers: interface id (2), drops (2), timestamp
+/// high (4) and low (4), captured length (4), original length (4), data.
+fn obsolete_packet_block(body: &[u8], base: usize, ifaces: &[Iface], big_endian: bool) -> Found {
+    if body.len() < 20 {
+        return Found::Bad("packet block shorter than its header".into());
+    }
+    let u16_at = |at: usize| {
+        let b = [body[at], body[at + 1]];
+        if big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
+    };
+    let u32_at = |at: usize| {
+        let b = [body[at], body[at + 1], body[at + 2], body[at + 3]];
+        if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+    };
+    let if_id = u32::from(u16_at(0));
+    let Some(iface) = ifaces.get(if_id as usize) else {
+        return Found::Bad(format!("packet on undeclared interface {if_id}"));
+    };
+    let raw = (u64::from(u32_at(4)) << 32) | u64::from(u32_at(8));
+    let caplen = u32_at(12) as usize;
+    let Some(data) = body.get(20..20 + caplen) else {
+        return Found::Bad(format!("packet block captured length {caplen} exceeds the block"));
+    };
+    let (start, len) = located(data, base);
+    Found::Packet { ts: iface.timestamp(raw), linktype: iface.linktype, start, len, orig_len: u32_at(16), interface: if_id }
+}

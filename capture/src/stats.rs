@@ -1,0 +1,53 @@
+//! Counters of what the capture layer saw, skipped and repaired.
+
+/// Everything the capture layer counts. Plain integers: the binary copies them out to the
+/// summary, the exporter and the TUI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Packets read from the source.
+    pub packets: u64,
+    /// Captured bytes of those packets (what is in the file).
+    pub bytes: u64,
+    /// Packets that are not TCP over IP (ARP, UDP, ICMP, ...), skipped.
+    pub non_tcp: u64,
+    /// Packets whose link type is not supported.
+    pub unsupported_link: u64,
+    /// Packets cut by the snapshot length: headers missing, or TCP payload incomplete.
+    pub truncated: u64,
+    /// Packets with impossible header fields.
+    pub malformed: u64,
+    /// IP fragments seen.
+    pub ip_fragments: u64,
+    /// Datagrams rebuilt from fragments.
+    pub ip_reassembled: u64,
+    /// Fragments dropped (timeout, bound, overlap past the datagram, snaplen).
+    pub ip_fragments_dropped: u64,
+    /// TCP segments handed to the flow table.
+    pub tcp_segments: u64,
+    /// TCP payload bytes delivered in order to the next layer.
+    pub tcp_bytes: u64,
+    /// Segments that arrived ahead of a hole and were buffered.
+    pub out_of_order: u64,
+    /// Segments carrying only bytes already delivered or buffered.
+    pub retransmitted: u64,
+    /// Segments that overlapped buffered bytes with different content (first copy kept).
+    pub overlap_conflicts: u64,
+    /// Segments dropped because their sequence number was implausibly far off.
+    pub out_of_window: u64,
+    /// RST, FIN or bare ACK for a connection not being tracked.
+    pub stray_segments: u64,
+    /// Holes given up on: bytes that will not be delivered.
+    pub gaps: u64,
+    /// Sum of gap lengths.
+    pub gap_bytes: u64,
+    /// Connections that started being tracked.
+    pub conns_opened: u64,
+    /// Connections whose both directions ended with FIN, or by RST.
+    pub conns_closed: u64,
+    /// Connections expired after `idle_timeout`.
+    pub conns_expired: u64,
+    /// Connections evicted to stay within `max_connections`.
+    pub conns_evicted: u64,
+    /// Connections replaced by a new SYN on the same 4-tuple before they were seen to close.
+    pub conns_reused: u64,
+}
