@@ -1,1 +1,22 @@
-fn main(){}
+//! grpctap: a passive gRPC tap. This binary wires the crates together: packet sources feed
+//! `capture`, whose stream events feed the decoder and the outputs.
+
+mod cli;
+mod connections;
+mod replay;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Replay(args) => replay::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("grpctap: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Command-line interface (tcpdump/tshark habits: files as arguments, `-` for stdout).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Passive gRPC tap: rebuilds TCP connections from packet captures and shows what flows over them.
+#[derive(Debug, Parser)]
+#[command(name = "grpctap", version, propagate_version = true, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Read capture files (pcap, pcapng, optionally .gz) and report what they contain.
+    ///
+    /// Files are read in the order given, as one capture: a connection that continues in the
+    /// next file (rotated captures) stays one connection. A corrupt or truncated file is
+    /// reported with the offset where it went wrong; everything before that point is kept and
+    /// the remaining files are still read. Exit status: 0 when every file was read to its end,
+    /// 1 when some file stopped early, 2 on a usage error or when no file could be read.
+    #[command(after_help = "Examples:\n  grpctap replay testdata/captures/py-basic-lo.pcap\n  \
+        grpctap replay --json - trace-*.pcapng.gz")]
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// Capture files, read in this order.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+
+    /// Also write the connection list and capture counters as JSON to PATH (`-` for stdout,
+    /// which replaces the table).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) json: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
+
+/// Bounds on memory; the defaults suit one busy host.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits")]
+pub(crate) struct LimitArgs {
+    /// Connections tracked at once; past it the least recently active is evicted.
+    #[arg(long, value_name = "N", default_value_t = capture::CaptureLimits::default().max_connections)]
+    pub(crate) max_connections: usize,
+
+    /// Out-of-order bytes buffered per connection direction before a hole is given up.
+    #[arg(long, value_name = "BYTES", default_value_t = capture::CaptureLimits::default().max_ooo_bytes_per_direction)]
+    pub(crate) max_reorder_bytes: usize,
+
+    /// Seconds an open connection may stay silent before it is expired.
+    #[arg(long, value_name = "SECS", default_value_t = capture::CaptureLimits::default().idle_timeout.as_secs())]
+    pub(crate) idle_timeout: u64,
+}
+
+impl LimitArgs {
+    pub(crate) fn to_limits(&self) -> capture::CaptureLimits {
+        capture::CaptureLimits {
+            max_connections: self.max_connections,
+            max_ooo_bytes_per_direction: self.max_reorder_bytes,
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout),
+            ..capture::CaptureLimits::default()
+        }
+    }
+}

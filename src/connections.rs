@@ -1,0 +1,162 @@
+//! The connection list that `replay` prints until the HTTP/2 layer reports calls: one row per
+//! TCP connection with what each direction carried.
+
+use std::net::SocketAddr;
+
+use capture::{CloseReason, ConnId, Dir, EventKind, HalfStats, RoleSource, StreamEvent, StreamSink, Timestamp};
+use serde::Serialize;
+
+/// Rows kept; a capture with more connections is summarised in `folded`.
+const MAX_ROWS: usize = 100_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct HalfRow {
+    pub(crate) packets: u64,
+    pub(crate) bytes: u64,
+    pub(crate) gaps: u64,
+    pub(crate) gap_bytes: u64,
+    pub(crate) end: Option<&'static str>,
+}
+
+impl HalfRow {
+    fn new() -> Self {
+        HalfRow { packets: 0, bytes: 0, gaps: 0, gap_bytes: 0, end: None }
+    }
+    fn set(&mut self, stats: HalfStats, reason: CloseReason) {
+        self.packets = stats.packets;
+        self.bytes = stats.bytes;
+        self.gaps = stats.gaps;
+        self.gap_bytes = stats.gap_bytes;
+        self.end = Some(reason_name(reason));
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ConnRow {
+    pub(crate) id: u64,
+    pub(crate) client: SocketAddr,
+    pub(crate) server: SocketAddr,
+    /// How the client/server roles were decided: syn, syn_ack or guess.
+    pub(crate) roles: &'static str,
+    pub(crate) start: f64,
+    pub(crate) end: f64,
+    pub(crate) to_server: HalfRow,
+    pub(crate) to_client: HalfRow,
+}
+
+fn reason_name(r: CloseReason) -> &'static str {
+    match r {
+        CloseReason::Fin => "fin",
+        CloseReason::Rst => "rst",
+        CloseReason::Idle => "idle",
+        CloseReason::Evicted => "evicted",
+        CloseReason::Reused => "reused",
+        CloseReason::EndOfCapture => "open",
+    }
+}
+
+/// Collects connection rows from stream events.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    pub(crate) rows: Vec<ConnRow>,
+    /// Connections past `MAX_ROWS`, counted only.
+    pub(crate) folded: u64,
+    first_id: Option<u64>,
+}
+
+impl Connections {
+    fn row(&mut self, id: ConnId) -> Option<&mut ConnRow> {
+        let first = self.first_id?;
+        let idx = usize::try_from(id.0.checked_sub(first)?).ok()?;
+        self.rows.get_mut(idx)
+    }
+}
+
+impl StreamSink for Connections {
+    fn on_event(&mut self, ev: StreamEvent<'_>) {
+        let ts = |t: Timestamp| t.as_secs_f64();
+        match ev.kind {
+            EventKind::Open(info) => {
+                if self.rows.len() >= MAX_ROWS {
+                    self.folded += 1;
+                    return;
+                }
+                self.first_id.get_or_insert(ev.conn.0);
+                self.rows.push(ConnRow {
+                    id: ev.conn.0,
+                    client: info.client,
+                    server: info.server,
+                    roles: match info.roles {
+                        RoleSource::Syn => "syn",
+                        RoleSource::SynAck => "syn_ack",
+                        RoleSource::Guess => "guess",
+                    },
+                    start: ts(ev.ts),
+                    end: ts(ev.ts),
+                    to_server: HalfRow::new(),
+                    to_client: HalfRow::new(),
+                });
+            }
+            EventKind::Close { reason, stats } => {
+                if let Some(row) = self.row(ev.conn) {
+                    row.end = row.end.max(ts(ev.ts));
+                    match ev.dir {
+                        Dir::ToServer => row.to_server.set(stats, reason),
+                        Dir::ToClient => row.to_client.set(stats, reason),
+                    }
+                }
+            }
+            EventKind::Data(_) | EventKind::Gap { .. } => {
+                if let Some(row) = self.row(ev.conn) {
+                    row.end = row.end.max(ts(ev.ts));
+                }
+            }
+        }
+    }
+}
+
+/// Renders the rows as an aligned table.
+pub(crate) fn render_table(conns: &Connections) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let header = ["CLIENT", "SERVER", "PKTS>", "BYTES>", "PKTS<", "BYTES<", "GAPS", "GAP BYTES", "DURATION", "END"];
+    let mut lines: Vec<[String; 10]> = vec![header.map(String::from)];
+    for r in &conns.rows {
+        let client = if r.roles == "guess" { format!("{}?", r.client) } else { r.client.to_string() };
+        lines.push([
+            client,
+            r.server.to_string(),
+            r.to_server.packets.to_string(),
+            r.to_server.bytes.to_string(),
+            r.to_client.packets.to_string(),
+            r.to_client.bytes.to_string(),
+            (r.to_server.gaps + r.to_client.gaps).to_string(),
+            (r.to_server.gap_bytes + r.to_client.gap_bytes).to_string(),
+            format!("{:.3}s", r.end - r.start),
+            format!("{}/{}", r.to_server.end.unwrap_or("-"), r.to_client.end.unwrap_or("-")),
+        ]);
+    }
+    let mut widths = [0usize; 10];
+    for l in &lines {
+        for (w, cell) in widths.iter_mut().zip(l) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for l in &lines {
+        for (i, (cell, w)) in l.iter().zip(widths).enumerate() {
+            // Addresses left-aligned, numbers right-aligned.
+            let sep = if i + 1 == l.len() { "" } else { "  " };
+            if i < 2 || i == 9 {
+                let _ = write!(out, "{cell:<w$}{sep}");
+            } else {
+                let _ = write!(out, "{cell:>w$}{sep}");
+            }
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+    }
+    if conns.folded > 0 {
+        let _ = writeln!(out, "... and {} more connections (not listed)", conns.folded);
+    }
+    out
+}
