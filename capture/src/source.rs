@@ -96,29 +96,33 @@ impl Iface {
     }
 }
 
-/// Counts bytes read from the underlying file (for progress) and keeps the last read error
-/// (pcap-parser reports only that a read failed).
-struct Tracked<R> {
+/// Counts bytes read from the file (compressed bytes for gzip), for progress.
+struct Counted<R> {
     inner: R,
     read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Keeps the last read error, file or decompressor: pcap-parser reports only that a read failed.
+struct Stashed<R> {
+    inner: R,
     last_error: Arc<std::sync::Mutex<Option<io::Error>>>,
 }
 
-impl<R: Read> Read for Tracked<R> {
+impl<R: Read> Read for Stashed<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(n) => {
-                self.read.fetch_add(n as u64, Ordering::Relaxed);
-                Ok(n)
+        self.inner.read(buf).inspect_err(|e| {
+            if let Ok(mut slot) = self.last_error.lock() {
+                *slot = Some(io::Error::new(e.kind(), e.to_string()));
             }
-            Err(e) => {
-                let copy = io::Error::new(e.kind(), e.to_string());
-                if let Ok(mut slot) = self.last_error.lock() {
-                    *slot = Some(copy);
-                }
-                Err(e)
-            }
-        }
+        })
     }
 }
 
@@ -177,9 +181,10 @@ impl FileSource {
         let gzip = got == 2 && magic == GZIP_MAGIC;
         let file_read = Arc::new(AtomicU64::new(0));
         let last_error = Arc::new(std::sync::Mutex::new(None));
-        let tracked = Tracked { inner: file, read: file_read.clone(), last_error: last_error.clone() };
-        let input: Box<dyn Read + Send> =
-            if gzip { Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(tracked))) } else { Box::new(tracked) };
+        let counted = Counted { inner: file, read: file_read.clone() };
+        let inner: Box<dyn Read + Send> =
+            if gzip { Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(counted))) } else { Box::new(counted) };
+        let input = Stashed { inner, last_error: last_error.clone() };
         let where_ = if gzip { " of the decompressed data" } else { "" };
         let reader = match pcap_parser::create_reader(INITIAL_BUFFER, input) {
             Ok(r) => r,
@@ -187,12 +192,14 @@ impl FileSource {
                 return Err(SourceError::Truncated { path: path.to_owned(), offset: 0, have: 0, where_ });
             }
             Err(PcapError::ReadError) => {
-                let source = last_error
-                    .lock()
-                    .ok()
-                    .and_then(|mut e| e.take())
-                    .unwrap_or_else(|| io::Error::other("read failed"));
-                return Err(io_err(source));
+                let source = last_error.lock().ok().and_then(|mut e| e.take());
+                return Err(match source {
+                    Some(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        SourceError::Truncated { path: path.to_owned(), offset: 0, have: 0, where_ }
+                    }
+                    Some(e) => io_err(e),
+                    None => io_err(io::Error::other("read failed")),
+                });
             }
             Err(_) => {
                 let mut head = [0u8; 8];
@@ -327,6 +334,23 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// `if_tsresol` (pcapng section 4.2): high bit clear, units of 10^-n s; set, 2^-n s. Decoded
+/// here because pcap-parser 0.17 checks the binary form's range before masking the flag off
+/// and so refuses every binary resolution.
+fn ts_units_per_sec(tsresol: u8) -> Option<u64> {
+    let n = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 { 10u64.checked_pow(n) } else { 1u64.checked_shl(n).filter(|_| n < 64) }
+}
+
+/// `if_tsoffset` in the section's byte order (pcap-parser 0.17 always reads it little-endian).
+fn ts_offset(options: &[pcap_parser::pcapng::PcapNGOption<'_>], big_endian: bool) -> i64 {
+    options
+        .iter()
+        .find(|o| o.code == pcap_parser::pcapng::OptionCode::IfTsoffset)
+        .and_then(|o| <[u8; 8]>::try_from(o.value.get(..8)?).ok())
+        .map_or(0, |b| if big_endian { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) })
+}
+
 fn linktype_of(l: pcap_parser::Linktype) -> u32 {
     u32::try_from(l.0).unwrap_or(u32::MAX)
 }
@@ -357,10 +381,11 @@ fn classify(block: PcapBlockOwned<'_>, base: usize, ifaces: &mut Vec<Iface>, big
             Found::Other
         }
         PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-            let Some(units_per_sec) = idb.ts_resolution() else {
+            let Some(units_per_sec) = ts_units_per_sec(idb.if_tsresol) else {
                 return Found::Bad(format!("interface {} has an invalid if_tsresol {}", ifaces.len(), idb.if_tsresol));
             };
-            ifaces.push(Iface { linktype: linktype_of(idb.linktype), units_per_sec, offset_secs: idb.if_tsoffset });
+            let offset_secs = ts_offset(&idb.options, *big_endian);
+            ifaces.push(Iface { linktype: linktype_of(idb.linktype), units_per_sec, offset_secs });
             Found::Other
         }
         PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
@@ -379,7 +404,10 @@ fn classify(block: PcapBlockOwned<'_>, base: usize, ifaces: &mut Vec<Iface>, big
             let (start, len) = located(data, base);
             Found::Packet { ts: Timestamp::default(), linktype: iface.linktype, start, len, orig_len: spb.origlen, interface: 0 }
         }
-        PcapBlockOwned::NG(Block::Unknown(u)) if u.block_type == OBSOLETE_PB_MAGIC => {
+        // pcap-parser reads an unknown block's type little-endian whatever the section's order.
+        PcapBlockOwned::NG(Block::Unknown(u))
+            if (if *big_endian { u.block_type.swap_bytes() } else { u.block_type }) == OBSOLETE_PB_MAGIC =>
+        {
             obsolete_packet_block(u.data, base, ifaces, *big_endian)
         }
         PcapBlockOwned::NG(_) => Found::Other,
