@@ -6,7 +6,12 @@ use clap::{Args, Parser, Subcommand};
 
 /// Passive gRPC tap: rebuilds TCP connections from packet captures and shows what flows over them.
 #[derive(Debug, Parser)]
-#[command(name = "grpctap", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "grpctap",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -21,8 +26,10 @@ pub(crate) enum Command {
     /// reported with the offset where it went wrong; everything before that point is kept and
     /// the remaining files are still read. Exit status: 0 when every file was read to its end,
     /// 1 when some file stopped early, 2 on a usage error or when no file could be read.
-    #[command(after_help = "Examples:\n  grpctap replay testdata/captures/py-basic-lo.pcap\n  \
-        grpctap replay --json - trace-*.pcapng.gz")]
+    #[command(
+        after_help = "Examples:\n  grpctap replay testdata/captures/py-basic-lo.pcap\n  \
+        grpctap replay --json - trace-*.pcapng.gz"
+    )]
     Replay(ReplayArgs),
 }
 

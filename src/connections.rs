@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use capture::{CloseReason, ConnId, Dir, EventKind, HalfStats, RoleSource, StreamEvent, StreamSink, Timestamp};
+use capture::{
+    CloseReason, ConnId, Dir, EventKind, HalfStats, RoleSource, StreamEvent, StreamSink, Timestamp,
+};
 use serde::Serialize;
 
 /// Rows kept; a capture with more connections is summarised in `folded`.
@@ -20,7 +22,13 @@ pub(crate) struct HalfRow {
 
 impl HalfRow {
     fn new() -> Self {
-        HalfRow { packets: 0, bytes: 0, gaps: 0, gap_bytes: 0, end: None }
+        HalfRow {
+            packets: 0,
+            bytes: 0,
+            gaps: 0,
+            gap_bytes: 0,
+            end: None,
+        }
     }
     fn set(&mut self, stats: HalfStats, reason: CloseReason) {
         self.packets = stats.packets;
@@ -119,10 +127,25 @@ impl StreamSink for Connections {
 pub(crate) fn render_table(conns: &Connections) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let header = ["CLIENT", "SERVER", "PKTS>", "BYTES>", "PKTS<", "BYTES<", "GAPS", "GAP BYTES", "DURATION", "END"];
+    let header = [
+        "CLIENT",
+        "SERVER",
+        "PKTS>",
+        "BYTES>",
+        "PKTS<",
+        "BYTES<",
+        "GAPS",
+        "GAP BYTES",
+        "DURATION",
+        "END",
+    ];
     let mut lines: Vec<[String; 10]> = vec![header.map(String::from)];
     for r in &conns.rows {
-        let client = if r.roles == "guess" { format!("{}?", r.client) } else { r.client.to_string() };
+        let client = if r.roles == "guess" {
+            format!("{}?", r.client)
+        } else {
+            r.client.to_string()
+        };
         lines.push([
             client,
             r.server.to_string(),
@@ -133,7 +156,11 @@ pub(crate) fn render_table(conns: &Connections) -> String {
             (r.to_server.gaps + r.to_client.gaps).to_string(),
             (r.to_server.gap_bytes + r.to_client.gap_bytes).to_string(),
             format!("{:.3}s", r.end - r.start),
-            format!("{}/{}", r.to_server.end.unwrap_or("-"), r.to_client.end.unwrap_or("-")),
+            format!(
+                "{}/{}",
+                r.to_server.end.unwrap_or("-"),
+                r.to_client.end.unwrap_or("-")
+            ),
         ]);
     }
     let mut widths = [0usize; 10];
@@ -156,7 +183,11 @@ pub(crate) fn render_table(conns: &Connections) -> String {
         out.push('\n');
     }
     if conns.folded > 0 {
-        let _ = writeln!(out, "... and {} more connections (not listed)", conns.folded);
+        let _ = writeln!(
+            out,
+            "... and {} more connections (not listed)",
+            conns.folded
+        );
     }
     out
 }

@@ -97,7 +97,11 @@ pub(crate) fn replay_files<S: capture::StreamSink>(
     let mut reports = Vec::with_capacity(files.len());
     for path in files {
         let path = path.as_ref();
-        let mut report = FileReport { path: path.display().to_string(), packets: 0, error: None };
+        let mut report = FileReport {
+            path: path.display().to_string(),
+            packets: 0,
+            error: None,
+        };
         match FileSource::open(path, max_block) {
             Err(e) => report.error = Some(e.to_string()),
             Ok(mut src) => loop {
@@ -128,7 +132,10 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let reports = replay_files(&args.files, &mut reasm, &mut conns, max_block);
     for r in &reports {
         if let Some(e) = &r.error {
-            eprintln!("grpctap: {e} ({} packets read before it were processed)", r.packets);
+            eprintln!(
+                "grpctap: {e} ({} packets read before it were processed)",
+                r.packets
+            );
         }
     }
     let stats = reasm.stats();

@@ -12,7 +12,10 @@ use std::net::{IpAddr, SocketAddr};
 use foldhash::fast::RandomState;
 
 use crate::config::CaptureLimits;
-use crate::event::{CloseReason, ConnId, ConnInfo, Dir, EventKind, RoleSource, StreamEvent, StreamSink, Timestamp, sock};
+use crate::event::{
+    CloseReason, ConnId, ConnInfo, Dir, EventKind, RoleSource, StreamEvent, StreamSink, Timestamp,
+    sock,
+};
 use crate::reasm::{Ctx, HalfStream, SegIn};
 use crate::stats::CaptureStats;
 use crate::wire::TcpSegment;
@@ -38,7 +41,12 @@ impl FlowKey {
         let s = (ip_bytes(seg.src), seg.src_port);
         let d = (ip_bytes(seg.dst), seg.dst_port);
         let (lo, hi) = if s <= d { (s, d) } else { (d, s) };
-        FlowKey { a: lo.0, b: hi.0, a_port: lo.1, b_port: hi.1 }
+        FlowKey {
+            a: lo.0,
+            b: hi.0,
+            a_port: lo.1,
+            b_port: hi.1,
+        }
     }
 }
 
@@ -58,7 +66,10 @@ struct List {
 
 impl Default for List {
     fn default() -> Self {
-        List { head: NIL, tail: NIL }
+        List {
+            head: NIL,
+            tail: NIL,
+        }
     }
 }
 
@@ -76,7 +87,11 @@ struct Conn {
 
 impl Conn {
     fn dir_of(&self, seg: &TcpSegment<'_>) -> Dir {
-        if sock(seg.src, seg.src_port) == self.info.client { Dir::ToServer } else { Dir::ToClient }
+        if sock(seg.src, seg.src_port) == self.info.client {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        }
     }
     fn is_closed(&self) -> bool {
         self.halves.iter().all(HalfStream::is_closed)
@@ -160,7 +175,8 @@ impl FlowTable {
             if conn.is_closed() {
                 self.remove(i);
                 idx = None;
-            } else if client_isn != Some(seg.seq) || sock(seg.src, seg.src_port) != conn.info.client {
+            } else if client_isn != Some(seg.seq) || sock(seg.src, seg.src_port) != conn.info.client
+            {
                 // A new incarnation of the 4-tuple: the old one ended unseen.
                 self.close_conn(i, CloseReason::Reused, ts, stats, sink);
                 stats.conns_reused += 1;
@@ -170,17 +186,34 @@ impl FlowTable {
         }
         let i = match idx {
             Some(i) => i,
-            None if flags.syn() || !seg.payload.is_empty() || seg.missing > 0 => self.create(seg, ts, stats, sink),
+            None if flags.syn() || !seg.payload.is_empty() || seg.missing > 0 => {
+                self.create(seg, ts, stats, sink)
+            }
             None => {
                 stats.stray_segments += 1;
                 return;
             }
         };
         self.touch(i, ts);
-        let FlowTable { slots, ooo_total, limits, .. } = self;
-        let Some(conn) = slots.get_mut(i as usize).and_then(Option::as_mut) else { return };
+        let FlowTable {
+            slots,
+            ooo_total,
+            limits,
+            ..
+        } = self;
+        let Some(conn) = slots.get_mut(i as usize).and_then(Option::as_mut) else {
+            return;
+        };
         let dir = conn.dir_of(seg);
-        let mut cx = Ctx { conn: conn.id, dir, ts, sink, stats, ooo_total, limits };
+        let mut cx = Ctx {
+            conn: conn.id,
+            dir,
+            ts,
+            sink,
+            stats,
+            ooo_total,
+            limits,
+        };
         if flags.rst() {
             conn.halves[dir.index()].stats.packets += 1;
             for d in [Dir::ToServer, Dir::ToClient] {
@@ -188,7 +221,13 @@ impl FlowTable {
                 conn.halves[d.index()].close(CloseReason::Rst, &mut cx);
             }
         } else {
-            let s = SegIn { seq: seg.seq, syn: flags.syn(), fin: flags.fin(), payload: seg.payload, missing: seg.missing };
+            let s = SegIn {
+                seq: seg.seq,
+                syn: flags.syn(),
+                fin: flags.fin(),
+                payload: seg.payload,
+                missing: seg.missing,
+            };
             conn.halves[dir.index()].segment(&s, &mut cx);
             let rev = dir.reverse();
             if flags.ack() && conn.halves[rev.index()].has_pending() {
@@ -210,13 +249,22 @@ impl FlowTable {
     }
 
     /// Expires idle connections and forgets closed ones after their linger time.
-    pub fn poll_timeouts<S: StreamSink + ?Sized>(&mut self, now: Timestamp, stats: &mut CaptureStats, sink: &mut S) {
+    pub fn poll_timeouts<S: StreamSink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        stats: &mut CaptureStats,
+        sink: &mut S,
+    ) {
         let linger = self.limits.closed_linger;
-        while self.closed.head != NIL && now.saturating_since(self.conn(self.closed.head).last_seen) >= linger {
+        while self.closed.head != NIL
+            && now.saturating_since(self.conn(self.closed.head).last_seen) >= linger
+        {
             self.remove(self.closed.head);
         }
         let idle = self.limits.idle_timeout;
-        while self.open.head != NIL && now.saturating_since(self.conn(self.open.head).last_seen) >= idle {
+        while self.open.head != NIL
+            && now.saturating_since(self.conn(self.open.head).last_seen) >= idle
+        {
             let i = self.open.head;
             self.close_conn(i, CloseReason::Idle, now, stats, sink);
             stats.conns_expired += 1;
@@ -251,9 +299,19 @@ impl FlowTable {
         }
     }
 
-    fn create<S: StreamSink + ?Sized>(&mut self, seg: &TcpSegment<'_>, ts: Timestamp, stats: &mut CaptureStats, sink: &mut S) -> u32 {
+    fn create<S: StreamSink + ?Sized>(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        ts: Timestamp,
+        stats: &mut CaptureStats,
+        sink: &mut S,
+    ) -> u32 {
         while self.map.len() >= self.limits.max_connections.max(1) {
-            let victim = if self.closed.head != NIL { self.closed.head } else { self.open.head };
+            let victim = if self.closed.head != NIL {
+                self.closed.head
+            } else {
+                self.open.head
+            };
             if self.conn(victim).list == ListId::Open {
                 self.close_conn(victim, CloseReason::Evicted, ts, stats, sink);
                 stats.conns_evicted += 1;
@@ -276,7 +334,11 @@ impl FlowTable {
         let conn = Conn {
             id,
             key: FlowKey::of(seg),
-            info: ConnInfo { client, server, roles },
+            info: ConnInfo {
+                client,
+                server,
+                roles,
+            },
             halves: Default::default(),
             last_seen: ts,
             list: ListId::Open,
@@ -296,14 +358,45 @@ impl FlowTable {
         self.map.insert(FlowKey::of(seg), i);
         self.push_back(i, ListId::Open);
         stats.conns_opened += 1;
-        sink.on_event(StreamEvent { conn: id, dir: Dir::ToServer, ts, kind: EventKind::Open(ConnInfo { client, server, roles }) });
+        sink.on_event(StreamEvent {
+            conn: id,
+            dir: Dir::ToServer,
+            ts,
+            kind: EventKind::Open(ConnInfo {
+                client,
+                server,
+                roles,
+            }),
+        });
         i
     }
 
-    fn close_conn<S: StreamSink + ?Sized>(&mut self, i: u32, reason: CloseReason, ts: Timestamp, stats: &mut CaptureStats, sink: &mut S) {
-        let FlowTable { slots, ooo_total, limits, .. } = self;
-        let Some(conn) = slots.get_mut(i as usize).and_then(Option::as_mut) else { return };
-        let mut cx = Ctx { conn: conn.id, dir: Dir::ToServer, ts, sink, stats, ooo_total, limits };
+    fn close_conn<S: StreamSink + ?Sized>(
+        &mut self,
+        i: u32,
+        reason: CloseReason,
+        ts: Timestamp,
+        stats: &mut CaptureStats,
+        sink: &mut S,
+    ) {
+        let FlowTable {
+            slots,
+            ooo_total,
+            limits,
+            ..
+        } = self;
+        let Some(conn) = slots.get_mut(i as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut cx = Ctx {
+            conn: conn.id,
+            dir: Dir::ToServer,
+            ts,
+            sink,
+            stats,
+            ooo_total,
+            limits,
+        };
         for d in [Dir::ToServer, Dir::ToClient] {
             cx.dir = d;
             conn.halves[d.index()].close(reason, &mut cx);
@@ -386,6 +479,7 @@ fn guess_server_is_src(src: SocketAddr, dst: SocketAddr) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test values are small and known
 mod tests {
     use super::*;
     use crate::wire::TcpFlags;
@@ -448,7 +542,13 @@ mod tests {
         assert_eq!(log.opens.len(), 1);
         assert_eq!(log.opens[0].1.roles, RoleSource::Syn);
         assert_eq!(log.opens[0].1.server.port(), 443);
-        assert_eq!(log.data, vec![(ConnId(0), Dir::ToServer, b"ping".to_vec()), (ConnId(0), Dir::ToClient, b"pong".to_vec())]);
+        assert_eq!(
+            log.data,
+            vec![
+                (ConnId(0), Dir::ToServer, b"ping".to_vec()),
+                (ConnId(0), Dir::ToClient, b"pong".to_vec())
+            ]
+        );
         assert_eq!(log.closes.len(), 2);
         assert!(log.closes.iter().all(|c| c.2 == CloseReason::Fin));
         assert_eq!(st.conns_closed, 1);
@@ -463,23 +563,57 @@ mod tests {
     fn new_syn_on_open_tuple_replaces_it_but_retransmitted_syn_does_not() {
         let mut t = FlowTable::new(CaptureLimits::default());
         let (mut st, mut log) = (CaptureStats::default(), Log::default());
-        t.handle_segment(&seg(40000, 443, 10, SYN, b""), Timestamp(1), &mut st, &mut log);
-        t.handle_segment(&seg(40000, 443, 10, SYN, b""), Timestamp(2), &mut st, &mut log);
+        t.handle_segment(
+            &seg(40000, 443, 10, SYN, b""),
+            Timestamp(1),
+            &mut st,
+            &mut log,
+        );
+        t.handle_segment(
+            &seg(40000, 443, 10, SYN, b""),
+            Timestamp(2),
+            &mut st,
+            &mut log,
+        );
         assert_eq!(log.opens.len(), 1);
-        t.handle_segment(&seg(40000, 443, 77, SYN, b""), Timestamp(3), &mut st, &mut log);
+        t.handle_segment(
+            &seg(40000, 443, 77, SYN, b""),
+            Timestamp(3),
+            &mut st,
+            &mut log,
+        );
         assert_eq!(log.opens.len(), 2);
         assert_eq!(st.conns_reused, 1);
-        assert!(log.closes.iter().all(|c| c.0 == ConnId(0) && c.2 == CloseReason::Reused));
+        assert!(
+            log.closes
+                .iter()
+                .all(|c| c.0 == ConnId(0) && c.2 == CloseReason::Reused)
+        );
     }
 
     #[test]
     fn mid_stream_join_guesses_roles_and_strays_are_ignored() {
         let mut t = FlowTable::new(CaptureLimits::default());
         let (mut st, mut log) = (CaptureStats::default(), Log::default());
-        t.handle_segment(&seg(50051, 61000, 1, ACK, b""), Timestamp(1), &mut st, &mut log);
-        t.handle_segment(&seg(50051, 61000, 1, RST, b""), Timestamp(1), &mut st, &mut log);
+        t.handle_segment(
+            &seg(50051, 61000, 1, ACK, b""),
+            Timestamp(1),
+            &mut st,
+            &mut log,
+        );
+        t.handle_segment(
+            &seg(50051, 61000, 1, RST, b""),
+            Timestamp(1),
+            &mut st,
+            &mut log,
+        );
         assert_eq!(st.stray_segments, 2);
-        t.handle_segment(&seg(50051, 61000, 1, ACK, b"data"), Timestamp(1), &mut st, &mut log);
+        t.handle_segment(
+            &seg(50051, 61000, 1, ACK, b"data"),
+            Timestamp(1),
+            &mut st,
+            &mut log,
+        );
         assert_eq!(log.opens[0].1.roles, RoleSource::Guess);
         assert_eq!(log.opens[0].1.server.port(), 50051);
         assert_eq!(log.data[0].1, Dir::ToClient);
@@ -491,20 +625,41 @@ mod tests {
         let idle = limits.idle_timeout.as_nanos() as u64;
         let mut t = FlowTable::new(limits);
         let (mut st, mut log) = (CaptureStats::default(), Log::default());
-        t.handle_segment(&seg(40000, 443, 1, ACK, b"a"), Timestamp(1), &mut st, &mut log);
-        t.handle_segment(&seg(40001, 443, 1, ACK, b"a"), Timestamp(2), &mut st, &mut log);
-        t.handle_segment(&seg(40001, 443, 2, RST, b""), Timestamp(3), &mut st, &mut log);
+        t.handle_segment(
+            &seg(40000, 443, 1, ACK, b"a"),
+            Timestamp(1),
+            &mut st,
+            &mut log,
+        );
+        t.handle_segment(
+            &seg(40001, 443, 1, ACK, b"a"),
+            Timestamp(2),
+            &mut st,
+            &mut log,
+        );
+        t.handle_segment(
+            &seg(40001, 443, 2, RST, b""),
+            Timestamp(3),
+            &mut st,
+            &mut log,
+        );
         t.poll_timeouts(Timestamp(20_000_000_000), &mut st, &mut log);
         assert_eq!(t.len(), 1, "closed connection forgotten after linger");
         t.poll_timeouts(Timestamp(idle + 2), &mut st, &mut log);
         assert_eq!(t.len(), 0);
         assert_eq!(st.conns_expired, 1);
-        assert!(log.closes.contains(&(ConnId(0), Dir::ToServer, CloseReason::Idle)));
+        assert!(
+            log.closes
+                .contains(&(ConnId(0), Dir::ToServer, CloseReason::Idle))
+        );
     }
 
     #[test]
     fn syn_flood_stays_within_the_bound() {
-        let limits = CaptureLimits { max_connections: 1000, ..CaptureLimits::default() };
+        let limits = CaptureLimits {
+            max_connections: 1000,
+            ..CaptureLimits::default()
+        };
         let mut t = FlowTable::new(limits);
         let mut st = CaptureStats::default();
         let mut sink = |_: StreamEvent<'_>| {};

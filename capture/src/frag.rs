@@ -53,7 +53,8 @@ impl Partial {
     }
 
     fn complete(&self) -> bool {
-        self.total.is_some_and(|t| self.have.first() == Some(&(0, t)))
+        self.total
+            .is_some_and(|t| self.have.first() == Some(&(0, t)))
     }
 }
 
@@ -87,24 +88,36 @@ pub(crate) struct Defrag {
 
 impl Defrag {
     pub(crate) fn new(max: usize, timeout: Duration) -> Defrag {
-        Defrag { max, timeout, parts: Vec::new() }
+        Defrag {
+            max,
+            timeout,
+            parts: Vec::new(),
+        }
     }
 
     /// Adds one fragment. Returns how many held fragments' datagrams were given up (evicted or
     /// timed out) alongside the outcome for this one.
     pub(crate) fn add(&mut self, ip: &IpPacket<'_>, ts: Timestamp) -> (FragOutcome, u64) {
-        let Some(frag) = ip.frag else { return (FragOutcome::Dropped, 0) };
+        let Some(frag) = ip.frag else {
+            return (FragOutcome::Dropped, 0);
+        };
         let mut dropped = 0;
         let timeout = self.timeout;
         let before = self.parts.len();
-        self.parts.retain(|p| ts.saturating_since(p.first_seen) < timeout);
+        self.parts
+            .retain(|p| ts.saturating_since(p.first_seen) < timeout);
         dropped += (before - self.parts.len()) as u64;
         let start = frag.offset as usize;
         let end = start + ip.payload.len();
         if ip.missing > 0 || end > MAX_DATAGRAM {
             return (FragOutcome::Dropped, dropped);
         }
-        let key = Key { src: ip.src, dst: ip.dst, id: frag.id, protocol: ip.protocol };
+        let key = Key {
+            src: ip.src,
+            dst: ip.dst,
+            id: frag.id,
+            protocol: ip.protocol,
+        };
         let idx = match self.parts.iter().position(|p| p.key == key) {
             Some(i) => i,
             None => {
@@ -113,7 +126,13 @@ impl Defrag {
                     self.parts.remove(0);
                     dropped += 1;
                 }
-                self.parts.push(Partial { key, first_seen: ts, buf: Vec::new(), have: Vec::new(), total: None });
+                self.parts.push(Partial {
+                    key,
+                    first_seen: ts,
+                    buf: Vec::new(),
+                    have: Vec::new(),
+                    total: None,
+                });
                 self.parts.len() - 1
             }
         };
@@ -131,11 +150,20 @@ impl Defrag {
         }
         let mut p = self.parts.remove(idx);
         p.buf.truncate(p.total.unwrap_or(0));
-        (FragOutcome::Complete(Datagram { src: key.src, dst: key.dst, protocol: key.protocol, payload: p.buf }), dropped)
+        (
+            FragOutcome::Complete(Datagram {
+                src: key.src,
+                dst: key.dst,
+                protocol: key.protocol,
+                payload: p.buf,
+            }),
+            dropped,
+        )
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test values are small and known
 mod tests {
     use super::*;
     use crate::wire::FragInfo;
@@ -148,15 +176,25 @@ mod tests {
             protocol: 6,
             payload,
             missing: 0,
-            frag: Some(FragInfo { id: 7, offset, more }),
+            frag: Some(FragInfo {
+                id: 7,
+                offset,
+                more,
+            }),
         }
     }
 
     #[test]
     fn out_of_order_fragments_reassemble() {
         let mut d = Defrag::new(4, Duration::from_secs(30));
-        assert!(matches!(d.add(&frag(16, false, b"cccc"), Timestamp(0)).0, FragOutcome::Held));
-        assert!(matches!(d.add(&frag(0, true, b"aaaaaaaa"), Timestamp(0)).0, FragOutcome::Held));
+        assert!(matches!(
+            d.add(&frag(16, false, b"cccc"), Timestamp(0)).0,
+            FragOutcome::Held
+        ));
+        assert!(matches!(
+            d.add(&frag(0, true, b"aaaaaaaa"), Timestamp(0)).0,
+            FragOutcome::Held
+        ));
         match d.add(&frag(8, true, b"bbbbbbbb"), Timestamp(0)).0 {
             FragOutcome::Complete(dg) => assert_eq!(dg.payload, b"aaaaaaaabbbbbbbbcccc"),
             other => panic!("{other:?}"),
@@ -169,9 +207,24 @@ mod tests {
         let mut d = Defrag::new(1, Duration::from_secs(30));
         d.add(&frag(0, true, b"aaaaaaaa"), Timestamp(0));
         let mut other = frag(0, true, b"x");
-        other.frag = Some(FragInfo { id: 8, offset: 0, more: true });
-        assert_eq!(d.add(&other, Timestamp(0)).1, 1, "table full evicts the oldest");
-        assert_eq!(d.add(&frag(0, true, b"y"), Timestamp(31_000_000_000)).1, 1, "expired");
-        assert!(matches!(d.add(&frag(65_528, true, b"0123456789"), Timestamp(0)).0, FragOutcome::Dropped));
+        other.frag = Some(FragInfo {
+            id: 8,
+            offset: 0,
+            more: true,
+        });
+        assert_eq!(
+            d.add(&other, Timestamp(0)).1,
+            1,
+            "table full evicts the oldest"
+        );
+        assert_eq!(
+            d.add(&frag(0, true, b"y"), Timestamp(31_000_000_000)).1,
+            1,
+            "expired"
+        );
+        assert!(matches!(
+            d.add(&frag(65_528, true, b"0123456789"), Timestamp(0)).0,
+            FragOutcome::Dropped
+        ));
     }
 }

@@ -27,7 +27,10 @@ pub mod stats;
 pub mod wire;
 
 pub use config::CaptureLimits;
-pub use event::{CloseReason, ConnId, ConnInfo, Dir, EventKind, HalfStats, RoleSource, StreamEvent, StreamSink, Timestamp};
+pub use event::{
+    CloseReason, ConnId, ConnInfo, Dir, EventKind, HalfStats, RoleSource, StreamEvent, StreamSink,
+    Timestamp,
+};
 pub use flow::FlowTable;
 pub use source::{FileSource, Packet, SourceError};
 pub use stats::CaptureStats;
@@ -73,7 +76,10 @@ impl Reassembler {
                 self.stats.non_tcp += 1;
                 return;
             }
-            Err(WireError::Invalid { layer: wire::Layer::Link, what: "unsupported link type" }) => {
+            Err(WireError::Invalid {
+                layer: wire::Layer::Link,
+                what: "unsupported link type",
+            }) => {
                 self.stats.unsupported_link += 1;
                 return;
             }
@@ -92,7 +98,14 @@ impl Reassembler {
                 FragOutcome::Dropped => self.stats.ip_fragments_dropped += 1,
                 FragOutcome::Complete(dg) => {
                     self.stats.ip_reassembled += 1;
-                    let whole = IpPacket { src: dg.src, dst: dg.dst, protocol: dg.protocol, payload: &dg.payload, missing: 0, frag: None };
+                    let whole = IpPacket {
+                        src: dg.src,
+                        dst: dg.dst,
+                        protocol: dg.protocol,
+                        payload: &dg.payload,
+                        missing: 0,
+                        frag: None,
+                    };
                     self.handle_ip(&whole, pkt, sink);
                 }
             }
@@ -101,7 +114,12 @@ impl Reassembler {
         self.handle_ip(&ip, pkt, sink);
     }
 
-    fn handle_ip<S: StreamSink + ?Sized>(&mut self, ip: &IpPacket<'_>, pkt: &Packet<'_>, sink: &mut S) {
+    fn handle_ip<S: StreamSink + ?Sized>(
+        &mut self,
+        ip: &IpPacket<'_>,
+        pkt: &Packet<'_>,
+        sink: &mut S,
+    ) {
         if ip.protocol != IPPROTO_TCP {
             self.stats.non_tcp += 1;
             return;
@@ -113,7 +131,8 @@ impl Reassembler {
         if seg.missing > 0 {
             self.stats.truncated += 1;
         }
-        self.flows.handle_segment(&seg, pkt.ts, &mut self.stats, sink);
+        self.flows
+            .handle_segment(&seg, pkt.ts, &mut self.stats, sink);
     }
 
     fn count_error(&mut self, e: WireError) {

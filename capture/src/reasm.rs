@@ -13,7 +13,9 @@
 use std::collections::VecDeque;
 
 use crate::config::CaptureLimits;
-use crate::event::{CloseReason, ConnId, Dir, EventKind, HalfStats, StreamEvent, StreamSink, Timestamp};
+use crate::event::{
+    CloseReason, ConnId, Dir, EventKind, HalfStats, StreamEvent, StreamSink, Timestamp,
+};
 use crate::stats::CaptureStats;
 
 /// Bytes buffered ahead of a hole, at stream offset `off`.
@@ -53,7 +55,12 @@ pub(crate) struct Ctx<'c, S: StreamSink + ?Sized> {
 
 impl<S: StreamSink + ?Sized> Ctx<'_, S> {
     fn emit(&mut self, kind: EventKind<'_>) {
-        self.sink.on_event(StreamEvent { conn: self.conn, dir: self.dir, ts: self.ts, kind });
+        self.sink.on_event(StreamEvent {
+            conn: self.conn,
+            dir: self.dir,
+            ts: self.ts,
+            kind,
+        });
     }
 }
 
@@ -146,7 +153,13 @@ impl HalfStream {
         self.maybe_fin(cx);
     }
 
-    fn data<S: StreamSink + ?Sized>(&mut self, start: i64, payload: &[u8], missing: usize, cx: &mut Ctx<'_, S>) {
+    fn data<S: StreamSink + ?Sized>(
+        &mut self,
+        start: i64,
+        payload: &[u8],
+        missing: usize,
+        cx: &mut Ctx<'_, S>,
+    ) {
         let next = self.next_off as i64;
         let end = start + payload.len() as i64;
         if end + missing as i64 <= next {
@@ -154,7 +167,9 @@ impl HalfStream {
             return;
         }
         // Drop what lies before the next expected byte (retransmitted overlap).
-        let skip = usize::try_from((next - start).max(0)).unwrap_or(usize::MAX).min(payload.len());
+        let skip = usize::try_from((next - start).max(0))
+            .unwrap_or(usize::MAX)
+            .min(payload.len());
         let start = u64::try_from(start.max(next)).unwrap_or(0);
         let payload = &payload[skip..];
         if start == self.next_off {
@@ -195,10 +210,12 @@ impl HalfStream {
 
     /// Delivers the first buffered segment if it starts at or before `next_off`.
     fn pop_ready<S: StreamSink + ?Sized>(&mut self, cx: &mut Ctx<'_, S>) -> bool {
-        if !self.pending.front().is_some_and(|p| p.off <= self.next_off) {
+        if self.pending.front().is_none_or(|p| p.off > self.next_off) {
             return false;
         }
-        let Some(p) = self.pending.pop_front() else { return false };
+        let Some(p) = self.pending.pop_front() else {
+            return false;
+        };
         self.pending_bytes -= p.data.len();
         *cx.ooo_total -= p.data.len();
         if p.end() > self.next_off {
@@ -253,7 +270,13 @@ impl HalfStream {
             let next_start = self.pending.get(idx).map_or(end, |p| p.off.min(end));
             if cur < next_start {
                 let piece = &data[to_usize(cur - start)..to_usize(next_start - start)];
-                self.pending.insert(idx, Pending { off: cur, data: piece.to_vec() });
+                self.pending.insert(
+                    idx,
+                    Pending {
+                        off: cur,
+                        data: piece.to_vec(),
+                    },
+                );
                 self.pending_bytes += piece.len();
                 *cx.ooo_total += piece.len();
                 added = true;
@@ -261,7 +284,9 @@ impl HalfStream {
                 cur = next_start;
                 continue;
             }
-            let Some(p) = self.pending.get(idx) else { break };
+            let Some(p) = self.pending.get(idx) else {
+                break;
+            };
             // Overlap with buffered bytes [cur, min(end, p.end)): keep p's copy, compare.
             let ov_end = end.min(p.end());
             let ours = &data[to_usize(cur - start)..to_usize(ov_end - start)];
@@ -330,7 +355,11 @@ impl HalfStream {
     }
 
     /// Declares holes older than `reorder_timeout` lost.
-    pub(crate) fn check_timeout<S: StreamSink + ?Sized>(&mut self, now: Timestamp, cx: &mut Ctx<'_, S>) {
+    pub(crate) fn check_timeout<S: StreamSink + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        cx: &mut Ctx<'_, S>,
+    ) {
         while !self.closed
             && !self.pending.is_empty()
             && now.saturating_since(self.hole_since) >= cx.limits.reorder_timeout
@@ -343,26 +372,40 @@ impl HalfStream {
     }
 
     fn maybe_fin<S: StreamSink + ?Sized>(&mut self, cx: &mut Ctx<'_, S>) {
-        if !self.closed && self.pending.is_empty() && self.fin_off.is_some_and(|f| self.next_off >= f) {
+        if !self.closed
+            && self.pending.is_empty()
+            && self.fin_off.is_some_and(|f| self.next_off >= f)
+        {
             self.close_now(CloseReason::Fin, cx);
         }
     }
 
     /// Ends the direction: every hole becomes a gap, buffered bytes are delivered, then `Close`.
-    pub(crate) fn close<S: StreamSink + ?Sized>(&mut self, reason: CloseReason, cx: &mut Ctx<'_, S>) {
+    pub(crate) fn close<S: StreamSink + ?Sized>(
+        &mut self,
+        reason: CloseReason,
+        cx: &mut Ctx<'_, S>,
+    ) {
         if self.closed {
             return;
         }
         while self.skip_hole(cx) {}
         // A FIN reached in sequence is the real end even when an RST or the end of the capture
         // is what made us look.
-        let reason = if self.fin_off.is_some_and(|f| self.next_off >= f) { CloseReason::Fin } else { reason };
+        let reason = if self.fin_off.is_some_and(|f| self.next_off >= f) {
+            CloseReason::Fin
+        } else {
+            reason
+        };
         self.close_now(reason, cx);
     }
 
     fn close_now<S: StreamSink + ?Sized>(&mut self, reason: CloseReason, cx: &mut Ctx<'_, S>) {
         self.closed = true;
-        cx.emit(EventKind::Close { reason, stats: self.stats });
+        cx.emit(EventKind::Close {
+            reason,
+            stats: self.stats,
+        });
     }
 
     /// Releases buffered bytes without events (the connection is being dropped after close).
@@ -378,6 +421,7 @@ fn to_usize(n: u64) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test values are small and known
 mod tests {
     use super::*;
 
@@ -399,9 +443,19 @@ mod tests {
 
     impl Rig {
         fn new() -> Self {
-            Rig { half: HalfStream::default(), out: Out::default(), stats: CaptureStats::default(), ooo: 0, limits: CaptureLimits::default() }
+            Rig {
+                half: HalfStream::default(),
+                out: Out::default(),
+                stats: CaptureStats::default(),
+                ooo: 0,
+                limits: CaptureLimits::default(),
+            }
         }
-        fn run(&mut self, ts: u64, f: impl FnOnce(&mut HalfStream, &mut Ctx<'_, dyn StreamSink + '_>)) {
+        fn run(
+            &mut self,
+            ts: u64,
+            f: impl FnOnce(&mut HalfStream, &mut Ctx<'_, dyn StreamSink + '_>),
+        ) {
             let out = &mut self.out;
             let mut sink = |ev: StreamEvent<'_>| match ev.kind {
                 EventKind::Data(d) => out.bytes.extend_from_slice(d),
@@ -421,7 +475,13 @@ mod tests {
             f(&mut self.half, &mut cx);
         }
         fn seg(&mut self, ts: u64, seq: u32, payload: &[u8], syn: bool, fin: bool) {
-            let s = SegIn { seq, syn, fin, payload, missing: 0 };
+            let s = SegIn {
+                seq,
+                syn,
+                fin,
+                payload,
+                missing: 0,
+            };
             self.run(ts, |h, cx| h.segment(&s, cx));
         }
     }
@@ -438,7 +498,10 @@ mod tests {
         assert_eq!(r.out.bytes, b"abcdefghi");
         assert_eq!(r.out.close, Some(CloseReason::Fin));
         assert_eq!(r.stats.out_of_order, 1);
-        assert_eq!(r.stats.retransmitted, 1, "a copy after the FIN is a retransmission");
+        assert_eq!(
+            r.stats.retransmitted, 1,
+            "a copy after the FIN is a retransmission"
+        );
         assert_eq!(r.ooo, 0);
     }
 
@@ -478,9 +541,13 @@ mod tests {
         let mut r = Rig::new();
         r.seg(0, 0, b"a", false, false);
         r.seg(1_000, 5, b"f", false, false);
-        r.run(2_000_000_000, |h, cx| h.check_timeout(Timestamp(2_000_000_000), cx));
+        r.run(2_000_000_000, |h, cx| {
+            h.check_timeout(Timestamp(2_000_000_000), cx)
+        });
         assert!(r.out.gaps.is_empty());
-        r.run(3_000_001_000, |h, cx| h.check_timeout(Timestamp(3_000_001_000), cx));
+        r.run(3_000_001_000, |h, cx| {
+            h.check_timeout(Timestamp(3_000_001_000), cx)
+        });
         assert_eq!(r.out.gaps, vec![(1, 4)]);
         assert_eq!(r.out.bytes, b"af");
     }
@@ -501,7 +568,13 @@ mod tests {
     #[test]
     fn snaplen_cut_becomes_gap_and_stream_goes_on() {
         let mut r = Rig::new();
-        let s = SegIn { seq: 0, syn: false, fin: false, payload: b"head", missing: 96 };
+        let s = SegIn {
+            seq: 0,
+            syn: false,
+            fin: false,
+            payload: b"head",
+            missing: 96,
+        };
         r.run(0, |h, cx| h.segment(&s, cx));
         r.seg(1, 100, b"next", false, false);
         assert_eq!(r.out.bytes, b"headnext");

@@ -54,7 +54,9 @@ pub enum SourceError {
         magic: String,
     },
     /// The file ends inside a block.
-    #[error("{path}: truncated at byte {offset}{where_}: the last block is incomplete ({have} bytes of it present)")]
+    #[error(
+        "{path}: truncated at byte {offset}{where_}: the last block is incomplete ({have} bytes of it present)"
+    )]
     Truncated {
         /// File.
         path: PathBuf,
@@ -128,7 +130,14 @@ impl<R: Read> Read for Stashed<R> {
 
 /// What a block turned out to be, with its packet located inside the reader's buffer.
 enum Found {
-    Packet { ts: Timestamp, linktype: u32, start: usize, len: usize, orig_len: u32, interface: u32 },
+    Packet {
+        ts: Timestamp,
+        linktype: u32,
+        start: usize,
+        len: usize,
+        orig_len: u32,
+        interface: u32,
+    },
     Other,
     Bad(String),
 }
@@ -161,7 +170,10 @@ pub struct FileSource {
 
 impl std::fmt::Debug for FileSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileSource").field("path", &self.path).field("gzip", &self.gzip).finish_non_exhaustive()
+        f.debug_struct("FileSource")
+            .field("path", &self.path)
+            .field("gzip", &self.gzip)
+            .finish_non_exhaustive()
     }
 }
 
@@ -172,7 +184,10 @@ const OBSOLETE_PB_MAGIC: u32 = 0x0000_0002;
 impl FileSource {
     /// Opens `path`, detecting gzip and the capture format from the first bytes.
     pub fn open(path: &Path, max_block_size: usize) -> Result<FileSource, SourceError> {
-        let io_err = |source| SourceError::Io { path: path.to_owned(), source };
+        let io_err = |source| SourceError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let mut file = File::open(path).map_err(io_err)?;
         let file_len = file.metadata().map_err(io_err)?.len();
         let mut magic = [0u8; 2];
@@ -181,31 +196,63 @@ impl FileSource {
         let gzip = got == 2 && magic == GZIP_MAGIC;
         let file_read = Arc::new(AtomicU64::new(0));
         let last_error = Arc::new(std::sync::Mutex::new(None));
-        let counted = Counted { inner: file, read: file_read.clone() };
-        let inner: Box<dyn Read + Send> =
-            if gzip { Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(counted))) } else { Box::new(counted) };
-        let input = Stashed { inner, last_error: last_error.clone() };
-        let where_ = if gzip { " of the decompressed data" } else { "" };
+        let counted = Counted {
+            inner: file,
+            read: file_read.clone(),
+        };
+        let inner: Box<dyn Read + Send> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
+                counted,
+            )))
+        } else {
+            Box::new(counted)
+        };
+        let input = Stashed {
+            inner,
+            last_error: last_error.clone(),
+        };
+        let where_ = if gzip {
+            " of the decompressed data"
+        } else {
+            ""
+        };
         let reader = match pcap_parser::create_reader(INITIAL_BUFFER, input) {
             Ok(r) => r,
             Err(PcapError::Eof) => {
-                return Err(SourceError::Truncated { path: path.to_owned(), offset: 0, have: 0, where_ });
+                return Err(SourceError::Truncated {
+                    path: path.to_owned(),
+                    offset: 0,
+                    have: 0,
+                    where_,
+                });
             }
             Err(PcapError::ReadError) => {
                 let source = last_error.lock().ok().and_then(|mut e| e.take());
                 return Err(match source {
-                    Some(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                        SourceError::Truncated { path: path.to_owned(), offset: 0, have: 0, where_ }
-                    }
+                    Some(e) if e.kind() == io::ErrorKind::UnexpectedEof => SourceError::Truncated {
+                        path: path.to_owned(),
+                        offset: 0,
+                        have: 0,
+                        where_,
+                    },
                     Some(e) => io_err(e),
                     None => io_err(io::Error::other("read failed")),
                 });
             }
             Err(_) => {
                 let mut head = [0u8; 8];
-                let n = File::open(path).and_then(|mut f| read_up_to(&mut f, &mut head)).unwrap_or(0);
-                let magic = head[..n].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
-                return Err(SourceError::NotACapture { path: path.to_owned(), magic });
+                let n = File::open(path)
+                    .and_then(|mut f| read_up_to(&mut f, &mut head))
+                    .unwrap_or(0);
+                let magic = head[..n]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                return Err(SourceError::NotACapture {
+                    path: path.to_owned(),
+                    magic,
+                });
             }
         };
         Ok(FileSource {
@@ -247,9 +294,10 @@ impl FileSource {
         loop {
             let base = self.reader.data().as_ptr() as usize;
             let step = match self.reader.next() {
-                Ok((len, block)) => {
-                    Step::Block(len, classify(block, base, &mut self.ifaces, &mut self.section_big_endian))
-                }
+                Ok((len, block)) => Step::Block(
+                    len,
+                    classify(block, base, &mut self.ifaces, &mut self.section_big_endian),
+                ),
                 Err(PcapError::Eof) => Step::Eof,
                 Err(PcapError::Incomplete(_)) => Step::NeedMore,
                 Err(PcapError::BufferTooSmall) => Step::TooSmall,
@@ -261,13 +309,31 @@ impl FileSource {
                 }
             };
             match step {
-                Step::Block(len, Found::Packet { ts, linktype, start, len: plen, orig_len, interface }) => {
+                Step::Block(
+                    len,
+                    Found::Packet {
+                        ts,
+                        linktype,
+                        start,
+                        len: plen,
+                        orig_len,
+                        interface,
+                    },
+                ) => {
                     self.pending = len;
                     let data = self.reader.data().get(start..start + plen).unwrap_or(&[]);
-                    return Ok(Some(Packet { ts, linktype, data, orig_len, interface }));
+                    return Ok(Some(Packet {
+                        ts,
+                        linktype,
+                        data,
+                        orig_len,
+                        interface,
+                    }));
                 }
                 Step::Block(len, Found::Other) => self.reader.consume(len),
-                Step::Block(_, Found::Bad(reason)) | Step::Corrupt(reason) => return Err(self.corrupt(reason)),
+                Step::Block(_, Found::Bad(reason)) | Step::Corrupt(reason) => {
+                    return Err(self.corrupt(reason));
+                }
                 Step::Eof => return Ok(None),
                 Step::NeedMore => self.refill()?,
                 Step::TooSmall => {
@@ -293,11 +359,20 @@ impl FileSource {
     }
 
     fn where_(&self) -> &'static str {
-        if self.gzip { " of the decompressed data" } else { "" }
+        if self.gzip {
+            " of the decompressed data"
+        } else {
+            ""
+        }
     }
 
     fn corrupt(&self, reason: String) -> SourceError {
-        SourceError::Corrupt { path: self.path.clone(), offset: self.offset(), reason, where_: self.where_() }
+        SourceError::Corrupt {
+            path: self.path.clone(),
+            offset: self.offset(),
+            reason,
+            where_: self.where_(),
+        }
     }
 
     fn refill(&mut self) -> Result<(), SourceError> {
@@ -339,7 +414,11 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// and so refuses every binary resolution.
 fn ts_units_per_sec(tsresol: u8) -> Option<u64> {
     let n = u32::from(tsresol & 0x7f);
-    if tsresol & 0x80 == 0 { 10u64.checked_pow(n) } else { 1u64.checked_shl(n).filter(|_| n < 64) }
+    if tsresol & 0x80 == 0 {
+        10u64.checked_pow(n)
+    } else {
+        1u64.checked_shl(n).filter(|_| n < 64)
+    }
 }
 
 /// `if_tsoffset` in the section's byte order (pcap-parser 0.17 always reads it little-endian).
@@ -348,7 +427,13 @@ fn ts_offset(options: &[pcap_parser::pcapng::PcapNGOption<'_>], big_endian: bool
         .iter()
         .find(|o| o.code == pcap_parser::pcapng::OptionCode::IfTsoffset)
         .and_then(|o| <[u8; 8]>::try_from(o.value.get(..8)?).ok())
-        .map_or(0, |b| if big_endian { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) })
+        .map_or(0, |b| {
+            if big_endian {
+                i64::from_be_bytes(b)
+            } else {
+                i64::from_le_bytes(b)
+            }
+        })
 }
 
 fn linktype_of(l: pcap_parser::Linktype) -> u32 {
@@ -360,19 +445,41 @@ fn located(data: &[u8], base: usize) -> (usize, usize) {
 }
 
 /// Updates interface state from a non-packet block, or locates a packet.
-fn classify(block: PcapBlockOwned<'_>, base: usize, ifaces: &mut Vec<Iface>, big_endian: &mut bool) -> Found {
+fn classify(
+    block: PcapBlockOwned<'_>,
+    base: usize,
+    ifaces: &mut Vec<Iface>,
+    big_endian: &mut bool,
+) -> Found {
     match block {
         PcapBlockOwned::LegacyHeader(h) => {
-            let units_per_sec = if h.is_nanosecond_precision() { 1_000_000_000 } else { 1_000_000 };
+            let units_per_sec = if h.is_nanosecond_precision() {
+                1_000_000_000
+            } else {
+                1_000_000
+            };
             ifaces.clear();
-            ifaces.push(Iface { linktype: linktype_of(h.network), units_per_sec, offset_secs: 0 });
+            ifaces.push(Iface {
+                linktype: linktype_of(h.network),
+                units_per_sec,
+                offset_secs: 0,
+            });
             Found::Other
         }
         PcapBlockOwned::Legacy(b) => {
-            let Some(iface) = ifaces.first() else { return Found::Bad("packet before the file header".into()) };
+            let Some(iface) = ifaces.first() else {
+                return Found::Bad("packet before the file header".into());
+            };
             let raw = u64::from(b.ts_sec) * iface.units_per_sec + u64::from(b.ts_usec);
             let (start, len) = located(b.data, base);
-            Found::Packet { ts: iface.timestamp(raw), linktype: iface.linktype, start, len, orig_len: b.origlen, interface: 0 }
+            Found::Packet {
+                ts: iface.timestamp(raw),
+                linktype: iface.linktype,
+                start,
+                len,
+                orig_len: b.origlen,
+                interface: 0,
+            }
         }
         PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
             // Interface numbering restarts in every section.
@@ -382,10 +489,18 @@ fn classify(block: PcapBlockOwned<'_>, base: usize, ifaces: &mut Vec<Iface>, big
         }
         PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
             let Some(units_per_sec) = ts_units_per_sec(idb.if_tsresol) else {
-                return Found::Bad(format!("interface {} has an invalid if_tsresol {}", ifaces.len(), idb.if_tsresol));
+                return Found::Bad(format!(
+                    "interface {} has an invalid if_tsresol {}",
+                    ifaces.len(),
+                    idb.if_tsresol
+                ));
             };
             let offset_secs = ts_offset(&idb.options, *big_endian);
-            ifaces.push(Iface { linktype: linktype_of(idb.linktype), units_per_sec, offset_secs });
+            ifaces.push(Iface {
+                linktype: linktype_of(idb.linktype),
+                units_per_sec,
+                offset_secs,
+            });
             Found::Other
         }
         PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
@@ -395,18 +510,38 @@ fn classify(block: PcapBlockOwned<'_>, base: usize, ifaces: &mut Vec<Iface>, big
             let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
             let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
             let (start, len) = located(data, base);
-            Found::Packet { ts: iface.timestamp(raw), linktype: iface.linktype, start, len, orig_len: epb.origlen, interface: epb.if_id }
+            Found::Packet {
+                ts: iface.timestamp(raw),
+                linktype: iface.linktype,
+                start,
+                len,
+                orig_len: epb.origlen,
+                interface: epb.if_id,
+            }
         }
         PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
             // SPBs belong to interface 0 and carry no timestamp.
-            let Some(iface) = ifaces.first() else { return Found::Bad("simple packet block before any interface".into()) };
+            let Some(iface) = ifaces.first() else {
+                return Found::Bad("simple packet block before any interface".into());
+            };
             let data = spb.data.get(..spb.origlen as usize).unwrap_or(spb.data);
             let (start, len) = located(data, base);
-            Found::Packet { ts: Timestamp::default(), linktype: iface.linktype, start, len, orig_len: spb.origlen, interface: 0 }
+            Found::Packet {
+                ts: Timestamp::default(),
+                linktype: iface.linktype,
+                start,
+                len,
+                orig_len: spb.origlen,
+                interface: 0,
+            }
         }
         // pcap-parser reads an unknown block's type little-endian whatever the section's order.
         PcapBlockOwned::NG(Block::Unknown(u))
-            if (if *big_endian { u.block_type.swap_bytes() } else { u.block_type }) == OBSOLETE_PB_MAGIC =>
+            if (if *big_endian {
+                u.block_type.swap_bytes()
+            } else {
+                u.block_type
+            }) == OBSOLETE_PB_MAGIC =>
         {
             obsolete_packet_block(u.data, base, ifaces, *big_endian)
         }
@@ -422,11 +557,19 @@ fn obsolete_packet_block(body: &[u8], base: usize, ifaces: &[Iface], big_endian:
     }
     let u16_at = |at: usize| {
         let b = [body[at], body[at + 1]];
-        if big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
+        if big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
     };
     let u32_at = |at: usize| {
         let b = [body[at], body[at + 1], body[at + 2], body[at + 3]];
-        if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+        if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
     };
     let if_id = u32::from(u16_at(0));
     let Some(iface) = ifaces.get(if_id as usize) else {
@@ -435,8 +578,17 @@ fn obsolete_packet_block(body: &[u8], base: usize, ifaces: &[Iface], big_endian:
     let raw = (u64::from(u32_at(4)) << 32) | u64::from(u32_at(8));
     let caplen = u32_at(12) as usize;
     let Some(data) = body.get(20..20 + caplen) else {
-        return Found::Bad(format!("packet block captured length {caplen} exceeds the block"));
+        return Found::Bad(format!(
+            "packet block captured length {caplen} exceeds the block"
+        ));
     };
     let (start, len) = located(data, base);
-    Found::Packet { ts: iface.timestamp(raw), linktype: iface.linktype, start, len, orig_len: u32_at(16), interface: if_id }
+    Found::Packet {
+        ts: iface.timestamp(raw),
+        linktype: iface.linktype,
+        start,
+        len,
+        orig_len: u32_at(16),
+        interface: if_id,
+    }
 }

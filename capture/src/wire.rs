@@ -81,7 +81,10 @@ impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WireError::Truncated { layer, needed, got } => {
-                write!(f, "{layer:?} header truncated: needs {needed} bytes, {got} captured")
+                write!(
+                    f,
+                    "{layer:?} header truncated: needs {needed} bytes, {got} captured"
+                )
             }
             WireError::Invalid { layer, what } => write!(f, "{layer:?}: {what}"),
         }
@@ -92,7 +95,11 @@ impl std::error::Error for WireError {}
 
 fn need(layer: Layer, data: &[u8], needed: usize) -> Result<(), WireError> {
     if data.len() < needed {
-        Err(WireError::Truncated { layer, needed, got: data.len() })
+        Err(WireError::Truncated {
+            layer,
+            needed,
+            got: data.len(),
+        })
     } else {
         Ok(())
     }
@@ -126,7 +133,10 @@ pub fn parse_link(linktype: u32, data: &[u8]) -> Result<LinkPayload<'_>, WireErr
         linktype::RAW | linktype::RAW_12 | linktype::RAW_14 | linktype::IPV4 | linktype::IPV6 => {
             Ok(LinkPayload::Ip(data))
         }
-        _ => Err(WireError::Invalid { layer: Layer::Link, what: "unsupported link type" }),
+        _ => Err(WireError::Invalid {
+            layer: Layer::Link,
+            what: "unsupported link type",
+        }),
     }
 }
 
@@ -149,10 +159,16 @@ fn parse_ethernet(data: &[u8]) -> Result<LinkPayload<'_>, WireError> {
     let mut ethertype = be16(data, eth_field::ETHERTYPE);
     let mut at = eth_field::HEADER_LEN;
     let mut tags = 0;
-    while matches!(ethertype, ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD) {
+    while matches!(
+        ethertype,
+        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+    ) {
         tags += 1;
         if tags > MAX_VLAN_TAGS {
-            return Err(WireError::Invalid { layer: Layer::Link, what: "too many VLAN tags" });
+            return Err(WireError::Invalid {
+                layer: Layer::Link,
+                what: "too many VLAN tags",
+            });
         }
         need(Layer::Link, data, at + eth_field::TAG_LEN)?;
         // A tag is TCI(2) then the next ethertype(2).
@@ -170,7 +186,10 @@ mod sll_field {
 
 fn parse_sll(data: &[u8]) -> Result<LinkPayload<'_>, WireError> {
     need(Layer::Link, data, sll_field::HEADER_LEN)?;
-    Ok(by_ethertype(be16(data, sll_field::PROTOCOL), &data[sll_field::HEADER_LEN..]))
+    Ok(by_ethertype(
+        be16(data, sll_field::PROTOCOL),
+        &data[sll_field::HEADER_LEN..],
+    ))
 }
 
 /// Linux cooked v2: protocol(2) reserved(2) ifindex(4) ARPHRD(2) packet type(1) addr len(1)
@@ -182,7 +201,10 @@ mod sll2_field {
 
 fn parse_sll2(data: &[u8]) -> Result<LinkPayload<'_>, WireError> {
     need(Layer::Link, data, sll2_field::HEADER_LEN)?;
-    Ok(by_ethertype(be16(data, sll2_field::PROTOCOL), &data[sll2_field::HEADER_LEN..]))
+    Ok(by_ethertype(
+        be16(data, sll2_field::PROTOCOL),
+        &data[sll2_field::HEADER_LEN..],
+    ))
 }
 
 /// NULL/LOOP: a 4-byte address family. NULL stores it in the capturing host's byte order, so a
@@ -257,8 +279,15 @@ pub fn parse_ip(data: &[u8]) -> Result<IpPacket<'_>, WireError> {
     match data.first().map(|b| b >> 4) {
         Some(4) => parse_ipv4(data),
         Some(6) => parse_ipv6(data),
-        Some(_) => Err(WireError::Invalid { layer: Layer::Ipv4, what: "IP version is neither 4 nor 6" }),
-        None => Err(WireError::Truncated { layer: Layer::Ipv4, needed: 1, got: 0 }),
+        Some(_) => Err(WireError::Invalid {
+            layer: Layer::Ipv4,
+            what: "IP version is neither 4 nor 6",
+        }),
+        None => Err(WireError::Truncated {
+            layer: Layer::Ipv4,
+            needed: 1,
+            got: 0,
+        }),
     }
 }
 
@@ -278,14 +307,20 @@ fn parse_ipv4(data: &[u8]) -> Result<IpPacket<'_>, WireError> {
     need(Layer::Ipv4, data, f::MIN_LEN)?;
     let ihl = usize::from(data[0] & 0x0f) * 4;
     if ihl < f::MIN_LEN {
-        return Err(WireError::Invalid { layer: Layer::Ipv4, what: "header length below 20" });
+        return Err(WireError::Invalid {
+            layer: Layer::Ipv4,
+            what: "header length below 20",
+        });
     }
     need(Layer::Ipv4, data, ihl)?;
     let total = usize::from(be16(data, f::TOTAL_LEN));
     // TSO captures on the sender carry total length 0; trust the captured length then.
     let total = if total == 0 { data.len() } else { total };
     if total < ihl {
-        return Err(WireError::Invalid { layer: Layer::Ipv4, what: "total length below header length" });
+        return Err(WireError::Invalid {
+            layer: Layer::Ipv4,
+            what: "total length below header length",
+        });
     }
     let flags_frag = be16(data, f::FLAGS_FRAG);
     let more = flags_frag & 0x2000 != 0;
@@ -297,8 +332,18 @@ fn parse_ipv4(data: &[u8]) -> Result<IpPacket<'_>, WireError> {
     });
     let (payload, missing) = announced_payload(data, ihl, total - ihl);
     Ok(IpPacket {
-        src: IpAddr::V4(Ipv4Addr::new(data[f::SRC], data[f::SRC + 1], data[f::SRC + 2], data[f::SRC + 3])),
-        dst: IpAddr::V4(Ipv4Addr::new(data[f::DST], data[f::DST + 1], data[f::DST + 2], data[f::DST + 3])),
+        src: IpAddr::V4(Ipv4Addr::new(
+            data[f::SRC],
+            data[f::SRC + 1],
+            data[f::SRC + 2],
+            data[f::SRC + 3],
+        )),
+        dst: IpAddr::V4(Ipv4Addr::new(
+            data[f::DST],
+            data[f::DST + 1],
+            data[f::DST + 2],
+            data[f::DST + 3],
+        )),
         protocol: data[f::PROTOCOL],
         payload,
         missing,
@@ -329,7 +374,11 @@ fn parse_ipv6(data: &[u8]) -> Result<IpPacket<'_>, WireError> {
     need(Layer::Ipv6, data, f::HEADER_LEN)?;
     let payload_len = usize::from(be16(data, f::PAYLOAD_LEN));
     // A jumbogram or a TSO capture says 0; trust the captured length then.
-    let payload_len = if payload_len == 0 { data.len() - f::HEADER_LEN } else { payload_len };
+    let payload_len = if payload_len == 0 {
+        data.len() - f::HEADER_LEN
+    } else {
+        payload_len
+    };
     let (mut rest, missing) = announced_payload(data, f::HEADER_LEN, payload_len);
     let mut next = data[f::NEXT_HEADER];
     let mut frag = None;
@@ -379,7 +428,10 @@ fn parse_ipv6(data: &[u8]) -> Result<IpPacket<'_>, WireError> {
             });
         }
     }
-    Err(WireError::Invalid { layer: Layer::Ipv6, what: "extension header chain too long" })
+    Err(WireError::Invalid {
+        layer: Layer::Ipv6,
+        what: "extension header chain too long",
+    })
 }
 
 /// TCP control flags.
@@ -457,7 +509,10 @@ pub fn parse_tcp<'a>(ip: &IpPacket<'a>) -> Result<TcpSegment<'a>, WireError> {
     need(Layer::Tcp, d, f::MIN_LEN)?;
     let doff = usize::from(d[f::DATA_OFF] >> 4) * 4;
     if doff < f::MIN_LEN {
-        return Err(WireError::Invalid { layer: Layer::Tcp, what: "data offset below 20" });
+        return Err(WireError::Invalid {
+            layer: Layer::Tcp,
+            what: "data offset below 20",
+        });
     }
     need(Layer::Tcp, d, doff)?;
     Ok(TcpSegment {
@@ -474,6 +529,7 @@ pub fn parse_tcp<'a>(ip: &IpPacket<'a>) -> Result<TcpSegment<'a>, WireError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test values are small and known
 mod tests {
     use super::*;
 
@@ -481,11 +537,30 @@ mod tests {
     pub(crate) fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
         let total = 20 + 20 + payload.len();
         let mut p = vec![
-            0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10,
-            0, 0, 2,
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            6,
+            0,
+            0,
+            10,
+            0,
+            0,
+            1,
+            10,
+            0,
+            0,
+            2,
         ];
         p.extend_from_slice(&[
-            0x9c, 0x40, 0xc3, 0x83, 0, 0, 0x03, 0xe8, 0, 0, 0, 7, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+            0x9c, 0x40, 0xc3, 0x83, 0, 0, 0x03, 0xe8, 0, 0, 0, 7, 0x50, 0x18, 0xff, 0xff, 0, 0, 0,
+            0,
         ]);
         p.extend_from_slice(payload);
         p
@@ -535,7 +610,9 @@ mod tests {
         sll.extend_from_slice(&ip);
         check_common(&seg(linktype::LINUX_SLL, &sll));
 
-        let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0];
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
+        ];
         sll2.extend_from_slice(&ip);
         check_common(&seg(linktype::LINUX_SLL2, &sll2));
     }
@@ -572,7 +649,9 @@ mod tests {
             let next = exts.get(i + 1).copied().unwrap_or(IPPROTO_TCP);
             p.extend_from_slice(&[next, 0, 0, 0, 0, 0, 0, 0]);
         }
-        p.extend_from_slice(&[0x9c, 0x40, 0xc3, 0x83, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0, 0, 0, 0, 0, 0]);
+        p.extend_from_slice(&[
+            0x9c, 0x40, 0xc3, 0x83, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0, 0, 0, 0, 0, 0,
+        ]);
         p.extend_from_slice(payload);
         p
     }
@@ -594,7 +673,14 @@ mod tests {
         // fragment offset 0, M=1, id 0xdeadbeef
         pkt[40 + 2..40 + 8].copy_from_slice(&[0x00, 0x01, 0xde, 0xad, 0xbe, 0xef]);
         let ip = parse_ip(&pkt).expect("ip");
-        assert_eq!(ip.frag, Some(FragInfo { id: 0xdead_beef, offset: 0, more: true }));
+        assert_eq!(
+            ip.frag,
+            Some(FragInfo {
+                id: 0xdead_beef,
+                offset: 0,
+                more: true
+            })
+        );
     }
 
     #[test]
@@ -615,12 +701,18 @@ mod tests {
             let frame = &eth[..n];
             let r = parse_link(linktype::ETHERNET, frame).and_then(|l| match l {
                 LinkPayload::Ip(ip) => parse_ip(ip).and_then(|ip| parse_tcp(&ip)),
-                LinkPayload::Other(_) => Err(WireError::Invalid { layer: Layer::Link, what: "x" }),
+                LinkPayload::Other(_) => Err(WireError::Invalid {
+                    layer: Layer::Link,
+                    what: "x",
+                }),
             });
             // Up to the end of the TCP header every cut is a truncation error; after it the
             // segment parses with the rest of the payload reported missing.
             if n < 18 + 40 {
-                assert!(matches!(r, Err(WireError::Truncated { .. })), "cut at {n}: {r:?}");
+                assert!(
+                    matches!(r, Err(WireError::Truncated { .. })),
+                    "cut at {n}: {r:?}"
+                );
             } else {
                 assert_eq!(r.expect("parses").missing, 18 + 42 - n);
             }
@@ -631,11 +723,23 @@ mod tests {
     fn invalid_headers_are_rejected() {
         let mut ip = ipv4_tcp(b"hi");
         ip[0] = 0x44; // IHL 4
-        assert!(matches!(parse_ip(&ip), Err(WireError::Invalid { layer: Layer::Ipv4, .. })));
+        assert!(matches!(
+            parse_ip(&ip),
+            Err(WireError::Invalid {
+                layer: Layer::Ipv4,
+                ..
+            })
+        ));
         let mut ip = ipv4_tcp(b"hi");
         ip[20 + 12] = 0x40; // TCP data offset 16 bytes
         let p = parse_ip(&ip).expect("ip");
-        assert!(matches!(parse_tcp(&p), Err(WireError::Invalid { layer: Layer::Tcp, .. })));
+        assert!(matches!(
+            parse_tcp(&p),
+            Err(WireError::Invalid {
+                layer: Layer::Tcp,
+                ..
+            })
+        ));
         assert!(matches!(parse_ip(&[0x70]), Err(WireError::Invalid { .. })));
     }
 }

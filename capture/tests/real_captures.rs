@@ -2,11 +2,17 @@
 //! with Wireshark's reassembly of the same file (recorded when the capture was made, in
 //! `*.streams.json`) and the connections with the client's own call log (`*.calls.jsonl`).
 
+// Test sizes are small and known; the truncation lint is for wire-facing code.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use capture::{CaptureLimits, CloseReason, ConnInfo, Dir, EventKind, FileSource, Reassembler, RoleSource, StreamEvent};
+use capture::{
+    CaptureLimits, CloseReason, ConnInfo, Dir, EventKind, FileSource, Reassembler, RoleSource,
+    StreamEvent,
+};
 use sha2::{Digest, Sha256};
 
 fn captures() -> PathBuf {
@@ -41,7 +47,10 @@ fn replay(path: &Path) -> Replayed {
     let mut sink = |ev: StreamEvent<'_>| {
         if let EventKind::Open(info) = ev.kind {
             ids.insert(ev.conn.0, conns.len());
-            conns.push(Conn { info, halves: Default::default() });
+            conns.push(Conn {
+                info,
+                halves: Default::default(),
+            });
             return;
         }
         let conn = &mut conns[ids[&ev.conn.0]];
@@ -70,33 +79,63 @@ fn replay(path: &Path) -> Replayed {
         reasm.handle_packet(&pkt, &mut sink);
     }
     reasm.finish(&mut sink);
-    Replayed { conns, stats: *reasm.stats() }
+    Replayed {
+        conns,
+        stats: *reasm.stats(),
+    }
 }
 
 fn sha(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 /// Wireshark's streams: (node0, node1) -> [(bytes, sha) node0->node1, node1->node0].
-fn oracle(path: &Path) -> Vec<(SocketAddr, SocketAddr, [(usize, String); 2])> {
-    let name = format!("{}.streams.json", path.file_name().and_then(|n| n.to_str()).expect("name"));
+/// (node0, node1, [(bytes, sha256) node0 -> node1, node1 -> node0]).
+type OracleStream = (SocketAddr, SocketAddr, [(usize, String); 2]);
+
+fn oracle(path: &Path) -> Vec<OracleStream> {
+    let name = format!(
+        "{}.streams.json",
+        path.file_name().and_then(|n| n.to_str()).expect("name")
+    );
     let text = std::fs::read_to_string(path.with_file_name(name)).expect("streams.json");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
-    let dir = |d: &serde_json::Value| (d["bytes"].as_u64().expect("bytes") as usize, d["sha256"].as_str().expect("sha").to_owned());
+    let dir = |d: &serde_json::Value| {
+        (
+            d["bytes"].as_u64().expect("bytes") as usize,
+            d["sha256"].as_str().expect("sha").to_owned(),
+        )
+    };
     v["streams"]
         .as_array()
         .expect("streams")
         .iter()
         .map(|s| {
-            let addr = |k: &str| s[k].as_str().expect("node").parse::<SocketAddr>().expect("addr");
-            (addr("node0"), addr("node1"), [dir(&s["node0_to_node1"]), dir(&s["node1_to_node0"])])
+            let addr = |k: &str| {
+                s[k].as_str()
+                    .expect("node")
+                    .parse::<SocketAddr>()
+                    .expect("addr")
+            };
+            (
+                addr("node0"),
+                addr("node1"),
+                [dir(&s["node0_to_node1"]), dir(&s["node1_to_node0"])],
+            )
         })
         .collect()
 }
 
 /// Our stream from `from` to the other end.
-fn stream_from<'a>(conn: &'a Conn, from: SocketAddr) -> &'a Half {
-    if conn.info.client == from { &conn.halves[Dir::ToServer.index()] } else { &conn.halves[Dir::ToClient.index()] }
+fn stream_from(conn: &Conn, from: SocketAddr) -> &Half {
+    if conn.info.client == from {
+        &conn.halves[Dir::ToServer.index()]
+    } else {
+        &conn.halves[Dir::ToClient.index()]
+    }
 }
 
 fn assert_matches_wireshark(file: &str) -> Replayed {
@@ -126,7 +165,13 @@ fn client_ports(calls: &str) -> BTreeSet<u16> {
         .filter_map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("json line");
             let peer = v["client_peer"].as_str()?.to_owned();
-            Some(peer.rsplit(':').next().expect("port").parse().expect("port number"))
+            Some(
+                peer.rsplit(':')
+                    .next()
+                    .expect("port")
+                    .parse()
+                    .expect("port number"),
+            )
         })
         .collect()
 }
@@ -159,7 +204,10 @@ fn check_grpc_connections(r: &Replayed, calls: &str, expect_handshake: bool) {
         let down = &c.halves[Dir::ToClient.index()];
         if expect_handshake {
             assert_eq!(c.info.roles, RoleSource::Syn);
-            assert!(up.bytes.starts_with(PREFACE), "client stream starts with the HTTP/2 preface");
+            assert!(
+                up.bytes.starts_with(PREFACE),
+                "client stream starts with the HTTP/2 preface"
+            );
             assert!(h2_frames(&up.bytes[PREFACE.len()..]) > 10);
             assert!(h2_frames(&down.bytes) > 10);
         }
@@ -175,7 +223,9 @@ fn data_segments(file: &str) -> u64 {
     let mut src = FileSource::open(&captures().join(file), 16 << 20).expect("open");
     let mut n = 0;
     while let Some(pkt) = src.next_packet().expect("read") {
-        let Ok(LinkPayload::Ip(ip)) = parse_link(pkt.linktype, pkt.data) else { continue };
+        let Ok(LinkPayload::Ip(ip)) = parse_link(pkt.linktype, pkt.data) else {
+            continue;
+        };
         let seg = parse_tcp(&parse_ip(ip).expect("ip")).expect("tcp");
         n += u64::from(!seg.payload.is_empty());
     }
@@ -227,7 +277,8 @@ fn snaplen_96_gaps_cover_exactly_what_was_cut() {
     // The same traffic was captured in full at the same time: every delivered byte must sit at
     // its true offset, and delivered + gap bytes must be the whole stream.
     let full = replay(&captures().join("py-basic-lo.pcap"));
-    let by_client: BTreeMap<SocketAddr, &Conn> = full.conns.iter().map(|c| (c.info.client, c)).collect();
+    let by_client: BTreeMap<SocketAddr, &Conn> =
+        full.conns.iter().map(|c| (c.info.client, c)).collect();
     assert!(cut.stats.truncated > 200);
     for c in &cut.conns {
         let whole = by_client[&c.info.client];

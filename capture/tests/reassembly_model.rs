@@ -3,10 +3,15 @@
 //! and overlapping copies (with or without different content), sequence-number wrap, loss and
 //! small buffer bounds.
 
+// Test sizes are small and known; the truncation lint is for wire-facing code.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use capture::wire::{TcpFlags, TcpSegment};
-use capture::{CaptureLimits, CaptureStats, CloseReason, EventKind, FlowTable, StreamEvent, Timestamp};
+use capture::{
+    CaptureLimits, CaptureStats, CloseReason, EventKind, FlowTable, StreamEvent, Timestamp,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -40,7 +45,11 @@ fn segment(data: &[u8], cuts: &[usize]) -> Vec<Seg> {
     let mut i = 0;
     while off < data.len() {
         let n = cuts[i % cuts.len()].min(data.len() - off);
-        out.push(Seg { off, bytes: data[off..off + n].to_vec(), fin: false });
+        out.push(Seg {
+            off,
+            bytes: data[off..off + n].to_vec(),
+            fin: false,
+        });
         off += n;
         i += 1;
     }
@@ -70,7 +79,9 @@ fn run(isn: u32, segs: &[Seg], limits: CaptureLimits) -> (Delivered, CaptureStat
             out.gaps.push((out.offset, len as usize));
             out.offset += len as usize;
         }
-        EventKind::Close { reason, .. } if ev.dir == capture::Dir::ToServer => out.close = Some(reason),
+        EventKind::Close { reason, .. } if ev.dir == capture::Dir::ToServer => {
+            out.close = Some(reason)
+        }
         _ => {}
     };
     let mk = |seq: u32, flags: u8, payload: &[u8]| -> TcpSegment<'static> {
@@ -86,11 +97,21 @@ fn run(isn: u32, segs: &[Seg], limits: CaptureLimits) -> (Delivered, CaptureStat
             missing: 0,
         }
     };
-    table.handle_segment(&mk(isn, TcpFlags::SYN, b""), Timestamp(0), &mut stats, &mut sink);
+    table.handle_segment(
+        &mk(isn, TcpFlags::SYN, b""),
+        Timestamp(0),
+        &mut stats,
+        &mut sink,
+    );
     for s in segs {
         let seq = isn.wrapping_add(1).wrapping_add(s.off as u32);
         let flags = if s.fin { TcpFlags::FIN } else { 0 };
-        table.handle_segment(&mk(seq, flags, &s.bytes), Timestamp(0), &mut stats, &mut sink);
+        table.handle_segment(
+            &mk(seq, flags, &s.bytes),
+            Timestamp(0),
+            &mut stats,
+            &mut sink,
+        );
         assert!(table.buffered_bytes() <= limits.max_ooo_bytes_per_direction);
     }
     table.finish(&mut stats, &mut sink);
@@ -112,10 +133,19 @@ fn check_against_model(total: usize, segs: &[Seg], out: &Delivered, expect_no_ga
     let m = model(total, segs);
     let delivered: usize = out.chunks.iter().map(|c| c.1.len()).sum();
     let gap_bytes: usize = out.gaps.iter().map(|g| g.1).sum();
-    assert_eq!(delivered + gap_bytes, total, "every byte delivered or skipped exactly once");
+    assert_eq!(
+        delivered + gap_bytes,
+        total,
+        "every byte delivered or skipped exactly once"
+    );
     for (off, chunk) in &out.chunks {
         for (i, b) in chunk.iter().enumerate() {
-            assert_eq!(m[off + i], Some(*b), "byte {} differs from the first copy received", off + i);
+            assert_eq!(
+                m[off + i],
+                Some(*b),
+                "byte {} differs from the first copy received",
+                off + i
+            );
         }
     }
     if expect_no_gaps {
@@ -124,7 +154,10 @@ fn check_against_model(total: usize, segs: &[Seg], out: &Delivered, expect_no_ga
     // Bytes never received are inside gaps.
     for (pos, v) in m.iter().enumerate() {
         if v.is_none() {
-            assert!(out.gaps.iter().any(|&(o, l)| pos >= o && pos < o + l), "lost byte {pos} not in a gap");
+            assert!(
+                out.gaps.iter().any(|&(o, l)| pos >= o && pos < o + l),
+                "lost byte {pos} not in a gap"
+            );
         }
     }
     assert_eq!(out.close, Some(CloseReason::Fin));
@@ -132,7 +165,14 @@ fn check_against_model(total: usize, segs: &[Seg], out: &Delivered, expect_no_ga
 
 /// Inserts the FIN at position `at` of the arrival order (clamped to the end).
 fn with_fin(mut segs: Vec<Seg>, total: usize, at: usize) -> Vec<Seg> {
-    segs.insert(at.min(segs.len()), Seg { off: total, bytes: Vec::new(), fin: true });
+    segs.insert(
+        at.min(segs.len()),
+        Seg {
+            off: total,
+            bytes: Vec::new(),
+            fin: true,
+        },
+    );
     segs
 }
 

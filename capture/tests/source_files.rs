@@ -2,6 +2,9 @@
 //! pcap resolutions, pcapng interfaces with their own link type, resolution and offset, every
 //! packet block type), gzip, and files that are truncated, corrupt or not captures at all.
 
+// Test sizes are small and known; the truncation lint is for wire-facing code.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -16,18 +19,30 @@ struct W {
 
 impl W {
     fn u16(self, v: u16) -> [u8; 2] {
-        if self.be { v.to_be_bytes() } else { v.to_le_bytes() }
+        if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
     }
     fn u32(self, v: u32) -> [u8; 4] {
-        if self.be { v.to_be_bytes() } else { v.to_le_bytes() }
+        if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
     }
     fn i64(self, v: i64) -> [u8; 8] {
-        if self.be { v.to_be_bytes() } else { v.to_le_bytes() }
+        if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
     }
 }
 
 fn pad4(v: &mut Vec<u8>) {
-    while v.len() % 4 != 0 {
+    while !v.len().is_multiple_of(4) {
         v.push(0);
     }
 }
@@ -131,8 +146,11 @@ fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-/// (timestamp ns, linktype, data, interface) of every packet.
-fn read_all(p: &Path) -> (Vec<(u64, u32, Vec<u8>, u32)>, Option<SourceError>) {
+/// (timestamp ns, linktype, data, interface) of one packet.
+type Read = (u64, u32, Vec<u8>, u32);
+
+/// Every packet of a file, and the error that stopped it.
+fn read_all(p: &Path) -> (Vec<Read>, Option<SourceError>) {
     let mut src = FileSource::open(p, 1 << 20).expect("open");
     let mut out = Vec::new();
     loop {
@@ -151,12 +169,25 @@ const B: &[u8] = b"second, longer packet";
 fn pcap_both_byte_orders_and_resolutions() {
     for be in [false, true] {
         for nanos in [false, true] {
-            let f = pcap(W { be }, nanos, linktype::ETHERNET, &[(1_700_000_000, 123_456, A), (1_700_000_001, 999, B)]);
+            let f = pcap(
+                W { be },
+                nanos,
+                linktype::ETHERNET,
+                &[(1_700_000_000, 123_456, A), (1_700_000_001, 999, B)],
+            );
             let (pkts, err) = read_all(&tmp(&format!("p-{be}-{nanos}.pcap"), &f));
             assert!(err.is_none(), "{err:?}");
             let unit = if nanos { 1 } else { 1000 };
             assert_eq!(pkts.len(), 2);
-            assert_eq!(pkts[0], (1_700_000_000_000_000_000 + 123_456 * unit, linktype::ETHERNET, A.to_vec(), 0));
+            assert_eq!(
+                pkts[0],
+                (
+                    1_700_000_000_000_000_000 + 123_456 * unit,
+                    linktype::ETHERNET,
+                    A.to_vec(),
+                    0
+                )
+            );
             assert_eq!(pkts[1].0, 1_700_000_001_000_000_000 + 999 * unit);
             assert_eq!(pkts[1].2, B);
         }
@@ -210,7 +241,11 @@ fn gzip_compressed_pcap_reads_like_the_plain_one() {
                 .collect()
         })
         .collect();
-    let many: Vec<(u32, u32, &[u8])> = payloads.iter().enumerate().map(|(i, p)| (i as u32, 0, &p[..])).collect();
+    let many: Vec<(u32, u32, &[u8])> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as u32, 0, &p[..]))
+        .collect();
     let f = pcap(W { be: false }, false, linktype::RAW, &many);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&f).expect("gz");
@@ -226,12 +261,20 @@ fn gzip_compressed_pcap_reads_like_the_plain_one() {
     assert!(pkts.len() > 1000 && pkts.len() < 2000, "{}", pkts.len());
     assert_eq!(pkts[..], plain[..pkts.len()]);
     let msg = err.expect("error").to_string();
-    assert!(msg.contains("cut.pcap.gz") && msg.contains("decompressed"), "{msg}");
+    assert!(
+        msg.contains("cut.pcap.gz") && msg.contains("decompressed"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn truncated_file_keeps_what_came_before_and_says_where() {
-    let f = pcap(W { be: false }, false, linktype::ETHERNET, &[(1, 0, A), (2, 0, B)]);
+    let f = pcap(
+        W { be: false },
+        false,
+        linktype::ETHERNET,
+        &[(1, 0, A), (2, 0, B)],
+    );
     let second_record = 24 + 16 + A.len();
     for cut in [second_record + 3, second_record + 16 + 5, f.len() - 1] {
         let p = tmp("t.pcap", &f[..cut]);
@@ -272,13 +315,22 @@ fn corrupt_block_is_an_error_at_its_offset() {
     f.extend(idb(w, 1, None, None));
     f.extend(epb(w, 3, 1, A));
     let (_, err) = read_all(&tmp("u.pcapng", &f));
-    assert!(err.expect("error").to_string().contains("undeclared interface 3"));
+    assert!(
+        err.expect("error")
+            .to_string()
+            .contains("undeclared interface 3")
+    );
 }
 
 #[test]
 fn block_larger_than_the_limit_is_refused() {
     let big = vec![0u8; 3 << 20];
-    let f = pcap(W { be: false }, false, linktype::ETHERNET, &[(1, 0, A), (2, 0, &big)]);
+    let f = pcap(
+        W { be: false },
+        false,
+        linktype::ETHERNET,
+        &[(1, 0, A), (2, 0, &big)],
+    );
     let p = tmp("big.pcap", &f);
     let mut src = FileSource::open(&p, 2 << 20).expect("open");
     assert!(src.next_packet().expect("first").is_some());
@@ -294,7 +346,8 @@ fn block_larger_than_the_limit_is_refused() {
 
 #[test]
 fn not_a_capture_and_empty_file() {
-    let e = FileSource::open(&tmp("x.txt", b"hello, this is text"), 1 << 20).expect_err("not a capture");
+    let e = FileSource::open(&tmp("x.txt", b"hello, this is text"), 1 << 20)
+        .expect_err("not a capture");
     assert!(matches!(e, SourceError::NotACapture { .. }));
     assert!(e.to_string().contains("68 65 6c 6c"), "{e}");
     let e = FileSource::open(&tmp("empty.pcap", b""), 1 << 20).expect_err("empty");
