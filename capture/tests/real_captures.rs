@@ -294,3 +294,11 @@ fn snaplen_96_gaps_cover_exactly_what_was_cut() {
         }
     }
 }
+
+#[test]
+fn ethernet_mtu_1500_four_concurrent_connections() {
+    let r = assert_matches_wireshark("py-mixed-veth.pcap");
+    check_grpc_connections(&r, "py-mixed-veth.calls.jsonl", true);
+    assert_eq!(r.conns.len(), 4);
+    assert_eq!(r.stats.gaps, 0);
+}

@@ -133,11 +133,34 @@ def scenario_midstream(targets, log, marker):
             run_call(stub, log, 0, "Unary", [req(message=f"after-{i}", reply_size=50)])
             run_call(stub, log, 0, "ServerStream", [req(message="s", reply_count=3)])
 
+def scenario_mixed(targets, log):
+    """Four concurrent connections, each a deterministic mix of unary calls with payloads of
+    0-8 KiB, server/client/bidi streams and some errors: realistic packet sizes on Ethernet."""
+    import random
+    def one(conn):
+        rnd = random.Random(conn)
+        with grpc.insecure_channel(targets[0], options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+            stub = echo_pb2_grpc.EchoStub(ch)
+            for i in range(150):
+                n = rnd.choice([0, 10, 100, 700, 1400, 3000, 8000])
+                code = rnd.choice([0] * 9 + [rnd.choice([3, 5, 7, 13, 14])])
+                run_call(stub, log, conn, "Unary", [req(message=f"m{i}", payload=b"p" * n, reply_size=n // 2,
+                                                        status_code=code, status_message="err" if code else "")])
+                if i % 30 == 0:
+                    run_call(stub, log, conn, "ServerStream", [req(message="ss", reply_count=100, reply_size=1000)])
+                    run_call(stub, log, conn, "ClientStream", [req(message=f"c{j}", payload=b"q" * 500) for j in range(40)])
+                    run_call(stub, log, conn, "Bidi", [req(message=f"b{j}", reply_count=1, reply_size=300) for j in range(40)])
+    threads = [threading.Thread(target=one, args=(c,)) for c in range(4)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+
 def client(args):
     log = Log(args.log)
     targets = args.target
     if args.scenario == "basic":
         scenario_basic(targets, log)
+    elif args.scenario == "mixed":
+        scenario_mixed(targets, log)
     elif args.scenario == "midstream":
         scenario_midstream(targets, log, args.marker)
     else:
