@@ -92,8 +92,17 @@ struct Iface {
 
 impl Iface {
     fn timestamp(&self, raw: u64) -> Timestamp {
-        let ns = u128::from(raw) * 1_000_000_000 / u128::from(self.units_per_sec.max(1));
-        let ns = ns as i128 + i128::from(self.offset_secs) * 1_000_000_000;
+        const NS: u64 = 1_000_000_000;
+        let units = self.units_per_sec.max(1);
+        // Per packet: avoid 128-bit division for the resolutions files actually use.
+        let ns = if NS.is_multiple_of(units) {
+            raw.checked_mul(NS / units)
+        } else if units.is_multiple_of(NS) {
+            Some(raw / (units / NS))
+        } else {
+            u64::try_from(u128::from(raw) * u128::from(NS) / u128::from(units)).ok()
+        };
+        let ns = i128::from(ns.unwrap_or(u64::MAX)) + i128::from(self.offset_secs) * i128::from(NS);
         Timestamp(u64::try_from(ns.max(0)).unwrap_or(u64::MAX))
     }
 }
@@ -288,7 +297,9 @@ impl FileSource {
     /// The next packet, `None` at the end of the file.
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, SourceError> {
         if self.pending > 0 {
-            self.reader.consume(self.pending);
+            // `consume` would move the unread half of the buffer each time the read position
+            // passes the middle (a second copy of every byte); `refill` moves only the tail.
+            self.reader.consume_noshift(self.pending);
             self.pending = 0;
         }
         loop {
@@ -330,7 +341,7 @@ impl FileSource {
                         interface,
                     }));
                 }
-                Step::Block(len, Found::Other) => self.reader.consume(len),
+                Step::Block(len, Found::Other) => self.reader.consume_noshift(len),
                 Step::Block(_, Found::Bad(reason)) | Step::Corrupt(reason) => {
                     return Err(self.corrupt(reason));
                 }
