@@ -177,9 +177,8 @@ fn main() {
     if args.iter().any(|a| a == "--test" || a == "--list") {
         return; // `cargo test --benches` only checks that this builds.
     }
-    let seed = std::env::var("GRPCTAP_BENCH_SEED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join("testdata/captures/py-mixed-veth.pcap"));
+    // Relative paths are taken from the repository root (cargo runs benches in capture/).
+    let seed = repo().join(std::env::var("GRPCTAP_BENCH_SEED").unwrap_or_else(|_| "testdata/captures/py-mixed-veth.pcap".into()));
     let sizes = std::env::var("GRPCTAP_BENCH_MB").unwrap_or_else(|_| "128,512".into());
     let data_dir = repo().join("target/bench-data");
     println!("seed: {}", seed.display());
