@@ -59,7 +59,9 @@ fn build(seed: &Path, mb: u64, out: &Path) {
     while let Some(p) = src.next_packet().expect("seed read") {
         // Offset of the IPv4 header, to give each copy its own addresses.
         let ip_at = match parse_link(p.linktype, p.data) {
-            Ok(LinkPayload::Ip(ip)) if ip.first().is_some_and(|b| b >> 4 == 4) => ip.as_ptr() as usize - p.data.as_ptr() as usize,
+            Ok(LinkPayload::Ip(ip)) if ip.first().is_some_and(|b| b >> 4 == 4) => {
+                ip.as_ptr() as usize - p.data.as_ptr() as usize
+            }
             _ => usize::MAX,
         };
         bytes += p.data.len() as u64 + 16;
@@ -97,10 +99,14 @@ fn build(seed: &Path, mb: u64, out: &Path) {
                     }
                 }
                 let ts = ts - t0 + shift + 1_700_000_000_000_000_000;
-                w.write_all(&((ts / 1_000_000_000) as u32).to_le_bytes()).expect("write");
-                w.write_all(&((ts % 1_000_000_000) as u32).to_le_bytes()).expect("write");
-                w.write_all(&(frame.len() as u32).to_le_bytes()).expect("write");
-                w.write_all(&(frame.len() as u32).to_le_bytes()).expect("write");
+                w.write_all(&((ts / 1_000_000_000) as u32).to_le_bytes())
+                    .expect("write");
+                w.write_all(&((ts % 1_000_000_000) as u32).to_le_bytes())
+                    .expect("write");
+                w.write_all(&(frame.len() as u32).to_le_bytes())
+                    .expect("write");
+                w.write_all(&(frame.len() as u32).to_le_bytes())
+                    .expect("write");
                 w.write_all(&frame).expect("write");
             }
         }
@@ -113,7 +119,11 @@ fn build(seed: &Path, mb: u64, out: &Path) {
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -171,22 +181,38 @@ fn child(file: &Path, runs: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        let runs = std::env::var("GRPCTAP_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+        let runs = std::env::var("GRPCTAP_BENCH_RUNS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3);
         return child(Path::new(&args[i + 1]), runs);
     }
     if args.iter().any(|a| a == "--test" || a == "--list") {
         return; // `cargo test --benches` only checks that this builds.
     }
     // Relative paths are taken from the repository root (cargo runs benches in capture/).
-    let seed = repo().join(std::env::var("GRPCTAP_BENCH_SEED").unwrap_or_else(|_| "testdata/captures/py-mixed-veth.pcap".into()));
+    let seed = repo().join(
+        std::env::var("GRPCTAP_BENCH_SEED")
+            .unwrap_or_else(|_| "testdata/captures/py-mixed-veth.pcap".into()),
+    );
     let sizes = std::env::var("GRPCTAP_BENCH_MB").unwrap_or_else(|_| "128,512".into());
     let data_dir = repo().join("target/bench-data");
     println!("seed: {}", seed.display());
     println!(
         "{:>8} {:>10} {:>9} {:>11} {:>11} {:>10} {:>13} {:>12}",
-        "file MB", "packets", "avg B/pkt", "bare MB/s", "full MB/s", "full Mpkt/s", "peak RSS MiB", "allocs/pkt"
+        "file MB",
+        "packets",
+        "avg B/pkt",
+        "bare MB/s",
+        "full MB/s",
+        "full Mpkt/s",
+        "peak RSS MiB",
+        "allocs/pkt"
     );
-    for mb in sizes.split(',').filter_map(|s| s.trim().parse::<u64>().ok()) {
+    for mb in sizes
+        .split(',')
+        .filter_map(|s| s.trim().parse::<u64>().ok())
+    {
         let stem = seed.file_stem().and_then(|s| s.to_str()).unwrap_or("seed");
         let file = data_dir.join(format!("{stem}-x{mb}MB.pcap"));
         if !file.exists() {
@@ -201,7 +227,11 @@ fn main() {
         let Some(line) = text.lines().find(|l| l.starts_with("RESULT")) else {
             panic!("child failed: {}", String::from_utf8_lossy(&out.stderr));
         };
-        let f: Vec<f64> = line.split('\t').skip(1).map(|x| x.parse().expect("number")).collect();
+        let f: Vec<f64> = line
+            .split('\t')
+            .skip(1)
+            .map(|x| x.parse().expect("number"))
+            .collect();
         let (bytes, packets, bare, full, rss, allocs) = (f[0], f[1], f[2], f[3], f[4], f[5]);
         println!(
             "{:>8.0} {:>10.0} {:>9.0} {:>11.0} {:>11.0} {:>10.2} {:>13.1} {:>12.4}",

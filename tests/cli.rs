@@ -1,0 +1,142 @@
+//! The `grpctap` binary as a user runs it: real captures, damaged copies of them, several files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn captures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/captures")
+}
+
+fn grpctap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args(args)
+        .output()
+        .expect("run grpctap")
+}
+
+fn tmp_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("grpctap-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("tmp");
+    d
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Byte offsets where each record of a little-endian pcap file starts, and the file's end.
+fn record_offsets(pcap: &[u8]) -> Vec<usize> {
+    let mut at = 24;
+    let mut out = Vec::new();
+    while at + 16 <= pcap.len() {
+        out.push(at);
+        let caplen =
+            u32::from_le_bytes([pcap[at + 8], pcap[at + 9], pcap[at + 10], pcap[at + 11]]) as usize;
+        at += 16 + caplen;
+    }
+    out.push(at);
+    out
+}
+
+fn json(args: &[&str]) -> (serde_json::Value, Output) {
+    let out = grpctap(args);
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    (v, out)
+}
+
+#[test]
+fn replay_lists_connections_and_counters() {
+    let file = captures().join("py-basic-lo.pcap");
+    let out = grpctap(&["replay", file.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("CLIENT"), "{stdout}");
+    assert!(stdout.contains("127.0.0.1:50051") && stdout.contains("127.0.0.1:50052"));
+    assert!(stdout.contains("fin/fin"));
+    assert!(stdout.contains("capture: 425 packets"), "{stdout}");
+
+    let (v, out) = json(&["replay", "--json", "-", file.to_str().expect("path")]);
+    assert!(out.status.success());
+    assert_eq!(v["capture"]["connections_opened"], 2);
+    assert_eq!(v["capture"]["gaps"], 0);
+    assert_eq!(v["connections"].as_array().expect("rows").len(), 2);
+    assert_eq!(v["connections"][0]["roles"], "syn");
+}
+
+#[test]
+fn truncated_file_reports_where_and_keeps_the_rest() {
+    let full = std::fs::read(captures().join("py-mixed-veth.pcap")).expect("read");
+    let offsets = record_offsets(&full);
+    let half = offsets[offsets.len() / 2];
+    let cut = tmp_dir().join("cut.pcap");
+    std::fs::write(&cut, &full[..half + 10]).expect("write");
+    let (v, out) = json(&["replay", "--json", "-", cut.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("cut.pcap: truncated at byte {half}")),
+        "{err}"
+    );
+    let read = (offsets.len() - 1) / 2;
+    assert_eq!(v["capture"]["packets"], read as u64);
+    assert!(
+        err.contains(&format!("{read} packets read before it")),
+        "{err}"
+    );
+    // The connections seen before the cut are still reported, open at the end.
+    let rows = v["connections"].as_array().expect("rows");
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r["to_server"]["end"] == "open"));
+}
+
+#[test]
+fn a_bad_file_does_not_stop_the_others() {
+    let junk = tmp_dir().join("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture file at all").expect("write");
+    let good = captures().join("py-v6-any.pcap.gz");
+    let (v, out) = json(&[
+        "replay",
+        "--json",
+        "-",
+        junk.to_str().expect("p"),
+        good.to_str().expect("p"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("junk.pcap: not a pcap or pcapng file"));
+    assert_eq!(v["files"][0]["packets"], 0);
+    assert!(v["files"][0]["error"].is_string());
+    assert!(v["files"][1]["error"].is_null());
+    assert_eq!(v["capture"]["connections_opened"], 1);
+
+    // Nothing readable at all: exit 2.
+    let out = grpctap(&["replay", junk.to_str().expect("p")]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = grpctap(&["replay"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+}
+
+#[test]
+fn rotated_capture_is_one_capture() {
+    let full = std::fs::read(captures().join("py-mixed-veth.pcap")).expect("read");
+    let offsets = record_offsets(&full);
+    let mid = offsets[offsets.len() / 3];
+    let dir = tmp_dir();
+    let (a, b) = (dir.join("rot-0.pcap"), dir.join("rot-1.pcap"));
+    std::fs::write(&a, &full[..mid]).expect("write");
+    let mut second = full[..24].to_vec();
+    second.extend_from_slice(&full[mid..]);
+    std::fs::write(&b, &second).expect("write");
+    let whole = captures().join("py-mixed-veth.pcap");
+    let (one, _) = json(&["replay", "--json", "-", whole.to_str().expect("p")]);
+    let (two, out) = json(&[
+        "replay",
+        "--json",
+        "-",
+        a.to_str().expect("p"),
+        b.to_str().expect("p"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(one["connections"], two["connections"]);
+    assert_eq!(one["capture"], two["capture"]);
+}
