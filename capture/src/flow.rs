@@ -195,25 +195,11 @@ impl FlowTable {
             }
         };
         self.touch(i, ts);
-        let FlowTable {
-            slots,
-            ooo_total,
-            limits,
-            ..
-        } = self;
-        let Some(conn) = slots.get_mut(i as usize).and_then(Option::as_mut) else {
+        let Some((conn, mut cx)) = self.conn_ctx(i, ts, stats, sink) else {
             return;
         };
         let dir = conn.dir_of(seg);
-        let mut cx = Ctx {
-            conn: conn.id,
-            dir,
-            ts,
-            sink,
-            stats,
-            ooo_total,
-            limits,
-        };
+        cx.dir = dir;
         if flags.rst() {
             conn.halves[dir.index()].stats.packets += 1;
             for d in [Dir::ToServer, Dir::ToClient] {
@@ -379,16 +365,31 @@ impl FlowTable {
         stats: &mut CaptureStats,
         sink: &mut S,
     ) {
+        let Some((conn, mut cx)) = self.conn_ctx(i, ts, stats, sink) else {
+            return;
+        };
+        for d in [Dir::ToServer, Dir::ToClient] {
+            cx.dir = d;
+            conn.halves[d.index()].close(reason, &mut cx);
+        }
+    }
+
+    /// Connection `i` and a reassembly context over the table's other fields (split borrow).
+    fn conn_ctx<'t, S: StreamSink + ?Sized>(
+        &'t mut self,
+        i: u32,
+        ts: Timestamp,
+        stats: &'t mut CaptureStats,
+        sink: &'t mut S,
+    ) -> Option<(&'t mut Conn, Ctx<'t, S>)> {
         let FlowTable {
             slots,
             ooo_total,
             limits,
             ..
         } = self;
-        let Some(conn) = slots.get_mut(i as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        let mut cx = Ctx {
+        let conn = slots.get_mut(i as usize)?.as_mut()?;
+        let cx = Ctx {
             conn: conn.id,
             dir: Dir::ToServer,
             ts,
@@ -397,10 +398,7 @@ impl FlowTable {
             ooo_total,
             limits,
         };
-        for d in [Dir::ToServer, Dir::ToClient] {
-            cx.dir = d;
-            conn.halves[d.index()].close(reason, &mut cx);
-        }
+        Some((conn, cx))
     }
 
     fn remove(&mut self, i: u32) {
