@@ -1,5 +1,5 @@
 //! HTTP/2, HPACK and gRPC call tracking, sans-IO: ordered byte-stream events in (from the
 //! `capture` crate, via the binary), `CallEvent`s out. Does not depend on `capture`: the binary
 //! translates stream events, so the decoder can be fed from any source and tested with bytes.
-//!
-//! Not built yet: this crate is where the HTTP/2 layer will live (see docs/architecture.md).
+
+pub mod hpack;
