@@ -234,6 +234,16 @@ impl Decoder {
         self.entries.len()
     }
 
+    /// The receiver announced SETTINGS_HEADER_TABLE_SIZE. An encoder must not use more than
+    /// it (RFC 7541 section 4.2), so a smaller value shrinks the table at once; a larger one
+    /// only takes effect through a size update in a header block.
+    pub fn settings_table_size(&mut self, size: usize) {
+        if size < self.max_size {
+            self.max_size = size;
+            self.evict(0);
+        }
+    }
+
     /// Forgets every entry: later references to them decode as unknown. Used when bytes of the
     /// direction were lost (a missed insertion would shift every index) or a block failed.
     pub fn forget(&mut self) {

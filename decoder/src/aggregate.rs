@@ -1,0 +1,198 @@
+//! Per-method aggregation of finished calls: counts by status, message counts, latency
+//! quantiles. Written once; the summary table, JSON summary, TUI and exporter all read it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use crate::h2::conn::{CallRecord, CallType, StatusSource};
+
+/// Buckets per doubling: each bucket is 2^(1/16) = 4.4% wide.
+const SUB: f64 = 16.0;
+/// Highest bucket: 2^64 ns.
+const MAX_BUCKETS: usize = 64 * 16;
+
+/// A latency histogram with log-spaced buckets (relative error under 2.2% at the bucket's
+/// geometric midpoint), exact count and max, memory bounded by the largest value recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    n: u64,
+    max: Duration,
+    min: Option<Duration>,
+}
+
+impl Histogram {
+    /// Records one value.
+    pub fn record(&mut self, d: Duration) {
+        let ns = d.as_nanos().clamp(1, u128::from(u64::MAX)) as f64;
+        let i = ((ns.log2() * SUB) as usize).min(MAX_BUCKETS - 1);
+        if self.counts.len() <= i {
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] += 1;
+        self.n += 1;
+        self.max = self.max.max(d);
+        self.min = Some(self.min.map_or(d, |m| m.min(d)));
+    }
+
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+
+    /// Largest value.
+    pub fn max(&self) -> Option<Duration> {
+        (self.n > 0).then_some(self.max)
+    }
+
+    /// The q-quantile (0 < q <= 1): the bucket holding the ceil(q*n)-th value, reported at its
+    /// geometric midpoint and clamped to the exact min and max.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        if self.n == 0 {
+            return None;
+        }
+        let rank = ((q * self.n as f64).ceil() as u64).clamp(1, self.n);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                let mid = 2f64.powf((i as f64 + 0.5) / SUB);
+                let d = Duration::from_nanos(mid as u64);
+                return Some(d.clamp(self.min.unwrap_or(d), self.max));
+            }
+        }
+        Some(self.max)
+    }
+}
+
+/// What one method did.
+#[derive(Debug, Clone, Default)]
+pub struct MethodStats {
+    /// Finished calls (a status is known).
+    pub calls: u64,
+    /// Calls still open when the capture ended.
+    pub unfinished: u64,
+    /// Finished calls by canonical status name.
+    pub status: BTreeMap<&'static str, u64>,
+    /// Finished calls by status source.
+    pub sources: BTreeMap<&'static str, u64>,
+    /// By call type.
+    pub call_types: BTreeMap<CallType, u64>,
+    /// Request messages.
+    pub req_msgs: u64,
+    /// Response messages.
+    pub resp_msgs: u64,
+    /// Request message bytes.
+    pub req_bytes: u64,
+    /// Response message bytes.
+    pub resp_bytes: u64,
+    /// Latency of finished calls whose start was seen.
+    pub latency: Histogram,
+    /// Calls whose request started before the capture (no latency).
+    pub no_start: u64,
+}
+
+impl MethodStats {
+    /// Finished calls whose status is not OK.
+    pub fn errors(&self) -> u64 {
+        self.calls - self.status.get("OK").copied().unwrap_or(0)
+    }
+}
+
+/// Method label for calls whose `:path` is unknown.
+pub const UNKNOWN_METHOD: &str = "<unknown>";
+/// Method label past the cap on distinct methods.
+pub const OTHER_METHOD: &str = "<other>";
+
+/// Aggregates finished calls by method, with a cap on distinct methods (a client sending
+/// random paths must not grow memory without bound).
+#[derive(Debug, Clone)]
+pub struct Aggregator {
+    methods: HashMap<String, MethodStats>,
+    max_methods: usize,
+    /// Distinct methods folded into `<other>`.
+    pub folded_methods: u64,
+    /// All calls together.
+    pub total: MethodStats,
+}
+
+impl Aggregator {
+    /// An aggregator keeping at most `max_methods` methods apart.
+    pub fn new(max_methods: usize) -> Aggregator {
+        Aggregator {
+            methods: HashMap::new(),
+            max_methods,
+            folded_methods: 0,
+            total: MethodStats::default(),
+        }
+    }
+
+    /// Adds one ended call.
+    pub fn record(&mut self, rec: &CallRecord) {
+        let name = rec.method.as_deref().unwrap_or(UNKNOWN_METHOD);
+        if !self.methods.contains_key(name) && self.methods.len() >= self.max_methods {
+            self.folded_methods += 1;
+            let m = self.methods.entry(OTHER_METHOD.to_owned()).or_default();
+            add(m, rec);
+        } else {
+            let m = self.methods.entry(name.to_owned()).or_default();
+            add(m, rec);
+        }
+        add(&mut self.total, rec);
+    }
+
+    /// Methods sorted by name.
+    pub fn methods(&self) -> Vec<(&str, &MethodStats)> {
+        let mut v: Vec<(&str, &MethodStats)> =
+            self.methods.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+}
+
+fn add(m: &mut MethodStats, rec: &CallRecord) {
+    m.req_msgs += rec.req_msgs;
+    m.resp_msgs += rec.resp_msgs;
+    m.req_bytes += rec.req_bytes;
+    m.resp_bytes += rec.resp_bytes;
+    *m.call_types.entry(rec.call_type).or_default() += 1;
+    let Some(status) = rec.status else {
+        m.unfinished += 1;
+        return;
+    };
+    debug_assert!(rec.status_source != StatusSource::Unfinished);
+    m.calls += 1;
+    *m.status.entry(status.name()).or_default() += 1;
+    *m.sources.entry(rec.status_source.name()).or_default() += 1;
+    match rec.duration() {
+        Some(d) => m.latency.record(d),
+        None => m.no_start += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_within_the_bucket_error() {
+        let mut h = Histogram::default();
+        for ms in 1..=1000u64 {
+            h.record(Duration::from_millis(ms));
+        }
+        for (q, want) in [(0.5, 500.0), (0.9, 900.0), (0.99, 990.0)] {
+            let got = h.quantile(q).expect("value").as_secs_f64() * 1000.0;
+            assert!((got - want).abs() / want < 0.025, "q{q}: {got} vs {want}");
+        }
+        assert_eq!(h.max(), Some(Duration::from_millis(1000)));
+        assert_eq!(h.quantile(1.0), Some(Duration::from_millis(1000)));
+        let mut one = Histogram::default();
+        one.record(Duration::from_micros(1234));
+        assert_eq!(
+            one.quantile(0.5),
+            Some(Duration::from_micros(1234)),
+            "clamped to the exact value"
+        );
+        assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+}
