@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Passive gRPC tap: rebuilds TCP connections from packet captures and shows what flows over them.
+/// Passive gRPC tap: rebuilds gRPC calls from packet captures and reports per-method rates,
+/// errors by grpc-status, and latency.
 #[derive(Debug, Parser)]
 #[command(
     name = "grpctap",
@@ -39,10 +40,26 @@ pub(crate) struct ReplayArgs {
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
 
-    /// Also write the connection list and capture counters as JSON to PATH (`-` for stdout,
-    /// which replaces the table).
+    /// Write every finished call as a JSON line to PATH (`-`: stdout, instead of the table).
     #[arg(long, value_name = "PATH")]
-    pub(crate) json: Option<PathBuf>,
+    pub(crate) calls: Option<PathBuf>,
+
+    /// Write the per-method summary as JSON to PATH (`-`: stdout, instead of the table).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) summary_json: Option<PathBuf>,
+
+    /// Also print the TCP connections: endpoints, packets and bytes each way, gaps, how each
+    /// direction ended.
+    #[arg(long)]
+    pub(crate) connections: bool,
+
+    /// Write the TCP connections and capture counters as JSON to PATH (`-`: stdout).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) connections_json: Option<PathBuf>,
+
+    /// Distinct methods reported apart; more are folded into `<other>`.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub(crate) max_methods: usize,
 
     #[command(flatten)]
     pub(crate) limits: LimitArgs,

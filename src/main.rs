@@ -1,9 +1,12 @@
 //! grpctap: a passive gRPC tap. This binary wires the crates together: packet sources feed
-//! `capture`, whose stream events feed the decoder and the outputs.
+//! `capture`, whose stream events feed `decoder`, whose calls feed the outputs.
 
+mod calls_json;
 mod cli;
 mod connections;
+mod pipeline;
 mod replay;
+mod summary;
 
 use clap::Parser;
 

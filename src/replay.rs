@@ -1,6 +1,6 @@
 //! `grpctap replay`: read capture files in order through one reassembler and report.
 
-use std::io::Write as _;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use crate::cli::ReplayArgs;
 use crate::connections::{Connections, render_table};
+use crate::pipeline::Pipeline;
+use crate::summary;
+use decoder::DecoderLimits;
 
 /// How one input file went.
 #[derive(Debug, Serialize)]
@@ -94,6 +97,7 @@ pub(crate) fn replay_files<S: capture::StreamSink>(
     sink: &mut S,
     max_block: usize,
 ) -> Vec<FileReport> {
+    let mut progress = Progress::new();
     let mut reports = Vec::with_capacity(files.len());
     for path in files {
         let path = path.as_ref();
@@ -105,6 +109,9 @@ pub(crate) fn replay_files<S: capture::StreamSink>(
         match FileSource::open(path, max_block) {
             Err(e) => report.error = Some(e.to_string()),
             Ok(mut src) => loop {
+                if report.packets % 16_384 == 0 {
+                    progress.show(&src);
+                }
                 match src.next_packet() {
                     Ok(Some(pkt)) => {
                         report.packets += 1;
@@ -120,16 +127,119 @@ pub(crate) fn replay_files<S: capture::StreamSink>(
         }
         reports.push(report);
     }
+    progress.clear();
     reasm.finish(sink);
     reports
+}
+
+/// A progress line on stderr for long files, only when stderr is a terminal.
+struct Progress {
+    on: bool,
+    last: std::time::Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            on: std::io::stderr().is_terminal(),
+            last: std::time::Instant::now(),
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, src: &FileSource) {
+        if !self.on || self.last.elapsed() < std::time::Duration::from_millis(250) {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let (done, total) = src.progress();
+        let pct = if total > 0 {
+            100.0 * done as f64 / total as f64
+        } else {
+            0.0
+        };
+        let width = 30usize;
+        let filled = ((pct / 100.0) * width as f64) as usize;
+        eprint!(
+            "\r{} [{}{}] {:5.1}% {:.0}/{:.0} MB",
+            src.path().display(),
+            "#".repeat(filled.min(width)),
+            " ".repeat(width - filled.min(width)),
+            pct,
+            done as f64 / 1e6,
+            total as f64 / 1e6
+        );
+        self.shown = true;
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+            self.shown = false;
+        }
+    }
+}
+
+/// Sends every event to the decoder pipeline and, when asked, the connection list.
+struct Tee<'a> {
+    pipeline: &'a mut Pipeline,
+    conns: Option<&'a mut Connections>,
+}
+
+impl capture::StreamSink for Tee<'_> {
+    fn on_event(&mut self, ev: capture::StreamEvent<'_>) {
+        if let Some(c) = self.conns.as_mut() {
+            c.on_event(ev);
+        }
+        self.pipeline.on_event(ev);
+    }
+}
+
+/// Opens PATH for writing, `-` meaning stdout.
+fn writer(path: &Path) -> anyhow::Result<Box<dyn std::io::Write>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::BufWriter::new(std::io::stdout())));
+    }
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(Box::new(std::io::BufWriter::new(f)))
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let mut w = writer(path)?;
+    serde_json::to_writer_pretty(&mut w, value)?;
+    writeln!(w)?;
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let limits = args.limits.to_limits();
     let max_block = limits.max_block_size;
+    let dash = Path::new("-");
+    let to_stdout = [&args.calls, &args.summary_json, &args.connections_json]
+        .iter()
+        .filter(|p| p.as_deref() == Some(dash))
+        .count();
+    anyhow::ensure!(
+        to_stdout <= 1,
+        "only one of --calls, --summary-json, --connections-json can write to stdout"
+    );
+    let calls = args.calls.as_deref().map(writer).transpose()?;
+    let mut pipeline = Pipeline::new(DecoderLimits::default(), args.max_methods, calls);
+    let mut conns =
+        (args.connections || args.connections_json.is_some()).then(Connections::default);
     let mut reasm = Reassembler::new(limits);
-    let mut conns = Connections::default();
-    let reports = replay_files(&args.files, &mut reasm, &mut conns, max_block);
+    let reports = {
+        let mut tee = Tee {
+            pipeline: &mut pipeline,
+            conns: conns.as_mut(),
+        };
+        replay_files(&args.files, &mut reasm, &mut tee, max_block)
+    };
+    pipeline.flush().context("writing calls")?;
     for r in &reports {
         if let Some(e) = &r.error {
             eprintln!(
@@ -139,26 +249,28 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let stats = reasm.stats();
-    let to_stdout = args.json.as_deref() == Some(Path::new("-"));
-    if let Some(path) = &args.json {
+    let out = &pipeline.out;
+    let span_s = summary::span(out.first_ts, out.last_ts);
+    if let Some(path) = &args.summary_json {
+        write_json(path, &summary::to_json(&out.agg, stats, &out.stats, span_s))?;
+    }
+    if let (Some(path), Some(conns)) = (&args.connections_json, &conns) {
         let report = JsonReport {
             files: &reports,
             capture: stats.into(),
             connections: &conns.rows,
             connections_not_listed: conns.folded,
         };
-        let mut text = serde_json::to_string_pretty(&report)?;
-        text.push('\n');
-        if to_stdout {
-            std::io::stdout().write_all(text.as_bytes())?;
-        } else {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-        }
+        write_json(path, &report)?;
     }
-    if !to_stdout {
-        let mut out = std::io::stdout().lock();
-        out.write_all(render_table(&conns).as_bytes())?;
-        writeln!(out, "\n{}", summary_line(stats))?;
+    if to_stdout == 0 {
+        let mut w = std::io::stdout().lock();
+        w.write_all(summary::render_table(&out.agg, stats, &out.stats, span_s).as_bytes())?;
+        if let (true, Some(conns)) = (args.connections, &conns) {
+            writeln!(w)?;
+            w.write_all(render_table(conns).as_bytes())?;
+            writeln!(w, "\n{}", summary_line(stats))?;
+        }
     }
     let failed = reports.iter().filter(|r| r.error.is_some()).count();
     Ok(match failed {
@@ -167,7 +279,6 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         _ => ExitCode::from(1),
     })
 }
-
 fn summary_line(s: &CaptureStats) -> String {
     format!(
         "capture: {} packets, {} bytes; {} connections ({} closed, {} still open, {} expired, {} evicted); \

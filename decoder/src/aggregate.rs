@@ -68,10 +68,13 @@ impl Histogram {
 /// What one method did.
 #[derive(Debug, Clone, Default)]
 pub struct MethodStats {
-    /// Finished calls (a status is known).
+    /// Ended calls (not still open at the end of the capture).
     pub calls: u64,
     /// Calls still open when the capture ended.
     pub unfinished: u64,
+    /// Calls that ended with a status we cannot read (header table entries from before the
+    /// capture): neither OK nor an error.
+    pub status_unknown: u64,
     /// Finished calls by canonical status name.
     pub status: BTreeMap<&'static str, u64>,
     /// Finished calls by status source.
@@ -93,9 +96,9 @@ pub struct MethodStats {
 }
 
 impl MethodStats {
-    /// Finished calls whose status is not OK.
+    /// Ended calls with a known status other than OK.
     pub fn errors(&self) -> u64 {
-        self.calls - self.status.get("OK").copied().unwrap_or(0)
+        self.calls - self.status_unknown - self.status.get("OK").copied().unwrap_or(0)
     }
 }
 
@@ -156,14 +159,16 @@ fn add(m: &mut MethodStats, rec: &CallRecord) {
     m.req_bytes += rec.req_bytes;
     m.resp_bytes += rec.resp_bytes;
     *m.call_types.entry(rec.call_type).or_default() += 1;
-    let Some(status) = rec.status else {
+    if rec.status_source == StatusSource::Unfinished {
         m.unfinished += 1;
         return;
-    };
-    debug_assert!(rec.status_source != StatusSource::Unfinished);
+    }
     m.calls += 1;
-    *m.status.entry(status.name()).or_default() += 1;
     *m.sources.entry(rec.status_source.name()).or_default() += 1;
+    match rec.status {
+        Some(status) => *m.status.entry(status.name()).or_default() += 1,
+        None => m.status_unknown += 1,
+    }
     match rec.duration() {
         Some(d) => m.latency.record(d),
         None => m.no_start += 1,

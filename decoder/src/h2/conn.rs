@@ -103,6 +103,9 @@ pub enum StatusSource {
     ConnectionClosed,
     /// Still open when the capture ended (no status).
     Unfinished,
+    /// The stream ended, but its `grpc-status` was a header table entry from before the capture
+    /// (no status: it cannot be known).
+    HpackUnknown,
 }
 
 impl StatusSource {
@@ -118,6 +121,7 @@ impl StatusSource {
             StatusSource::Goaway => "goaway",
             StatusSource::ConnectionClosed => "connection_closed",
             StatusSource::Unfinished => "unfinished",
+            StatusSource::HpackUnknown => "hpack_unknown",
         }
     }
 }
@@ -403,6 +407,11 @@ pub struct ConnDecoder {
     calls: HashMap<u32, Call>,
     /// Highest stream id a server GOAWAY said it processed.
     goaway_last: Option<u32>,
+    /// The connection was seen from its start: every call's request headers were seen.
+    seen_from_start: bool,
+    /// Lowest stream id whose request headers we saw: streams below it may have begun before
+    /// the capture, streams above it that we do not track have ended.
+    first_request: Option<u32>,
     list: HeaderList,
 }
 
@@ -432,6 +441,8 @@ impl ConnDecoder {
             is_h2: false,
             calls: HashMap::new(),
             goaway_last: None,
+            seen_from_start: roles_certain,
+            first_request: None,
             list: HeaderList::default(),
         }
     }
@@ -987,6 +998,7 @@ impl ConnDecoder {
                     sink.conn_event(self.id, ConnEvent::Anomaly(AnomalyKind::StreamLimit));
                     return;
                 }
+                self.first_request.get_or_insert(stream);
                 let mut rec = self.new_record(stream, Some(ts));
                 let path = list
                     .iter()
@@ -1027,7 +1039,13 @@ impl ConnDecoder {
                 let call = match self.calls.get_mut(&stream) {
                     Some(c) => c,
                     None => {
-                        // A call that began before the capture (or whose request we lost).
+                        // A stream we saw end already (a late answer after a reset), or one
+                        // that began before the capture.
+                        let began_before =
+                            !self.seen_from_start && self.first_request.is_none_or(|f| stream < f);
+                        if !began_before {
+                            return;
+                        }
                         if self.calls.len() >= self.limits.max_streams {
                             sink.conn_event(self.id, ConnEvent::Anomaly(AnomalyKind::StreamLimit));
                             return;
@@ -1071,15 +1089,17 @@ impl ConnDecoder {
                         } else {
                             StatusSource::TrailersOnly
                         };
-                        (code, src)
+                        (Some(code), src)
                     }
                     (None, Some(http)) if http != 200 => {
-                        (grpc::from_http_status(http), StatusSource::HttpStatus)
+                        (Some(grpc::from_http_status(http)), StatusSource::HttpStatus)
                     }
+                    // The status may be among the fields we cannot read: say so, guess nothing.
+                    (None, _) if list.unknown_refs > 0 => (None, StatusSource::HpackUnknown),
                     // Trailers without grpc-status: gRPC clients fail such calls.
-                    (None, _) => (Code::UNKNOWN, StatusSource::Trailers),
+                    (None, _) => (Some(Code::UNKNOWN), StatusSource::Trailers),
                 };
-                call.rec.status = Some(status);
+                call.rec.status = status;
                 call.rec.status_source = source;
                 self.end_call(call, ts, sink);
             }

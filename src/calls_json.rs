@@ -1,0 +1,103 @@
+//! One finished call as a JSON Lines record (`replay --calls`). Field meanings are documented
+//! in docs/calls.md and never change silently.
+
+use decoder::{CallRecord, Confidence};
+use serde::Serialize;
+
+/// Who reset a stream, and with which HTTP/2 error code.
+#[derive(Debug, Serialize)]
+pub(crate) struct ResetJson {
+    by: &'static str,
+    code: u32,
+    code_name: &'static str,
+}
+
+/// The JSON form of a [`CallRecord`].
+#[derive(Debug, Serialize)]
+pub(crate) struct CallJson {
+    method: Option<String>,
+    service: Option<String>,
+    rpc: Option<String>,
+    method_confidence: &'static str,
+    call_type: &'static str,
+    client: String,
+    server: String,
+    conn: u64,
+    stream_id: u32,
+    start: Option<f64>,
+    end: Option<f64>,
+    duration_s: Option<f64>,
+    time_to_first_response_s: Option<f64>,
+    grpc_status: Option<u32>,
+    status: Option<&'static str>,
+    status_source: &'static str,
+    grpc_message: Option<String>,
+    http_status: Option<u16>,
+    timeout_s: Option<f64>,
+    req_msgs: u64,
+    resp_msgs: u64,
+    req_bytes: u64,
+    resp_bytes: u64,
+    req_compressed_msgs: u64,
+    resp_compressed_msgs: u64,
+    encoding: Option<String>,
+    resp_encoding: Option<String>,
+    authority: Option<String>,
+    user_agent: Option<String>,
+    reset: Option<ResetJson>,
+    lost_bytes: bool,
+}
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+impl From<&CallRecord> for CallJson {
+    fn from(c: &CallRecord) -> Self {
+        let split = c.method.as_deref().and_then(decoder::grpc::split_path);
+        CallJson {
+            method: c.method.clone(),
+            service: split.map(|s| s.0.to_owned()),
+            rpc: split.map(|s| s.1.to_owned()),
+            method_confidence: match c.method_confidence {
+                Confidence::Exact => "exact",
+                Confidence::Inferred => "inferred",
+                Confidence::Unknown => "unknown",
+            },
+            call_type: c.call_type.name(),
+            client: c.client.to_string(),
+            server: c.server.to_string(),
+            conn: c.conn,
+            stream_id: c.stream_id,
+            start: c.start.map(secs),
+            end: c.end.map(secs),
+            duration_s: c.duration().map(|d| d.as_secs_f64()),
+            time_to_first_response_s: match (c.start, c.first_response) {
+                (Some(s), Some(f)) => Some(secs(f.saturating_sub(s))),
+                _ => None,
+            },
+            grpc_status: c.grpc_status,
+            status: c.status.map(|s| s.name()),
+            status_source: c.status_source.name(),
+            grpc_message: c.grpc_message.clone(),
+            http_status: c.http_status,
+            timeout_s: c.timeout.map(|t| t.as_secs_f64()),
+            req_msgs: c.req_msgs,
+            resp_msgs: c.resp_msgs,
+            req_bytes: c.req_bytes,
+            resp_bytes: c.resp_bytes,
+            req_compressed_msgs: c.req_compressed,
+            resp_compressed_msgs: c.resp_compressed,
+            encoding: c.req_encoding.clone(),
+            resp_encoding: c.resp_encoding.clone(),
+            authority: c.authority.clone(),
+            user_agent: c.user_agent.clone(),
+            reset: c.reset.map(|r| ResetJson {
+                by: crate::pipeline::side_name(r.by),
+                code: r.code,
+                code_name: decoder::h2::frame::error_code_name(r.code),
+            }),
+            lost_bytes: c.lost_bytes,
+        }
+    }
+}

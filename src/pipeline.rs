@@ -1,0 +1,183 @@
+//! Wiring: capture's stream events drive one HTTP/2 decoder per TCP connection; finished calls
+//! go to the aggregator and the call writer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+
+use capture::{CloseReason, EventKind, RoleSource, StreamEvent, StreamSink};
+use decoder::aggregate::Aggregator;
+use decoder::{AnomalyKind, CallRecord, CallSink, ConnDecoder, ConnEvent, DecoderLimits, Side};
+
+use crate::calls_json::CallJson;
+
+/// Per-connection state the pipeline keeps beside the decoder.
+struct Conn {
+    dec: ConnDecoder,
+    closed: [bool; 2],
+    /// The connection ended on the wire (FIN or RST), not by the tap's own expiry.
+    ended_on_wire: bool,
+}
+
+/// What decoding found besides calls.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct DecodeStats {
+    pub(crate) http2_connections: u64,
+    pub(crate) other_connections: u64,
+    pub(crate) pings: BTreeMap<&'static str, u64>,
+    pub(crate) goaways: BTreeMap<String, u64>,
+    pub(crate) anomalies: BTreeMap<&'static str, u64>,
+    pub(crate) calls_unknown_method: u64,
+}
+
+/// Receives decoder output.
+pub(crate) struct Outputs {
+    pub(crate) agg: Aggregator,
+    pub(crate) stats: DecodeStats,
+    pub(crate) calls: Option<Box<dyn Write>>,
+    pub(crate) write_error: Option<std::io::Error>,
+    pub(crate) first_ts: Option<u64>,
+    pub(crate) last_ts: u64,
+}
+
+impl CallSink for Outputs {
+    fn call_started(&mut self, _call: &CallRecord) {}
+
+    fn call_ended(&mut self, call: &CallRecord) {
+        self.agg.record(call);
+        if call.method.is_none() {
+            self.stats.calls_unknown_method += 1;
+        }
+        if let Some(w) = self.calls.as_mut()
+            && self.write_error.is_none()
+        {
+            let line = serde_json::to_string(&CallJson::from(call)).map_err(std::io::Error::other);
+            if let Err(e) = line.and_then(|l| writeln!(w, "{l}")) {
+                self.write_error = Some(e);
+            }
+        }
+    }
+
+    fn conn_event(&mut self, _conn: u64, event: ConnEvent) {
+        match event {
+            ConnEvent::Http2 => self.stats.http2_connections += 1,
+            ConnEvent::Ping(side) => *self.stats.pings.entry(side.name()).or_default() += 1,
+            ConnEvent::Goaway { by, code, .. } => {
+                let key = format!(
+                    "{}:{}",
+                    by.name(),
+                    decoder::h2::frame::error_code_name(code)
+                );
+                *self.stats.goaways.entry(key).or_default() += 1;
+            }
+            ConnEvent::Anomaly(AnomalyKind::NotHttp2) => self.stats.other_connections += 1,
+            ConnEvent::Anomaly(kind) => *self.stats.anomalies.entry(kind.name()).or_default() += 1,
+        }
+    }
+}
+
+/// Capture events in, decoder calls out.
+pub(crate) struct Pipeline {
+    conns: HashMap<u64, Conn>,
+    limits: DecoderLimits,
+    pub(crate) out: Outputs,
+}
+
+impl Pipeline {
+    pub(crate) fn new(
+        limits: DecoderLimits,
+        max_methods: usize,
+        calls: Option<Box<dyn Write>>,
+    ) -> Pipeline {
+        Pipeline {
+            conns: HashMap::new(),
+            limits,
+            out: Outputs {
+                agg: Aggregator::new(max_methods),
+                stats: DecodeStats::default(),
+                calls,
+                write_error: None,
+                first_ts: None,
+                last_ts: 0,
+            },
+        }
+    }
+
+    /// Flushes the call writer.
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(e) = self.out.write_error.take() {
+            return Err(e);
+        }
+        match self.out.calls.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl StreamSink for Pipeline {
+    fn on_event(&mut self, ev: StreamEvent<'_>) {
+        let ts = ev.ts.0;
+        self.out.first_ts.get_or_insert(ts);
+        self.out.last_ts = self.out.last_ts.max(ts);
+        let id = ev.conn.0;
+        let d = ev.dir.index();
+        match ev.kind {
+            EventKind::Open(info) => {
+                let dec = ConnDecoder::new(
+                    id,
+                    info.client,
+                    info.server,
+                    info.roles != RoleSource::Guess,
+                    self.limits,
+                );
+                self.conns.insert(
+                    id,
+                    Conn {
+                        dec,
+                        closed: [false; 2],
+                        ended_on_wire: false,
+                    },
+                );
+            }
+            EventKind::Data(bytes) => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.dec.handle_data(d, ts, bytes, &mut self.out);
+                    if c.dec.is_dead() {
+                        self.conns.remove(&id);
+                    }
+                }
+            }
+            EventKind::Gap { len } => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.dec.handle_gap(d, ts, len, &mut self.out);
+                }
+            }
+            EventKind::Close { reason, .. } => {
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                c.closed[d] = true;
+                c.ended_on_wire |= matches!(
+                    reason,
+                    CloseReason::Fin | CloseReason::Rst | CloseReason::Reused
+                );
+                if c.closed == [true, true] {
+                    let mut c = self.conns.remove(&id).expect("present");
+                    if c.ended_on_wire {
+                        c.dec.handle_closed(ts, &mut self.out);
+                    } else {
+                        c.dec.finish(&mut self.out);
+                    }
+                    if !c.dec.is_http2() && !c.dec.is_dead() {
+                        self.out.stats.other_connections += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Side names for JSON.
+pub(crate) fn side_name(s: Side) -> &'static str {
+    s.name()
+}

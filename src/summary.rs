@@ -1,0 +1,272 @@
+//! The per-method summary: a table for people (`replay` default) and JSON (`--summary-json`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use capture::CaptureStats;
+use decoder::aggregate::{Aggregator, MethodStats};
+use serde::Serialize;
+
+use crate::pipeline::DecodeStats;
+
+#[derive(Serialize)]
+struct Latency {
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct MethodJson<'a> {
+    method: &'a str,
+    calls: u64,
+    errors: u64,
+    unfinished: u64,
+    status_unknown: u64,
+    rate_per_s: Option<f64>,
+    status: &'a BTreeMap<&'static str, u64>,
+    status_source: &'a BTreeMap<&'static str, u64>,
+    call_types: BTreeMap<&'static str, u64>,
+    req_msgs: u64,
+    resp_msgs: u64,
+    req_bytes: u64,
+    resp_bytes: u64,
+    latency_s: Latency,
+    calls_without_start: u64,
+}
+
+#[derive(Serialize)]
+struct Totals<'a> {
+    calls: u64,
+    errors: u64,
+    unfinished: u64,
+    status_unknown: u64,
+    status: &'a BTreeMap<&'static str, u64>,
+    req_msgs: u64,
+    resp_msgs: u64,
+    methods_folded: u64,
+}
+
+#[derive(Serialize)]
+struct CaptureJson<'a> {
+    duration_s: f64,
+    packets: u64,
+    bytes: u64,
+    connections: u64,
+    http2_connections: u64,
+    other_connections: u64,
+    gaps: u64,
+    gap_bytes: u64,
+    truncated_packets: u64,
+    malformed_packets: u64,
+    calls_unknown_method: u64,
+    anomalies: &'a BTreeMap<&'static str, u64>,
+    pings: &'a BTreeMap<&'static str, u64>,
+    goaways: &'a BTreeMap<String, u64>,
+}
+
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    totals: Totals<'a>,
+    methods: Vec<MethodJson<'a>>,
+    capture: CaptureJson<'a>,
+}
+
+fn secs(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| d.as_secs_f64())
+}
+
+fn method_json<'a>(name: &'a str, m: &'a MethodStats, span: f64) -> MethodJson<'a> {
+    MethodJson {
+        method: name,
+        calls: m.calls,
+        errors: m.errors(),
+        unfinished: m.unfinished,
+        status_unknown: m.status_unknown,
+        rate_per_s: (span > 0.0).then(|| m.calls as f64 / span),
+        status: &m.status,
+        status_source: &m.sources,
+        call_types: m.call_types.iter().map(|(k, v)| (k.name(), *v)).collect(),
+        req_msgs: m.req_msgs,
+        resp_msgs: m.resp_msgs,
+        req_bytes: m.req_bytes,
+        resp_bytes: m.resp_bytes,
+        latency_s: Latency {
+            p50: secs(m.latency.quantile(0.5)),
+            p90: secs(m.latency.quantile(0.9)),
+            p99: secs(m.latency.quantile(0.99)),
+            max: secs(m.latency.max()),
+        },
+        calls_without_start: m.no_start,
+    }
+}
+
+/// Capture span in seconds (first to last event).
+pub(crate) fn span(first: Option<u64>, last: u64) -> f64 {
+    first.map_or(0.0, |f| last.saturating_sub(f) as f64 / 1e9)
+}
+
+/// The `--summary-json` document.
+pub(crate) fn to_json(
+    agg: &Aggregator,
+    cap: &CaptureStats,
+    dec: &DecodeStats,
+    span_s: f64,
+) -> serde_json::Value {
+    let t = &agg.total;
+    let doc = SummaryJson {
+        totals: Totals {
+            calls: t.calls,
+            errors: t.errors(),
+            unfinished: t.unfinished,
+            status_unknown: t.status_unknown,
+            status: &t.status,
+            req_msgs: t.req_msgs,
+            resp_msgs: t.resp_msgs,
+            methods_folded: agg.folded_methods,
+        },
+        methods: agg
+            .methods()
+            .into_iter()
+            .map(|(n, m)| method_json(n, m, span_s))
+            .collect(),
+        capture: CaptureJson {
+            duration_s: span_s,
+            packets: cap.packets,
+            bytes: cap.bytes,
+            connections: cap.conns_opened,
+            http2_connections: dec.http2_connections,
+            other_connections: dec.other_connections,
+            gaps: cap.gaps,
+            gap_bytes: cap.gap_bytes,
+            truncated_packets: cap.truncated,
+            malformed_packets: cap.malformed,
+            calls_unknown_method: dec.calls_unknown_method,
+            anomalies: &dec.anomalies,
+            pings: &dec.pings,
+            goaways: &dec.goaways,
+        },
+    };
+    serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)
+}
+
+fn fmt_dur(d: Option<Duration>) -> String {
+    match d {
+        None => "-".into(),
+        Some(d) if d < Duration::from_millis(1) => format!("{:.0}µs", d.as_secs_f64() * 1e6),
+        Some(d) if d < Duration::from_secs(1) => format!("{:.1}ms", d.as_secs_f64() * 1e3),
+        Some(d) => format!("{:.2}s", d.as_secs_f64()),
+    }
+}
+
+/// Status counts other than OK, most frequent first: "NOT_FOUND:3 INTERNAL:1".
+fn error_codes(m: &MethodStats) -> String {
+    let mut v: Vec<(&str, u64)> = m
+        .status
+        .iter()
+        .filter(|(k, _)| **k != "OK")
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut s: Vec<String> = v.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+    if m.status_unknown > 0 {
+        s.push(format!("status-unreadable:{}", m.status_unknown));
+    }
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.join(" ")
+    }
+}
+
+/// The per-method table and the decode-quality line.
+pub(crate) fn render_table(
+    agg: &Aggregator,
+    cap: &CaptureStats,
+    dec: &DecodeStats,
+    span_s: f64,
+) -> String {
+    let header = [
+        "METHOD", "CALLS", "RATE/s", "ERR", "ERR%", "P50", "P90", "P99", "MAX", "REQ", "RESP",
+        "OPEN", "ERRORS",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    let mut add = |name: &str, m: &MethodStats| {
+        rows.push(vec![
+            name.to_owned(),
+            m.calls.to_string(),
+            if span_s > 0.0 {
+                format!("{:.1}", m.calls as f64 / span_s)
+            } else {
+                "-".into()
+            },
+            m.errors().to_string(),
+            if m.calls > 0 {
+                format!("{:.1}", 100.0 * m.errors() as f64 / m.calls as f64)
+            } else {
+                "-".into()
+            },
+            fmt_dur(m.latency.quantile(0.5)),
+            fmt_dur(m.latency.quantile(0.9)),
+            fmt_dur(m.latency.quantile(0.99)),
+            fmt_dur(m.latency.max()),
+            m.req_msgs.to_string(),
+            m.resp_msgs.to_string(),
+            m.unfinished.to_string(),
+            error_codes(m),
+        ]);
+    };
+    for (name, m) in agg.methods() {
+        add(name, m);
+    }
+    add("TOTAL", &agg.total);
+    let cols = rows[0].len();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            let w = widths[c];
+            let pad = w - cell.chars().count();
+            if c == 0 || c == cols - 1 {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad));
+            } else {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            }
+            line.push_str("  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let anomalies: u64 = dec.anomalies.values().sum();
+    let _ = write!(
+        out,
+        "\ncapture: {:.3}s, {} packets, {} connections ({} HTTP/2, {} other), {} gaps ({} bytes); \
+         decode: {} calls with unknown method, {} anomalies",
+        span_s,
+        cap.packets,
+        cap.conns_opened,
+        dec.http2_connections,
+        dec.other_connections,
+        cap.gaps,
+        cap.gap_bytes,
+        dec.calls_unknown_method,
+        anomalies,
+    );
+    if anomalies > 0 {
+        let list: Vec<String> = dec
+            .anomalies
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        let _ = write!(out, " ({})", list.join(" "));
+    }
+    out.push('\n');
+    out
+}
