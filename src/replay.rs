@@ -109,7 +109,7 @@ pub(crate) fn replay_files<S: capture::StreamSink>(
         match FileSource::open(path, max_block) {
             Err(e) => report.error = Some(e.to_string()),
             Ok(mut src) => loop {
-                if report.packets % 16_384 == 0 {
+                if report.packets.is_multiple_of(16_384) {
                     progress.show(&src);
                 }
                 match src.next_packet() {
@@ -161,6 +161,8 @@ impl Progress {
             0.0
         };
         let width = 30usize;
+        // pct is in 0..=100, so this is at most `width`.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let filled = ((pct / 100.0) * width as f64) as usize;
         eprint!(
             "\r{} [{}{}] {:5.1}% {:.0}/{:.0} MB",

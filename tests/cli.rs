@@ -48,20 +48,76 @@ fn json(args: &[&str]) -> (serde_json::Value, Output) {
 #[test]
 fn replay_lists_connections_and_counters() {
     let file = captures().join("py-basic-lo.pcap");
-    let out = grpctap(&["replay", file.to_str().expect("path")]);
+    let out = grpctap(&["replay", "--connections", file.to_str().expect("path")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("CLIENT"), "{stdout}");
+    assert!(stdout.starts_with("METHOD"), "{stdout}");
+    let unary = stdout
+        .lines()
+        .find(|l| l.starts_with("/grpctap.test.Echo/Unary"))
+        .expect("Unary row");
+    let cells: Vec<&str> = unary.split_whitespace().collect();
+    assert_eq!(cells[1], "10", "calls: {unary}");
+    assert_eq!(cells[3], "6", "errors: {unary}");
+    assert!(
+        unary.ends_with("DEADLINE_EXCEEDED:2 INVALID_ARGUMENT:2 NOT_FOUND:2"),
+        "{unary}"
+    );
     assert!(stdout.contains("127.0.0.1:50051") && stdout.contains("127.0.0.1:50052"));
     assert!(stdout.contains("fin/fin"));
     assert!(stdout.contains("capture: 425 packets"), "{stdout}");
 
-    let (v, out) = json(&["replay", "--json", "-", file.to_str().expect("path")]);
+    let (v, out) = json(&[
+        "replay",
+        "--connections-json",
+        "-",
+        file.to_str().expect("path"),
+    ]);
     assert!(out.status.success());
     assert_eq!(v["capture"]["connections_opened"], 2);
     assert_eq!(v["capture"]["gaps"], 0);
     assert_eq!(v["connections"].as_array().expect("rows").len(), 2);
     assert_eq!(v["connections"][0]["roles"], "syn");
+}
+
+#[test]
+fn summary_json_has_the_documented_shape() {
+    let file = captures().join("py-mixed-veth.pcap");
+    let (v, out) = json(&[
+        "replay",
+        "--summary-json",
+        "-",
+        file.to_str().expect("path"),
+    ]);
+    assert!(out.status.success());
+    assert_eq!(v["totals"]["calls"], 660);
+    assert_eq!(v["totals"]["errors"], 60);
+    let methods = v["methods"].as_array().expect("methods");
+    let unary = methods
+        .iter()
+        .find(|m| m["method"] == "/grpctap.test.Echo/Unary")
+        .expect("unary");
+    assert_eq!(unary["calls"], 600);
+    assert_eq!(unary["req_msgs"], 600);
+    let lat = &unary["latency_s"];
+    let (p50, p99, max) = (
+        lat["p50"].as_f64().expect("p50"),
+        lat["p99"].as_f64().expect("p99"),
+        lat["max"].as_f64().expect("max"),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max && max < 1.0, "{lat}");
+    assert_eq!(v["capture"]["http2_connections"], 4);
+    assert_eq!(v["capture"]["packets"], 8900);
+    // Only one output may take stdout.
+    let out = grpctap(&[
+        "replay",
+        "--summary-json",
+        "-",
+        "--calls",
+        "-",
+        file.to_str().expect("path"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
@@ -71,7 +127,12 @@ fn truncated_file_reports_where_and_keeps_the_rest() {
     let half = offsets[offsets.len() / 2];
     let cut = tmp_dir().join("cut.pcap");
     std::fs::write(&cut, &full[..half + 10]).expect("write");
-    let (v, out) = json(&["replay", "--json", "-", cut.to_str().expect("path")]);
+    let (v, out) = json(&[
+        "replay",
+        "--connections-json",
+        "-",
+        cut.to_str().expect("path"),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -97,7 +158,7 @@ fn a_bad_file_does_not_stop_the_others() {
     let good = captures().join("py-v6-any.pcap.gz");
     let (v, out) = json(&[
         "replay",
-        "--json",
+        "--connections-json",
         "-",
         junk.to_str().expect("p"),
         good.to_str().expect("p"),
@@ -128,10 +189,15 @@ fn rotated_capture_is_one_capture() {
     second.extend_from_slice(&full[mid..]);
     std::fs::write(&b, &second).expect("write");
     let whole = captures().join("py-mixed-veth.pcap");
-    let (one, _) = json(&["replay", "--json", "-", whole.to_str().expect("p")]);
+    let (one, _) = json(&[
+        "replay",
+        "--connections-json",
+        "-",
+        whole.to_str().expect("p"),
+    ]);
     let (two, out) = json(&[
         "replay",
-        "--json",
+        "--connections-json",
         "-",
         a.to_str().expect("p"),
         b.to_str().expect("p"),

@@ -21,6 +21,9 @@ pub struct Histogram {
     min: Option<Duration>,
 }
 
+// Bucket math goes through f64: indexes are clamped below MAX_BUCKETS and nanosecond values
+// are clamped to u64 before any cast.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 impl Histogram {
     /// Records one value.
     pub fn record(&mut self, d: Duration) {

@@ -538,9 +538,10 @@ impl ConnDecoder {
                     && !dir.need_pad_len
                     && u64::from(dir.data_left) >= len =>
             {
-                // Inside one DATA frame: only this stream lost bytes.
-                dir.data_left -= len as u32;
-                dir.remaining -= len as u32;
+                // Inside one DATA frame: only this stream lost bytes (len <= data_left, a u32).
+                let len = u32::try_from(len).unwrap_or(dir.data_left);
+                dir.data_left -= len;
+                dir.remaining -= len;
                 let stream = dir.head.stream;
                 let side = self.side_of(d);
                 if let Some(call) = self.calls.get_mut(&stream) {
@@ -779,7 +780,8 @@ impl ConnDecoder {
         let dir = &mut self.dirs[d];
         let n = (dir.remaining as usize).min(data.len());
         let (chunk, rest) = data.split_at(n);
-        dir.remaining -= n as u32;
+        // n <= remaining, a u32.
+        dir.remaining -= u32::try_from(n).unwrap_or(dir.remaining);
         if dir.head.kind == kind::DATA {
             let mut chunk = chunk;
             if dir.need_pad_len && !chunk.is_empty() {
@@ -795,7 +797,7 @@ impl ConnDecoder {
                 }
             }
             let take = (dir.data_left as usize).min(chunk.len());
-            dir.data_left -= take as u32;
+            dir.data_left -= u32::try_from(take).unwrap_or(dir.data_left);
             let stream = dir.head.stream;
             let side = self.side_of(d);
             if take > 0
@@ -822,10 +824,8 @@ impl ConnDecoder {
         let side = self.side_of(d);
         let ts = self.dirs[d].frame_ts;
         match head.kind {
-            kind::DATA => {
-                if head.has(flag::END_STREAM) {
-                    self.end_stream_data(head.stream, side, ts, sink);
-                }
+            kind::DATA if head.has(flag::END_STREAM) => {
+                self.end_stream_data(head.stream, side, ts, sink)
             }
             kind::HEADERS if !skipping => {
                 let payload = std::mem::take(&mut self.dirs[d].buf);

@@ -104,7 +104,7 @@ impl Head {
             kind::SETTINGS => (
                 h.flags & !0x01 == 0,
                 h.stream == 0,
-                h.len % 6 == 0 && (h.flags == 0 || h.len == 0),
+                h.len.is_multiple_of(6) && (h.flags == 0 || h.len == 0),
             ),
             kind::PUSH_PROMISE => (h.flags & !0x0c == 0, h.stream != 0, h.len >= 4),
             kind::PING => (h.flags & !0x01 == 0, h.stream == 0, h.len == 8),

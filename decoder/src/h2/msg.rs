@@ -34,7 +34,7 @@ impl MsgParser {
                     let n = need.min(data.len());
                     let at = usize::from(self.have);
                     self.prefix[at..at + n].copy_from_slice(&data[..n]);
-                    self.have += n as u8;
+                    self.have += u8::try_from(n).unwrap_or(5); // n <= 5
                     data = &data[n..];
                     if self.have == 5 {
                         let len = u32::from_be_bytes([
@@ -56,7 +56,7 @@ impl MsgParser {
                 Some(left) => {
                     let n = data.len().min(left as usize);
                     data = &data[n..];
-                    let left = left - n as u32;
+                    let left = left - u32::try_from(n).unwrap_or(left); // n <= left
                     if left == 0 {
                         let len = u32::from_be_bytes([
                             self.prefix[1],
@@ -89,6 +89,7 @@ impl MsgParser {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test values are small and known
 mod tests {
     use super::*;
 

@@ -1,0 +1,214 @@
+//! Every call grpctap finds in the real captures, compared with what the client logged when the
+//! capture was made (`testdata/captures/*.calls.jsonl`): per connection, in start order, the
+//! method, final status, message counts, call type, deadline, and timing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn captures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/captures")
+}
+
+fn our_calls(file: &str) -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args(["replay", "--calls", "-"])
+        .arg(captures().join(file))
+        .output()
+        .expect("run grpctap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn truth(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(captures().join(file)).expect("calls.jsonl");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn port_of_peer(peer: &str) -> u16 {
+    peer.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
+
+fn port_of_addr(addr: &str) -> u16 {
+    addr.parse::<std::net::SocketAddr>().expect("addr").port()
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().expect("number")
+}
+
+/// The call type each method of the test service has.
+fn call_type_of(method: &str) -> &'static str {
+    match method.rsplit('/').next() {
+        Some("Unary") => "unary",
+        Some("ServerStream") => "server_stream",
+        Some("ClientStream") => "client_stream",
+        Some("Bidi") => "bidi_stream",
+        other => panic!("unexpected method {other:?}"),
+    }
+}
+
+struct Expect {
+    /// Calls logged before the capture started are not in it.
+    skip_before_capture: bool,
+    /// Header table entries from before the capture hide some methods and statuses.
+    joined_mid_connection: bool,
+}
+
+fn compare(capture: &str, log: &str, expect: Expect) -> usize {
+    let ours = our_calls(capture);
+    let mut truth = truth(log);
+    let first_seen = ours
+        .iter()
+        .filter_map(|c| c["start"].as_f64())
+        .fold(f64::INFINITY, f64::min);
+    if expect.skip_before_capture {
+        truth.retain(|t| f(&t["start"]) > first_seen - 0.005);
+    }
+    // Connection index (client log) -> client port (from the address the server saw).
+    let mut port_of: BTreeMap<u64, u16> = BTreeMap::new();
+    for t in &truth {
+        if let Some(p) = t["client_peer"].as_str() {
+            port_of.insert(t["conn"].as_u64().expect("conn"), port_of_peer(p));
+        }
+    }
+    let mut checked = 0;
+    for (conn, port) in &port_of {
+        let mut want: Vec<&Value> = truth
+            .iter()
+            .filter(|t| t["conn"].as_u64() == Some(*conn))
+            .collect();
+        let mut got: Vec<&Value> = ours
+            .iter()
+            .filter(|c| {
+                let (a, b) = (
+                    port_of_addr(c["client"].as_str().expect("client")),
+                    port_of_addr(c["server"].as_str().expect("server")),
+                );
+                a == *port || b == *port
+            })
+            .collect();
+        want.sort_by(|a, b| f(&a["start"]).total_cmp(&f(&b["start"])));
+        got.sort_by(|a, b| f(&a["start"]).total_cmp(&f(&b["start"])));
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{capture}: calls on the connection from port {port}"
+        );
+        for (g, w) in got.iter().zip(&want) {
+            let ctx = format!("{capture} port {port} stream {}", g["stream_id"]);
+            let method = w["method"].as_str().expect("method");
+            match g["method"].as_str() {
+                Some(m) => assert_eq!(m, method, "{ctx}"),
+                None => assert!(expect.joined_mid_connection, "{ctx}: method lost"),
+            }
+            match g["status"].as_str() {
+                Some(s) => assert_eq!(s, w["status"].as_str().expect("status"), "{ctx}"),
+                None => {
+                    assert!(expect.joined_mid_connection, "{ctx}: status lost");
+                    assert_eq!(g["status_source"], "hpack_unknown", "{ctx}");
+                }
+            }
+            assert_eq!(g["req_msgs"], w["req_msgs"], "{ctx}: request messages");
+            assert_eq!(g["resp_msgs"], w["resp_msgs"], "{ctx}: response messages");
+            if w["status"] == "OK" {
+                assert_eq!(g["call_type"], call_type_of(method), "{ctx}");
+            }
+            match w["timeout_s"].as_f64() {
+                // The wire carries what is left of the deadline when the headers are written,
+                // rounded up to the unit used (gRPC C-core sends "101m" for a 100 ms deadline).
+                Some(t) => {
+                    let wire = f(&g["timeout_s"]);
+                    assert!(
+                        wire >= t - 0.005 && wire <= t * 1.02 + 0.002,
+                        "{ctx}: timeout {wire} for {t}"
+                    );
+                }
+                None => assert!(g["timeout_s"].is_null(), "{ctx}: timeout"),
+            }
+            if w["status"] == "DEADLINE_EXCEEDED" {
+                // Either the server's deadline fired first and it said so on the wire, or the
+                // client's did and it reset the stream (CANCEL at the deadline).
+                match g["status_source"].as_str() {
+                    Some("deadline") => assert_eq!(g["reset"]["code_name"], "CANCEL", "{ctx}"),
+                    Some("trailers" | "trailers_only") => assert_eq!(g["grpc_status"], 4, "{ctx}"),
+                    other => panic!("{ctx}: deadline from {other:?}"),
+                }
+            }
+            // The wire sees the call inside the client's own measurement of it.
+            assert!(f(&g["start"]) >= f(&w["start"]) - 0.002, "{ctx}: start");
+            assert!(f(&g["end"]) <= f(&w["end"]) + 0.002, "{ctx}: end");
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked,
+        truth.len(),
+        "{capture}: every logged call was matched"
+    );
+    checked
+}
+
+const FULL: Expect = Expect {
+    skip_before_capture: false,
+    joined_mid_connection: false,
+};
+
+#[test]
+fn loopback_pcap_matches_the_client_log() {
+    assert_eq!(
+        compare("py-basic-lo.pcap", "py-basic.calls.jsonl", FULL),
+        16
+    );
+}
+
+#[test]
+fn pcapng_with_every_packet_twice_matches_the_client_log() {
+    assert_eq!(
+        compare("py-basic-multi.pcapng", "py-basic.calls.jsonl", FULL),
+        16
+    );
+}
+
+#[test]
+fn ipv6_sll2_gzip_matches_the_client_log() {
+    assert_eq!(
+        compare("py-v6-any.pcap.gz", "py-v6-any.calls.jsonl", FULL),
+        8
+    );
+}
+
+#[test]
+fn ethernet_mixed_workload_matches_the_client_log() {
+    assert_eq!(
+        compare("py-mixed-veth.pcap", "py-mixed-veth.calls.jsonl", FULL),
+        660
+    );
+}
+
+#[test]
+fn mid_connection_join_keeps_counts_and_never_guesses() {
+    let n = compare(
+        "py-midstream.pcap",
+        "py-midstream.calls.jsonl",
+        Expect {
+            skip_before_capture: true,
+            joined_mid_connection: true,
+        },
+    );
+    assert_eq!(n, 60);
+}
