@@ -46,6 +46,18 @@ pub(crate) struct CallJson {
     user_agent: Option<String>,
     reset: Option<ResetJson>,
     lost_bytes: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<MetadataJson>,
+}
+
+/// Metadata blocks as `[name, value]` pairs in wire order (names may repeat).
+#[derive(Debug, Serialize)]
+pub(crate) struct MetadataJson {
+    request: Vec<(String, String)>,
+    response: Vec<(String, String)>,
+    trailers: Vec<(String, String)>,
+    /// Fields left out past the per-block bound.
+    dropped: usize,
 }
 
 fn secs(ns: u64) -> f64 {
@@ -98,6 +110,12 @@ impl From<&CallRecord> for CallJson {
                 code_name: decoder::h2::frame::error_code_name(r.code),
             }),
             lost_bytes: c.lost_bytes,
+            metadata: c.metadata.as_ref().map(|m| MetadataJson {
+                request: m.request.fields.clone(),
+                response: m.response.fields.clone(),
+                trailers: m.trailers.fields.clone(),
+                dropped: m.request.dropped + m.response.dropped + m.trailers.dropped,
+            }),
         }
     }
 }

@@ -48,6 +48,11 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) summary_json: Option<PathBuf>,
 
+    /// Include each call's metadata in `--calls` records (custom headers, `-bin` values as sent;
+    /// authorization, cookies and other secrets redacted).
+    #[arg(long)]
+    pub(crate) metadata: bool,
+
     /// Also print the TCP connections: endpoints, packets and bytes each way, gaps, how each
     /// direction ended.
     #[arg(long)]

@@ -230,7 +230,11 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         "only one of --calls, --summary-json, --connections-json can write to stdout"
     );
     let calls = args.calls.as_deref().map(writer).transpose()?;
-    let mut pipeline = Pipeline::new(DecoderLimits::default(), args.max_methods, calls);
+    let dec_limits = DecoderLimits {
+        capture_metadata: args.metadata,
+        ..DecoderLimits::default()
+    };
+    let mut pipeline = Pipeline::new(dec_limits, args.max_methods, calls);
     let mut conns =
         (args.connections || args.connections_json.is_some()).then(Connections::default);
     let mut reasm = Reassembler::new(limits);

@@ -14,7 +14,7 @@ fn captures() -> std::path::PathBuf {
 
 fn our_calls(file: &str) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
-        .args(["replay", "--calls", "-"])
+        .args(["replay", "--metadata", "--calls", "-"])
         .arg(captures().join(file))
         .output()
         .expect("run grpctap");
@@ -102,8 +102,24 @@ fn compare(capture: &str, log: &str, expect: Expect) -> usize {
                 a == *port || b == *port
             })
             .collect();
-        want.sort_by(|a, b| f(&a["start"]).total_cmp(&f(&b["start"])));
-        got.sort_by(|a, b| f(&a["start"]).total_cmp(&f(&b["start"])));
+        // Concurrent calls start in the same instant: pair them by the x-call-id the client
+        // sent and logged, where there is one; by start time otherwise.
+        let id = |c: &Value| -> Option<u64> {
+            c["metadata"]["request"]
+                .as_array()?
+                .iter()
+                .find(|kv| kv[0] == "x-call-id")?[1]
+                .as_str()?
+                .parse()
+                .ok()
+        };
+        if want.iter().all(|w| w["call_id"].is_u64()) {
+            want.sort_by_key(|w| w["call_id"].as_u64());
+            got.sort_by_key(|g| id(g));
+        } else {
+            want.sort_by(|a, b| f(&a["start"]).total_cmp(&f(&b["start"])));
+            got.sort_by(|a, b| f(&a["start"]).total_cmp(&f(&b["start"])));
+        }
         assert_eq!(
             got.len(),
             want.len(),
@@ -211,4 +227,52 @@ fn mid_connection_join_keeps_counts_and_never_guesses() {
         },
     );
     assert_eq!(n, 60);
+}
+
+#[test]
+fn hard_cases_match_the_client_log() {
+    // Every status code, big metadata, 4 MiB messages, a cancellation, 270 concurrent calls on
+    // two connections, keepalive PINGs, and a graceful GOAWAY with a call in flight.
+    assert_eq!(
+        compare("py-edge-lo.pcap.gz", "py-edge.calls.jsonl", FULL),
+        292
+    );
+    let ours = our_calls("py-edge-lo.pcap.gz");
+    let cancelled = ours
+        .iter()
+        .find(|c| c["method"] == "/grpctap.test.Echo/ServerStream")
+        .expect("stream");
+    assert_eq!(cancelled["status_source"], "reset");
+    assert_eq!(cancelled["reset"]["by"], "client");
+    let meta = ours
+        .iter()
+        .find(|c| c.to_string().contains("x-big"))
+        .expect("metadata call");
+    let text = meta["metadata"].to_string();
+    assert!(
+        text.contains("<redacted 23 bytes>") && !text.contains("secret-token"),
+        "{text}"
+    );
+    assert!(text.contains("AAECAwQF"), "-bin value as base64: {text}");
+}
+
+#[test]
+fn keepalive_and_goaway_are_counted() {
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args(["replay", "--summary-json", "-"])
+        .arg(captures().join("py-edge-lo.pcap.gz"))
+        .output()
+        .expect("run");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let cap = &v["capture"];
+    assert!(
+        cap["pings"]["client"].as_u64().expect("client pings") >= 5,
+        "{cap}"
+    );
+    assert_eq!(
+        cap["goaways"]["server:NO_ERROR"], 2,
+        "graceful shutdown sends two GOAWAYs: {cap}"
+    );
+    // The call in flight during the shutdown still completed.
+    assert_eq!(v["totals"]["unfinished"], 0);
 }

@@ -15,6 +15,7 @@ pub mod aggregate;
 pub mod grpc;
 pub mod h2;
 pub mod hpack;
+pub mod metadata;
 
 pub use h2::conn::{
     AnomalyKind, CallRecord, CallSink, CallType, Confidence, ConnDecoder, ConnEvent, DecoderLimits,

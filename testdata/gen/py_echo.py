@@ -30,15 +30,24 @@ def _code(n):
             return c.value
     raise ValueError(n)
 
+SERVER = None
+
 class Echo(echo_pb2_grpc.EchoServicer):
     def Unary(self, req, ctx):
+        if req.message == "__shutdown__":
+            # Graceful shutdown with calls in flight: GOAWAY now, in-flight calls may finish.
+            threading.Thread(target=lambda: SERVER.stop(grace=5)).start()
+            return reply_for(req, ctx)
         finish(req, ctx)
         return reply_for(req, ctx)
 
     def ServerStream(self, req, ctx):
         for i in range(req.reply_count):
+            if i and req.sleep_ms:
+                time.sleep(req.sleep_ms / 1000)  # between replies
             yield reply_for(req, ctx, i)
-        finish(req, ctx)
+        if req.status_code:
+            ctx.abort(grpc.StatusCode(_code(req.status_code)), req.status_message)
 
     def ClientStream(self, reqs, ctx):
         last, n = None, 0
@@ -55,9 +64,14 @@ class Echo(echo_pb2_grpc.EchoServicer):
                 finish(r, ctx)
 
 def serve(args):
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32),
+    global SERVER
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers),
                          options=[("grpc.max_receive_message_length", 64 << 20),
-                                  ("grpc.max_send_message_length", 64 << 20)])
+                                  ("grpc.max_send_message_length", 64 << 20),
+                                  ("grpc.max_metadata_size", 1 << 20),
+                                  ("grpc.http2.min_ping_interval_without_data_ms", 50),
+                                  ("grpc.keepalive_permit_without_calls", 1)])
+    SERVER = server
     echo_pb2_grpc.add_EchoServicer_to_server(Echo(), server)
     server.add_insecure_port(f"{args.host}:{args.port}")
     server.start()
@@ -76,20 +90,24 @@ class Log:
             self.f.write(json.dumps(kw, sort_keys=True) + "\n")
             self.f.flush()
 
-def run_call(stub, log, conn, method, reqs, timeout=None, cancel_after=None):
+def run_call(stub, log, conn, method, reqs, timeout=None, cancel_after=None, metadata=None, call_id=None):
     """Makes one call, logs what the client saw. reqs: list of EchoRequest."""
     start = time.time()
     peer, resp_n, code, details = None, 0, "OK", ""
     fn = getattr(stub, method)
+    md = list(metadata or [])
+    if call_id is not None:
+        md.append(("x-call-id", str(call_id)))
+    md = md or None
     try:
         if method == "Unary":
-            r = fn(reqs[0], timeout=timeout)
+            r = fn(reqs[0], timeout=timeout, metadata=md)
             resp_n, peer = 1, r.peer
         elif method == "ClientStream":
-            r = fn(iter(reqs), timeout=timeout)
+            r = fn(iter(reqs), timeout=timeout, metadata=md)
             resp_n, peer = 1, r.peer
         else:
-            it = fn(reqs[0] if method == "ServerStream" else iter(reqs), timeout=timeout)
+            it = fn(reqs[0] if method == "ServerStream" else iter(reqs), timeout=timeout, metadata=md)
             if cancel_after is not None:
                 threading.Timer(cancel_after, it.cancel).start()
             for r in it:
@@ -97,7 +115,7 @@ def run_call(stub, log, conn, method, reqs, timeout=None, cancel_after=None):
                 peer = r.peer
     except grpc.RpcError as e:
         code, details = e.code().name, e.details() or ""
-    log.call(conn=conn, method=f"/grpctap.test.Echo/{method}", req_msgs=len(reqs),
+    log.call(conn=conn, call_id=call_id, method=f"/grpctap.test.Echo/{method}", req_msgs=len(reqs),
              resp_msgs=resp_n, status=code, message=details, timeout_s=timeout,
              cancelled=cancel_after is not None, client_peer=peer,
              start=start, end=time.time())
@@ -154,11 +172,53 @@ def scenario_mixed(targets, log):
     for t in threads: t.start()
     for t in threads: t.join()
 
+def scenario_edge(targets, log):
+    """The hard cases, each call tagged with x-call-id metadata: every status code; metadata
+    (custom, -bin, authorization) too big for one HEADERS frame; multi-MB messages; a client
+    cancellation; 150 + 120 concurrent calls on two connections; idle keepalive PINGs; and a
+    graceful server shutdown (GOAWAY) with a call in flight (on the second target)."""
+    from concurrent.futures import ThreadPoolExecutor
+    opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20),
+            ("grpc.max_metadata_size", 1 << 20), ("grpc.keepalive_time_ms", 200),
+            ("grpc.keepalive_timeout_ms", 5000), ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0), ("grpc.use_local_subchannel_pool", 1)]
+    ids = iter(range(1, 1 << 30))
+    ch0 = grpc.insecure_channel(targets[0], options=opts)
+    ch1 = grpc.insecure_channel(targets[0], options=opts)
+    stub0, stub1 = echo_pb2_grpc.EchoStub(ch0), echo_pb2_grpc.EchoStub(ch1)
+    for code in range(0, 17):
+        run_call(stub0, log, 0, "Unary", [req(message=f"code{code}", status_code=code, status_message=f"status {code} 100% \u2713")],
+                 call_id=next(ids))
+    big_md = [("x-tenant", "acme"), ("authorization", "Bearer secret-token-123"),
+              ("trace-bin", bytes(range(256)) * 4), ("x-big", "v" * 20000)]
+    run_call(stub0, log, 0, "Unary", [req(message="metadata")], metadata=big_md, call_id=next(ids))
+    run_call(stub0, log, 0, "Unary", [req(message="big", payload=b"x" * (4 << 20), reply_size=3 << 20)], call_id=next(ids))
+    run_call(stub0, log, 0, "ServerStream", [req(message="cancel me", reply_count=5, sleep_ms=1000)],
+             cancel_after=0.3, call_id=next(ids))
+    with ThreadPoolExecutor(max_workers=300) as pool:
+        jobs = [pool.submit(run_call, stub0, log, 0, "Unary", [req(message=f"c0-{i}", sleep_ms=400)], None, None, None, next(ids))
+                for i in range(150)]
+        jobs += [pool.submit(run_call, stub1, log, 1, "Unary", [req(message=f"c1-{i}", sleep_ms=400)], None, None, None, next(ids))
+                 for i in range(120)]
+        for j in jobs:
+            j.result()
+    time.sleep(1.5)  # idle: keepalive PINGs
+    ch0.close(); ch1.close()
+    with grpc.insecure_channel(targets[1], options=opts) as ch2:
+        stub2 = echo_pb2_grpc.EchoStub(ch2)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            slow = pool.submit(run_call, stub2, log, 2, "Unary", [req(message="in flight", sleep_ms=800)], None, None, None, next(ids))
+            time.sleep(0.2)
+            run_call(stub2, log, 2, "Unary", [req(message="__shutdown__")], call_id=next(ids))
+            slow.result()
+
 def client(args):
     log = Log(args.log)
     targets = args.target
     if args.scenario == "basic":
         scenario_basic(targets, log)
+    elif args.scenario == "edge":
+        scenario_edge(targets, log)
     elif args.scenario == "mixed":
         scenario_mixed(targets, log)
     elif args.scenario == "midstream":
@@ -170,6 +230,7 @@ def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("server"); s.add_argument("--host", default="127.0.0.1"); s.add_argument("--port", type=int, required=True)
+    s.add_argument("--workers", type=int, default=32)
     c = sub.add_parser("client"); c.add_argument("--target", action="append", required=True)
     c.add_argument("--scenario", required=True); c.add_argument("--log", required=True); c.add_argument("--marker")
     args = p.parse_args()

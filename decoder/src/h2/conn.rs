@@ -37,6 +37,8 @@ pub struct DecoderLimits {
     pub detect_bytes: u64,
     /// HPACK bounds.
     pub hpack: HpackLimits,
+    /// Keep each call's metadata (bounded, secrets redacted) in its record.
+    pub capture_metadata: bool,
 }
 
 impl Default for DecoderLimits {
@@ -48,6 +50,7 @@ impl Default for DecoderLimits {
             hunt_window: 256 << 10,
             detect_bytes: 256 << 10,
             hpack: HpackLimits::default(),
+            capture_metadata: false,
         }
     }
 }
@@ -223,6 +226,8 @@ pub struct CallRecord {
     pub call_type: CallType,
     /// Bytes of this call were lost (capture gap): counts are lower bounds.
     pub lost_bytes: bool,
+    /// Metadata, when the decoder keeps it.
+    pub metadata: Option<Box<crate::metadata::Metadata>>,
 }
 
 impl CallRecord {
@@ -1023,6 +1028,13 @@ impl ConnDecoder {
                 if end_stream {
                     rec.client_end = Some(ts);
                 }
+                if self.limits.capture_metadata {
+                    let request = crate::metadata::capture(list);
+                    rec.metadata = Some(Box::new(crate::metadata::Metadata {
+                        request,
+                        ..Default::default()
+                    }));
+                }
                 sink.call_started(&rec);
                 self.calls.insert(
                     stream,
@@ -1073,6 +1085,15 @@ impl ConnDecoder {
                 let grpc_status = list.get(b"grpc-status").and_then(grpc::parse_status);
                 if let Some(m) = list.get(b"grpc-message") {
                     call.rec.grpc_message = Some(grpc::decode_message(m));
+                }
+                if self.limits.capture_metadata {
+                    let md = call.rec.metadata.get_or_insert_with(Default::default);
+                    let block = crate::metadata::capture(list);
+                    if end_stream {
+                        md.trailers = block
+                    } else {
+                        md.response = block
+                    }
                 }
                 if !end_stream {
                     call.resp_headers = true;
@@ -1138,6 +1159,7 @@ impl ConnDecoder {
             reset: None,
             call_type: CallType::Unary,
             lost_bytes: false,
+            metadata: None,
         }
     }
 

@@ -1,0 +1,152 @@
+//! Call metadata as a user may see it: bounded, with secrets redacted when captured (they are
+//! never stored), `-bin` values kept in their wire form (base64, gRPC PROTOCOL-HTTP2.md).
+
+use crate::hpack::{HeaderList, Text};
+
+/// Fields kept per header block; the rest are counted.
+const MAX_FIELDS: usize = 64;
+/// Bytes kept of a value; longer values are cut and say how long they were.
+const MAX_VALUE: usize = 256;
+
+/// Header names whose values are secrets (compared lowercase, as HTTP/2 sends them).
+const SECRET_NAMES: [&str; 8] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+    "x-amz-security-token",
+    "x-csrf-token",
+];
+/// Parts of a name that mark a secret ("x-auth-token", "client-secret", ...).
+const SECRET_PARTS: [&str; 5] = ["token", "secret", "password", "passwd", "session"];
+
+/// Whether a header name carries secrets.
+pub fn is_secret(name: &str) -> bool {
+    SECRET_NAMES.contains(&name) || SECRET_PARTS.iter().any(|p| name.contains(p))
+}
+
+/// The metadata of one header block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Block {
+    /// `(name, value)` in wire order; pseudo-headers left out.
+    pub fields: Vec<(String, String)>,
+    /// Fields left out past the bound.
+    pub dropped: usize,
+}
+
+/// Request headers, response headers and trailers of a call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// Request headers.
+    pub request: Block,
+    /// Response headers.
+    pub response: Block,
+    /// Trailers (or the trailers-only response).
+    pub trailers: Block,
+}
+
+/// Copies the non-pseudo fields of `list`, redacting secrets and cutting long values.
+/// Fields the sender marked never-indexed (RFC 7541 6.2.3) are treated as secrets too.
+pub fn capture(list: &HeaderList) -> Block {
+    let mut b = Block::default();
+    for f in list.iter() {
+        let name = match f.name {
+            Text::Bytes(n) if n.first() == Some(&b':') => continue,
+            Text::Bytes(n) => String::from_utf8_lossy(n).into_owned(),
+            Text::Unknown(i) => format!("<unknown {i}>"),
+        };
+        if b.fields.len() >= MAX_FIELDS {
+            b.dropped += 1;
+            continue;
+        }
+        let value = match f.value {
+            Text::Unknown(_) => "<unknown>".to_owned(),
+            Text::Bytes(v) if f.sensitive || is_secret(&name) => {
+                format!("<redacted {} bytes>", v.len())
+            }
+            Text::Bytes(v) if name.ends_with("-bin") => bin_value(v),
+            Text::Bytes(v) if v.len() > MAX_VALUE => {
+                format!(
+                    "{}...<{} bytes>",
+                    String::from_utf8_lossy(&v[..MAX_VALUE]),
+                    v.len()
+                )
+            }
+            Text::Bytes(v) => String::from_utf8_lossy(v).into_owned(),
+        };
+        b.fields.push((name, value));
+    }
+    b
+}
+
+/// A `-bin` value as base64. gRPC sends it base64-encoded, or, when both sides announced
+/// "true binary" metadata (SETTINGS id 0xfe03, as gRPC C-core does), as raw bytes after a NUL.
+fn bin_value(v: &[u8]) -> String {
+    match v.split_first() {
+        Some((0, raw)) => base64(&raw[..raw.len().min(MAX_VALUE)]),
+        _ if v.len() > MAX_VALUE => format!(
+            "{}...<{} bytes>",
+            String::from_utf8_lossy(&v[..MAX_VALUE]),
+            v.len()
+        ),
+        _ => String::from_utf8_lossy(v).into_owned(),
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 section 4).
+pub fn base64(b: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for chunk in b.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_recognised() {
+        for n in [
+            "authorization",
+            "cookie",
+            "x-auth-token",
+            "client-secret",
+            "x-session-id",
+        ] {
+            assert!(is_secret(n), "{n}");
+        }
+        for n in ["x-request-id", "trace-bin", "user-agent"] {
+            assert!(!is_secret(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn base64_and_binary_values() {
+        // RFC 4648 section 10 vectors.
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+        assert_eq!(bin_value(b"\x00\x01\x02\xff"), "AQL/");
+        assert_eq!(bin_value(b"AQL/"), "AQL/");
+    }
+}
