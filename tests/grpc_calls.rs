@@ -132,8 +132,17 @@ fn compare(capture: &str, log: &str, expect: Expect) -> usize {
                 Some(m) => assert_eq!(m, method, "{ctx}"),
                 None => assert!(expect.joined_mid_connection, "{ctx}: method lost"),
             }
+            // tonic reports its own client-side deadline as CANCELLED "Timeout expired" (a tonic
+            // choice, grpc-rust PR #1826); on the wire it is RST_STREAM(CANCEL) at the
+            // deadline, which gRPC's status rules call DEADLINE_EXCEEDED.
+            let tonic_deadline = w["status"] == "CANCELLED" && w["message"] == "Timeout expired";
+            let want_status = if tonic_deadline {
+                "DEADLINE_EXCEEDED"
+            } else {
+                w["status"].as_str().expect("status")
+            };
             match g["status"].as_str() {
-                Some(s) => assert_eq!(s, w["status"].as_str().expect("status"), "{ctx}"),
+                Some(s) => assert_eq!(s, want_status, "{ctx}"),
                 None => {
                     assert!(expect.joined_mid_connection, "{ctx}: status lost");
                     assert_eq!(g["status_source"], "hpack_unknown", "{ctx}");
@@ -156,7 +165,7 @@ fn compare(capture: &str, log: &str, expect: Expect) -> usize {
                 }
                 None => assert!(g["timeout_s"].is_null(), "{ctx}: timeout"),
             }
-            if w["status"] == "DEADLINE_EXCEEDED" {
+            if want_status == "DEADLINE_EXCEEDED" {
                 // Either the server's deadline fired first and it said so on the wire, or the
                 // client's did and it reset the stream (CANCEL at the deadline).
                 match g["status_source"].as_str() {
@@ -275,4 +284,63 @@ fn keepalive_and_goaway_are_counted() {
     );
     // The call in flight during the shutdown still completed.
     assert_eq!(v["totals"]["unfinished"], 0);
+}
+
+#[test]
+fn tonic_to_tonic_matches_the_client_log() {
+    assert_eq!(
+        compare("tonic-basic-lo.pcap", "tonic-basic.calls.jsonl", FULL),
+        16
+    );
+}
+
+#[test]
+fn tonic_hard_cases_match_the_client_log() {
+    assert_eq!(
+        compare("tonic-edge-lo.pcap.gz", "tonic-edge.calls.jsonl", FULL),
+        171
+    );
+}
+
+#[test]
+fn python_client_to_tonic_server_with_continuation_matches_the_client_log() {
+    assert_eq!(
+        compare(
+            "py-to-tonic-edge-lo.pcap.gz",
+            "py-to-tonic-edge.calls.jsonl",
+            FULL
+        ),
+        292
+    );
+    let ours = our_calls("py-to-tonic-edge-lo.pcap.gz");
+    // The 20 KB header block came in HEADERS + CONTINUATION and decoded whole.
+    let meta = ours
+        .iter()
+        .find(|c| c.to_string().contains("x-big"))
+        .expect("metadata call");
+    let big = meta["metadata"]["request"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .find(|kv| kv[0] == "x-big")
+        .expect("x-big");
+    assert!(
+        big[1]
+            .as_str()
+            .expect("value")
+            .ends_with("...<20000 bytes>"),
+        "{big}"
+    );
+}
+
+#[test]
+fn tonic_client_to_python_server_matches_the_client_log() {
+    assert_eq!(
+        compare(
+            "tonic-to-py-basic-lo.pcap",
+            "tonic-to-py-basic.calls.jsonl",
+            FULL
+        ),
+        16
+    );
 }

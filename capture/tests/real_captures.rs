@@ -302,3 +302,21 @@ fn ethernet_mtu_1500_four_concurrent_connections() {
     assert_eq!(r.conns.len(), 4);
     assert_eq!(r.stats.gaps, 0);
 }
+
+#[test]
+fn every_capture_matches_wireshark() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(captures()).expect("captures") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8");
+        if let Some(capture) = name.strip_suffix(".streams.json") {
+            let r = assert_matches_wireshark(capture);
+            assert!(!r.conns.is_empty(), "{capture}");
+            n += 1;
+        }
+    }
+    assert!(n >= 11, "{n} captures checked");
+}

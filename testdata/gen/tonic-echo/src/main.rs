@@ -1,0 +1,567 @@
+//! The Echo test service on tonic, for making captures (see testdata/README.md).
+//!
+//! server: `tonic-echo server --addr 127.0.0.1:50091`
+//! client: `tonic-echo client --target http://127.0.0.1:50091 [--target ...] --scenario basic|edge --log calls.jsonl`
+//!
+//! Behaves exactly like testdata/gen/py_echo.py, and the client writes the same log: one JSON
+//! line per call with what the client saw, the ground truth of a capture.
+
+// A test tool: failing loudly on a broken setup is what it should do.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_stream::{Stream, StreamExt};
+use tonic::metadata::{BinaryMetadataValue, MetadataValue};
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+// Generated code follows its generator's conventions.
+#[allow(
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::all,
+    clippy::pedantic
+)]
+mod pb {
+    tonic::include_proto!("grpctap.test");
+}
+
+use pb::echo_client::EchoClient;
+use pb::echo_server::{Echo, EchoServer};
+use pb::{EchoReply, EchoRequest};
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn peer<T>(r: &Request<T>) -> String {
+    match r.remote_addr() {
+        Some(std::net::SocketAddr::V4(a)) => format!("ipv4:{a}"),
+        Some(std::net::SocketAddr::V6(a)) => format!("ipv6:{a}"),
+        None => String::new(),
+    }
+}
+
+fn reply(req: &EchoRequest, index: i32, peer: &str) -> EchoReply {
+    EchoReply {
+        message: req.message.clone(),
+        index,
+        payload: vec![b'r'; req.reply_size.max(0) as usize],
+        peer: peer.to_owned(),
+    }
+}
+
+async fn finish(req: &EchoRequest) -> Result<(), Status> {
+    if req.sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(req.sleep_ms as u64)).await;
+    }
+    if req.status_code != 0 {
+        return Err(Status::new(
+            Code::from_i32(req.status_code),
+            req.status_message.clone(),
+        ));
+    }
+    Ok(())
+}
+
+struct Service {
+    shutdown: Arc<tokio::sync::Notify>,
+}
+
+type ReplyStream = Pin<Box<dyn Stream<Item = Result<EchoReply, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Echo for Service {
+    async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
+        let p = peer(&request);
+        let req = request.into_inner();
+        if req.message == "__shutdown__" {
+            // Graceful shutdown with calls in flight: GOAWAY now, in-flight calls may finish.
+            self.shutdown.notify_one();
+            return Ok(Response::new(reply(&req, 0, &p)));
+        }
+        finish(&req).await?;
+        Ok(Response::new(reply(&req, 0, &p)))
+    }
+
+    type ServerStreamStream = ReplyStream;
+
+    async fn server_stream(
+        &self,
+        request: Request<EchoRequest>,
+    ) -> Result<Response<ReplyStream>, Status> {
+        let p = peer(&request);
+        let req = request.into_inner();
+        let s = async_stream(req, p);
+        Ok(Response::new(Box::pin(s)))
+    }
+
+    async fn client_stream(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<EchoReply>, Status> {
+        let p = peer(&request);
+        let mut stream = request.into_inner();
+        let (mut n, mut last) = (0, EchoRequest::default());
+        while let Some(r) = stream.next().await {
+            last = r?;
+            n += 1;
+        }
+        finish(&last).await?;
+        Ok(Response::new(EchoReply {
+            message: n.to_string(),
+            index: n,
+            payload: Vec::new(),
+            peer: p,
+        }))
+    }
+
+    type BidiStream = ReplyStream;
+
+    async fn bidi(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<ReplyStream>, Status> {
+        let p = peer(&request);
+        let mut input = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut i = 0;
+            while let Some(r) = input.next().await {
+                let Ok(r) = r else { break };
+                for _ in 0..r.reply_count.max(1) {
+                    if tx.send(Ok(reply(&r, i, &p))).await.is_err() {
+                        return;
+                    }
+                }
+                if r.status_code != 0 {
+                    let _ = tx
+                        .send(Err(Status::new(
+                            Code::from_i32(r.status_code),
+                            r.status_message.clone(),
+                        )))
+                        .await;
+                    return;
+                }
+                i += 1;
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}
+
+/// Replies of ServerStream: `reply_count` of them, `sleep_ms` apart, then the status.
+fn async_stream(
+    req: EchoRequest,
+    p: String,
+) -> impl Stream<Item = Result<EchoReply, Status>> + Send {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        for i in 0..req.reply_count {
+            if i > 0 && req.sleep_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(req.sleep_ms as u64)).await;
+            }
+            if tx.send(Ok(reply(&req, i, &p))).await.is_err() {
+                return;
+            }
+        }
+        if req.status_code != 0 {
+            let _ = tx
+                .send(Err(Status::new(
+                    Code::from_i32(req.status_code),
+                    req.status_message.clone(),
+                )))
+                .await;
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+async fn serve(addr: &str) {
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let svc = EchoServer::new(Service {
+        shutdown: shutdown.clone(),
+    })
+    .max_decoding_message_size(64 << 20)
+    .max_encoding_message_size(64 << 20);
+    let addr = addr.parse().unwrap();
+    println!("ready");
+    let signal = async move {
+        tokio::select! {
+            () = shutdown.notified() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    Server::builder()
+        .add_service(svc)
+        .serve_with_shutdown(addr, signal)
+        .await
+        .unwrap();
+}
+
+/// The canonical name of a status code, as the python client logs it.
+fn code_name(c: Code) -> &'static str {
+    match c {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[derive(Clone)]
+struct Log(Arc<Mutex<std::fs::File>>);
+
+/// How one call is made.
+#[derive(Clone, Default)]
+struct CallOpts {
+    timeout: Option<Duration>,
+    cancel_after: Option<Duration>,
+    metadata: Vec<(&'static str, Vec<u8>)>,
+    call_id: Option<u64>,
+}
+
+fn req(message: &str) -> EchoRequest {
+    EchoRequest {
+        message: message.to_owned(),
+        ..EchoRequest::default()
+    }
+}
+
+impl Log {
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &self,
+        conn: usize,
+        o: &CallOpts,
+        method: &str,
+        req_msgs: usize,
+        resp_msgs: usize,
+        status: &str,
+        message: &str,
+        peer: Option<String>,
+        start: f64,
+    ) {
+        let line = serde_json::json!({
+            "conn": conn, "call_id": o.call_id, "method": format!("/grpctap.test.Echo/{method}"),
+            "req_msgs": req_msgs, "resp_msgs": resp_msgs, "status": status, "message": message,
+            "timeout_s": o.timeout.map(|t| t.as_secs_f64()), "cancelled": o.cancel_after.is_some(),
+            "client_peer": peer, "start": start, "end": now(),
+        });
+        use std::io::Write;
+        let mut f = self.0.lock().unwrap();
+        writeln!(f, "{line}").unwrap();
+    }
+}
+
+fn prepare<T>(msg: T, o: &CallOpts) -> Request<T> {
+    let mut r = Request::new(msg);
+    if let Some(t) = o.timeout {
+        r.set_timeout(t);
+    }
+    for (k, v) in &o.metadata {
+        if k.ends_with("-bin") {
+            r.metadata_mut()
+                .insert_bin(*k, BinaryMetadataValue::from_bytes(v));
+        } else {
+            r.metadata_mut().insert(
+                *k,
+                MetadataValue::try_from(std::str::from_utf8(v).unwrap()).unwrap(),
+            );
+        }
+    }
+    if let Some(id) = o.call_id {
+        r.metadata_mut().insert(
+            "x-call-id",
+            MetadataValue::try_from(id.to_string()).unwrap(),
+        );
+    }
+    r
+}
+
+/// Makes one call and logs what the client saw.
+async fn call(
+    client: &mut EchoClient<Channel>,
+    log: &Log,
+    conn: usize,
+    method: &str,
+    reqs: Vec<EchoRequest>,
+    o: CallOpts,
+) {
+    let start = now();
+    let n_req = reqs.len();
+    let deadline = o.timeout.map(|t| tokio::time::Instant::now() + t);
+    // Messages received count even when the call fails later, as the python client logs them.
+    let received = std::sync::atomic::AtomicUsize::new(0);
+    let last_peer = std::sync::Mutex::new(None::<String>);
+    let got = |m: EchoReply| {
+        received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *last_peer.lock().unwrap() = Some(m.peer);
+    };
+    let work = async {
+        match method {
+            "Unary" => client
+                .unary(prepare(reqs[0].clone(), &o))
+                .await
+                .map(|r| got(r.into_inner())),
+            "ClientStream" => client
+                .client_stream(prepare(tokio_stream::iter(reqs.clone()), &o))
+                .await
+                .map(|r| got(r.into_inner())),
+            _ => {
+                let mut stream = if method == "ServerStream" {
+                    client
+                        .server_stream(prepare(reqs[0].clone(), &o))
+                        .await?
+                        .into_inner()
+                } else {
+                    client
+                        .bidi(prepare(tokio_stream::iter(reqs.clone()), &o))
+                        .await?
+                        .into_inner()
+                };
+                let read = async {
+                    while let Some(m) = stream.message().await? {
+                        got(m);
+                    }
+                    Ok::<(), Status>(())
+                };
+                match o.cancel_after {
+                    // Dropping the stream resets it (RST_STREAM CANCEL): a client cancellation.
+                    Some(after) => tokio::time::timeout(after, read)
+                        .await
+                        .unwrap_or_else(|_| Err(Status::cancelled("cancelled by the client"))),
+                    None => read.await,
+                }
+            }
+        }
+    };
+    let result = match deadline {
+        Some(d) => tokio::time::timeout_at(d, work)
+            .await
+            .unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded"))),
+        None => work.await,
+    };
+    let n_resp = received.load(std::sync::atomic::Ordering::Relaxed);
+    let peer = last_peer.lock().unwrap().clone();
+    let (status, message) = match result {
+        Ok(()) => ("OK", String::new()),
+        Err(s) => (code_name(s.code()), s.message().to_owned()),
+    };
+    log.call(
+        conn, &o, method, n_req, n_resp, status, &message, peer, start,
+    );
+}
+
+async fn connect(target: &str) -> EchoClient<Channel> {
+    let ch = Endpoint::from_shared(target.to_owned())
+        .unwrap()
+        .http2_keep_alive_interval(Duration::from_millis(200))
+        .keep_alive_while_idle(true)
+        .connect()
+        .await
+        .unwrap();
+    EchoClient::new(ch)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20)
+}
+
+async fn basic(targets: &[String], log: &Log) {
+    for (conn, target) in targets.iter().enumerate() {
+        let mut c = connect(target).await;
+        let o = CallOpts::default();
+        call(&mut c, log, conn, "Unary", vec![req("hello")], o.clone()).await;
+        let bad = EchoRequest {
+            status_code: 3,
+            status_message: "bad argument".into(),
+            ..req("bad")
+        };
+        call(&mut c, log, conn, "Unary", vec![bad], o.clone()).await;
+        let missing = EchoRequest {
+            status_code: 5,
+            status_message: "no such thing".into(),
+            ..req("missing")
+        };
+        call(&mut c, log, conn, "Unary", vec![missing], o.clone()).await;
+        let ss = EchoRequest {
+            reply_count: 20,
+            reply_size: 100,
+            ..req("s")
+        };
+        call(&mut c, log, conn, "ServerStream", vec![ss], o.clone()).await;
+        call(
+            &mut c,
+            log,
+            conn,
+            "ClientStream",
+            (0..15).map(|i| req(&format!("c{i}"))).collect(),
+            o.clone(),
+        )
+        .await;
+        let bidi = (0..10)
+            .map(|i| EchoRequest {
+                reply_count: 2,
+                ..req(&format!("b{i}"))
+            })
+            .collect();
+        call(&mut c, log, conn, "Bidi", bidi, o.clone()).await;
+        let big = EchoRequest {
+            payload: vec![b'x'; 1 << 20],
+            reply_size: 1 << 20,
+            ..req("big")
+        };
+        call(&mut c, log, conn, "Unary", vec![big], o.clone()).await;
+        let slow = EchoRequest {
+            sleep_ms: 300,
+            ..req("slow")
+        };
+        call(
+            &mut c,
+            log,
+            conn,
+            "Unary",
+            vec![slow],
+            CallOpts {
+                timeout: Some(Duration::from_millis(100)),
+                ..o
+            },
+        )
+        .await;
+    }
+}
+
+/// Every status code, metadata too big for one HEADERS frame (CONTINUATION against a peer
+/// announcing 16 KiB frames), a cancelled stream, 150 concurrent calls on one connection, idle
+/// keepalive, and a graceful shutdown with a call in flight (second target).
+async fn edge(targets: &[String], log: &Log) {
+    let mut ids = 1u64..;
+    let mut c = connect(&targets[0]).await;
+    for code in 0..17 {
+        let r = EchoRequest {
+            status_code: code,
+            status_message: format!("status {code} 100% \u{2713}"),
+            ..req("code")
+        };
+        let o = CallOpts {
+            call_id: ids.next(),
+            ..CallOpts::default()
+        };
+        call(&mut c, log, 0, "Unary", vec![r], o).await;
+    }
+    let md = vec![
+        ("x-tenant", b"acme".to_vec()),
+        ("authorization", b"Bearer secret-token-123".to_vec()),
+        ("trace-bin", (0..=255u8).cycle().take(1024).collect()),
+        ("x-big", vec![b'v'; 20_000]),
+    ];
+    let o = CallOpts {
+        metadata: md,
+        call_id: ids.next(),
+        ..CallOpts::default()
+    };
+    call(&mut c, log, 0, "Unary", vec![req("metadata")], o).await;
+    let cancel = EchoRequest {
+        reply_count: 5,
+        sleep_ms: 1000,
+        ..req("cancel me")
+    };
+    let o = CallOpts {
+        cancel_after: Some(Duration::from_millis(300)),
+        call_id: ids.next(),
+        ..CallOpts::default()
+    };
+    call(&mut c, log, 0, "ServerStream", vec![cancel], o).await;
+    let mut jobs = Vec::new();
+    for i in 0..150 {
+        let (mut c, log) = (c.clone(), log.clone());
+        let o = CallOpts {
+            call_id: ids.next(),
+            ..CallOpts::default()
+        };
+        jobs.push(tokio::spawn(async move {
+            let r = EchoRequest {
+                sleep_ms: 400,
+                ..req(&format!("c{i}"))
+            };
+            call(&mut c, &log, 0, "Unary", vec![r], o).await;
+        }));
+    }
+    for j in jobs {
+        j.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // idle: keepalive PINGs
+    drop(c);
+    let mut c2 = connect(&targets[1]).await;
+    let slow = {
+        let (mut c, log) = (c2.clone(), log.clone());
+        let o = CallOpts {
+            call_id: ids.next(),
+            ..CallOpts::default()
+        };
+        tokio::spawn(async move {
+            let r = EchoRequest {
+                sleep_ms: 800,
+                ..req("in flight")
+            };
+            call(&mut c, &log, 2, "Unary", vec![r], o).await;
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let o = CallOpts {
+        call_id: ids.next(),
+        ..CallOpts::default()
+    };
+    call(&mut c2, log, 2, "Unary", vec![req("__shutdown__")], o).await;
+    slow.await.unwrap();
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| -> Vec<String> {
+        args.windows(2)
+            .filter(|w| w[0] == name)
+            .map(|w| w[1].clone())
+            .collect()
+    };
+    match args.get(1).map(String::as_str) {
+        Some("server") => serve(&arg("--addr")[0]).await,
+        Some("client") => {
+            let file = std::fs::File::create(&arg("--log")[0]).unwrap();
+            let log = Log(Arc::new(Mutex::new(file)));
+            let targets = arg("--target");
+            match arg("--scenario")[0].as_str() {
+                "basic" => basic(&targets, &log).await,
+                "edge" => edge(&targets, &log).await,
+                other => panic!("unknown scenario {other}"),
+            }
+        }
+        _ => {
+            eprintln!(
+                "usage: tonic-echo server --addr A | client --target URL... --scenario basic|edge --log FILE"
+            );
+            std::process::exit(2);
+        }
+    }
+}
