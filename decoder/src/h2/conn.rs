@@ -1344,3 +1344,7 @@ impl frame::Head {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

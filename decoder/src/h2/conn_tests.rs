@@ -1,0 +1,373 @@
+//! Connection decoder on hand-built frames: the paths real captures rarely take.
+
+#![allow(clippy::cast_possible_truncation)] // test values are small and known
+
+use super::*;
+use proptest::prelude::*;
+
+const CLIENT: usize = 0;
+const SERVER: usize = 1;
+
+#[derive(Default)]
+struct Rec {
+    started: Vec<CallRecord>,
+    ended: Vec<CallRecord>,
+    events: Vec<ConnEvent>,
+}
+
+impl CallSink for Rec {
+    fn call_started(&mut self, call: &CallRecord) {
+        self.started.push(call.clone());
+    }
+    fn call_ended(&mut self, call: &CallRecord) {
+        self.ended.push(call.clone());
+    }
+    fn conn_event(&mut self, _conn: u64, event: ConnEvent) {
+        self.events.push(event);
+    }
+}
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend(stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn msg(body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0];
+    m.extend((body.len() as u32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// Both directions of a connection, with an HPACK encoder each.
+struct Conn {
+    dec: ConnDecoder,
+    enc: [::hpack::Encoder<'static>; 2],
+    out: Rec,
+    ts: u64,
+}
+
+impl Conn {
+    fn new() -> Conn {
+        let a: std::net::SocketAddr = "10.0.0.1:40000".parse().expect("addr");
+        let b: std::net::SocketAddr = "10.0.0.2:50051".parse().expect("addr");
+        let mut c = Conn {
+            dec: ConnDecoder::new(7, a, b, true, DecoderLimits::default()),
+            enc: [::hpack::Encoder::new(), ::hpack::Encoder::new()],
+            out: Rec::default(),
+            ts: 1_000_000_000,
+        };
+        let mut preface = PREFACE.to_vec();
+        preface.extend(frame(kind::SETTINGS, 0, 0, &[]));
+        c.send(CLIENT, &preface);
+        c.send(SERVER, &frame(kind::SETTINGS, 0, 0, &[]));
+        c
+    }
+
+    fn send(&mut self, d: usize, bytes: &[u8]) {
+        self.ts += 1_000_000;
+        self.dec.handle_data(d, self.ts, bytes, &mut self.out);
+    }
+
+    fn headers(&mut self, d: usize, stream: u32, flags: u8, fields: &[(&str, &str)]) -> Vec<u8> {
+        let block = self.enc[d].encode(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+        frame(kind::HEADERS, flags | flag::END_HEADERS, stream, &block)
+    }
+
+    fn request(&mut self, stream: u32, extra: &[(&str, &str)]) {
+        let mut f = vec![
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/pkg.Svc/Do"),
+            ("content-type", "application/grpc"),
+        ];
+        f.extend_from_slice(extra);
+        let h = self.headers(CLIENT, stream, 0, &f);
+        self.send(CLIENT, &h);
+        self.send(
+            CLIENT,
+            &frame(kind::DATA, flag::END_STREAM, stream, &msg(b"req")),
+        );
+    }
+}
+
+#[test]
+fn trailers_only_and_http_status_without_grpc_status() {
+    let mut c = Conn::new();
+    c.request(1, &[]);
+    let h = c.headers(
+        SERVER,
+        1,
+        flag::END_STREAM,
+        &[
+            (":status", "200"),
+            ("grpc-status", "5"),
+            ("grpc-message", "gone%20away"),
+        ],
+    );
+    c.send(SERVER, &h);
+    c.request(3, &[]);
+    let h = c.headers(SERVER, 3, flag::END_STREAM, &[(":status", "503")]);
+    c.send(SERVER, &h);
+    let e = &c.out.ended;
+    assert_eq!(e[0].status, Some(Code(5)));
+    assert_eq!(e[0].status_source, StatusSource::TrailersOnly);
+    assert_eq!(e[0].grpc_message.as_deref(), Some("gone away"));
+    assert_eq!(e[1].status, Some(Code::UNAVAILABLE));
+    assert_eq!(e[1].status_source, StatusSource::HttpStatus);
+}
+
+#[test]
+fn resets_goaway_and_missing_trailers() {
+    let mut c = Conn::new();
+    for s in [1, 3, 5, 7] {
+        c.request(s, &[]);
+    }
+    // Stream 1: the server refuses it.
+    c.send(SERVER, &frame(kind::RST_STREAM, 0, 1, &7u32.to_be_bytes()));
+    // Stream 3: the server ends it with DATA, no trailers.
+    let h = c.headers(SERVER, 3, 0, &[(":status", "200")]);
+    c.send(SERVER, &h);
+    c.send(SERVER, &frame(kind::DATA, flag::END_STREAM, 3, &msg(b"x")));
+    // GOAWAY: last processed stream 5, so 7 was never processed.
+    let mut goaway = 5u32.to_be_bytes().to_vec();
+    goaway.extend(0u32.to_be_bytes());
+    c.send(SERVER, &frame(kind::GOAWAY, 0, 0, &goaway));
+    let by_stream = |out: &Rec, s: u32| {
+        out.ended
+            .iter()
+            .find(|r| r.stream_id == s)
+            .expect("ended")
+            .clone()
+    };
+    let r1 = by_stream(&c.out, 1);
+    assert_eq!(
+        (r1.status, r1.status_source),
+        (Some(Code::UNAVAILABLE), StatusSource::Reset)
+    );
+    assert_eq!(
+        r1.reset,
+        Some(Reset {
+            by: Side::Server,
+            code: 7
+        })
+    );
+    let r3 = by_stream(&c.out, 3);
+    assert_eq!(
+        (r3.status, r3.status_source, r3.resp_msgs),
+        (Some(Code::INTERNAL), StatusSource::NoTrailers, 1)
+    );
+    let r7 = by_stream(&c.out, 7);
+    assert_eq!(
+        (r7.status, r7.status_source),
+        (Some(Code::UNAVAILABLE), StatusSource::Goaway)
+    );
+    assert!(
+        c.out.ended.iter().all(|r| r.stream_id != 5),
+        "stream 5 is still open"
+    );
+    assert!(c.out.events.contains(&ConnEvent::Goaway {
+        by: Side::Server,
+        code: 0,
+        last_stream: 5
+    }));
+    // The connection closes with 5 open: it did not finish.
+    c.dec.handle_closed(c.ts, &mut c.out);
+    assert_eq!(
+        by_stream(&c.out, 5).status_source,
+        StatusSource::ConnectionClosed
+    );
+}
+
+#[test]
+fn cancel_before_and_after_the_deadline() {
+    let mut c = Conn::new();
+    c.request(1, &[("grpc-timeout", "50m")]);
+    c.send(CLIENT, &frame(kind::RST_STREAM, 0, 1, &8u32.to_be_bytes())); // 2 ms in: cancelled
+    c.request(3, &[("grpc-timeout", "5m")]);
+    c.ts += 10_000_000;
+    c.send(CLIENT, &frame(kind::RST_STREAM, 0, 3, &8u32.to_be_bytes())); // past 5 ms: deadline
+    let e = &c.out.ended;
+    assert_eq!(
+        (e[0].status, e[0].status_source),
+        (Some(Code::CANCELLED), StatusSource::Reset)
+    );
+    assert_eq!(
+        (e[1].status, e[1].status_source),
+        (Some(Code::DEADLINE_EXCEEDED), StatusSource::Deadline)
+    );
+    assert_eq!(e[1].timeout, Some(Duration::from_millis(5)));
+}
+
+#[test]
+fn padding_priority_continuation_and_split_frames() {
+    let mut c = Conn::new();
+    let block = c.enc[CLIENT].encode(
+        [
+            (":method", "POST"),
+            (":path", "/pkg.Svc/Pad"),
+            ("x-long", "abcdefghijklmnopqrstuvwxyz"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+    );
+    // HEADERS with padding and priority, the block split across a CONTINUATION.
+    let (a, b) = block.split_at(block.len() / 2);
+    let mut p = vec![3u8]; // pad length
+    p.extend([0, 0, 0, 0, 16]); // priority: dependency 0, weight 16
+    p.extend_from_slice(a);
+    p.extend([0, 0, 0]);
+    let mut bytes = frame(kind::HEADERS, flag::PADDED | flag::PRIORITY, 1, &p);
+    bytes.extend(frame(kind::CONTINUATION, flag::END_HEADERS, 1, b));
+    // A padded DATA frame with two messages.
+    let mut d = vec![2u8];
+    d.extend(msg(b"one"));
+    d.extend(msg(b"two"));
+    d.extend([0, 0]);
+    bytes.extend(frame(kind::DATA, flag::PADDED | flag::END_STREAM, 1, &d));
+    // Delivered one byte at a time.
+    for b in &bytes {
+        c.send(CLIENT, std::slice::from_ref(b));
+    }
+    let h = c.headers(
+        SERVER,
+        1,
+        flag::END_STREAM,
+        &[(":status", "200"), ("grpc-status", "0")],
+    );
+    c.send(SERVER, &h);
+    let r = &c.out.ended[0];
+    assert_eq!(r.method.as_deref(), Some("/pkg.Svc/Pad"));
+    assert_eq!((r.req_msgs, r.req_bytes), (2, 6));
+    assert_eq!(r.call_type, CallType::ClientStream);
+    assert!(
+        c.out
+            .events
+            .iter()
+            .all(|e| !matches!(e, ConnEvent::Anomaly(_))),
+        "{:?}",
+        c.out.events
+    );
+}
+
+#[test]
+fn joining_mid_stream_resyncs_after_junk_and_gaps() {
+    let a: std::net::SocketAddr = "10.0.0.1:40000".parse().expect("addr");
+    let b: std::net::SocketAddr = "10.0.0.2:50051".parse().expect("addr");
+    // Roles unknown: the capture layer guessed the wrong way round (dir 0 is the server).
+    let mut dec = ConnDecoder::new(1, b, a, false, DecoderLimits::default());
+    let mut out = Rec::default();
+    let mut enc_c = ::hpack::Encoder::new();
+    let mut enc_s = ::hpack::Encoder::new();
+    let req = enc_c.encode([
+        (&b":method"[..], &b"POST"[..]),
+        (b":path", b"/pkg.Svc/Late"),
+    ]);
+    // The tail of some frame we missed, then whole frames.
+    let mut client = vec![0x55; 7];
+    client.extend(frame(kind::HEADERS, flag::END_HEADERS, 41, &req));
+    client.extend(frame(kind::DATA, flag::END_STREAM, 41, &msg(b"hi")));
+    dec.handle_data(1, 10, &client, &mut out);
+    let resp = enc_s.encode([(&b":status"[..], &b"200"[..])]);
+    let trl = enc_s.encode([(&b"grpc-status"[..], &b"0"[..])]);
+    let mut server = frame(kind::HEADERS, flag::END_HEADERS, 41, &resp);
+    server.extend(frame(kind::DATA, 0, 41, &msg(b"hello there")));
+    // Bytes lost inside that DATA frame would only touch stream 41; here they are whole.
+    server.extend(frame(
+        kind::HEADERS,
+        flag::END_HEADERS | flag::END_STREAM,
+        41,
+        &trl,
+    ));
+    dec.handle_data(0, 20, &server, &mut out);
+    let r = &out.ended[0];
+    assert_eq!(r.method.as_deref(), Some("/pkg.Svc/Late"));
+    assert_eq!(r.status, Some(Code::OK));
+    assert_eq!(r.client, a, "roles corrected from the bytes");
+    assert!(
+        out.events
+            .contains(&ConnEvent::Anomaly(AnomalyKind::Resync))
+    );
+
+    // A gap inside a DATA frame loses that stream's counts only; a larger one forgets HPACK.
+    let mut c = Conn::new();
+    let h = c.headers(
+        CLIENT,
+        1,
+        0,
+        &[(":method", "POST"), (":path", "/pkg.Svc/Gap")],
+    );
+    c.send(CLIENT, &h);
+    let data = frame(kind::DATA, 0, 1, &msg(&[7u8; 100]));
+    c.send(CLIENT, &data[..30]);
+    c.dec.handle_gap(CLIENT, c.ts, 40, &mut c.out);
+    c.send(CLIENT, &data[70..]);
+    c.send(CLIENT, &frame(kind::DATA, flag::END_STREAM, 1, &msg(b"z")));
+    let h = c.headers(
+        SERVER,
+        1,
+        flag::END_STREAM,
+        &[(":status", "200"), ("grpc-status", "0")],
+    );
+    c.send(SERVER, &h);
+    let r = &c.out.ended[0];
+    assert!(r.lost_bytes);
+    assert_eq!(r.status, Some(Code::OK));
+    assert!(
+        c.out
+            .events
+            .contains(&ConnEvent::Anomaly(AnomalyKind::GapInFrame))
+    );
+}
+
+#[test]
+fn not_http2_is_dropped_cheaply() {
+    let a: std::net::SocketAddr = "10.0.0.1:40000".parse().expect("addr");
+    let b: std::net::SocketAddr = "10.0.0.2:443".parse().expect("addr");
+    let mut dec = ConnDecoder::new(1, a, b, true, DecoderLimits::default());
+    let mut out = Rec::default();
+    dec.handle_data(
+        0,
+        1,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        &mut out,
+    ); // TLS ClientHello
+    assert!(dec.is_dead());
+    assert_eq!(out.events, vec![ConnEvent::Anomaly(AnomalyKind::NotHttp2)]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Arbitrary bytes, gaps and closes in any order never panic and never end a call twice.
+    #[test]
+    fn arbitrary_input_never_panics(
+        ops in prop::collection::vec((0usize..2, prop::collection::vec(any::<u8>(), 0..300), 0u8..10), 0..40),
+        roles in any::<bool>(),
+        prefix in any::<bool>(),
+    ) {
+        let a: std::net::SocketAddr = "10.0.0.1:40000".parse().expect("addr");
+        let b: std::net::SocketAddr = "10.0.0.2:50051".parse().expect("addr");
+        let mut dec = ConnDecoder::new(1, a, b, roles, DecoderLimits::default());
+        let mut out = Rec::default();
+        if prefix {
+            dec.handle_data(0, 0, PREFACE, &mut out);
+        }
+        for (i, (d, bytes, op)) in ops.iter().enumerate() {
+            match op {
+                0 => dec.handle_gap(*d, i as u64, bytes.len() as u64 + 1, &mut out),
+                _ => dec.handle_data(*d, i as u64, bytes, &mut out),
+            }
+        }
+        dec.finish(&mut out);
+        let mut ids: Vec<u32> = out.ended.iter().map(|r| r.stream_id).collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        prop_assert_eq!(ids.len(), n);
+        prop_assert_eq!(dec.open_calls(), 0);
+    }
+}
