@@ -14,10 +14,10 @@ pub(crate) struct ResetJson {
 
 /// The JSON form of a [`CallRecord`].
 #[derive(Debug, Serialize)]
-pub(crate) struct CallJson {
-    method: Option<String>,
-    service: Option<String>,
-    rpc: Option<String>,
+pub(crate) struct CallJson<'a> {
+    method: Option<&'a str>,
+    service: Option<&'a str>,
+    rpc: Option<&'a str>,
     method_confidence: &'static str,
     call_type: &'static str,
     client: String,
@@ -31,7 +31,7 @@ pub(crate) struct CallJson {
     grpc_status: Option<u32>,
     status: Option<&'static str>,
     status_source: &'static str,
-    grpc_message: Option<String>,
+    grpc_message: Option<&'a str>,
     http_status: Option<u16>,
     timeout_s: Option<f64>,
     req_msgs: u64,
@@ -40,10 +40,10 @@ pub(crate) struct CallJson {
     resp_bytes: u64,
     req_compressed_msgs: u64,
     resp_compressed_msgs: u64,
-    encoding: Option<String>,
-    resp_encoding: Option<String>,
-    authority: Option<String>,
-    user_agent: Option<String>,
+    encoding: Option<&'a str>,
+    resp_encoding: Option<&'a str>,
+    authority: Option<&'a str>,
+    user_agent: Option<&'a str>,
     reset: Option<ResetJson>,
     lost_bytes: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,13 +64,13 @@ fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
-impl From<&CallRecord> for CallJson {
-    fn from(c: &CallRecord) -> Self {
+impl<'a> From<&'a CallRecord> for CallJson<'a> {
+    fn from(c: &'a CallRecord) -> Self {
         let split = c.method.as_deref().and_then(decoder::grpc::split_path);
         CallJson {
-            method: c.method.clone(),
-            service: split.map(|s| s.0.to_owned()),
-            rpc: split.map(|s| s.1.to_owned()),
+            method: c.method.as_deref(),
+            service: split.map(|s| s.0),
+            rpc: split.map(|s| s.1),
             method_confidence: match c.method_confidence {
                 Confidence::Exact => "exact",
                 Confidence::Inferred => "inferred",
@@ -91,7 +91,7 @@ impl From<&CallRecord> for CallJson {
             grpc_status: c.grpc_status,
             status: c.status.map(|s| s.name()),
             status_source: c.status_source.name(),
-            grpc_message: c.grpc_message.clone(),
+            grpc_message: c.grpc_message.as_deref(),
             http_status: c.http_status,
             timeout_s: c.timeout.map(|t| t.as_secs_f64()),
             req_msgs: c.req_msgs,
@@ -100,10 +100,10 @@ impl From<&CallRecord> for CallJson {
             resp_bytes: c.resp_bytes,
             req_compressed_msgs: c.req_compressed,
             resp_compressed_msgs: c.resp_compressed,
-            encoding: c.req_encoding.clone(),
-            resp_encoding: c.resp_encoding.clone(),
-            authority: c.authority.clone(),
-            user_agent: c.user_agent.clone(),
+            encoding: c.req_encoding.as_deref(),
+            resp_encoding: c.resp_encoding.as_deref(),
+            authority: c.authority.as_deref(),
+            user_agent: c.user_agent.as_deref(),
             reset: c.reset.map(|r| ResetJson {
                 by: crate::pipeline::side_name(r.by),
                 code: r.code,

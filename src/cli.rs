@@ -62,6 +62,11 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) connections_json: Option<PathBuf>,
 
+    /// Print processing figures on stderr at the end: time, MB/s and packets/s of capture read,
+    /// calls decoded, peak memory.
+    #[arg(long)]
+    pub(crate) stats: bool,
+
     /// Distinct methods reported apart; more are folded into `<other>`.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub(crate) max_methods: usize,

@@ -77,7 +77,8 @@ impl CallSink for Outputs {
 
 /// Capture events in, decoder calls out.
 pub(crate) struct Pipeline {
-    conns: HashMap<u64, Conn>,
+    /// Connection ids are ours (sequential), so a fast hash is safe here.
+    conns: HashMap<u64, Conn, foldhash::fast::FixedState>,
     limits: DecoderLimits,
     pub(crate) out: Outputs,
 }
@@ -89,7 +90,7 @@ impl Pipeline {
         calls: Option<Box<dyn Write>>,
     ) -> Pipeline {
         Pipeline {
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             limits,
             out: Outputs {
                 agg: Aggregator::new(max_methods),

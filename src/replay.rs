@@ -238,6 +238,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut conns =
         (args.connections || args.connections_json.is_some()).then(Connections::default);
     let mut reasm = Reassembler::new(limits);
+    let started = std::time::Instant::now();
     let reports = {
         let mut tee = Tee {
             pipeline: &mut pipeline,
@@ -246,6 +247,21 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         replay_files(&args.files, &mut reasm, &mut tee, max_block)
     };
     pipeline.flush().context("writing calls")?;
+    if args.stats {
+        let secs = started.elapsed().as_secs_f64();
+        let s = reasm.stats();
+        let calls = pipeline.out.agg.total.calls + pipeline.out.agg.total.unfinished;
+        eprintln!(
+            "grpctap: {} packets, {:.1} MB in {:.3} s: {:.1} MB/s, {:.0} packets/s, {} calls; peak RSS {:.1} MiB",
+            s.packets,
+            s.bytes as f64 / 1e6,
+            secs,
+            s.bytes as f64 / 1e6 / secs,
+            s.packets as f64 / secs,
+            calls,
+            peak_rss_kib() as f64 / 1024.0
+        );
+    }
     for r in &reports {
         if let Some(e) = &r.error {
             eprintln!(
@@ -285,6 +301,18 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         _ => ExitCode::from(1),
     })
 }
+/// Peak resident memory of this process (Linux `VmHWM`), 0 where unknown.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn summary_line(s: &CaptureStats) -> String {
     format!(
         "capture: {} packets, {} bytes; {} connections ({} closed, {} still open, {} expired, {} evicted); \

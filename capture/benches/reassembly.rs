@@ -14,12 +14,10 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use capture::wire::{LinkPayload, parse_link};
 use capture::{CaptureLimits, EventKind, FileSource, Reassembler, StreamEvent};
 
 struct Counting;
@@ -45,75 +43,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const BATCH: usize = 64;
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Writes a capture of at least `mb` MiB made of copies of `seed`'s packets.
-fn build(seed: &Path, mb: u64, out: &Path) {
-    let mut src = FileSource::open(seed, 16 << 20).expect("seed");
-    let mut packets: Vec<(u64, u32, Vec<u8>, usize)> = Vec::new();
-    let mut bytes = 0u64;
-    while let Some(p) = src.next_packet().expect("seed read") {
-        // Offset of the IPv4 header, to give each copy its own addresses.
-        let ip_at = match parse_link(p.linktype, p.data) {
-            Ok(LinkPayload::Ip(ip)) if ip.first().is_some_and(|b| b >> 4 == 4) => {
-                ip.as_ptr() as usize - p.data.as_ptr() as usize
-            }
-            _ => usize::MAX,
-        };
-        bytes += p.data.len() as u64 + 16;
-        packets.push((p.ts.0, p.linktype, p.data.to_vec(), ip_at));
-    }
-    let linktype = packets.first().map_or(1, |p| p.1);
-    let t0 = packets.first().map_or(0, |p| p.0);
-    let span = packets.last().map_or(0, |p| p.0) - t0 + 1_000_000_000;
-    let copies = (mb << 20).div_ceil(bytes).max(1) as usize;
-    std::fs::create_dir_all(out.parent().expect("dir")).expect("mkdir");
-    let tmp = out.with_extension("part");
-    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).expect("create"));
-    let mut hdr = Vec::new();
-    hdr.extend(0xa1b2_3c4du32.to_le_bytes()); // nanosecond pcap
-    hdr.extend(2u16.to_le_bytes());
-    hdr.extend(4u16.to_le_bytes());
-    hdr.extend([0u8; 8]);
-    hdr.extend(262_144u32.to_le_bytes());
-    hdr.extend(linktype.to_le_bytes());
-    w.write_all(&hdr).expect("write");
-    let mut frame = Vec::new();
-    for batch in 0..copies.div_ceil(BATCH) {
-        let first = batch * BATCH;
-        let n = BATCH.min(copies - first);
-        let shift = batch as u64 * span;
-        for (ts, _, data, ip_at) in &packets {
-            for c in first..first + n {
-                frame.clear();
-                frame.extend_from_slice(data);
-                if *ip_at != usize::MAX {
-                    // Low three bytes of both addresses = copy number: a distinct 4-tuple.
-                    let id = (c as u32 + 1).to_be_bytes();
-                    for at in [ip_at + 12, ip_at + 16] {
-                        frame[at + 1..at + 4].copy_from_slice(&id[1..]);
-                    }
-                }
-                let ts = ts - t0 + shift + 1_700_000_000_000_000_000;
-                w.write_all(&((ts / 1_000_000_000) as u32).to_le_bytes())
-                    .expect("write");
-                w.write_all(&((ts % 1_000_000_000) as u32).to_le_bytes())
-                    .expect("write");
-                w.write_all(&(frame.len() as u32).to_le_bytes())
-                    .expect("write");
-                w.write_all(&(frame.len() as u32).to_le_bytes())
-                    .expect("write");
-                w.write_all(&frame).expect("write");
-            }
-        }
-    }
-    w.flush().expect("flush");
-    drop(w);
-    std::fs::rename(&tmp, out).expect("rename");
 }
 
 fn peak_rss_kib() -> u64 {
@@ -216,7 +147,7 @@ fn main() {
         let stem = seed.file_stem().and_then(|s| s.to_str()).unwrap_or("seed");
         let file = data_dir.join(format!("{stem}-x{mb}MB.pcap"));
         if !file.exists() {
-            build(&seed, mb, &file);
+            capture::synth::build(&seed, mb, &file).expect("build the benchmark capture");
         }
         let out = std::process::Command::new(std::env::current_exe().expect("exe"))
             .arg("--child")

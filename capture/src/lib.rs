@@ -24,6 +24,7 @@ mod frag;
 mod reasm;
 pub mod source;
 pub mod stats;
+pub mod synth;
 pub mod wire;
 
 pub use config::CaptureLimits;

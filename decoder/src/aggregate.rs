@@ -136,15 +136,18 @@ impl Aggregator {
     /// Adds one ended call.
     pub fn record(&mut self, rec: &CallRecord) {
         let name = rec.method.as_deref().unwrap_or(UNKNOWN_METHOD);
-        if !self.methods.contains_key(name) && self.methods.len() >= self.max_methods {
-            self.folded_methods += 1;
-            let m = self.methods.entry(OTHER_METHOD.to_owned()).or_default();
-            add(m, rec);
-        } else {
-            let m = self.methods.entry(name.to_owned()).or_default();
-            add(m, rec);
-        }
         add(&mut self.total, rec);
+        // The common case, a method already seen, allocates nothing.
+        if let Some(m) = self.methods.get_mut(name) {
+            return add(m, rec);
+        }
+        let key = if self.methods.len() >= self.max_methods {
+            self.folded_methods += 1;
+            OTHER_METHOD
+        } else {
+            name
+        };
+        add(self.methods.entry(key.to_owned()).or_default(), rec);
     }
 
     /// Methods sorted by name.

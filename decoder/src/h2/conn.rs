@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::frame::{self, HEADER_LEN, Head, PREFACE, flag, kind, setting};
@@ -175,15 +176,15 @@ pub struct CallRecord {
     /// Server address.
     pub server: SocketAddr,
     /// "/pkg.Service/Method".
-    pub method: Option<String>,
+    pub method: Option<Arc<str>>,
     /// How sure `method` is.
     pub method_confidence: Confidence,
     /// `:authority`.
-    pub authority: Option<String>,
+    pub authority: Option<Arc<str>>,
     /// Request `content-type`.
-    pub content_type: Option<String>,
+    pub content_type: Option<Arc<str>>,
     /// `user-agent`.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     /// First packet of the request HEADERS; `None` if the call began before the capture.
     pub start: Option<Nanos>,
     /// The packet that ended the stream.
@@ -207,9 +208,9 @@ pub struct CallRecord {
     /// Response messages with the compressed flag.
     pub resp_compressed: u64,
     /// Request `grpc-encoding`.
-    pub req_encoding: Option<String>,
+    pub req_encoding: Option<Arc<str>>,
     /// Response `grpc-encoding`.
-    pub resp_encoding: Option<String>,
+    pub resp_encoding: Option<Arc<str>>,
     /// HTTP `:status`.
     pub http_status: Option<u16>,
     /// `grpc-status` as it came on the wire.
@@ -409,7 +410,9 @@ pub struct ConnDecoder {
     /// Roles are settled (handshake seen, or the bytes told).
     roles_settled: bool,
     is_h2: bool,
-    calls: HashMap<u32, Call>,
+    /// Stream ids come off the wire: a seeded hash (and a bound on entries) keeps a hostile
+    /// peer from making lookups slow.
+    calls: HashMap<u32, Call, foldhash::fast::RandomState>,
     /// Highest stream id a server GOAWAY said it processed.
     goaway_last: Option<u32>,
     /// The connection was seen from its start: every call's request headers were seen.
@@ -418,6 +421,73 @@ pub struct ConnDecoder {
     /// the capture, streams above it that we do not track have ended.
     first_request: Option<u32>,
     list: HeaderList,
+    strings: Interner,
+}
+
+/// The header fields call tracking reads, found in one pass over a header list.
+#[derive(Debug, Default)]
+struct Wanted<'a> {
+    /// `:method` or `:path` present: request headers.
+    request: bool,
+    path: Option<Text<'a>>,
+    status: Option<&'a [u8]>,
+    authority: Option<&'a [u8]>,
+    content_type: Option<&'a [u8]>,
+    user_agent: Option<&'a [u8]>,
+    encoding: Option<&'a [u8]>,
+    timeout: Option<&'a [u8]>,
+    grpc_status: Option<&'a [u8]>,
+    grpc_message: Option<&'a [u8]>,
+}
+
+impl<'a> Wanted<'a> {
+    fn of(list: &'a HeaderList) -> Wanted<'a> {
+        let mut w = Wanted::default();
+        for f in list.iter() {
+            let Text::Bytes(name) = f.name else { continue };
+            let v = f.value.bytes();
+            match name {
+                b":path" => {
+                    w.request = true;
+                    w.path.get_or_insert(f.value);
+                }
+                b":method" => w.request = true,
+                b":status" => w.status = w.status.or(v),
+                b":authority" => w.authority = w.authority.or(v),
+                b"content-type" => w.content_type = w.content_type.or(v),
+                b"user-agent" => w.user_agent = w.user_agent.or(v),
+                b"grpc-encoding" => w.encoding = w.encoding.or(v),
+                b"grpc-timeout" => w.timeout = w.timeout.or(v),
+                b"grpc-status" => w.grpc_status = w.grpc_status.or(v),
+                b"grpc-message" => w.grpc_message = w.grpc_message.or(v),
+                _ => {}
+            }
+        }
+        w
+    }
+}
+
+/// Strings that repeat on every call of a connection (method, authority, user agent, ...),
+/// shared instead of allocated per call. Bounded: a peer sending ever-new paths gets fresh
+/// strings once the table is full.
+#[derive(Debug, Default)]
+struct Interner {
+    entries: Vec<(Box<[u8]>, Arc<str>)>,
+}
+
+impl Interner {
+    const MAX: usize = 256;
+
+    fn get(&mut self, b: &[u8]) -> Arc<str> {
+        if let Some((_, s)) = self.entries.iter().find(|(k, _)| **k == *b) {
+            return s.clone();
+        }
+        let s: Arc<str> = Arc::from(String::from_utf8_lossy(b));
+        if self.entries.len() < Self::MAX {
+            self.entries.push((b.into(), s.clone()));
+        }
+        s
+    }
 }
 
 impl ConnDecoder {
@@ -444,11 +514,12 @@ impl ConnDecoder {
             client_dir: 0,
             roles_settled: roles_certain,
             is_h2: false,
-            calls: HashMap::new(),
+            calls: HashMap::default(),
             goaway_last: None,
             seen_from_start: roles_certain,
             first_request: None,
             list: HeaderList::default(),
+            strings: Interner::default(),
         }
     }
 
@@ -960,21 +1031,16 @@ impl ConnDecoder {
                 if list.unknown_refs > 0 {
                     sink.conn_event(self.id, ConnEvent::Anomaly(AnomalyKind::HpackUnknownIndex));
                 }
+                let w = Wanted::of(&list);
                 // The bytes tell who is who.
-                let request = list
-                    .iter()
-                    .any(|f| matches!(f.name, Text::Bytes(b":method" | b":path")));
-                let response = list
-                    .iter()
-                    .any(|f| matches!(f.name, Text::Bytes(b":status")));
-                if request && !self.roles_settled {
+                if w.request && !self.roles_settled {
                     self.settle_roles(d, sink);
-                } else if response && !self.roles_settled {
+                } else if w.status.is_some() && !self.roles_settled {
                     self.settle_roles(1 - d, sink);
                 }
                 self.mark_h2(sink);
                 let side = self.side_of(d);
-                self.on_headers(&head, side, ts, &list, sink);
+                self.on_headers(&head, side, ts, &list, &w, sink);
             }
         }
         self.list = list;
@@ -986,6 +1052,7 @@ impl ConnDecoder {
         side: Side,
         ts: Nanos,
         list: &HeaderList,
+        w: &Wanted<'_>,
         sink: &mut S,
     ) {
         let stream = head.stream;
@@ -1005,26 +1072,18 @@ impl ConnDecoder {
                 }
                 self.first_request.get_or_insert(stream);
                 let mut rec = self.new_record(stream, Some(ts));
-                let path = list
-                    .iter()
-                    .find(|f| f.name.bytes() == Some(b":path"))
-                    .map(|f| f.value);
-                match path {
+                match w.path {
                     Some(Text::Bytes(p)) => {
-                        rec.method = Some(String::from_utf8_lossy(p).into_owned());
+                        rec.method = Some(self.strings.get(p));
                         rec.method_confidence = Confidence::Exact;
                     }
                     _ => rec.method_confidence = Confidence::Unknown,
                 }
-                let text = |name: &[u8]| {
-                    list.get(name)
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                };
-                rec.authority = text(b":authority");
-                rec.content_type = text(b"content-type");
-                rec.user_agent = text(b"user-agent");
-                rec.req_encoding = text(b"grpc-encoding");
-                rec.timeout = list.get(b"grpc-timeout").and_then(grpc::parse_timeout);
+                rec.authority = w.authority.map(|v| self.strings.get(v));
+                rec.content_type = w.content_type.map(|v| self.strings.get(v));
+                rec.user_agent = w.user_agent.map(|v| self.strings.get(v));
+                rec.req_encoding = w.encoding.map(|v| self.strings.get(v));
+                rec.timeout = w.timeout.and_then(grpc::parse_timeout);
                 if end_stream {
                     rec.client_end = Some(ts);
                 }
@@ -1073,17 +1132,17 @@ impl ConnDecoder {
                         self.calls.entry(stream).or_insert(call)
                     }
                 };
-                if let Some(s) = list
-                    .get(b":status")
+                if let Some(s) = w
+                    .status
                     .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
                 {
                     call.rec.http_status = Some(s);
                 }
-                if let Some(enc) = list.get(b"grpc-encoding") {
-                    call.rec.resp_encoding = Some(String::from_utf8_lossy(enc).into_owned());
+                if let Some(enc) = w.encoding {
+                    call.rec.resp_encoding = Some(self.strings.get(enc));
                 }
-                let grpc_status = list.get(b"grpc-status").and_then(grpc::parse_status);
-                if let Some(m) = list.get(b"grpc-message") {
+                let grpc_status = w.grpc_status.and_then(grpc::parse_status);
+                if let Some(m) = w.grpc_message {
                     call.rec.grpc_message = Some(grpc::decode_message(m));
                 }
                 if self.limits.capture_metadata {
