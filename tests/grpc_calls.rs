@@ -113,7 +113,7 @@ fn compare(capture: &str, log: &str, expect: Expect) -> usize {
                 .parse()
                 .ok()
         };
-        if want.iter().all(|w| w["call_id"].is_u64()) {
+        if want.iter().all(|w| w["call_id"].is_u64()) && got.iter().all(|g| id(g).is_some()) {
             want.sort_by_key(|w| w["call_id"].as_u64());
             got.sort_by_key(|g| id(g));
         } else {
@@ -235,7 +235,7 @@ fn mid_connection_join_keeps_counts_and_never_guesses() {
             joined_mid_connection: true,
         },
     );
-    assert_eq!(n, 60);
+    assert_eq!(n, 240);
 }
 
 #[test]
@@ -342,5 +342,26 @@ fn tonic_client_to_python_server_matches_the_client_log() {
             FULL
         ),
         16
+    );
+}
+
+#[test]
+fn tonic_join_after_the_header_tables_churned_is_never_wrong() {
+    // h2 indexes every new header value, so both 4 KiB tables had filled and evicted many times
+    // before the capture began. Methods come back (h2 re-sends evicted paths as literals);
+    // grpc-status stays behind a name from before the capture, so no status is guessed.
+    let n = compare(
+        "tonic-midstream-lo.pcap",
+        "tonic-midstream.calls.jsonl",
+        Expect {
+            skip_before_capture: true,
+            joined_mid_connection: true,
+        },
+    );
+    assert_eq!(n, 240);
+    assert!(
+        our_calls("tonic-midstream-lo.pcap")
+            .iter()
+            .all(|c| c["method_confidence"] == "exact")
     );
 }

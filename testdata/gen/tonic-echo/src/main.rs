@@ -80,6 +80,7 @@ type ReplyStream = Pin<Box<dyn Stream<Item = Result<EchoReply, Status>> + Send>>
 impl Echo for Service {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
         let p = peer(&request);
+        let tag = request.metadata().get("x-request-tag").cloned();
         let req = request.into_inner();
         if req.message == "__shutdown__" {
             // Graceful shutdown with calls in flight: GOAWAY now, in-flight calls may finish.
@@ -87,7 +88,12 @@ impl Echo for Service {
             return Ok(Response::new(reply(&req, 0, &p)));
         }
         finish(&req).await?;
-        Ok(Response::new(reply(&req, 0, &p)))
+        let mut resp = Response::new(reply(&req, 0, &p));
+        if let Some(tag) = tag {
+            // Echoed in the response headers: the server's HPACK table churns too.
+            resp.metadata_mut().insert("x-echo-tag", tag);
+        }
+        Ok(resp)
     }
 
     type ServerStreamStream = ReplyStream;
@@ -451,6 +457,48 @@ async fn basic(targets: &[String], log: &Log) {
     }
 }
 
+/// One long connection where every call carries a new x-request-tag (h2 indexes each one), so
+/// the 4 KiB HPACK tables fill and evict. 300 calls before the file `marker` appears (the
+/// capture starts in between), then 240 more.
+async fn midstream(targets: &[String], log: &Log, marker: &str) {
+    let mut c = connect(&targets[0]).await;
+    let mut ids = 1u64..;
+    for i in 0..540u32 {
+        if i == 300 {
+            std::fs::write(format!("{marker}.ready"), b"").unwrap();
+            while !std::path::Path::new(marker).exists() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let tag = format!("tag-{i:06}").into_bytes();
+        let o = CallOpts {
+            metadata: vec![("x-request-tag", tag)],
+            call_id: ids.next(),
+            ..CallOpts::default()
+        };
+        if i % 3 == 0 {
+            let r = EchoRequest {
+                reply_count: 3,
+                ..req("s")
+            };
+            call(&mut c, log, 0, "ServerStream", vec![r], o).await;
+        } else if i % 20 == 1 {
+            let r = EchoRequest {
+                status_code: 9,
+                status_message: "not now".into(),
+                ..req("e")
+            };
+            call(&mut c, log, 0, "Unary", vec![r], o).await;
+        } else {
+            let r = EchoRequest {
+                reply_size: 50,
+                ..req(&format!("m{i}"))
+            };
+            call(&mut c, log, 0, "Unary", vec![r], o).await;
+        }
+    }
+}
+
 /// Every status code, metadata too big for one HEADERS frame (CONTINUATION against a peer
 /// announcing 16 KiB frames), a cancelled stream, 150 concurrent calls on one connection, idle
 /// keepalive, and a graceful shutdown with a call in flight (second target).
@@ -554,6 +602,7 @@ async fn main() {
             match arg("--scenario")[0].as_str() {
                 "basic" => basic(&targets, &log).await,
                 "edge" => edge(&targets, &log).await,
+                "midstream" => midstream(&targets, &log, &arg("--marker")[0]).await,
                 other => panic!("unknown scenario {other}"),
             }
         }
