@@ -27,7 +27,12 @@ pub(crate) struct DecodeStats {
     pub(crate) goaways: BTreeMap<String, u64>,
     pub(crate) anomalies: BTreeMap<&'static str, u64>,
     pub(crate) calls_unknown_method: u64,
+    /// SETTINGS values seen, by "side:NAME" (bounded: a hostile peer can send many).
+    pub(crate) settings: BTreeMap<String, std::collections::BTreeSet<u32>>,
 }
+
+/// Distinct SETTINGS keys and values per key kept in the summary.
+const MAX_SETTINGS: usize = 64;
 
 /// Receives decoder output.
 pub(crate) struct Outputs {
@@ -68,6 +73,17 @@ impl CallSink for Outputs {
                     decoder::h2::frame::error_code_name(code)
                 );
                 *self.stats.goaways.entry(key).or_default() += 1;
+            }
+            ConnEvent::Setting { by, id, value } => {
+                let key = format!("{}:{}", by.name(), decoder::h2::frame::setting_name(id));
+                let n = self.stats.settings.len();
+                if let Some(values) = self.stats.settings.get_mut(&key) {
+                    if values.len() < MAX_SETTINGS {
+                        values.insert(value);
+                    }
+                } else if n < MAX_SETTINGS {
+                    self.stats.settings.insert(key, [value].into());
+                }
             }
             ConnEvent::Anomaly(AnomalyKind::NotHttp2) => self.stats.other_connections += 1,
             ConnEvent::Anomaly(kind) => *self.stats.anomalies.entry(kind.name()).or_default() += 1,

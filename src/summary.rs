@@ -65,6 +65,7 @@ struct CaptureJson<'a> {
     anomalies: &'a BTreeMap<&'static str, u64>,
     pings: &'a BTreeMap<&'static str, u64>,
     goaways: &'a BTreeMap<String, u64>,
+    settings: &'a BTreeMap<String, std::collections::BTreeSet<u32>>,
 }
 
 #[derive(Serialize)]
@@ -147,6 +148,7 @@ pub(crate) fn to_json(
             anomalies: &dec.anomalies,
             pings: &dec.pings,
             goaways: &dec.goaways,
+            settings: &dec.settings,
         },
     };
     serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)

@@ -284,6 +284,16 @@ fn keepalive_and_goaway_are_counted() {
     );
     // The call in flight during the shutdown still completed.
     assert_eq!(v["totals"]["unfinished"], 0);
+    // SETTINGS per side, unknown ids included: gRPC C-core announces true binary metadata.
+    assert_eq!(
+        cap["settings"]["client:0xfe03"],
+        serde_json::json!([1]),
+        "{cap}"
+    );
+    assert!(
+        cap["settings"]["server:INITIAL_WINDOW_SIZE"].is_array(),
+        "{cap}"
+    );
 }
 
 #[test]

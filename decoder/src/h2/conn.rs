@@ -297,6 +297,16 @@ pub enum ConnEvent {
         /// Last stream id the sender processed.
         last_stream: u32,
     },
+    /// A SETTINGS parameter a side announced (RFC 9113 6.5.2; unknown ids too, such as
+    /// gRPC C-core's 0xfe03).
+    Setting {
+        /// Sender.
+        by: Side,
+        /// Identifier.
+        id: u16,
+        /// Value.
+        value: u32,
+    },
     /// An anomaly.
     Anomaly(AnomalyKind),
 }
@@ -966,7 +976,7 @@ impl ConnDecoder {
                 }
                 self.dirs[d].buf = payload;
             }
-            kind::SETTINGS if !skipping && !head.has(flag::ACK) => self.settings(d),
+            kind::SETTINGS if !skipping && !head.has(flag::ACK) => self.settings(d, sink),
             kind::RST_STREAM if !skipping => {
                 let p = &self.dirs[d].buf;
                 if p.len() == 4 {
@@ -997,12 +1007,14 @@ impl ConnDecoder {
         }
     }
 
-    fn settings(&mut self, d: usize) {
+    fn settings<S: CallSink + ?Sized>(&mut self, d: usize, sink: &mut S) {
         let other = 1 - d;
+        let by = self.side_of(d);
         let p = std::mem::take(&mut self.dirs[d].buf);
         for s in p.chunks_exact(6) {
             let id = u16::from_be_bytes([s[0], s[1]]);
             let v = u32::from_be_bytes([s[2], s[3], s[4], s[5]]);
+            sink.conn_event(self.id, ConnEvent::Setting { by, id, value: v });
             match id {
                 // Sent by the receiver of the other direction: limits what comes to it.
                 setting::MAX_FRAME_SIZE => {

@@ -117,6 +117,21 @@ impl Head {
     }
 }
 
+/// Name of a SETTINGS identifier (RFC 9113 section 6.5.2), or its hex value.
+pub fn setting_name(id: u16) -> String {
+    match id {
+        0x1 => "HEADER_TABLE_SIZE".into(),
+        0x2 => "ENABLE_PUSH".into(),
+        0x3 => "MAX_CONCURRENT_STREAMS".into(),
+        0x4 => "INITIAL_WINDOW_SIZE".into(),
+        0x5 => "MAX_FRAME_SIZE".into(),
+        0x6 => "MAX_HEADER_LIST_SIZE".into(),
+        0x8 => "ENABLE_CONNECT_PROTOCOL".into(),
+        0x9 => "NO_RFC7540_PRIORITIES".into(),
+        other => format!("0x{other:04x}"),
+    }
+}
+
 /// HTTP/2 error codes (RFC 9113 section 7), by name.
 pub fn error_code_name(code: u32) -> &'static str {
     match code {
