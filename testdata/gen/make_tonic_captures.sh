@@ -46,7 +46,16 @@ capture tonic-to-py-basic-lo 50097 50098 "$tonic" client --target http://127.0.0
   --target http://127.0.0.1:50098 --scenario basic --log "$out/tonic-to-py-basic.calls.jsonl"
 cp "$work/tonic-to-py-basic-lo.pcap" "$out/tonic-to-py-basic-lo.pcap"
 
-for f in tonic-basic-lo.pcap tonic-edge-lo.pcap.gz py-to-tonic-edge-lo.pcap.gz tonic-to-py-basic-lo.pcap; do
+# A join after both HPACK tables filled and evicted: 300 calls, then the capture, then 240.
+tonic_server 50101
+"$tonic" client --target http://127.0.0.1:50101 --scenario midstream --marker "$work/go" \
+  --log "$out/tonic-midstream.calls.jsonl" & pc=$!
+for _ in $(seq 300); do [ -e "$work/go.ready" ] && break; sleep 0.1; done
+tcpdump -i lo -B 262144 -U -w "$out/tonic-midstream-lo.pcap" tcp port 50101 2> "$work/tonic-midstream-lo.capture.txt" & td=$!
+sleep 2; touch "$work/go"; wait $pc; sleep 1; kill -INT $td; wait $td || true
+mv "$work/tonic-midstream-lo.capture.txt" "$out/tonic-midstream-lo.pcap.capture.txt"
+
+for f in tonic-basic-lo.pcap tonic-edge-lo.pcap.gz py-to-tonic-edge-lo.pcap.gz tonic-to-py-basic-lo.pcap tonic-midstream-lo.pcap; do
   python3 "$here/oracle.py" "$out/$f" > "$out/$f.streams.json"
 done
 for n in tonic-basic-lo tonic-edge-lo py-to-tonic-edge-lo tonic-to-py-basic-lo; do
