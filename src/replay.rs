@@ -259,7 +259,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             s.bytes as f64 / 1e6 / secs,
             s.packets as f64 / secs,
             calls,
-            peak_rss_kib() as f64 / 1024.0
+            capture::stats::peak_rss_kib() as f64 / 1024.0
         );
     }
     for r in &reports {
@@ -300,17 +300,6 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         n if n == reports.len() && reports.iter().all(|r| r.packets == 0) => ExitCode::from(2),
         _ => ExitCode::from(1),
     })
-}
-/// Peak resident memory of this process (Linux `VmHWM`), 0 where unknown.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn summary_line(s: &CaptureStats) -> String {

@@ -47,17 +47,6 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// One measurement in this process; prints a tab-separated result line.
 fn child(file: &Path, runs: usize) {
     let file_bytes = std::fs::metadata(file).expect("stat").len();
@@ -105,7 +94,7 @@ fn child(file: &Path, runs: usize) {
     let (bare, full) = (median(&mut bare), median(&mut full));
     println!(
         "RESULT\t{file_bytes}\t{packets}\t{bare}\t{full}\t{}\t{allocs_per_packet}\t{delivered}",
-        peak_rss_kib()
+        capture::stats::peak_rss_kib()
     );
 }
 

@@ -51,3 +51,16 @@ pub struct CaptureStats {
     /// Connections replaced by a new SYN on the same 4-tuple before they were seen to close.
     pub conns_reused: u64,
 }
+
+/// Peak resident memory of this process in KiB (Linux `VmHWM`), 0 where unknown: the memory
+/// figure benchmarks and `replay --stats` report.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
