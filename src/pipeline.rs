@@ -178,8 +178,10 @@ impl StreamSink for Pipeline {
                     reason,
                     CloseReason::Fin | CloseReason::Rst | CloseReason::Reused
                 );
-                if c.closed == [true, true] {
-                    let mut c = self.conns.remove(&id).expect("present");
+                if c.closed != [true, true] {
+                    return;
+                }
+                if let Some(mut c) = self.conns.remove(&id) {
                     if c.ended_on_wire {
                         c.dec.handle_closed(ts, &mut self.out);
                     } else {
