@@ -62,6 +62,23 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) connections_json: Option<PathBuf>,
 
+    /// Serve Prometheus metrics on ADDR (`127.0.0.1:9464`, `:9464` for all addresses) at
+    /// /metrics while replaying, and afterwards until interrupted (or --metrics-linger).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<String>,
+
+    /// With --metrics: after the replay, keep serving for SECS seconds, then exit.
+    #[arg(long, value_name = "SECS", requires = "metrics")]
+    pub(crate) metrics_linger: Option<u64>,
+
+    /// Write the metrics exposition (Prometheus text format) at the end to PATH (`-`: stdout).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) metrics_text: Option<PathBuf>,
+
+    /// Add a grpc_server label (the server address) to the gRPC series.
+    #[arg(long)]
+    pub(crate) metrics_server_label: bool,
+
     /// Print processing figures on stderr at the end: time, MB/s and packets/s of capture read,
     /// calls decoded, peak memory.
     #[arg(long)]

@@ -37,6 +37,7 @@ const MAX_SETTINGS: usize = 64;
 /// Receives decoder output.
 pub(crate) struct Outputs {
     pub(crate) agg: Aggregator,
+    pub(crate) metrics: Option<std::sync::Arc<exporter::Metrics>>,
     pub(crate) stats: DecodeStats,
     pub(crate) calls: Option<Box<dyn Write>>,
     pub(crate) write_error: Option<std::io::Error>,
@@ -45,10 +46,17 @@ pub(crate) struct Outputs {
 }
 
 impl CallSink for Outputs {
-    fn call_started(&mut self, _call: &CallRecord) {}
+    fn call_started(&mut self, call: &CallRecord) {
+        if let Some(m) = &self.metrics {
+            m.call_started(call);
+        }
+    }
 
     fn call_ended(&mut self, call: &CallRecord) {
         self.agg.record(call);
+        if let Some(m) = &self.metrics {
+            m.call_ended(call);
+        }
         if call.method.is_none() {
             self.stats.calls_unknown_method += 1;
         }
@@ -63,6 +71,9 @@ impl CallSink for Outputs {
     }
 
     fn conn_event(&mut self, _conn: u64, event: ConnEvent) {
+        if let Some(m) = &self.metrics {
+            m.conn_event(event);
+        }
         match event {
             ConnEvent::Http2 => self.stats.http2_connections += 1,
             ConnEvent::Ping(side) => *self.stats.pings.entry(side.name()).or_default() += 1,
@@ -104,12 +115,14 @@ impl Pipeline {
         limits: DecoderLimits,
         max_methods: usize,
         calls: Option<Box<dyn Write>>,
+        metrics: Option<std::sync::Arc<exporter::Metrics>>,
     ) -> Pipeline {
         Pipeline {
             conns: HashMap::default(),
             limits,
             out: Outputs {
                 agg: Aggregator::new(max_methods),
+                metrics,
                 stats: DecodeStats::default(),
                 calls,
                 write_error: None,

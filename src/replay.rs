@@ -184,6 +184,17 @@ impl Progress {
     }
 }
 
+fn capture_counters(s: &CaptureStats) -> exporter::CaptureCounters {
+    exporter::CaptureCounters {
+        packets: s.packets,
+        bytes: s.bytes,
+        drops: 0,
+        gaps: s.gaps,
+        gap_bytes: s.gap_bytes,
+        truncated: s.truncated,
+    }
+}
+
 /// Sends every event to the decoder pipeline and, when asked, the connection list.
 struct Tee<'a> {
     pipeline: &'a mut Pipeline,
@@ -221,20 +232,44 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let limits = args.limits.to_limits();
     let max_block = limits.max_block_size;
     let dash = Path::new("-");
-    let to_stdout = [&args.calls, &args.summary_json, &args.connections_json]
-        .iter()
-        .filter(|p| p.as_deref() == Some(dash))
-        .count();
+    let to_stdout = [
+        &args.calls,
+        &args.summary_json,
+        &args.connections_json,
+        &args.metrics_text,
+    ]
+    .iter()
+    .filter(|p| p.as_deref() == Some(dash))
+    .count();
     anyhow::ensure!(
         to_stdout <= 1,
-        "only one of --calls, --summary-json, --connections-json can write to stdout"
+        "only one of --calls, --summary-json, --connections-json, --metrics-text can write to stdout"
     );
     let calls = args.calls.as_deref().map(writer).transpose()?;
     let dec_limits = DecoderLimits {
         capture_metadata: args.metadata,
         ..DecoderLimits::default()
     };
-    let mut pipeline = Pipeline::new(dec_limits, args.max_methods, calls);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let want_metrics = args.metrics.is_some() || args.metrics_text.is_some();
+    let metrics = want_metrics.then(|| {
+        let config = exporter::ExporterConfig {
+            server_label: args.metrics_server_label,
+            ..Default::default()
+        };
+        exporter::Metrics::new(config, &mut registry)
+    });
+    let registry = std::sync::Arc::new(registry);
+    let server = match &args.metrics {
+        Some(addr) => {
+            let s = exporter::server::MetricsServer::start(addr, registry.clone())
+                .context("starting the metrics server")?;
+            eprintln!("grpctap: serving metrics on http://{}/metrics", s.addr());
+            Some(s)
+        }
+        None => None,
+    };
+    let mut pipeline = Pipeline::new(dec_limits, args.max_methods, calls, metrics.clone());
     let mut conns =
         (args.connections || args.connections_json.is_some()).then(Connections::default);
     let mut reasm = Reassembler::new(limits);
@@ -247,6 +282,15 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         replay_files(&args.files, &mut reasm, &mut tee, max_block)
     };
     pipeline.flush().context("writing calls")?;
+    if let Some(m) = &metrics {
+        m.set_capture(capture_counters(reasm.stats()));
+    }
+    if let Some(path) = &args.metrics_text {
+        let mut w = writer(path)?;
+        w.write_all(exporter::server::render(&registry, false).as_bytes())?;
+        w.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.stats {
         let secs = started.elapsed().as_secs_f64();
         let s = reasm.stats();
@@ -293,6 +337,18 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             w.write_all(render_table(conns).as_bytes())?;
             writeln!(w, "\n{}", summary_line(stats))?;
         }
+    }
+    if let Some(server) = server {
+        match args.metrics_linger {
+            Some(secs) => std::thread::sleep(std::time::Duration::from_secs(secs)),
+            None => {
+                eprintln!("grpctap: replay done; still serving metrics (Ctrl-C to stop)");
+                loop {
+                    std::thread::park();
+                }
+            }
+        }
+        server.stop();
     }
     let failed = reports.iter().filter(|r| r.error.is_some()).count();
     Ok(match failed {

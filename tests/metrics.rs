@@ -1,0 +1,269 @@
+//! The Prometheus exporter over real captures: the exposition text exactly, the counts against
+//! the client's own log, and a real Prometheus server scraping a replaying grpctap.
+
+// Counter values come back from Prometheus as floats of whole numbers.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn exposition(capture: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args(["replay", "--metrics-text", "-"])
+        .arg(root().join("testdata/captures").join(capture))
+        .output()
+        .expect("run grpctap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Go's names of the canonical codes, as go-grpc-prometheus labels them.
+fn go_code(canonical: &str) -> &'static str {
+    match canonical {
+        "OK" => "OK",
+        "CANCELLED" => "Canceled",
+        "UNKNOWN" => "Unknown",
+        "INVALID_ARGUMENT" => "InvalidArgument",
+        "DEADLINE_EXCEEDED" => "DeadlineExceeded",
+        "NOT_FOUND" => "NotFound",
+        "ALREADY_EXISTS" => "AlreadyExists",
+        "PERMISSION_DENIED" => "PermissionDenied",
+        "RESOURCE_EXHAUSTED" => "ResourceExhausted",
+        "FAILED_PRECONDITION" => "FailedPrecondition",
+        "ABORTED" => "Aborted",
+        "OUT_OF_RANGE" => "OutOfRange",
+        "UNIMPLEMENTED" => "Unimplemented",
+        "INTERNAL" => "Internal",
+        "UNAVAILABLE" => "Unavailable",
+        "DATA_LOSS" => "DataLoss",
+        "UNAUTHENTICATED" => "Unauthenticated",
+        other => panic!("{other}"),
+    }
+}
+
+/// (method, Go code) -> calls, from the client's log.
+fn truth(log: &str) -> BTreeMap<(String, String), u64> {
+    let text = std::fs::read_to_string(root().join("testdata/captures").join(log)).expect("log");
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        let method = v["method"]
+            .as_str()
+            .expect("method")
+            .rsplit('/')
+            .next()
+            .expect("rpc")
+            .to_owned();
+        let code = go_code(v["status"].as_str().expect("status")).to_owned();
+        *m.entry((method, code)).or_default() += 1;
+    }
+    m
+}
+
+/// Value of a label in a sample line.
+fn label<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+    line[start..].split('"').next()
+}
+
+#[test]
+fn exposition_text_is_exactly_the_snapshot() {
+    // Sample order within a family follows hash order, so lines are compared sorted. The
+    // snapshot's values were checked against testdata/captures/py-basic.calls.jsonl.
+    let mut got: Vec<&str> = Vec::new();
+    let text = exposition("py-basic-lo.pcap");
+    got.extend(text.lines());
+    got.sort_unstable();
+    let want = std::fs::read_to_string(root().join("tests/snapshots/py-basic-lo.metrics.sorted"))
+        .expect("snapshot");
+    let want: Vec<&str> = want.lines().collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn handled_counts_equal_the_client_log() {
+    let text = exposition("py-mixed-veth.pcap");
+    let mut got: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("grpc_server_handled_total{"))
+    {
+        let key = (
+            label(line, "grpc_method").expect("method").to_owned(),
+            label(line, "grpc_code").expect("code").to_owned(),
+        );
+        let n: u64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("value");
+        *got.entry(key).or_default() += n;
+    }
+    assert_eq!(got, truth("py-mixed-veth.calls.jsonl"));
+    // Started equals handled per method: nothing open at the end.
+    let started: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("grpc_server_started_total{"))
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .expect("value")
+        })
+        .sum();
+    assert_eq!(started, 660);
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn real_prometheus_scrapes_the_ground_truth() {
+    let Ok(prometheus) = which("prometheus") else {
+        // .ci/run installs Debian's prometheus; without it this test cannot run.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "prometheus is not installed but CI is set"
+        );
+        eprintln!("skipped: prometheus not installed (apt-get install prometheus)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("grpctap-prom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    // grpctap replays the capture and keeps serving /metrics.
+    let mut tap = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args([
+            "replay",
+            "--metrics",
+            "127.0.0.1:0",
+            "--metrics-linger",
+            "120",
+            "--summary-json",
+            "/dev/null",
+        ])
+        .arg(root().join("testdata/captures/py-mixed-veth.pcap"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("grpctap");
+    let stderr = tap.stderr.take().expect("stderr");
+    let _tap = Kill(tap);
+    let mut lines = BufReader::new(stderr).lines();
+    let target = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("http://")
+                .nth(1)
+                .map(|a| a.trim_end_matches("/metrics").to_owned())
+        })
+        .expect("metrics address");
+    let port = free_port();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: grpctap\n    static_configs:\n      - targets: ['{target}']\n"
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+    let prom = Command::new(prometheus)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus");
+    let _prom = Kill(prom);
+    let query = "sum by (grpc_method, grpc_code) (grpc_server_handled_total{job=\"grpctap\"})";
+    let want = truth("py-mixed-veth.calls.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let Ok(body) = http_get(port, &format!("/api/v1/query?query={}", urlencode(query))) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+            continue;
+        };
+        let Some(result) = v["data"]["result"].as_array() else {
+            continue;
+        };
+        let got: BTreeMap<(String, String), u64> = result
+            .iter()
+            .filter_map(|r| {
+                let m = r["metric"]["grpc_method"].as_str()?.to_owned();
+                let c = r["metric"]["grpc_code"].as_str()?.to_owned();
+                let n: f64 = r["value"][1].as_str()?.parse().ok()?;
+                Some(((m, c), n as u64))
+            })
+            .collect();
+        if got == want {
+            return;
+        }
+        last = body;
+    }
+    panic!("Prometheus never returned the ground truth; last answer: {last}");
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A minimal HTTP/1.0 GET on localhost.
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    Ok(buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default())
+}
