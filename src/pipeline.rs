@@ -37,7 +37,7 @@ const MAX_SETTINGS: usize = 64;
 /// Receives decoder output.
 pub(crate) struct Outputs {
     pub(crate) agg: Aggregator,
-    pub(crate) metrics: Option<std::sync::Arc<exporter::Metrics>>,
+    pub(crate) metrics: Option<exporter::Recorder>,
     pub(crate) stats: DecodeStats,
     pub(crate) calls: Option<Box<dyn Write>>,
     pub(crate) write_error: Option<std::io::Error>,
@@ -47,14 +47,14 @@ pub(crate) struct Outputs {
 
 impl CallSink for Outputs {
     fn call_started(&mut self, call: &CallRecord) {
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &mut self.metrics {
             m.call_started(call);
         }
     }
 
     fn call_ended(&mut self, call: &CallRecord) {
         self.agg.record(call);
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &mut self.metrics {
             m.call_ended(call);
         }
         if call.method.is_none() {
@@ -70,8 +70,14 @@ impl CallSink for Outputs {
         }
     }
 
+    fn message(&mut self, from: decoder::Side, len: u32) {
+        if let Some(m) = &mut self.metrics {
+            m.message(from, len);
+        }
+    }
+
     fn conn_event(&mut self, _conn: u64, event: ConnEvent) {
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &mut self.metrics {
             m.conn_event(event);
         }
         match event {
@@ -115,7 +121,7 @@ impl Pipeline {
         limits: DecoderLimits,
         max_methods: usize,
         calls: Option<Box<dyn Write>>,
-        metrics: Option<std::sync::Arc<exporter::Metrics>>,
+        metrics: Option<exporter::Recorder>,
     ) -> Pipeline {
         Pipeline {
             conns: HashMap::default(),

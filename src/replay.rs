@@ -252,12 +252,12 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let mut registry = prometheus_client::registry::Registry::default();
     let want_metrics = args.metrics.is_some() || args.metrics_text.is_some();
-    let metrics = want_metrics.then(|| {
+    let recorder = want_metrics.then(|| {
         let config = exporter::ExporterConfig {
             server_label: args.metrics_server_label,
             ..Default::default()
         };
-        exporter::Metrics::new(config, &mut registry)
+        exporter::Recorder::new(exporter::Metrics::new(&mut registry), config)
     });
     let registry = std::sync::Arc::new(registry);
     let server = match &args.metrics {
@@ -269,7 +269,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let mut pipeline = Pipeline::new(dec_limits, args.max_methods, calls, metrics.clone());
+    let mut pipeline = Pipeline::new(dec_limits, args.max_methods, calls, recorder);
     let mut conns =
         (args.connections || args.connections_json.is_some()).then(Connections::default);
     let mut reasm = Reassembler::new(limits);
@@ -282,7 +282,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         replay_files(&args.files, &mut reasm, &mut tee, max_block)
     };
     pipeline.flush().context("writing calls")?;
-    if let Some(m) = &metrics {
+    if let Some(m) = &mut pipeline.out.metrics {
         m.set_capture(capture_counters(reasm.stats()));
     }
     if let Some(path) = &args.metrics_text {

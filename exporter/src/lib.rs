@@ -8,14 +8,14 @@
 pub mod server;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use decoder::{AnomalyKind, CallRecord, CallType, ConnEvent, Side};
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Prometheus client_golang's default buckets, which go-grpc-prometheus uses.
@@ -99,10 +99,9 @@ pub struct CaptureCounters {
     pub truncated: u64,
 }
 
-/// Every family grpctap exports.
+/// Every family grpctap exports. Shared with the scrape; written through a [`Recorder`].
 #[derive(Debug)]
 pub struct Metrics {
-    config: ExporterConfig,
     started: Family<CallLabels, Counter>,
     handled: Family<CallLabels, Counter>,
     msg_received: Family<CallLabels, Counter>,
@@ -114,6 +113,7 @@ pub struct Metrics {
     no_deadline: Family<CallLabels, Counter>,
     deadline_used: Family<CallLabels, Histogram>,
     in_flight: Gauge,
+    message_bytes: Family<Labels<1>, Histogram>,
     anomalies: Family<Labels<1>, Counter>,
     unknown_method: Counter,
     status_unreadable: Counter,
@@ -124,19 +124,6 @@ pub struct Metrics {
     gaps: Counter,
     gap_bytes: Counter,
     truncated: Counter,
-    /// Label state shared by recording calls: method cap, method types, capture mirror.
-    state: Mutex<State>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    methods: HashSet<(Arc<str>, Arc<str>)>,
-    /// Call type per method once one call of it ended (without a schema the type is known
-    /// only then); calls of a method whose type is known count as started when they start.
-    types: HashMap<Arc<str>, CallType>,
-    /// Calls counted as started, by (conn, stream), to count them once.
-    counted: HashSet<(u64, u32)>,
-    capture: CaptureCounters,
 }
 
 fn latency_histogram() -> Histogram {
@@ -147,11 +134,15 @@ fn budget_histogram() -> Histogram {
     Histogram::new([0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.5, 2.0])
 }
 
+/// 64 B to 16 MiB in steps of 4x.
+fn size_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(64.0, 4.0, 10))
+}
+
 impl Metrics {
     /// Creates the families and registers them in `registry`.
-    pub fn new(config: ExporterConfig, registry: &mut Registry) -> Arc<Metrics> {
+    pub fn new(registry: &mut Registry) -> Arc<Metrics> {
         let m = Metrics {
-            config,
             started: Family::default(),
             handled: Family::default(),
             msg_received: Family::default(),
@@ -163,6 +154,7 @@ impl Metrics {
             no_deadline: Family::default(),
             deadline_used: Family::new_with_constructor(budget_histogram),
             in_flight: Gauge::default(),
+            message_bytes: Family::new_with_constructor(size_histogram),
             anomalies: Family::default(),
             unknown_method: Counter::default(),
             status_unreadable: Counter::default(),
@@ -173,7 +165,6 @@ impl Metrics {
             gaps: Counter::default(),
             gap_bytes: Counter::default(),
             truncated: Counter::default(),
-            state: Mutex::new(State::default()),
         };
         let r = registry;
         r.register(
@@ -277,139 +268,237 @@ impl Metrics {
             "Packets cut by the snapshot length",
             m.truncated.clone(),
         );
+        r.register(
+            "grpctap_message_size_bytes",
+            "gRPC message sizes, by direction (request, response)",
+            m.message_bytes.clone(),
+        );
         Arc::new(m)
+    }
+}
+
+/// Handles of one label set's series, cached so a call updates atomics without looking them up.
+#[derive(Debug, Clone)]
+struct Handles {
+    labels: CallLabels,
+    started: Counter,
+    received: Counter,
+    sent: Counter,
+    handling: Histogram,
+    /// Created on first use, so methods that never see one export no empty series.
+    no_deadline: Option<Counter>,
+    budget: Option<Histogram>,
+    /// `handled` by Go code name.
+    handled: Vec<(&'static str, Counter)>,
+}
+
+/// (method, call type, server address when labelled).
+type HandleKey = (Option<Arc<str>>, CallType, Option<Arc<str>>);
+
+/// Writes calls into [`Metrics`]. Owned by the decoding thread: no lock, cached handles.
+#[derive(Debug)]
+pub struct Recorder {
+    metrics: Arc<Metrics>,
+    config: ExporterConfig,
+    methods: HashSet<(Arc<str>, Arc<str>)>,
+    /// Call type per method once one call of it ended (without a schema the type is known only
+    /// then); calls of a method whose type is known count as started when they start.
+    types: HashMap<Arc<str>, CallType>,
+    /// Calls counted as started, by (conn, stream), to count each once.
+    counted: HashSet<(u64, u32)>,
+    handles: HashMap<HandleKey, Handles>,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
+    capture: CaptureCounters,
+}
+
+impl Recorder {
+    /// A recorder writing into `metrics`.
+    pub fn new(metrics: Arc<Metrics>, config: ExporterConfig) -> Recorder {
+        let request_bytes = metrics
+            .message_bytes
+            .get_or_create(&Labels([("direction", "request".into())]))
+            .clone();
+        let response_bytes = metrics
+            .message_bytes
+            .get_or_create(&Labels([("direction", "response".into())]))
+            .clone();
+        Recorder {
+            metrics,
+            config,
+            methods: HashSet::new(),
+            types: HashMap::new(),
+            counted: HashSet::new(),
+            handles: HashMap::new(),
+            request_bytes,
+            response_bytes,
+            capture: CaptureCounters::default(),
+        }
     }
 
     /// Service and method labels, folded past the cap.
-    fn names(&self, state: &mut State, method: Option<&str>) -> (Arc<str>, Arc<str>) {
+    fn names(&mut self, method: Option<&str>) -> (Arc<str>, Arc<str>) {
         let (svc, rpc) = method
             .and_then(decoder::grpc::split_path)
             .unwrap_or(("unknown", "unknown"));
         let key: (Arc<str>, Arc<str>) = (Arc::from(svc), Arc::from(rpc));
-        if state.methods.contains(&key) {
+        if self.methods.contains(&key) {
             return key;
         }
-        if state.methods.len() >= self.config.max_methods {
-            self.folded.inc();
+        if self.methods.len() >= self.config.max_methods {
+            self.metrics.folded.inc();
             return (Arc::from(OTHER), Arc::from(OTHER));
         }
-        state.methods.insert(key.clone());
+        self.methods.insert(key.clone());
         key
     }
 
-    fn labels(
-        &self,
-        rec: &CallRecord,
-        state: &mut State,
-        ty: CallType,
-        code: Option<&'static str>,
-    ) -> CallLabels {
-        let (grpc_service, grpc_method) = self.names(state, rec.method.as_deref());
-        CallLabels {
-            grpc_type: ty.name(),
-            grpc_service,
-            grpc_method,
-            grpc_code: code,
-            grpc_server: self
-                .config
-                .server_label
-                .then(|| Arc::from(rec.server.to_string())),
+    /// The cached handles for a call's labels.
+    fn handles(&mut self, rec: &CallRecord, ty: CallType) -> &mut Handles {
+        let server = self
+            .config
+            .server_label
+            .then(|| Arc::from(rec.server.to_string()));
+        let key = (rec.method.clone(), ty, server.clone());
+        if !self.handles.contains_key(&key) {
+            let (grpc_service, grpc_method) = self.names(rec.method.as_deref());
+            let labels = CallLabels {
+                grpc_type: ty.name(),
+                grpc_service,
+                grpc_method,
+                grpc_code: None,
+                grpc_server: server,
+            };
+            let m = &self.metrics;
+            let h = Handles {
+                started: m.started.get_or_create(&labels).clone(),
+                received: m.msg_received.get_or_create(&labels).clone(),
+                sent: m.msg_sent.get_or_create(&labels).clone(),
+                handling: m.handling.get_or_create(&labels).clone(),
+                no_deadline: None,
+                budget: None,
+                handled: Vec::new(),
+                labels,
+            };
+            self.handles.insert(key.clone(), h);
+        }
+        match self.handles.get_mut(&key) {
+            Some(h) => h,
+            None => unreachable!("inserted above"),
         }
     }
 
     /// A call began.
-    pub fn call_started(&self, rec: &CallRecord) {
-        self.in_flight.inc();
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
+    pub fn call_started(&mut self, rec: &CallRecord) {
+        self.metrics.in_flight.inc();
         let known = rec
             .method
             .as_deref()
-            .and_then(|m| state.types.get(m).copied());
+            .and_then(|m| self.types.get(m).copied());
         if let Some(ty) = known {
-            let l = self.labels(rec, &mut state, ty, None);
-            self.started.get_or_create(&l).inc();
-            state.counted.insert((rec.conn, rec.stream_id));
+            self.handles(rec, ty).started.inc();
+            self.counted.insert((rec.conn, rec.stream_id));
         }
     }
 
     /// A call ended (or the capture ended with it open: no status, counted as started only).
-    pub fn call_ended(&self, rec: &CallRecord) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
+    pub fn call_ended(&mut self, rec: &CallRecord) {
         if rec.start.is_some() {
-            self.in_flight.dec();
+            self.metrics.in_flight.dec();
         }
-        let ty = rec.call_type;
-        if let Some(m) = &rec.method {
-            state.types.entry(m.clone()).or_insert(ty);
-        } else {
-            self.unknown_method.inc();
+        match &rec.method {
+            Some(m) => {
+                self.types.entry(m.clone()).or_insert(rec.call_type);
+            }
+            None => {
+                self.metrics.unknown_method.inc();
+            }
         }
-        // The type known at start may differ from what the call turned out to be; label every
-        // series of the call with the type it was counted as started under.
+        // Label every series of the call with the type it was counted as started under.
         let ty = rec
             .method
             .as_deref()
-            .and_then(|m| state.types.get(m).copied())
-            .unwrap_or(ty);
-        if !state.counted.remove(&(rec.conn, rec.stream_id)) {
-            let l = self.labels(rec, &mut state, ty, None);
-            self.started.get_or_create(&l).inc();
+            .and_then(|m| self.types.get(m).copied())
+            .unwrap_or(rec.call_type);
+        let counted = self.counted.remove(&(rec.conn, rec.stream_id));
+        let metrics = self.metrics.clone();
+        let h = self.handles(rec, ty);
+        if !counted {
+            h.started.inc();
         }
-        let base = self.labels(rec, &mut state, ty, None);
-        drop(state);
-        self.msg_received.get_or_create(&base).inc_by(rec.req_msgs);
-        self.msg_sent.get_or_create(&base).inc_by(rec.resp_msgs);
+        h.received.inc_by(rec.req_msgs);
+        h.sent.inc_by(rec.resp_msgs);
         let Some(status) = rec.status else {
             if rec.status_source != decoder::StatusSource::Unfinished {
-                self.status_unreadable.inc();
+                metrics.status_unreadable.inc();
             }
             return;
         };
-        let handled = CallLabels {
-            grpc_code: Some(status.go_name()),
-            ..base.clone()
-        };
-        self.handled.get_or_create(&handled).inc();
+        let code = status.go_name();
+        match h.handled.iter().find(|(c, _)| *c == code) {
+            Some((_, c)) => {
+                c.inc();
+            }
+            None => {
+                let labels = CallLabels {
+                    grpc_code: Some(code),
+                    ..h.labels.clone()
+                };
+                let c = metrics.handled.get_or_create(&labels).clone();
+                c.inc();
+                h.handled.push((code, c));
+            }
+        }
         if let Some(d) = rec.duration() {
-            self.handling.get_or_create(&base).observe(d.as_secs_f64());
+            h.handling.observe(d.as_secs_f64());
             match rec.timeout {
                 Some(t) if !t.is_zero() => {
-                    self.deadline_used
-                        .get_or_create(&base)
-                        .observe(d.as_secs_f64() / t.as_secs_f64());
+                    let b = h.budget.get_or_insert_with(|| {
+                        metrics.deadline_used.get_or_create(&h.labels).clone()
+                    });
+                    b.observe(d.as_secs_f64() / t.as_secs_f64());
                 }
                 Some(_) => {}
                 None => {
-                    self.no_deadline.get_or_create(&base).inc();
+                    let c = h.no_deadline.get_or_insert_with(|| {
+                        metrics.no_deadline.get_or_create(&h.labels).clone()
+                    });
+                    c.inc();
                 }
             }
         }
         if let Some(r) = rec.reset {
             let code = decoder::h2::frame::error_code_name(r.code).to_owned();
-            self.resets
+            metrics
+                .resets
                 .get_or_create(&Labels([("by", side(r.by).into()), ("code", code)]))
                 .inc();
         }
     }
 
+    /// A whole message of `len` bytes from `from`.
+    pub fn message(&mut self, from: Side, len: u32) {
+        match from {
+            Side::Client => self.request_bytes.observe(f64::from(len)),
+            Side::Server => self.response_bytes.observe(f64::from(len)),
+        }
+    }
+
     /// A connection-level event.
-    pub fn conn_event(&self, event: ConnEvent) {
+    pub fn conn_event(&mut self, event: ConnEvent) {
+        let m = &self.metrics;
         match event {
-            ConnEvent::Ping(by) => self
+            ConnEvent::Ping(by) => m
                 .pings
                 .get_or_create(&Labels([("by", side(by).into())]))
                 .inc(),
             ConnEvent::Goaway { by, code, .. } => {
                 let code = decoder::h2::frame::error_code_name(code).to_owned();
-                self.goaways
+                m.goaways
                     .get_or_create(&Labels([("by", side(by).into()), ("code", code)]))
                     .inc()
             }
-            ConnEvent::Anomaly(kind) => self
+            ConnEvent::Anomaly(kind) => m
                 .anomalies
                 .get_or_create(&Labels([("kind", anomaly(kind).into())]))
                 .inc(),
@@ -417,23 +506,20 @@ impl Metrics {
         };
     }
 
-    /// Mirrors the capture layer's counters (monotonic: only the increase since the last call
-    /// is added).
-    pub fn set_capture(&self, now: CaptureCounters) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        let last = state.capture;
+    /// Mirrors the capture layer's counters (only the increase since the last call is added).
+    pub fn set_capture(&mut self, now: CaptureCounters) {
+        let last = self.capture;
+        let m = &self.metrics;
         let add = |c: &Counter, new: u64, old: u64| {
             c.inc_by(new.saturating_sub(old));
         };
-        add(&self.packets, now.packets, last.packets);
-        add(&self.bytes, now.bytes, last.bytes);
-        add(&self.drops, now.drops, last.drops);
-        add(&self.gaps, now.gaps, last.gaps);
-        add(&self.gap_bytes, now.gap_bytes, last.gap_bytes);
-        add(&self.truncated, now.truncated, last.truncated);
-        state.capture = now;
+        add(&m.packets, now.packets, last.packets);
+        add(&m.bytes, now.bytes, last.bytes);
+        add(&m.drops, now.drops, last.drops);
+        add(&m.gaps, now.gaps, last.gaps);
+        add(&m.gap_bytes, now.gap_bytes, last.gap_bytes);
+        add(&m.truncated, now.truncated, last.truncated);
+        self.capture = now;
     }
 }
 

@@ -319,6 +319,9 @@ pub trait CallSink {
     fn call_ended(&mut self, call: &CallRecord);
     /// Something about the connection.
     fn conn_event(&mut self, conn: u64, event: ConnEvent);
+    /// A whole gRPC message of `len` bytes went from `from` (counted by the call too; this is
+    /// for per-message statistics).
+    fn message(&mut self, _from: Side, _len: u32) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -890,8 +893,12 @@ impl ConnDecoder {
                 && let Some(call) = self.calls.get_mut(&stream)
             {
                 match side {
-                    Side::Client => call.req.feed(&chunk[..take], ts),
-                    Side::Server => call.resp.feed(&chunk[..take], ts),
+                    Side::Client => call
+                        .req
+                        .feed(&chunk[..take], ts, &mut |len| sink.message(side, len)),
+                    Side::Server => call
+                        .resp
+                        .feed(&chunk[..take], ts, &mut |len| sink.message(side, len)),
                 }
             }
         } else if !dir.skipping {

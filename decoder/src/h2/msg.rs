@@ -19,8 +19,9 @@ pub(crate) struct MsgParser {
 }
 
 impl MsgParser {
-    /// Feeds DATA payload bytes that arrived at `ts`.
-    pub(crate) fn feed(&mut self, mut data: &[u8], ts: u64) {
+    /// Feeds DATA payload bytes that arrived at `ts`; `on_msg` hears each completed message's
+    /// length.
+    pub(crate) fn feed(&mut self, mut data: &[u8], ts: u64, on_msg: &mut impl FnMut(u32)) {
         if self.lost {
             return;
         }
@@ -50,6 +51,7 @@ impl MsgParser {
                         self.left = Some(len);
                         if len == 0 {
                             self.complete(0);
+                            on_msg(0);
                         }
                     }
                 }
@@ -65,6 +67,7 @@ impl MsgParser {
                             self.prefix[4],
                         ]);
                         self.complete(len);
+                        on_msg(len);
                     } else {
                         self.left = Some(left);
                     }
@@ -108,9 +111,9 @@ mod tests {
         for cut in 0..stream.len() {
             for cut2 in cut..stream.len() {
                 let mut p = MsgParser::default();
-                p.feed(&stream[..cut], 1);
-                p.feed(&stream[cut..cut2], 2);
-                p.feed(&stream[cut2..], 3);
+                p.feed(&stream[..cut], 1, &mut |_| {});
+                p.feed(&stream[cut..cut2], 2, &mut |_| {});
+                p.feed(&stream[cut2..], 3, &mut |_| {});
                 assert_eq!((p.msgs, p.bytes, p.compressed), (3, 305, 1));
                 assert!(p.have == 0 && p.left.is_none());
             }
@@ -120,7 +123,7 @@ mod tests {
     #[test]
     fn hostile_length_costs_nothing() {
         let mut p = MsgParser::default();
-        p.feed(&[0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3], 1);
+        p.feed(&[0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3], 1, &mut |_| {});
         assert_eq!(p.msgs, 0);
         assert_eq!(p.left, Some(0xffff_ffff - 3));
     }
