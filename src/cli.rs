@@ -75,6 +75,15 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) metrics_text: Option<PathBuf>,
 
+    /// Write the metrics over the capture's own time, sampled every --openmetrics-step, as
+    /// OpenMetrics with timestamps (for `promtool tsdb create-blocks-from openmetrics`).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) openmetrics: Option<PathBuf>,
+
+    /// Step of --openmetrics, seconds of capture time.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub(crate) openmetrics_step: u64,
+
     /// Add a grpc_server label (the server address) to the gRPC series.
     #[arg(long)]
     pub(crate) metrics_server_label: bool,

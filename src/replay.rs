@@ -91,11 +91,15 @@ impl From<&CaptureStats> for CaptureJson {
 
 /// Reads every file into `reasm`, events to `sink`. Returns one report per file; a file that
 /// fails is reported and the next one is still read.
+/// Called with each packet's time, before the packet is handled.
+pub(crate) type BeforePacket<'a, S> = &'a mut dyn FnMut(u64, &CaptureStats, &mut S);
+
 pub(crate) fn replay_files<S: capture::StreamSink>(
     files: &[impl AsRef<Path>],
     reasm: &mut Reassembler,
     sink: &mut S,
     max_block: usize,
+    before_packet: BeforePacket<'_, S>,
 ) -> Vec<FileReport> {
     let mut progress = Progress::new();
     let mut reports = Vec::with_capacity(files.len());
@@ -115,6 +119,7 @@ pub(crate) fn replay_files<S: capture::StreamSink>(
                 match src.next_packet() {
                     Ok(Some(pkt)) => {
                         report.packets += 1;
+                        before_packet(pkt.ts.0, reasm.stats(), sink);
                         reasm.handle_packet(&pkt, sink);
                     }
                     Ok(None) => break,
@@ -251,7 +256,8 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         ..DecoderLimits::default()
     };
     let mut registry = prometheus_client::registry::Registry::default();
-    let want_metrics = args.metrics.is_some() || args.metrics_text.is_some();
+    let want_metrics =
+        args.metrics.is_some() || args.metrics_text.is_some() || args.openmetrics.is_some();
     let recorder = want_metrics.then(|| {
         let config = exporter::ExporterConfig {
             server_label: args.metrics_server_label,
@@ -279,7 +285,30 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             pipeline: &mut pipeline,
             conns: conns.as_mut(),
         };
-        replay_files(&args.files, &mut reasm, &mut tee, max_block)
+        let mut backfill = args
+            .openmetrics
+            .as_ref()
+            .map(|_| exporter::backfill::Backfill::new(args.openmetrics_step, 50_000_000));
+        let mut before = |ts: u64, stats: &CaptureStats, tee: &mut Tee<'_>| {
+            if let Some(b) = backfill.as_mut().filter(|b| b.due(ts)) {
+                if let Some(m) = tee.pipeline.out.metrics.as_mut() {
+                    m.set_capture(capture_counters(stats));
+                }
+                b.sample(ts, &registry);
+            }
+        };
+        let reports = replay_files(&args.files, &mut reasm, &mut tee, max_block, &mut before);
+        if let (Some(b), Some(path)) = (backfill.as_mut(), &args.openmetrics) {
+            if let Some(m) = tee.pipeline.out.metrics.as_mut() {
+                m.set_capture(capture_counters(reasm.stats()));
+            }
+            b.finish(&registry);
+            let mut w = writer(path)?;
+            b.write(&mut w)
+                .and_then(|()| w.flush())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        reports
     };
     pipeline.flush().context("writing calls")?;
     if let Some(m) = &mut pipeline.out.metrics {

@@ -267,3 +267,91 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default())
 }
+
+#[test]
+fn openmetrics_backfill_imports_into_prometheus_storage() {
+    let Ok(promtool) = which("promtool") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is not installed but CI is set"
+        );
+        eprintln!("skipped: promtool not installed (apt-get install prometheus)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("grpctap-backfill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let om = dir.join("series.om");
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args(["replay", "--openmetrics"])
+        .arg(&om)
+        .args(["--openmetrics-step", "1", "--summary-json", "/dev/null"])
+        .arg(root().join("testdata/captures/py-edge-lo.pcap.gz"))
+        .output()
+        .expect("grpctap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = dir.join("db");
+    let created = Command::new(&promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(&db)
+        .output()
+        .expect("promtool");
+    assert!(
+        created.status.success(),
+        "promtool refused the file: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    // `tsdb dump` reads a whole TSDB directory, WAL included.
+    std::fs::create_dir_all(db.join("wal")).expect("wal");
+    let dump = Command::new(&promtool)
+        .args([
+            "tsdb",
+            "dump",
+            "--match",
+            "{__name__=\"grpc_server_handled_total\"}",
+        ])
+        .arg(&db)
+        .output()
+        .expect("promtool dump");
+    let text = String::from_utf8_lossy(&dump.stdout);
+    // The last sample of each series: (method, code) -> (timestamp ms, value).
+    let mut last: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
+    let mut times = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.rsplitn(3, ' ');
+        let (Some(ts), Some(v)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let (ts, v): (u64, u64) = (
+            ts.parse().expect("ts"),
+            v.parse::<f64>().expect("value") as u64,
+        );
+        let key = (
+            label(line, "grpc_type").expect("type").to_owned(),
+            label(line, "grpc_method").expect("method").to_owned(),
+            label(line, "grpc_code").expect("code").to_owned(),
+        );
+        times.push(ts);
+        let e = last.entry(key).or_insert((0, 0));
+        if ts >= e.0 {
+            *e = (ts, v);
+        }
+    }
+    let mut got: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for ((_, m, c), (_, v)) in last {
+        *got.entry((m, c)).or_default() += v;
+    }
+    assert_eq!(got, truth("py-edge.calls.jsonl"));
+    // The samples lie on the capture's own clock, one second apart.
+    let (lo, hi) = (
+        times.iter().min().copied().unwrap_or(0),
+        times.iter().max().copied().unwrap_or(0),
+    );
+    assert!(hi - lo >= 3_000 && hi - lo <= 5_000, "{lo}..{hi}");
+    assert!(times.iter().all(|t| t % 1000 == 0));
+}

@@ -5,6 +5,7 @@
 //! Every family is atomic (prometheus-client), so recording takes no lock of ours and a scrape
 //! never blocks decoding for longer than a family's label-map read lock.
 
+pub mod backfill;
 pub mod server;
 
 use std::collections::{HashMap, HashSet};
