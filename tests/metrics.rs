@@ -58,6 +58,9 @@ fn truth(log: &str) -> BTreeMap<(String, String), u64> {
     let mut m = BTreeMap::new();
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        if v.get("method").is_none() {
+            continue; // a line annotating a call (trace id)
+        }
         let method = v["method"]
             .as_str()
             .expect("method")
@@ -354,4 +357,89 @@ fn openmetrics_backfill_imports_into_prometheus_storage() {
     );
     assert!(hi - lo >= 3_000 && hi - lo <= 5_000, "{lo}..{hi}");
     assert!(times.iter().all(|t| t % 1000 == 0));
+}
+
+#[test]
+fn exemplars_carry_the_trace_ids_the_client_sent() {
+    let mut tap = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args([
+            "replay",
+            "--metrics",
+            "127.0.0.1:0",
+            "--metrics-linger",
+            "30",
+            "--summary-json",
+            "/dev/null",
+        ])
+        .arg(root().join("testdata/captures/py-traced-lo.pcap"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("grpctap");
+    let stderr = tap.stderr.take().expect("stderr");
+    let _tap = Kill(tap);
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("http://")
+                .nth(1)
+                .map(|a| a.trim_end_matches("/metrics").to_owned())
+        })
+        .expect("metrics address");
+    let port: u16 = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let get = |accept: &str| -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(s, "GET /metrics HTTP/1.0\r\nAccept: {accept}\r\n\r\n").expect("write");
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).expect("read");
+        buf
+    };
+    // The capture counters are copied in when the replay ends: wait for them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut om = String::new();
+    while Instant::now() < deadline {
+        om = get("application/openmetrics-text; version=1.0.0");
+        if om
+            .lines()
+            .any(|l| l.starts_with("grpctap_capture_packets_total ") && !l.ends_with(" 0"))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        om.contains("application/openmetrics-text"),
+        "content type: {om}"
+    );
+    let sent: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(root().join("testdata/captures/py-traced.calls.jsonl"))
+            .expect("log")
+            .lines()
+            .filter_map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).ok()?["trace_id"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+    assert_eq!(sent.len(), 20);
+    let seen: Vec<&str> = om
+        .lines()
+        .filter(|l| l.starts_with("grpc_server_handling_seconds_bucket"))
+        .filter_map(|l| label(l.split_once(" # ")?.1, "trace_id"))
+        .collect();
+    assert!(!seen.is_empty(), "no exemplars: {om}");
+    assert!(seen.iter().all(|t| sent.contains(*t)), "{seen:?}");
+    // The classic text format has no exemplars.
+    let classic = get("text/plain");
+    assert!(
+        classic.contains("version=0.0.4") && !classic.contains(" # {"),
+        "{classic}"
+    );
 }

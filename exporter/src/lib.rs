@@ -14,6 +14,7 @@ use std::sync::Arc;
 use decoder::{AnomalyKind, CallRecord, CallType, ConnEvent, Side};
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -107,7 +108,7 @@ pub struct Metrics {
     handled: Family<CallLabels, Counter>,
     msg_received: Family<CallLabels, Counter>,
     msg_sent: Family<CallLabels, Counter>,
-    handling: Family<CallLabels, Histogram>,
+    handling: Family<CallLabels, HistogramWithExemplars<TraceLabels>>,
     resets: Family<Labels<2>, Counter>,
     goaways: Family<Labels<2>, Counter>,
     pings: Family<Labels<1>, Counter>,
@@ -127,8 +128,20 @@ pub struct Metrics {
     truncated: Counter,
 }
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(DEFAULT_BUCKETS)
+fn latency_histogram() -> HistogramWithExemplars<TraceLabels> {
+    HistogramWithExemplars::new(DEFAULT_BUCKETS.into_iter())
+}
+
+/// The exemplar label of latency observations: the call's trace id from `traceparent`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct TraceLabels {
+    trace_id: Arc<str>,
+}
+
+impl EncodeLabelSet for TraceLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        ("trace_id", &*self.trace_id).encode(encoder.encode_label())
+    }
 }
 
 fn budget_histogram() -> Histogram {
@@ -285,7 +298,7 @@ struct Handles {
     started: Counter,
     received: Counter,
     sent: Counter,
-    handling: Histogram,
+    handling: HistogramWithExemplars<TraceLabels>,
     /// Created on first use, so methods that never see one export no empty series.
     no_deadline: Option<Counter>,
     budget: Option<Histogram>,
@@ -451,7 +464,11 @@ impl Recorder {
             }
         }
         if let Some(d) = rec.duration() {
-            h.handling.observe(d.as_secs_f64());
+            let exemplar = rec
+                .trace_id
+                .clone()
+                .map(|trace_id| TraceLabels { trace_id });
+            h.handling.observe(d.as_secs_f64(), exemplar, None);
             match rec.timeout {
                 Some(t) if !t.is_zero() => {
                     let b = h.budget.get_or_insert_with(|| {

@@ -21,4 +21,14 @@ sleep 1; kill -INT $td; wait $td || true
 gzip -9 -c "$work/edge.pcap" > "$out/py-edge-lo.pcap.gz"
 python3 "$here/oracle.py" "$out/py-edge-lo.pcap.gz" > "$out/py-edge-lo.pcap.gz.streams.json"
 grep dropped "$out/py-edge-lo.pcap.gz.capture.txt"
+
+# Calls carrying W3C traceparent (exemplars); the log also has {trace_id, call_id} lines.
+python3 "$here/py_echo.py" server --host 127.0.0.1 --port 50083 > "$work/server-50083.log" 2>&1 &
+for _ in $(seq 100); do grep -q ready "$work/server-50083.log" 2>/dev/null && break; sleep 0.1; done
+tcpdump -i lo -B 262144 -U -w "$out/py-traced-lo.pcap" "tcp port 50083" 2> "$out/py-traced-lo.pcap.capture.txt" & td=$!
+sleep 2
+python3 "$here/py_echo.py" client --target 127.0.0.1:50083 --scenario traced --log "$out/py-traced.calls.jsonl"
+sleep 1; kill -INT $td; wait $td || true
+python3 "$here/oracle.py" "$out/py-traced-lo.pcap" > "$out/py-traced-lo.pcap.streams.json"
+chown root:root "$out"/*
 ls -l "$out"/py-edge*

@@ -211,11 +211,28 @@ def scenario_edge(targets, log):
             run_call(stub2, log, 2, "Unary", [req(message="__shutdown__")], call_id=next(ids))
             slow.result()
 
+def scenario_traced(targets, log):
+    """20 unary calls carrying a W3C traceparent; the client logs each trace id."""
+    import random
+    rnd = random.Random(7)
+    with grpc.insecure_channel(targets[0]) as ch:
+        stub = echo_pb2_grpc.EchoStub(ch)
+        for i in range(20):
+            trace = f"{rnd.getrandbits(128):032x}"
+            md = [("traceparent", f"00-{trace}-{rnd.getrandbits(64):016x}-01")]
+            code = 14 if i % 5 == 4 else 0
+            run_call(stub, log, 0, "Unary", [req(message=f"t{i}", sleep_ms=5 * (i % 7), status_code=code, status_message="later")],
+                     metadata=md, call_id=i + 1)
+            with log.lock:
+                log.f.write(json.dumps({"trace_id": trace, "call_id": i + 1}) + "\n")
+
 def client(args):
     log = Log(args.log)
     targets = args.target
     if args.scenario == "basic":
         scenario_basic(targets, log)
+    elif args.scenario == "traced":
+        scenario_traced(targets, log)
     elif args.scenario == "edge":
         scenario_edge(targets, log)
     elif args.scenario == "mixed":

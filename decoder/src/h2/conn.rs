@@ -229,6 +229,8 @@ pub struct CallRecord {
     pub lost_bytes: bool,
     /// Metadata, when the decoder keeps it.
     pub metadata: Option<Box<crate::metadata::Metadata>>,
+    /// The trace id of a W3C `traceparent` request header (32 lowercase hex digits).
+    pub trace_id: Option<Arc<str>>,
 }
 
 impl CallRecord {
@@ -451,6 +453,7 @@ struct Wanted<'a> {
     timeout: Option<&'a [u8]>,
     grpc_status: Option<&'a [u8]>,
     grpc_message: Option<&'a [u8]>,
+    traceparent: Option<&'a [u8]>,
 }
 
 impl<'a> Wanted<'a> {
@@ -473,6 +476,7 @@ impl<'a> Wanted<'a> {
                 b"grpc-timeout" => w.timeout = w.timeout.or(v),
                 b"grpc-status" => w.grpc_status = w.grpc_status.or(v),
                 b"grpc-message" => w.grpc_message = w.grpc_message.or(v),
+                b"traceparent" => w.traceparent = w.traceparent.or(v),
                 _ => {}
             }
         }
@@ -1103,6 +1107,7 @@ impl ConnDecoder {
                 rec.user_agent = w.user_agent.map(|v| self.strings.get(v));
                 rec.req_encoding = w.encoding.map(|v| self.strings.get(v));
                 rec.timeout = w.timeout.and_then(grpc::parse_timeout);
+                rec.trace_id = w.traceparent.and_then(trace_id);
                 if end_stream {
                     rec.client_end = Some(ts);
                 }
@@ -1238,6 +1243,7 @@ impl ConnDecoder {
             call_type: CallType::Unary,
             lost_bytes: false,
             metadata: None,
+            trace_id: None,
         }
     }
 
@@ -1350,6 +1356,21 @@ fn deadline_passed(r: &CallRecord, ts: Nanos) -> bool {
     let elapsed = Duration::from_nanos(ts.saturating_sub(start));
     let slack = (timeout / 100).max(Duration::from_millis(2));
     elapsed + slack >= timeout
+}
+
+/// The trace id of a W3C trace context `traceparent` value ("00-<32 hex>-<16 hex>-<2 hex>"),
+/// if it is well formed and not all zeros.
+fn trace_id(v: &[u8]) -> Option<Arc<str>> {
+    let s = std::str::from_utf8(v).ok()?;
+    let mut parts = s.split('-');
+    let (version, id) = (parts.next()?, parts.next()?);
+    let valid = version.len() == 2
+        && id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && id.bytes().any(|b| b != b'0');
+    valid.then(|| Arc::from(id))
 }
 
 /// The header block fragment of a HEADERS payload: without padding and priority fields.

@@ -183,6 +183,32 @@ fn resets_goaway_and_missing_trailers() {
 }
 
 #[test]
+fn traceparent_gives_the_trace_id() {
+    let mut c = Conn::new();
+    c.request(
+        1,
+        &[(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )],
+    );
+    c.request(
+        3,
+        &[(
+            "traceparent",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        )],
+    );
+    c.request(5, &[("traceparent", "garbage")]);
+    c.dec.finish(&mut c.out);
+    let ids: Vec<Option<&str>> = c.out.ended.iter().map(|r| r.trace_id.as_deref()).collect();
+    assert_eq!(
+        ids,
+        vec![Some("4bf92f3577b34da6a3ce929d0e0e4736"), None, None]
+    );
+}
+
+#[test]
 fn cancel_before_and_after_the_deadline() {
     let mut c = Conn::new();
     c.request(1, &[("grpc-timeout", "50m")]);
