@@ -230,11 +230,46 @@ fn real_prometheus_scrapes_the_ground_truth() {
             })
             .collect();
         if got == want {
-            return;
+            return dashboard_queries_work(port);
         }
         last = body;
     }
     panic!("Prometheus never returned the ground truth; last answer: {last}");
+}
+
+/// Every query of docs/grafana-dashboard.json evaluates on the scraped series; the panels this
+/// capture has data for return some.
+fn dashboard_queries_work(port: u16) {
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/grafana-dashboard.json")).expect("dashboard"),
+    )
+    .expect("dashboard json");
+    // rate() needs two scrapes in its window.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut checked = 0;
+    for panel in dash["panels"].as_array().expect("panels") {
+        let title = panel["title"].as_str().expect("title");
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            // This capture has no deadlines, resets, GOAWAYs or anomalies: those may be empty.
+            let may_be_empty = ["deadline_budget", "resets", "goaways", "anomalies"]
+                .iter()
+                .any(|k| expr.contains(k));
+            let q = expr
+                .replace("$job", ".*")
+                .replace("$service", ".*")
+                .replace("$__rate_interval", "1m");
+            let body =
+                http_get(port, &format!("/api/v1/query?query={}", urlencode(&q))).expect("query");
+            let v: serde_json::Value =
+                serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+            assert_eq!(v["status"], "success", "{title}: {q}: {body}");
+            let n = v["data"]["result"].as_array().map_or(0, Vec::len);
+            assert!(may_be_empty || n > 0, "{title}: no data for {q}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 16);
 }
 
 fn which(name: &str) -> Result<PathBuf, ()> {
