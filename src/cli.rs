@@ -97,8 +97,42 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub(crate) max_methods: usize,
 
+    /// With schemas: start every gRPC series of every method and code at zero.
+    #[arg(long)]
+    pub(crate) metrics_precreate: bool,
+
+    #[command(flatten)]
+    pub(crate) schemas: SchemaArgs,
+
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+}
+
+/// Protobuf schemas: they give each method its call type (and message types).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Schemas")]
+pub(crate) struct SchemaArgs {
+    /// Every .proto file below DIR, with DIR as an include root (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) proto_path: Vec<PathBuf>,
+
+    /// A .proto file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) proto: Vec<PathBuf>,
+
+    /// A FileDescriptorSet from `protoc -o` or `buf build` (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) descriptor_set: Vec<PathBuf>,
+}
+
+impl SchemaArgs {
+    pub(crate) fn sources(&self) -> decoder::schema::SchemaSources {
+        decoder::schema::SchemaSources {
+            proto_paths: self.proto_path.clone(),
+            protos: self.proto.clone(),
+            descriptor_sets: self.descriptor_set.clone(),
+        }
+    }
 }
 
 /// Bounds on memory; the defaults suit one busy host.

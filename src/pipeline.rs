@@ -113,6 +113,7 @@ pub(crate) struct Pipeline {
     /// Connection ids are ours (sequential), so a fast hash is safe here.
     conns: HashMap<u64, Conn, foldhash::fast::FixedState>,
     limits: DecoderLimits,
+    pub(crate) schemas: Option<std::sync::Arc<decoder::schema::Schemas>>,
     pub(crate) out: Outputs,
 }
 
@@ -126,6 +127,7 @@ impl Pipeline {
         Pipeline {
             conns: HashMap::default(),
             limits,
+            schemas: None,
             out: Outputs {
                 agg: Aggregator::new(max_methods),
                 metrics,
@@ -165,7 +167,8 @@ impl StreamSink for Pipeline {
                     info.server,
                     info.roles != RoleSource::Guess,
                     self.limits,
-                );
+                )
+                .with_schemas(self.schemas.clone());
                 self.conns.insert(
                     id,
                     Conn {

@@ -275,7 +275,25 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let sources = args.schemas.sources();
+    let schemas = (!sources.is_empty()).then(|| {
+        let (schemas, errors) = decoder::schema::Schemas::load(&sources);
+        for e in &errors {
+            eprintln!("grpctap: schema {e} (left out)");
+        }
+        std::sync::Arc::new(schemas)
+    });
+    let mut recorder = recorder;
+    if let (Some(r), Some(s)) = (recorder.as_mut(), &schemas) {
+        let methods: Vec<(&str, decoder::CallType)> = s
+            .methods()
+            .into_iter()
+            .map(|(p, m)| (p, m.call_type))
+            .collect();
+        r.use_schemas(&methods, args.metrics_precreate);
+    }
     let mut pipeline = Pipeline::new(dec_limits, args.max_methods, calls, recorder);
+    pipeline.schemas = schemas;
     let mut conns =
         (args.connections || args.connections_json.is_some()).then(Connections::default);
     let mut reasm = Reassembler::new(limits);

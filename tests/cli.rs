@@ -206,3 +206,39 @@ fn rotated_capture_is_one_capture() {
     assert_eq!(one["connections"], two["connections"]);
     assert_eq!(one["capture"], two["capture"]);
 }
+
+#[test]
+fn a_broken_schema_is_reported_and_the_replay_goes_on() {
+    let dir = tmp_dir().join("protos");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/proto/echo.proto"),
+        dir.join("echo.proto"),
+    )
+    .expect("copy");
+    std::fs::write(
+        dir.join("broken.proto"),
+        "syntax = \"proto3\";\n\nmessage M {\n  string = 1;\n}\n",
+    )
+    .expect("write");
+    let file = captures().join("py-edge-lo.pcap.gz");
+    let (v, out) = json(&[
+        "replay",
+        "--summary-json",
+        "-",
+        "--proto-path",
+        dir.to_str().expect("dir"),
+        file.to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("broken.proto: line 4, column 10:"), "{err}");
+    // The good schema still typed the calls: the cancelled stream is a server stream.
+    let ss = v["methods"]
+        .as_array()
+        .expect("methods")
+        .iter()
+        .find(|m| m["method"] == "/grpctap.test.Echo/ServerStream")
+        .expect("ss");
+    assert_eq!(ss["call_types"], serde_json::json!({"server_stream": 1}));
+}

@@ -388,3 +388,33 @@ fn traced_calls_match_the_client_log() {
         20
     );
 }
+
+#[test]
+fn with_the_schema_every_call_has_its_methods_type() {
+    for capture in [
+        "py-edge-lo.pcap.gz",
+        "tonic-edge-lo.pcap.gz",
+        "py-basic-lo.pcap",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+            .args(["replay", "--calls", "-", "--proto-path"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/proto"))
+            .arg(captures().join(capture))
+            .output()
+            .expect("run grpctap");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let calls: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert!(!calls.is_empty());
+        for c in &calls {
+            let m = c["method"].as_str().expect("method");
+            assert_eq!(c["call_type"], call_type_of(m), "{capture}: {c}");
+        }
+    }
+}

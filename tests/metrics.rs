@@ -478,3 +478,58 @@ fn exemplars_carry_the_trace_ids_the_client_sent() {
         "{classic}"
     );
 }
+
+#[test]
+fn schemas_type_calls_and_precreate_every_series() {
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args([
+            "replay",
+            "--metrics-precreate",
+            "--metrics-text",
+            "-",
+            "--proto-path",
+        ])
+        .arg(root().join("testdata/proto"))
+        .arg(root().join("testdata/captures/py-edge-lo.pcap.gz"))
+        .output()
+        .expect("grpctap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let handled: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("grpc_server_handled_total{"))
+        .collect();
+    // 4 methods x 17 codes, each labelled with the type its schema gives.
+    assert_eq!(handled.len(), 68, "{handled:?}");
+    for l in &handled {
+        let want = match label(l, "grpc_method").expect("method") {
+            "Unary" => "unary",
+            "ServerStream" => "server_stream",
+            "ClientStream" => "client_stream",
+            "Bidi" => "bidi_stream",
+            other => panic!("{other}"),
+        };
+        assert_eq!(label(l, "grpc_type"), Some(want), "{l}");
+    }
+    // Still the client's totals.
+    let mut got: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for l in &handled {
+        let n: u64 = l
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("value");
+        if n > 0 {
+            *got.entry((
+                label(l, "grpc_method").expect("m").to_owned(),
+                label(l, "grpc_code").expect("c").to_owned(),
+            ))
+            .or_default() += n;
+        }
+    }
+    assert_eq!(got, truth("py-edge.calls.jsonl"));
+}

@@ -373,9 +373,18 @@ impl Recorder {
             .config
             .server_label
             .then(|| Arc::from(rec.server.to_string()));
-        let key = (rec.method.clone(), ty, server.clone());
+        self.handles_for(rec.method.clone(), ty, server)
+    }
+
+    fn handles_for(
+        &mut self,
+        method: Option<Arc<str>>,
+        ty: CallType,
+        server: Option<Arc<str>>,
+    ) -> &mut Handles {
+        let key = (method.clone(), ty, server.clone());
         if !self.handles.contains_key(&key) {
-            let (grpc_service, grpc_method) = self.names(rec.method.as_deref());
+            let (grpc_service, grpc_method) = self.names(method.as_deref());
             let labels = CallLabels {
                 grpc_type: ty.name(),
                 grpc_service,
@@ -399,6 +408,32 @@ impl Recorder {
         match self.handles.get_mut(&key) {
             Some(h) => h,
             None => unreachable!("inserted above"),
+        }
+    }
+
+    /// Methods described by schemas: their calls are typed (and counted as started) from the
+    /// first one; with `precreate`, every series of every method and code starts at zero, as
+    /// go-grpc-prometheus's `InitializeMetrics` does (not with the per-server label, whose
+    /// values are not known in advance).
+    pub fn use_schemas(&mut self, methods: &[(&str, CallType)], precreate: bool) {
+        for (path, ty) in methods {
+            let method: Arc<str> = Arc::from(*path);
+            self.types.insert(method.clone(), *ty);
+            if precreate && !self.config.server_label {
+                let metrics = self.metrics.clone();
+                let h = self.handles_for(Some(method), *ty, None);
+                for code in 0..17 {
+                    let name = decoder::grpc::Code(code).go_name();
+                    if !h.handled.iter().any(|(c, _)| *c == name) {
+                        let labels = CallLabels {
+                            grpc_code: Some(name),
+                            ..h.labels.clone()
+                        };
+                        h.handled
+                            .push((name, metrics.handled.get_or_create(&labels).clone()));
+                    }
+                }
+            }
         }
     }
 

@@ -409,6 +409,8 @@ struct Call {
     resp_headers: bool,
     /// Started before the capture: message counts are not trusted.
     partial: bool,
+    /// The call type came from a schema: keep it, infer nothing.
+    typed: bool,
 }
 
 /// Decodes one TCP connection.
@@ -437,6 +439,7 @@ pub struct ConnDecoder {
     first_request: Option<u32>,
     list: HeaderList,
     strings: Interner,
+    schemas: Option<Arc<crate::schema::Schemas>>,
 }
 
 /// The header fields call tracking reads, found in one pass over a header list.
@@ -537,7 +540,14 @@ impl ConnDecoder {
             first_request: None,
             list: HeaderList::default(),
             strings: Interner::default(),
+            schemas: None,
         }
+    }
+
+    /// Uses `schemas` to type calls of the methods they describe (the `stream` keywords).
+    pub fn with_schemas(mut self, schemas: Option<Arc<crate::schema::Schemas>>) -> ConnDecoder {
+        self.schemas = schemas;
+        self
     }
 
     /// True once the connection was recognised as HTTP/2.
@@ -1102,6 +1112,14 @@ impl ConnDecoder {
                     }
                     _ => rec.method_confidence = Confidence::Unknown,
                 }
+                let schema_type = rec
+                    .method
+                    .as_deref()
+                    .and_then(|m| Some(self.schemas.as_ref()?.method(m)?.call_type));
+                let typed = schema_type.is_some();
+                if let Some(t) = schema_type {
+                    rec.call_type = t;
+                }
                 rec.authority = w.authority.map(|v| self.strings.get(v));
                 rec.content_type = w.content_type.map(|v| self.strings.get(v));
                 rec.user_agent = w.user_agent.map(|v| self.strings.get(v));
@@ -1127,6 +1145,7 @@ impl ConnDecoder {
                         resp: MsgParser::default(),
                         resp_headers: false,
                         partial: false,
+                        typed,
                     },
                 );
             }
@@ -1152,6 +1171,7 @@ impl ConnDecoder {
                             resp: MsgParser::lost(),
                             resp_headers: false,
                             partial: true,
+                            typed: false,
                         };
                         self.calls.entry(stream).or_insert(call)
                     }
@@ -1327,7 +1347,9 @@ fn finalize_counts(call: &mut Call) {
     r.resp_compressed = call.resp.compressed;
     r.first_response = call.resp.first_start;
     r.lost_bytes |= call.partial || call.req.lost || call.resp.lost;
-    r.call_type = call_type(r);
+    if !call.typed {
+        r.call_type = call_type(r);
+    }
 }
 
 /// Call type from what was seen: more than one message a side streams; responses flowing
