@@ -306,15 +306,19 @@ struct Handles {
     handled: Vec<(&'static str, Counter)>,
 }
 
-/// (method, call type, server address when labelled).
-type HandleKey = (Option<Arc<str>>, CallType, Option<Arc<str>>);
+/// (service label, method label, call type, server address when labelled): label values, so
+/// folded methods share one entry.
+type HandleKey = (Arc<str>, Arc<str>, CallType, Option<Arc<str>>);
 
 /// Writes calls into [`Metrics`]. Owned by the decoding thread: no lock, cached handles.
 #[derive(Debug)]
 pub struct Recorder {
     metrics: Arc<Metrics>,
     config: ExporterConfig,
-    methods: HashSet<(Arc<str>, Arc<str>)>,
+    /// `:path` -> (service, method) labels, at most `max_methods` entries.
+    names: HashMap<Arc<str>, (Arc<str>, Arc<str>)>,
+    other: (Arc<str>, Arc<str>),
+    unknown: (Arc<str>, Arc<str>),
     /// Call type per method once one call of it ended (without a schema the type is known only
     /// then); calls of a method whose type is known count as started when they start.
     types: HashMap<Arc<str>, CallType>,
@@ -340,7 +344,9 @@ impl Recorder {
         Recorder {
             metrics,
             config,
-            methods: HashSet::new(),
+            names: HashMap::new(),
+            other: (Arc::from(OTHER), Arc::from(OTHER)),
+            unknown: (Arc::from("unknown"), Arc::from("unknown")),
             types: HashMap::new(),
             counted: HashSet::new(),
             handles: HashMap::new(),
@@ -350,21 +356,25 @@ impl Recorder {
         }
     }
 
-    /// Service and method labels, folded past the cap.
-    fn names(&mut self, method: Option<&str>) -> (Arc<str>, Arc<str>) {
-        let (svc, rpc) = method
-            .and_then(decoder::grpc::split_path)
-            .unwrap_or(("unknown", "unknown"));
-        let key: (Arc<str>, Arc<str>) = (Arc::from(svc), Arc::from(rpc));
-        if self.methods.contains(&key) {
-            return key;
+    /// Service and method labels, folded past the cap; true when this method is labelled
+    /// apart (known, not folded).
+    fn names(&mut self, method: Option<&str>) -> ((Arc<str>, Arc<str>), bool) {
+        let Some(path) = method else {
+            return (self.unknown.clone(), false);
+        };
+        if let Some(n) = self.names.get(path) {
+            return (n.clone(), true);
         }
-        if self.methods.len() >= self.config.max_methods {
+        let Some((svc, rpc)) = decoder::grpc::split_path(path) else {
+            return (self.unknown.clone(), false);
+        };
+        if self.names.len() >= self.config.max_methods {
             self.metrics.folded.inc();
-            return (Arc::from(OTHER), Arc::from(OTHER));
+            return (self.other.clone(), false);
         }
-        self.methods.insert(key.clone());
-        key
+        let n = (Arc::from(svc), Arc::from(rpc));
+        self.names.insert(Arc::from(path), n.clone());
+        (n, true)
     }
 
     /// The cached handles for a call's labels.
@@ -373,18 +383,23 @@ impl Recorder {
             .config
             .server_label
             .then(|| Arc::from(rec.server.to_string()));
-        self.handles_for(rec.method.clone(), ty, server)
+        let (names, _) = self.names(rec.method.as_deref());
+        self.handles_for(names, ty, server)
     }
 
     fn handles_for(
         &mut self,
-        method: Option<Arc<str>>,
+        (grpc_service, grpc_method): (Arc<str>, Arc<str>),
         ty: CallType,
         server: Option<Arc<str>>,
     ) -> &mut Handles {
-        let key = (method.clone(), ty, server.clone());
+        let key = (
+            grpc_service.clone(),
+            grpc_method.clone(),
+            ty,
+            server.clone(),
+        );
         if !self.handles.contains_key(&key) {
-            let (grpc_service, grpc_method) = self.names(method.as_deref());
             let labels = CallLabels {
                 grpc_type: ty.name(),
                 grpc_service,
@@ -417,11 +432,14 @@ impl Recorder {
     /// values are not known in advance).
     pub fn use_schemas(&mut self, methods: &[(&str, CallType)], precreate: bool) {
         for (path, ty) in methods {
-            let method: Arc<str> = Arc::from(*path);
-            self.types.insert(method.clone(), *ty);
+            let (names, apart) = self.names(Some(path));
+            if !apart {
+                continue;
+            }
+            self.types.insert(Arc::from(*path), *ty);
             if precreate && !self.config.server_label {
                 let metrics = self.metrics.clone();
-                let h = self.handles_for(Some(method), *ty, None);
+                let h = self.handles_for(names, *ty, None);
                 for code in 0..17 {
                     let name = decoder::grpc::Code(code).go_name();
                     if !h.handled.iter().any(|(c, _)| *c == name) {
@@ -455,10 +473,13 @@ impl Recorder {
         if rec.start.is_some() {
             self.metrics.in_flight.dec();
         }
+        let (names, apart) = self.names(rec.method.as_deref());
         match &rec.method {
-            Some(m) => {
+            // Types are learned only for methods labelled apart: the map stays within the cap.
+            Some(m) if apart => {
                 self.types.entry(m.clone()).or_insert(rec.call_type);
             }
+            Some(_) => {}
             None => {
                 self.metrics.unknown_method.inc();
             }
@@ -471,7 +492,11 @@ impl Recorder {
             .unwrap_or(rec.call_type);
         let counted = self.counted.remove(&(rec.conn, rec.stream_id));
         let metrics = self.metrics.clone();
-        let h = self.handles(rec, ty);
+        let server = self
+            .config
+            .server_label
+            .then(|| Arc::from(rec.server.to_string()));
+        let h = self.handles_for(names, ty, server);
         if !counted {
             h.started.inc();
         }
@@ -582,4 +607,79 @@ fn side(s: Side) -> &'static str {
 
 fn anomaly(k: AnomalyKind) -> &'static str {
     k.name()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use decoder::{CallRecord, Confidence, StatusSource};
+
+    fn call(method: &str, stream: u32) -> CallRecord {
+        CallRecord {
+            conn: 1,
+            stream_id: stream,
+            client: "10.0.0.1:1".parse().expect("addr"),
+            server: "10.0.0.2:2".parse().expect("addr"),
+            method: Some(Arc::from(method)),
+            method_confidence: Confidence::Exact,
+            authority: None,
+            content_type: None,
+            user_agent: None,
+            start: Some(1),
+            end: Some(2),
+            first_response: None,
+            client_end: None,
+            timeout: None,
+            req_msgs: 1,
+            resp_msgs: 1,
+            req_bytes: 1,
+            resp_bytes: 1,
+            req_compressed: 0,
+            resp_compressed: 0,
+            req_encoding: None,
+            resp_encoding: None,
+            http_status: Some(200),
+            grpc_status: Some(0),
+            grpc_message: None,
+            status: Some(decoder::grpc::Code::OK),
+            status_source: StatusSource::Trailers,
+            reset: None,
+            call_type: CallType::Unary,
+            lost_bytes: false,
+            metadata: None,
+            trace_id: None,
+        }
+    }
+
+    #[test]
+    fn random_paths_stay_within_the_cap() {
+        let mut registry = Registry::default();
+        let mut r = Recorder::new(
+            Metrics::new(&mut registry),
+            ExporterConfig {
+                max_methods: 10,
+                server_label: false,
+            },
+        );
+        for i in 0..20_000u32 {
+            let c = call(&format!("/svc{i}.S/M{i}"), i);
+            r.call_started(&c);
+            r.call_ended(&c);
+        }
+        assert!(
+            r.names.len() <= 10 && r.types.len() <= 10,
+            "{} {}",
+            r.names.len(),
+            r.types.len()
+        );
+        assert!(r.handles.len() <= 11, "{}", r.handles.len());
+        assert!(r.counted.is_empty());
+        assert_eq!(r.metrics.folded.get(), 20_000 - 10);
+        let text = server::render(&registry, false);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("grpc_server_handled_total{"))
+            .count();
+        assert_eq!(series, 11, "10 methods apart and one folded");
+    }
 }
