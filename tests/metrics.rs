@@ -136,6 +136,40 @@ impl Drop for Kill {
     }
 }
 
+/// Starts `grpctap replay --metrics` on a capture; returns the process (killed on drop) and the
+/// address it serves metrics on.
+fn serve(capture: &str) -> (Kill, String) {
+    let mut tap = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args([
+            "replay",
+            "--metrics",
+            "127.0.0.1:0",
+            "--metrics-linger",
+            "120",
+            "--summary-json",
+            "/dev/null",
+        ])
+        .arg(root().join("testdata/captures").join(capture))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("grpctap");
+    let stderr = tap.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("http://")
+                .nth(1)
+                .map(|a| a.trim_end_matches("/metrics").to_owned())
+        })
+        .expect("metrics address");
+    // Keep reading stderr so grpctap never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (Kill(tap), addr)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -158,33 +192,7 @@ fn real_prometheus_scrapes_the_ground_truth() {
     let dir = std::env::temp_dir().join(format!("grpctap-prom-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     // grpctap replays the capture and keeps serving /metrics.
-    let mut tap = Command::new(env!("CARGO_BIN_EXE_grpctap"))
-        .args([
-            "replay",
-            "--metrics",
-            "127.0.0.1:0",
-            "--metrics-linger",
-            "120",
-            "--summary-json",
-            "/dev/null",
-        ])
-        .arg(root().join("testdata/captures/py-mixed-veth.pcap"))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("grpctap");
-    let stderr = tap.stderr.take().expect("stderr");
-    let _tap = Kill(tap);
-    let mut lines = BufReader::new(stderr).lines();
-    let target = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split("http://")
-                .nth(1)
-                .map(|a| a.trim_end_matches("/metrics").to_owned())
-        })
-        .expect("metrics address");
+    let (_tap, target) = serve("py-mixed-veth.pcap");
     let port = free_port();
     let config = format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: grpctap\n    static_configs:\n      - targets: ['{target}']\n"
@@ -396,33 +404,7 @@ fn openmetrics_backfill_imports_into_prometheus_storage() {
 
 #[test]
 fn exemplars_carry_the_trace_ids_the_client_sent() {
-    let mut tap = Command::new(env!("CARGO_BIN_EXE_grpctap"))
-        .args([
-            "replay",
-            "--metrics",
-            "127.0.0.1:0",
-            "--metrics-linger",
-            "30",
-            "--summary-json",
-            "/dev/null",
-        ])
-        .arg(root().join("testdata/captures/py-traced-lo.pcap"))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("grpctap");
-    let stderr = tap.stderr.take().expect("stderr");
-    let _tap = Kill(tap);
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split("http://")
-                .nth(1)
-                .map(|a| a.trim_end_matches("/metrics").to_owned())
-        })
-        .expect("metrics address");
+    let (_tap, addr) = serve("py-traced-lo.pcap");
     let port: u16 = addr
         .rsplit(':')
         .next()
