@@ -48,6 +48,69 @@ pub(crate) struct CallJson<'a> {
     lost_bytes: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<MetadataJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requests: Option<Vec<serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    responses: Option<Vec<serde_json::Value>>,
+}
+
+/// How `--bodies` decodes messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Bodies {
+    pub(crate) schemas: Option<std::sync::Arc<decoder::schema::Schemas>>,
+    /// Largest decompressed message.
+    pub(crate) cap: usize,
+}
+
+/// One message as JSON: decompressed, then decoded by `type_name` when known, raw otherwise;
+/// a message that cannot be read is `{"error": ...}` and costs only itself.
+fn body_json(
+    body: &decoder::h2::msg::Body,
+    encoding: Option<&str>,
+    type_name: Option<&str>,
+    b: &Bodies,
+) -> serde_json::Value {
+    use decoder::payload;
+    if body.cut() {
+        return serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())});
+    }
+    let plain = if body.compressed {
+        match payload::decompress(encoding, &body.data, b.cap) {
+            Ok(p) => p,
+            Err(e) => return serde_json::json!({"error": e.to_string()}),
+        }
+    } else {
+        body.data.clone()
+    };
+    let decoded = match (type_name, &b.schemas) {
+        (Some(t), Some(s)) => payload::to_json(s.pool(), t, &plain),
+        _ => payload::decode_raw(&plain),
+    };
+    decoded.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
+}
+
+impl CallJson<'_> {
+    /// Adds the call's messages, decoded.
+    pub(crate) fn decode_bodies(&mut self, c: &CallRecord, b: &Bodies) {
+        let info = c
+            .method
+            .as_deref()
+            .and_then(|m| b.schemas.as_ref()?.method(m));
+        let req_type = info.map(|i| i.input.as_str());
+        let resp_type = info.map(|i| i.output.as_str());
+        self.requests = Some(
+            c.requests
+                .iter()
+                .map(|m| body_json(m, c.req_encoding.as_deref(), req_type, b))
+                .collect(),
+        );
+        self.responses = Some(
+            c.responses
+                .iter()
+                .map(|m| body_json(m, c.resp_encoding.as_deref(), resp_type, b))
+                .collect(),
+        );
+    }
 }
 
 /// Metadata blocks as `[name, value]` pairs in wire order (names may repeat).
@@ -116,6 +179,8 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
                 trailers: m.trailers.fields.clone(),
                 dropped: m.request.dropped + m.response.dropped + m.trailers.dropped,
             }),
+            requests: None,
+            responses: None,
         }
     }
 }

@@ -48,6 +48,16 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) summary_json: Option<PathBuf>,
 
+    /// Include each call's messages in `--calls` records, decoded as JSON (with schemas: by the
+    /// method's message types; without: field numbers, like `protoc --decode_raw`), after
+    /// decompressing them by their grpc-encoding (gzip, deflate, snappy, zstd).
+    #[arg(long)]
+    pub(crate) bodies: bool,
+
+    /// Bytes a decompressed message may reach; larger ones are reported, not decoded.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub(crate) max_decompressed: usize,
+
     /// Include each call's metadata in `--calls` records (custom headers, `-bin` values as sent;
     /// authorization, cookies and other secrets redacted).
     #[arg(long)]

@@ -38,6 +38,8 @@ const MAX_SETTINGS: usize = 64;
 pub(crate) struct Outputs {
     pub(crate) agg: Aggregator,
     pub(crate) metrics: Option<exporter::Recorder>,
+    /// Decode message bodies into call records (`--bodies`).
+    pub(crate) bodies: Option<crate::calls_json::Bodies>,
     pub(crate) stats: DecodeStats,
     pub(crate) calls: Option<Box<dyn Write>>,
     pub(crate) write_error: Option<std::io::Error>,
@@ -63,7 +65,11 @@ impl CallSink for Outputs {
         if let Some(w) = self.calls.as_mut()
             && self.write_error.is_none()
         {
-            let line = serde_json::to_string(&CallJson::from(call)).map_err(std::io::Error::other);
+            let mut json = CallJson::from(call);
+            if let Some(b) = &self.bodies {
+                json.decode_bodies(call, b);
+            }
+            let line = serde_json::to_string(&json).map_err(std::io::Error::other);
             if let Err(e) = line.and_then(|l| writeln!(w, "{l}")) {
                 self.write_error = Some(e);
             }
@@ -131,6 +137,7 @@ impl Pipeline {
             out: Outputs {
                 agg: Aggregator::new(max_methods),
                 metrics,
+                bodies: None,
                 stats: DecodeStats::default(),
                 calls,
                 write_error: None,

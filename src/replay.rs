@@ -253,6 +253,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let calls = args.calls.as_deref().map(writer).transpose()?;
     let dec_limits = DecoderLimits {
         capture_metadata: args.metadata,
+        bodies_per_call: if args.bodies { 64 } else { 0 },
         ..DecoderLimits::default()
     };
     let mut registry = prometheus_client::registry::Registry::default();
@@ -293,7 +294,11 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         r.use_schemas(&methods, args.metrics_precreate);
     }
     let mut pipeline = Pipeline::new(dec_limits, args.max_methods, calls, recorder);
-    pipeline.schemas = schemas;
+    pipeline.schemas = schemas.clone();
+    pipeline.out.bodies = args.bodies.then(|| crate::calls_json::Bodies {
+        schemas,
+        cap: args.max_decompressed,
+    });
     let mut conns =
         (args.connections || args.connections_json.is_some()).then(Connections::default);
     let mut reasm = Reassembler::new(limits);

@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod h2;
 pub mod hpack;
 pub mod metadata;
+pub mod payload;
 pub mod schema;
 
 pub use h2::conn::{

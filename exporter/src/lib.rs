@@ -648,6 +648,8 @@ mod tests {
             lost_bytes: false,
             metadata: None,
             trace_id: None,
+            requests: Vec::new(),
+            responses: Vec::new(),
         }
     }
 

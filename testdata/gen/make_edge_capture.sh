@@ -30,5 +30,14 @@ sleep 2
 python3 "$here/py_echo.py" client --target 127.0.0.1:50083 --scenario traced --log "$out/py-traced.calls.jsonl"
 sleep 1; kill -INT $td; wait $td || true
 python3 "$here/oracle.py" "$out/py-traced-lo.pcap" > "$out/py-traced-lo.pcap.streams.json"
+
+# Payloads logged by the client as protobuf JSON, compressed gzip / deflate / not at all.
+python3 "$here/py_echo.py" server --host 127.0.0.1 --port 50084 > "$work/server-50084.log" 2>&1 &
+for _ in $(seq 100); do grep -q ready "$work/server-50084.log" 2>/dev/null && break; sleep 0.1; done
+tcpdump -i lo -B 262144 -U -w "$out/py-bodies-lo.pcap" "tcp port 50084" 2> "$out/py-bodies-lo.pcap.capture.txt" & td=$!
+sleep 2
+python3 "$here/py_echo.py" client --target 127.0.0.1:50084 --scenario bodies --log "$out/py-bodies.calls.jsonl"
+sleep 1; kill -INT $td; wait $td || true
+python3 "$here/oracle.py" "$out/py-bodies-lo.pcap" > "$out/py-bodies-lo.pcap.streams.json"
 chown root:root "$out"/*
 ls -l "$out"/py-edge*

@@ -226,11 +226,38 @@ def scenario_traced(targets, log):
             with log.lock:
                 log.f.write(json.dumps({"trace_id": trace, "call_id": i + 1}) + "\n")
 
+def scenario_bodies(targets, log):
+    """Calls whose payloads the client logs as protobuf JSON (google.protobuf.json_format), one
+    connection per compression: gzip, deflate, identity."""
+    from google.protobuf.json_format import MessageToDict
+    n = 0
+    for comp, name in [(grpc.Compression.Gzip, "gzip"), (grpc.Compression.Deflate, "deflate"), (grpc.Compression.NoCompression, "identity")]:
+        with grpc.insecure_channel(targets[0], compression=comp) as ch:
+            stub = echo_pb2_grpc.EchoStub(ch)
+            reqs = [
+                req(message="hello \u00e9\u00e8 \u2713", reply_size=10),
+                req(message="x" * 3000, payload=bytes(range(256)) * 4, reply_size=2000),
+                req(message="", reply_count=0, status_code=0),
+                req(message="numbers", reply_size=1, sleep_ms=1, payload=b"\x00\xff"),
+            ]
+            for r in reqs:
+                n += 1
+                resp = stub.Unary(r, metadata=[("x-call-id", str(n))])
+                log.call(kind="bodies", call_id=n, compression=name, method="/grpctap.test.Echo/Unary",
+                         requests=[MessageToDict(r)], responses=[MessageToDict(resp)])
+            n += 1
+            stream = [req(message=f"part {i}", payload=bytes([i]) * i) for i in range(5)]
+            resp = stub.ClientStream(iter(stream), metadata=[("x-call-id", str(n))])
+            log.call(kind="bodies", call_id=n, compression=name, method="/grpctap.test.Echo/ClientStream",
+                     requests=[MessageToDict(r) for r in stream], responses=[MessageToDict(resp)])
+
 def client(args):
     log = Log(args.log)
     targets = args.target
     if args.scenario == "basic":
         scenario_basic(targets, log)
+    elif args.scenario == "bodies":
+        scenario_bodies(targets, log)
     elif args.scenario == "traced":
         scenario_traced(targets, log)
     elif args.scenario == "edge":

@@ -40,6 +40,10 @@ pub struct DecoderLimits {
     pub hpack: HpackLimits,
     /// Keep each call's metadata (bounded, secrets redacted) in its record.
     pub capture_metadata: bool,
+    /// Keep message bytes in call records: up to this many messages each way per call (0: none).
+    pub bodies_per_call: usize,
+    /// Bytes kept of one message.
+    pub body_bytes: usize,
 }
 
 impl Default for DecoderLimits {
@@ -52,6 +56,8 @@ impl Default for DecoderLimits {
             detect_bytes: 256 << 10,
             hpack: HpackLimits::default(),
             capture_metadata: false,
+            bodies_per_call: 0,
+            body_bytes: 4 << 20,
         }
     }
 }
@@ -231,6 +237,10 @@ pub struct CallRecord {
     pub metadata: Option<Box<crate::metadata::Metadata>>,
     /// The trace id of a W3C `traceparent` request header (32 lowercase hex digits).
     pub trace_id: Option<Arc<str>>,
+    /// Request messages, when the decoder keeps them (`bodies_per_call`).
+    pub requests: Vec<super::msg::Body>,
+    /// Response messages, likewise.
+    pub responses: Vec<super::msg::Body>,
 }
 
 impl CallRecord {
@@ -1141,8 +1151,8 @@ impl ConnDecoder {
                     stream,
                     Call {
                         rec,
-                        req: MsgParser::default(),
-                        resp: MsgParser::default(),
+                        req: self.parser(),
+                        resp: self.parser(),
                         resp_headers: false,
                         partial: false,
                         typed,
@@ -1230,6 +1240,15 @@ impl ConnDecoder {
         }
     }
 
+    /// A message parser that keeps bodies when the limits ask for them.
+    fn parser(&self) -> MsgParser {
+        let keep = (self.limits.bodies_per_call > 0).then_some(super::msg::Keep {
+            per_message: self.limits.body_bytes,
+            messages: self.limits.bodies_per_call,
+        });
+        MsgParser::keeping(keep)
+    }
+
     fn new_record(&self, stream: u32, start: Option<Nanos>) -> CallRecord {
         CallRecord {
             conn: self.id,
@@ -1264,6 +1283,8 @@ impl ConnDecoder {
             lost_bytes: false,
             metadata: None,
             trace_id: None,
+            requests: Vec::new(),
+            responses: Vec::new(),
         }
     }
 
@@ -1347,6 +1368,8 @@ fn finalize_counts(call: &mut Call) {
     r.resp_compressed = call.resp.compressed;
     r.first_response = call.resp.first_start;
     r.lost_bytes |= call.partial || call.req.lost || call.resp.lost;
+    r.requests = std::mem::take(&mut call.req.bodies);
+    r.responses = std::mem::take(&mut call.resp.bodies);
     if !call.typed {
         r.call_type = call_type(r);
     }

@@ -2,4 +2,4 @@
 
 pub mod conn;
 pub mod frame;
-mod msg;
+pub mod msg;

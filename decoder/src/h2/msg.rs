@@ -2,6 +2,31 @@
 //! frames and TCP segments: a 1-byte compressed flag, a 4-byte big-endian length, the bytes.
 //! Nothing is buffered but the 5-byte prefix, so a hostile 4 GiB length costs nothing.
 
+/// One message's bytes, kept when asked (`--bodies`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    /// The compressed flag of the prefix.
+    pub compressed: bool,
+    /// The bytes kept (at most the per-message bound).
+    pub data: Vec<u8>,
+    /// Length the prefix announced.
+    pub len: u32,
+}
+
+impl Body {
+    /// True when the message was longer than the bound and `data` is its beginning.
+    pub fn cut(&self) -> bool {
+        (self.data.len() as u64) < u64::from(self.len)
+    }
+}
+
+/// How many message bytes to keep, when keeping any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Keep {
+    pub(crate) per_message: usize,
+    pub(crate) messages: usize,
+}
+
 /// Message counting for one direction of one stream.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct MsgParser {
@@ -16,6 +41,10 @@ pub(crate) struct MsgParser {
     pub(crate) compressed: u64,
     /// When the first message's prefix began.
     pub(crate) first_start: Option<u64>,
+    /// Keep message bytes (bounded), and the messages kept so far.
+    pub(crate) keep: Option<Keep>,
+    pub(crate) bodies: Vec<Body>,
+    current: Vec<u8>,
 }
 
 impl MsgParser {
@@ -57,6 +86,12 @@ impl MsgParser {
                 }
                 Some(left) => {
                     let n = data.len().min(left as usize);
+                    if let Some(k) = self.keep
+                        && self.bodies.len() < k.messages
+                    {
+                        let room = k.per_message.saturating_sub(self.current.len());
+                        self.current.extend_from_slice(&data[..n.min(room)]);
+                    }
                     data = &data[n..];
                     let left = left - u32::try_from(n).unwrap_or(left); // n <= left
                     if left == 0 {
@@ -80,6 +115,24 @@ impl MsgParser {
         self.msgs += 1;
         self.bytes += u64::from(len);
         self.left = None;
+        if let Some(k) = self.keep
+            && self.bodies.len() < k.messages
+        {
+            let data = std::mem::take(&mut self.current);
+            self.bodies.push(Body {
+                compressed: self.prefix[0] & 1 != 0,
+                data,
+                len,
+            });
+        }
+    }
+
+    /// A parser that keeps message bytes within `keep`.
+    pub(crate) fn keeping(keep: Option<Keep>) -> MsgParser {
+        MsgParser {
+            keep,
+            ..MsgParser::default()
+        }
     }
 
     /// A parser for a stream whose start we did not see: it counts nothing.
