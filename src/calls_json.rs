@@ -52,6 +52,9 @@ pub(crate) struct CallJson<'a> {
     requests: Option<Vec<serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     responses: Option<Vec<serde_json::Value>>,
+    /// `grpc-status-details-bin` as google.rpc.Status JSON, details resolved (`--bodies`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_details: Option<serde_json::Value>,
 }
 
 /// How `--bodies` decodes messages.
@@ -110,6 +113,11 @@ impl CallJson<'_> {
                 .map(|m| body_json(m, c.resp_encoding.as_deref(), resp_type, b))
                 .collect(),
         );
+        if let (Some(details), Some(s)) = (&c.status_details, &b.schemas) {
+            let v = decoder::payload::to_json(s.pool(), "google.rpc.Status", details);
+            self.status_details =
+                Some(v.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})));
+        }
     }
 }
 
@@ -181,6 +189,7 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             }),
             requests: None,
             responses: None,
+            status_details: None,
         }
     }
 }

@@ -277,7 +277,8 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let sources = args.schemas.sources();
-    let schemas = (!sources.is_empty()).then(|| {
+    // --bodies always needs schemas: google.rpc.Status decodes rich errors without any.
+    let schemas = (!sources.is_empty() || args.bodies).then(|| {
         let (schemas, errors) = decoder::schema::Schemas::load(&sources);
         for e in &errors {
             eprintln!("grpctap: schema {e} (left out)");

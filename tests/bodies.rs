@@ -50,7 +50,7 @@ fn decoded_messages_equal_what_the_client_sent_and_received() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
-    assert_eq!(truth.len(), 15);
+    assert_eq!(truth.len(), 18);
     let mut compressed = std::collections::BTreeMap::new();
     for t in &truth {
         let id = t["call_id"].as_u64().expect("id");
@@ -60,6 +60,11 @@ fn decoded_messages_equal_what_the_client_sent_and_received() {
             .unwrap_or_else(|| panic!("call {id} not found"));
         assert_eq!(c["requests"], t["requests"], "call {id} requests");
         assert_eq!(c["responses"], t["responses"], "call {id} responses");
+        // Rich errors: grpc-status-details-bin as google.rpc.Status with its details.
+        if let Some(details) = t.get("status_details") {
+            assert_eq!(&c["status_details"], details, "call {id} status details");
+            assert_eq!(c["status"], t["status"], "call {id}");
+        }
         let comp = t["compression"].as_str().expect("compression");
         if comp != "identity" {
             assert_eq!(c["encoding"], comp, "call {id}");
@@ -84,4 +89,21 @@ fn without_a_schema_messages_decode_by_field_number() {
         first["requests"][0],
         serde_json::json!({"1": "hello \u{e9}\u{e8} \u{2713}", "3": 10})
     );
+}
+
+#[test]
+fn rich_error_details_decode_without_any_schema() {
+    let ours = replay(&[]);
+    let rich: Vec<&Value> = ours
+        .iter()
+        .filter(|c| c.get("status_details").is_some())
+        .collect();
+    assert_eq!(rich.len(), 3, "one per connection");
+    for c in rich {
+        assert_eq!(
+            c["status_details"]["details"][0]["@type"],
+            "type.googleapis.com/google.rpc.BadRequest"
+        );
+        assert_eq!(c["status_details"]["details"][2]["retryDelay"], "1.500s");
+    }
 }

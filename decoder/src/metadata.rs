@@ -95,6 +95,38 @@ fn bin_value(v: &[u8]) -> String {
     }
 }
 
+/// The bytes of a `-bin` value: raw after a NUL ("true binary"), else base64 with or without
+/// padding (gRPC allows both). `None` when it is neither.
+pub fn decode_bin(v: &[u8]) -> Option<Vec<u8>> {
+    if let Some((0, raw)) = v.split_first() {
+        return Some(raw.to_vec());
+    }
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let body: Vec<u8> = v.iter().copied().take_while(|&c| c != b'=').collect();
+    if body.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    for chunk in body.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= val(c)? << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
+
 /// Standard base64 with padding (RFC 4648 section 4).
 pub fn base64(b: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -60,6 +60,79 @@ pub struct Schemas {
     methods: HashMap<String, MethodInfo>,
 }
 
+/// google.rpc.Status and the standard error details (the wire format of
+/// `grpc-status-details-bin`), always loaded so rich errors decode without any user schema.
+const GOOGLE_RPC_STATUS: &str = r#"
+syntax = "proto3";
+package google.rpc;
+import "google/protobuf/any.proto";
+message Status {
+  int32 code = 1;
+  string message = 2;
+  repeated google.protobuf.Any details = 3;
+}
+"#;
+
+const GOOGLE_RPC_ERROR_DETAILS: &str = r#"
+syntax = "proto3";
+package google.rpc;
+import "google/protobuf/duration.proto";
+message RetryInfo { google.protobuf.Duration retry_delay = 1; }
+message DebugInfo { repeated string stack_entries = 1; string detail = 2; }
+message QuotaFailure {
+  message Violation { string subject = 1; string description = 2; }
+  repeated Violation violations = 1;
+}
+message ErrorInfo { string reason = 1; string domain = 2; map<string, string> metadata = 3; }
+message PreconditionFailure {
+  message Violation { string type = 1; string subject = 2; string description = 3; }
+  repeated Violation violations = 1;
+}
+message BadRequest {
+  message FieldViolation { string field = 1; string description = 2; }
+  repeated FieldViolation field_violations = 1;
+}
+message RequestInfo { string request_id = 1; string serving_data = 2; }
+message ResourceInfo { string resource_type = 1; string resource_name = 2; string owner = 3; string description = 4; }
+message Help {
+  message Link { string description = 1; string url = 2; }
+  repeated Link links = 1;
+}
+message LocalizedMessage { string locale = 1; string message = 2; }
+"#;
+
+/// Resolves the embedded google.rpc files.
+struct Embedded;
+
+impl protox::file::FileResolver for Embedded {
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        match name {
+            "google/rpc/status.proto" => protox::file::File::from_source(name, GOOGLE_RPC_STATUS),
+            "google/rpc/error_details.proto" => {
+                protox::file::File::from_source(name, GOOGLE_RPC_ERROR_DETAILS)
+            }
+            _ => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// Adds google.rpc.Status and error details to `pool` unless the user's schemas brought them.
+fn add_google_rpc(pool: &mut DescriptorPool) -> Result<(), String> {
+    if pool.get_message_by_name("google.rpc.Status").is_some() {
+        return Ok(());
+    }
+    let mut chain = protox::file::ChainFileResolver::new();
+    chain.add(Embedded);
+    chain.add(protox::file::GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(chain);
+    compiler.include_imports(true);
+    compiler
+        .open_files(["google/rpc/status.proto", "google/rpc/error_details.proto"])
+        .map_err(|e| e.to_string())?;
+    pool.add_file_descriptor_set(compiler.file_descriptor_set())
+        .map_err(|e| e.to_string())
+}
+
 fn call_type(client: bool, server: bool) -> CallType {
     match (client, server) {
         (false, false) => CallType::Unary,
@@ -174,6 +247,12 @@ impl Schemas {
                 });
             }
         }
+        if let Err(message) = add_google_rpc(&mut pool) {
+            errors.push(SchemaError {
+                file: PathBuf::from("google/rpc/status.proto (built in)"),
+                message,
+            });
+        }
         let mut methods = HashMap::new();
         for service in pool.services() {
             for m in service.methods() {
@@ -231,6 +310,20 @@ mod tests {
             Some(CallType::ServerStream)
         );
         assert_eq!(s.methods().len(), 4);
+    }
+
+    #[test]
+    fn google_rpc_status_is_always_there() {
+        let (s, errors) = Schemas::load(&SchemaSources::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        for t in [
+            "google.rpc.Status",
+            "google.rpc.BadRequest",
+            "google.rpc.ErrorInfo",
+            "google.rpc.RetryInfo",
+        ] {
+            assert!(s.pool().get_message_by_name(t).is_some(), "{t}");
+        }
     }
 
     #[test]

@@ -650,6 +650,7 @@ mod tests {
             trace_id: None,
             requests: Vec::new(),
             responses: Vec::new(),
+            status_details: None,
         }
     }
 

@@ -24,9 +24,29 @@ def reply_for(req, ctx, index=0):
     return echo_pb2.EchoReply(message=req.message, index=index,
                               payload=b"r" * req.reply_size, peer=ctx.peer())
 
+def rich_status(req):
+    """A google.rpc.Status with standard details, sent as grpc-status-details-bin."""
+    from google.protobuf import any_pb2, duration_pb2
+    from google.rpc import error_details_pb2, status_pb2
+    details = []
+    for m in [
+        error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field="message", description="must not be empty"),
+            error_details_pb2.BadRequest.FieldViolation(field="reply_size", description="too large")]),
+        error_details_pb2.ErrorInfo(reason="QUOTA", domain="grpctap.test", metadata={"tenant": "acme", "limit": "10"}),
+        error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1, nanos=500000000)),
+    ]:
+        a = any_pb2.Any()
+        a.Pack(m)
+        details.append(a)
+    return status_pb2.Status(code=req.status_code, message="rich error \u2713", details=details)
+
 def finish(req, ctx):
     if req.sleep_ms:
         time.sleep(req.sleep_ms / 1000)
+    if req.status_code and req.status_message == "rich":
+        from grpc_status import rpc_status
+        ctx.abort_with_status(rpc_status.to_status(rich_status(req)))
     if req.status_code:
         ctx.abort(grpc.StatusCode(_code(req.status_code)), req.status_message)
 
@@ -245,6 +265,16 @@ def scenario_bodies(targets, log):
                 resp = stub.Unary(r, metadata=[("x-call-id", str(n))])
                 log.call(kind="bodies", call_id=n, compression=name, method="/grpctap.test.Echo/Unary",
                          requests=[MessageToDict(r)], responses=[MessageToDict(resp)])
+            n += 1
+            try:
+                stub.Unary(req(message="rich", status_code=3, status_message="rich"), metadata=[("x-call-id", str(n))])
+            except grpc.RpcError as e:
+                from grpc_status import rpc_status
+                from google.rpc import error_details_pb2  # noqa: F401 (resolves the Any details)
+                st = rpc_status.from_call(e)
+                log.call(kind="bodies", call_id=n, compression=name, method="/grpctap.test.Echo/Unary",
+                         requests=[MessageToDict(req(message="rich", status_code=3, status_message="rich"))],
+                         responses=[], status=e.code().name, status_details=MessageToDict(st))
             n += 1
             stream = [req(message=f"part {i}", payload=bytes([i]) * i) for i in range(5)]
             resp = stub.ClientStream(iter(stream), metadata=[("x-call-id", str(n))])

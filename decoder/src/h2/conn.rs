@@ -241,6 +241,8 @@ pub struct CallRecord {
     pub requests: Vec<super::msg::Body>,
     /// Response messages, likewise.
     pub responses: Vec<super::msg::Body>,
+    /// `grpc-status-details-bin` (a serialized google.rpc.Status), kept with the bodies.
+    pub status_details: Option<Vec<u8>>,
 }
 
 impl CallRecord {
@@ -467,6 +469,7 @@ struct Wanted<'a> {
     grpc_status: Option<&'a [u8]>,
     grpc_message: Option<&'a [u8]>,
     traceparent: Option<&'a [u8]>,
+    status_details: Option<&'a [u8]>,
 }
 
 impl<'a> Wanted<'a> {
@@ -490,6 +493,7 @@ impl<'a> Wanted<'a> {
                 b"grpc-status" => w.grpc_status = w.grpc_status.or(v),
                 b"grpc-message" => w.grpc_message = w.grpc_message.or(v),
                 b"traceparent" => w.traceparent = w.traceparent.or(v),
+                b"grpc-status-details-bin" => w.status_details = w.status_details.or(v),
                 _ => {}
             }
         }
@@ -1199,6 +1203,11 @@ impl ConnDecoder {
                 if let Some(m) = w.grpc_message {
                     call.rec.grpc_message = Some(grpc::decode_message(m));
                 }
+                if self.limits.bodies_per_call > 0
+                    && let Some(d) = w.status_details
+                {
+                    call.rec.status_details = crate::metadata::decode_bin(d);
+                }
                 if self.limits.capture_metadata {
                     let md = call.rec.metadata.get_or_insert_with(Default::default);
                     let block = crate::metadata::capture(list);
@@ -1285,6 +1294,7 @@ impl ConnDecoder {
             trace_id: None,
             requests: Vec::new(),
             responses: Vec::new(),
+            status_details: None,
         }
     }
 
