@@ -84,14 +84,13 @@ pub fn capture(list: &HeaderList) -> Block {
 /// A `-bin` value as base64. gRPC sends it base64-encoded, or, when both sides announced
 /// "true binary" metadata (SETTINGS id 0xfe03, as gRPC C-core does), as raw bytes after a NUL.
 fn bin_value(v: &[u8]) -> String {
-    match v.split_first() {
-        Some((0, raw)) => base64(&raw[..raw.len().min(MAX_VALUE)]),
-        _ if v.len() > MAX_VALUE => format!(
-            "{}...<{} bytes>",
-            String::from_utf8_lossy(&v[..MAX_VALUE]),
-            v.len()
-        ),
-        _ => String::from_utf8_lossy(v).into_owned(),
+    match decode_bin(v) {
+        Some(bytes) if bytes.len() > MAX_VALUE => {
+            format!("{}...<{} bytes>", base64(&bytes[..MAX_VALUE]), bytes.len())
+        }
+        // Padded or not on the wire, raw or base64: shown as standard padded base64.
+        Some(bytes) => base64(&bytes),
+        None => format!("<not base64: {} bytes>", v.len()),
     }
 }
 
@@ -180,5 +179,6 @@ mod tests {
         }
         assert_eq!(bin_value(b"\x00\x01\x02\xff"), "AQL/");
         assert_eq!(bin_value(b"AQL/"), "AQL/");
+        assert_eq!(bin_value(b"Zm8"), "Zm8=", "unpadded base64 is normalised");
     }
 }

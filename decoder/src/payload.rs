@@ -104,7 +104,24 @@ pub fn to_json(
         .ok_or_else(|| PayloadError::Decode(format!("no message type {type_name}")))?;
     let msg =
         DynamicMessage::decode(desc, bytes).map_err(|e| PayloadError::Decode(e.to_string()))?;
-    serde_json::to_value(&msg).map_err(|e| PayloadError::Decode(e.to_string()))
+    let mut v = match serde_json::to_value(&msg) {
+        Ok(v) => v,
+        // An Any whose type is not loaded, and the like: show the message raw, not an error.
+        Err(e) => {
+            return Ok(serde_json::json!({"_raw": decode_raw(bytes)?, "_error": e.to_string()}));
+        }
+    };
+    // Fields the schema does not know (a newer sender), shown by number like --decode_raw.
+    let mut unknown = Vec::new();
+    for f in msg.unknown_fields() {
+        f.encode(&mut unknown);
+    }
+    if !unknown.is_empty()
+        && let (Value::Object(obj), Ok(raw)) = (&mut v, decode_raw(&unknown))
+    {
+        obj.insert("_unknown".to_owned(), raw);
+    }
+    Ok(v)
 }
 
 /// Nesting a schemaless decode follows before it shows bytes instead.
@@ -249,6 +266,29 @@ mod tests {
             decompress(Some("gzip"), &bomb, 1 << 20),
             Err(PayloadError::TooLarge { cap: 1 << 20 })
         );
+    }
+
+    #[test]
+    fn unknown_fields_and_unloaded_any_are_shown_not_fatal() {
+        let (schemas, _) = crate::schema::Schemas::load(&crate::schema::SchemaSources::default());
+        let pool = schemas.pool();
+        // google.rpc.Status { code: 3, message: "x" } plus an unknown field 9 = 7.
+        let msg = [0x08, 0x03, 0x12, 0x01, b'x', 0x48, 0x07];
+        let v = to_json(pool, "google.rpc.Status", &msg).expect("decodes");
+        assert_eq!(
+            v,
+            serde_json::json!({"code": 3, "message": "x", "_unknown": {"9": 7}})
+        );
+        // details: an Any of a type that is not loaded.
+        let url = b"type.googleapis.com/acme.Secret";
+        let mut any = vec![0x0a, url.len() as u8];
+        any.extend_from_slice(url);
+        any.extend_from_slice(&[0x12, 0x02, 0x08, 0x01]);
+        let mut status = vec![0x08, 0x05, 0x1a, any.len() as u8];
+        status.extend_from_slice(&any);
+        let v = to_json(pool, "google.rpc.Status", &status).expect("shown raw");
+        assert!(v["_error"].is_string(), "{v}");
+        assert_eq!(v["_raw"]["1"], 5);
     }
 
     #[test]

@@ -174,6 +174,30 @@ mod tests {
     }
 
     #[test]
+    fn kept_bodies_stay_within_their_bounds() {
+        let mut p = MsgParser::keeping(Some(Keep {
+            per_message: 16,
+            messages: 2,
+        }));
+        let mut stream = msg(false, b"short");
+        stream.extend(msg(true, &[9u8; 100]));
+        stream.extend(msg(false, b"third"));
+        p.feed(&stream, 1, &mut |_| {});
+        assert_eq!(p.msgs, 3);
+        assert_eq!(p.bodies.len(), 2, "at most 2 kept");
+        assert_eq!(p.bodies[0].data, b"short");
+        assert!(p.bodies[1].cut() && p.bodies[1].data.len() == 16 && p.bodies[1].compressed);
+        // A 4 GiB length prefix with bodies kept: the buffer stops at the per-message bound.
+        let mut h = MsgParser::keeping(Some(Keep {
+            per_message: 1024,
+            messages: 8,
+        }));
+        h.feed(&[0, 0xff, 0xff, 0xff, 0xff], 1, &mut |_| {});
+        h.feed(&vec![7u8; 1 << 20], 2, &mut |_| {});
+        assert!(h.current.len() <= 1024);
+    }
+
+    #[test]
     fn hostile_length_costs_nothing() {
         let mut p = MsgParser::default();
         p.feed(&[0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3], 1, &mut |_| {});
