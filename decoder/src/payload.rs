@@ -172,19 +172,17 @@ fn raw(b: &[u8], depth: usize) -> Option<Value> {
                 let len = usize::try_from(varint(b, &mut at)?).ok()?;
                 let s = b.get(at..at.checked_add(len)?)?;
                 at += len;
-                let nested = (depth < RAW_DEPTH && !s.is_empty())
-                    .then(|| raw(s, depth + 1))
-                    .flatten();
-                match (nested, std::str::from_utf8(s)) {
-                    (_, Ok(text))
-                        if text
-                            .chars()
-                            .all(|c| !c.is_control() || c == '\n' || c == '\t') =>
-                    {
-                        Value::from(text)
-                    }
-                    (Some(obj), _) => obj,
-                    _ => Value::from(crate::metadata::base64(s)),
+                // Printable text first: most text also parses as a message (every byte a small
+                // varint field), and text is what a person wants to read.
+                let text = std::str::from_utf8(s)
+                    .ok()
+                    .filter(|t| t.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'));
+                match text {
+                    Some(t) => Value::from(t),
+                    None => (depth < RAW_DEPTH && !s.is_empty())
+                        .then(|| raw(s, depth + 1))
+                        .flatten()
+                        .unwrap_or_else(|| Value::from(crate::metadata::base64(s))),
                 }
             }
             _ => return None, // groups (3, 4) and invalid wire types
