@@ -55,6 +55,20 @@ impl CallSink for Outputs {
     }
 
     fn call_ended(&mut self, call: &CallRecord) {
+        // A call whose :path could not be read is named from its messages when exactly one
+        // method of the schemas fits them (--bodies: decoding only when asked).
+        let inferred = self.bodies.as_ref().and_then(|b| {
+            let schemas = b.schemas.as_ref()?;
+            if call.method.is_some() {
+                return None;
+            }
+            let path = decoder::payload::infer_method(schemas, call, b.cap)?;
+            let mut named = call.clone();
+            named.method = Some(std::sync::Arc::from(path));
+            named.method_confidence = decoder::Confidence::Inferred;
+            Some(named)
+        });
+        let call = inferred.as_ref().unwrap_or(call);
         self.agg.record(call);
         if let Some(m) = &mut self.metrics {
             m.call_ended(call);

@@ -1502,3 +1502,16 @@ impl frame::Head {
 #[cfg(test)]
 #[path = "conn_tests.rs"]
 mod tests;
+
+/// Helpers for other modules' tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A blank record, as a call's request headers would start it.
+    pub(crate) fn record() -> CallRecord {
+        let a: SocketAddr = "10.0.0.1:40000".parse().expect("addr");
+        let b: SocketAddr = "10.0.0.2:50051".parse().expect("addr");
+        ConnDecoder::new(1, a, b, true, DecoderLimits::default()).new_record(1, Some(1))
+    }
+}
