@@ -93,8 +93,8 @@ fn body_json(
 }
 
 impl CallJson<'_> {
-    /// Adds the call's messages, decoded.
-    pub(crate) fn decode_bodies(&mut self, c: &CallRecord, b: &Bodies) {
+    /// Adds the call's messages, decoded; returns how many could not be read.
+    pub(crate) fn decode_bodies(&mut self, c: &CallRecord, b: &Bodies) -> usize {
         let info = c
             .method
             .as_deref()
@@ -118,6 +118,9 @@ impl CallJson<'_> {
             self.status_details =
                 Some(v.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})));
         }
+        let bad =
+            |v: &Vec<serde_json::Value>| v.iter().filter(|m| m.get("error").is_some()).count();
+        self.requests.as_ref().map_or(0, bad) + self.responses.as_ref().map_or(0, bad)
     }
 }
 

@@ -27,6 +27,8 @@ pub(crate) struct DecodeStats {
     pub(crate) goaways: BTreeMap<String, u64>,
     pub(crate) anomalies: BTreeMap<&'static str, u64>,
     pub(crate) calls_unknown_method: u64,
+    /// Messages `--bodies` could not read (decompression bombs, invalid data, cut messages).
+    pub(crate) payload_errors: u64,
     /// SETTINGS values seen, by "side:NAME" (bounded: a hostile peer can send many).
     pub(crate) settings: BTreeMap<String, std::collections::BTreeSet<u32>>,
 }
@@ -81,7 +83,7 @@ impl CallSink for Outputs {
         {
             let mut json = CallJson::from(call);
             if let Some(b) = &self.bodies {
-                json.decode_bodies(call, b);
+                self.stats.payload_errors += json.decode_bodies(call, b) as u64;
             }
             let line = serde_json::to_string(&json).map_err(std::io::Error::other);
             if let Err(e) = line.and_then(|l| writeln!(w, "{l}")) {

@@ -107,3 +107,55 @@ fn rich_error_details_decode_without_any_schema() {
         assert_eq!(c["status_details"]["details"][2]["retryDelay"], "1.500s");
     }
 }
+
+#[test]
+fn a_decompression_cap_is_reported_and_counted_not_fatal() {
+    let calls = std::env::temp_dir().join(format!("grpctap-bodies-{}.jsonl", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args([
+            "replay",
+            "--bodies",
+            "--max-decompressed",
+            "10",
+            "--summary-json",
+            "-",
+            "--calls",
+        ])
+        .arg(&calls)
+        .arg(root().join("testdata/captures/py-bodies-lo.pcap"))
+        .output()
+        .expect("run grpctap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let text = std::fs::read_to_string(&calls).expect("calls");
+    let errors: Vec<String> = text
+        .lines()
+        .flat_map(|l| {
+            let c: Value = serde_json::from_str(l).expect("json");
+            let all: Vec<Value> = [c["requests"].clone(), c["responses"].clone()]
+                .into_iter()
+                .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                .collect();
+            all.into_iter()
+                .filter_map(|m| m["error"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!errors.is_empty());
+    assert!(
+        errors
+            .iter()
+            .all(|e| e == "decompresses to more than 10 bytes"),
+        "{errors:?}"
+    );
+    assert_eq!(summary["capture"]["payload_errors"], errors.len());
+    // Every other message still decoded (by field number: no schema in this run).
+    assert!(
+        text.lines().any(|l| l.contains("\"1\":\"hello")),
+        "{text}"
+    );
+}
