@@ -154,8 +154,5 @@ fn a_decompression_cap_is_reported_and_counted_not_fatal() {
     );
     assert_eq!(summary["capture"]["payload_errors"], errors.len());
     // Every other message still decoded (by field number: no schema in this run).
-    assert!(
-        text.lines().any(|l| l.contains("\"1\":\"hello")),
-        "{text}"
-    );
+    assert!(text.lines().any(|l| l.contains("\"1\":\"hello")), "{text}");
 }

@@ -396,6 +396,7 @@ pub fn infer_method<'s>(
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test messages are a few bytes
 mod infer_tests {
     use super::*;
     use crate::h2::msg::Body;
