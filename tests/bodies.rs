@@ -11,10 +11,14 @@ fn root() -> &'static Path {
 }
 
 fn replay(extra: &[&str]) -> Vec<Value> {
+    replay_capture("py-bodies-lo.pcap", extra)
+}
+
+fn replay_capture(capture: &str, extra: &[&str]) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
         .args(["replay", "--bodies", "--metadata", "--calls", "-"])
         .args(extra)
-        .arg(root().join("testdata/captures/py-bodies-lo.pcap"))
+        .arg(root().join("testdata/captures").join(capture))
         .output()
         .expect("run grpctap");
     assert!(
@@ -38,46 +42,69 @@ fn call_id(c: &Value) -> Option<u64> {
         .ok()
 }
 
-#[test]
-fn decoded_messages_equal_what_the_client_sent_and_received() {
-    let ours = replay(&[
-        "--proto-path",
-        root().join("testdata/proto").to_str().expect("path"),
-    ]);
-    let log = std::fs::read_to_string(root().join("testdata/captures/py-bodies.calls.jsonl"))
-        .expect("log");
-    let truth: Vec<Value> = log
+/// Every logged call's messages, decoded with the schema, equal the client's JSON; returns the
+/// compressed request messages per compression.
+fn check_bodies(capture: &str, log: &str, calls: usize) -> std::collections::BTreeMap<String, u64> {
+    let ours = replay_capture(
+        capture,
+        &[
+            "--proto-path",
+            root().join("testdata/proto").to_str().expect("path"),
+        ],
+    );
+    let text = std::fs::read_to_string(root().join("testdata/captures").join(log)).expect("log");
+    let truth: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
-    assert_eq!(truth.len(), 18);
+    assert_eq!(truth.len(), calls);
     let mut compressed = std::collections::BTreeMap::new();
     for t in &truth {
         let id = t["call_id"].as_u64().expect("id");
         let c = ours
             .iter()
             .find(|c| call_id(c) == Some(id))
-            .unwrap_or_else(|| panic!("call {id} not found"));
-        assert_eq!(c["requests"], t["requests"], "call {id} requests");
-        assert_eq!(c["responses"], t["responses"], "call {id} responses");
+            .unwrap_or_else(|| panic!("{capture}: call {id} not found"));
+        assert_eq!(
+            c["requests"], t["requests"],
+            "{capture}: call {id} requests"
+        );
+        assert_eq!(
+            c["responses"], t["responses"],
+            "{capture}: call {id} responses"
+        );
         // Rich errors: grpc-status-details-bin as google.rpc.Status with its details.
         if let Some(details) = t.get("status_details") {
-            assert_eq!(&c["status_details"], details, "call {id} status details");
-            assert_eq!(c["status"], t["status"], "call {id}");
+            assert_eq!(
+                &c["status_details"], details,
+                "{capture}: call {id} status details"
+            );
+            assert_eq!(c["status"], t["status"], "{capture}: call {id}");
         }
         let comp = t["compression"].as_str().expect("compression");
         if comp != "identity" {
-            assert_eq!(c["encoding"], comp, "call {id}");
+            assert_eq!(c["encoding"], comp, "{capture}: call {id}");
         }
         *compressed.entry(comp.to_owned()).or_insert(0) +=
             c["req_compressed_msgs"].as_u64().expect("n");
     }
-    // Compressed messages were really on the wire, and decoded, for both encodings.
+    compressed
+}
+
+#[test]
+fn decoded_messages_equal_what_the_client_sent_and_received() {
+    // python grpcio: gzip, deflate, identity, and rich errors.
+    let compressed = check_bodies("py-bodies-lo.pcap", "py-bodies.calls.jsonl", 18);
     assert!(
         compressed["gzip"] > 0 && compressed["deflate"] > 0,
         "{compressed:?}"
     );
     assert_eq!(compressed["identity"], 0);
+    // tonic: zstd, gzip, deflate, every message compressed.
+    let compressed = check_bodies("tonic-bodies-lo.pcap", "tonic-bodies.calls.jsonl", 12);
+    assert_eq!(compressed["zstd"], 8, "{compressed:?}");
+    assert_eq!(compressed["gzip"], 8);
+    assert_eq!(compressed["deflate"], 8);
 }
 
 #[test]

@@ -55,7 +55,14 @@ tcpdump -i lo -B 262144 -U -w "$out/tonic-midstream-lo.pcap" tcp port 50101 2> "
 sleep 2; touch "$work/go"; wait $pc; sleep 1; kill -INT $td; wait $td || true
 mv "$work/tonic-midstream-lo.capture.txt" "$out/tonic-midstream-lo.pcap.capture.txt"
 
-for f in tonic-basic-lo.pcap tonic-edge-lo.pcap.gz py-to-tonic-edge-lo.pcap.gz tonic-to-py-basic-lo.pcap tonic-midstream-lo.pcap; do
+# Payloads the tonic client logs as proto3 JSON, compressed with zstd, gzip and deflate.
+tonic_server 50102
+tcpdump -i lo -B 262144 -U -w "$out/tonic-bodies-lo.pcap" tcp port 50102 2> "$out/tonic-bodies-lo.pcap.capture.txt" & td=$!
+sleep 2
+"$tonic" client --target http://127.0.0.1:50102 --scenario bodies --log "$out/tonic-bodies.calls.jsonl"
+sleep 1; kill -INT $td; wait $td || true
+
+for f in tonic-basic-lo.pcap tonic-edge-lo.pcap.gz py-to-tonic-edge-lo.pcap.gz tonic-to-py-basic-lo.pcap tonic-midstream-lo.pcap tonic-bodies-lo.pcap; do
   python3 "$here/oracle.py" "$out/$f" > "$out/$f.streams.json"
 done
 for n in tonic-basic-lo tonic-edge-lo py-to-tonic-edge-lo tonic-to-py-basic-lo; do

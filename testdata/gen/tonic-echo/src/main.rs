@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_stream::{Stream, StreamExt};
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::{BinaryMetadataValue, MetadataValue};
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -197,7 +198,13 @@ async fn serve(addr: &str) {
         shutdown: shutdown.clone(),
     })
     .max_decoding_message_size(64 << 20)
-    .max_encoding_message_size(64 << 20);
+    .max_encoding_message_size(64 << 20)
+    .accept_compressed(CompressionEncoding::Zstd)
+    .accept_compressed(CompressionEncoding::Gzip)
+    .accept_compressed(CompressionEncoding::Deflate)
+    .send_compressed(CompressionEncoding::Zstd)
+    .send_compressed(CompressionEncoding::Gzip)
+    .send_compressed(CompressionEncoding::Deflate);
     let addr = addr.parse().unwrap();
     println!("ready");
     let signal = async move {
@@ -603,6 +610,7 @@ async fn main() {
                 "basic" => basic(&targets, &log).await,
                 "edge" => edge(&targets, &log).await,
                 "midstream" => midstream(&targets, &log, &arg("--marker")[0]).await,
+                "bodies" => bodies(&targets, &log).await,
                 other => panic!("unknown scenario {other}"),
             }
         }
@@ -612,5 +620,121 @@ async fn main() {
             );
             std::process::exit(2);
         }
+    }
+}
+
+/// proto3 JSON of an EchoRequest as the client knows it: camelCase names, default values left
+/// out, bytes in base64 (the protobuf JSON mapping).
+fn request_json(r: &EchoRequest) -> serde_json::Value {
+    use base64::Engine;
+    let mut m = serde_json::Map::new();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    if !r.message.is_empty() {
+        m.insert("message".into(), r.message.clone().into());
+    }
+    if r.reply_count != 0 {
+        m.insert("replyCount".into(), r.reply_count.into());
+    }
+    if r.reply_size != 0 {
+        m.insert("replySize".into(), r.reply_size.into());
+    }
+    if r.status_code != 0 {
+        m.insert("statusCode".into(), r.status_code.into());
+    }
+    if !r.status_message.is_empty() {
+        m.insert("statusMessage".into(), r.status_message.clone().into());
+    }
+    if r.sleep_ms != 0 {
+        m.insert("sleepMs".into(), r.sleep_ms.into());
+    }
+    if !r.payload.is_empty() {
+        m.insert("payload".into(), b64(&r.payload).into());
+    }
+    m.into()
+}
+
+/// The same for an EchoReply.
+fn reply_json(r: &EchoReply) -> serde_json::Value {
+    use base64::Engine;
+    let mut m = serde_json::Map::new();
+    if !r.message.is_empty() {
+        m.insert("message".into(), r.message.clone().into());
+    }
+    if r.index != 0 {
+        m.insert("index".into(), r.index.into());
+    }
+    if !r.payload.is_empty() {
+        m.insert(
+            "payload".into(),
+            base64::engine::general_purpose::STANDARD
+                .encode(&r.payload)
+                .into(),
+        );
+    }
+    if !r.peer.is_empty() {
+        m.insert("peer".into(), r.peer.clone().into());
+    }
+    m.into()
+}
+
+/// Calls whose payloads the client logs as proto3 JSON, one connection per compression: zstd,
+/// gzip, deflate (tonic compresses every message it sends with it).
+async fn bodies(targets: &[String], log: &Log) {
+    use std::io::Write;
+    let mut n = 0u64;
+    let encodings = [
+        (CompressionEncoding::Zstd, "zstd"),
+        (CompressionEncoding::Gzip, "gzip"),
+        (CompressionEncoding::Deflate, "deflate"),
+    ];
+    for (enc, name) in encodings {
+        let mut c = connect(&targets[0])
+            .await
+            .send_compressed(enc)
+            .accept_compressed(enc);
+        let reqs = [
+            EchoRequest {
+                reply_size: 10,
+                ..req("hello \u{e9}\u{e8} \u{2713}")
+            },
+            EchoRequest {
+                payload: (0..=255u8).cycle().take(1024).collect(),
+                reply_size: 2000,
+                ..req(&"x".repeat(3000))
+            },
+            EchoRequest {
+                reply_size: 1,
+                sleep_ms: 1,
+                payload: vec![0, 0xff],
+                ..req("numbers")
+            },
+        ];
+        for r in reqs {
+            n += 1;
+            let mut request = Request::new(r.clone());
+            request
+                .metadata_mut()
+                .insert("x-call-id", MetadataValue::try_from(n.to_string()).unwrap());
+            let resp = c.unary(request).await.unwrap().into_inner();
+            let line = serde_json::json!({"kind": "bodies", "call_id": n, "compression": name,
+                "method": "/grpctap.test.Echo/Unary", "requests": [request_json(&r)], "responses": [reply_json(&resp)]});
+            writeln!(log.0.lock().unwrap(), "{line}").unwrap();
+        }
+        n += 1;
+        let stream: Vec<EchoRequest> = (0..5u8)
+            .map(|i| EchoRequest {
+                payload: vec![i; usize::from(i)],
+                ..req(&format!("part {i}"))
+            })
+            .collect();
+        let mut request = Request::new(tokio_stream::iter(stream.clone()));
+        request
+            .metadata_mut()
+            .insert("x-call-id", MetadataValue::try_from(n.to_string()).unwrap());
+        let resp = c.client_stream(request).await.unwrap().into_inner();
+        let line = serde_json::json!({"kind": "bodies", "call_id": n, "compression": name,
+            "method": "/grpctap.test.Echo/ClientStream", "requests": stream.iter().map(request_json).collect::<Vec<_>>(),
+            "responses": [reply_json(&resp)]});
+        writeln!(log.0.lock().unwrap(), "{line}").unwrap();
     }
 }
