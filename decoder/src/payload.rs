@@ -111,17 +111,43 @@ pub fn to_json(
             return Ok(serde_json::json!({"_raw": decode_raw(bytes)?, "_error": e.to_string()}));
         }
     };
-    // Fields the schema does not know (a newer sender), shown by number like --decode_raw.
+    add_unknown(&msg, &mut v, 0);
+    Ok(v)
+}
+
+/// Adds, at every level, the fields the schema does not know (a newer sender) as `_unknown`,
+/// decoded by number like `protoc --decode_raw`.
+fn add_unknown(msg: &DynamicMessage, json: &mut Value, depth: usize) {
+    use prost_reflect::Value as V;
+    if depth > RAW_DEPTH {
+        return;
+    }
+    let Value::Object(obj) = json else { return };
     let mut unknown = Vec::new();
     for f in msg.unknown_fields() {
         f.encode(&mut unknown);
     }
     if !unknown.is_empty()
-        && let (Value::Object(obj), Ok(raw)) = (&mut v, decode_raw(&unknown))
+        && let Ok(raw) = decode_raw(&unknown)
     {
         obj.insert("_unknown".to_owned(), raw);
     }
-    Ok(v)
+    for (field, value) in msg.fields() {
+        let Some(child) = obj.get_mut(field.json_name()) else {
+            continue;
+        };
+        match (value, child) {
+            (V::Message(m), j) => add_unknown(m, j, depth + 1),
+            (V::List(items), Value::Array(js)) => {
+                for (item, j) in items.iter().zip(js.iter_mut()) {
+                    if let V::Message(m) = item {
+                        add_unknown(m, j, depth + 1);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Nesting a schemaless decode follows before it shows bytes instead.
@@ -161,12 +187,13 @@ fn raw(b: &[u8], depth: usize) -> Option<Value> {
             1 => {
                 let s = b.get(at..at + 8)?;
                 at += 8;
-                Value::from(u64::from_le_bytes(s.try_into().ok()?))
+                // Fixed-width values in hex, as protoc --decode_raw shows them.
+                Value::from(format!("0x{:016x}", u64::from_le_bytes(s.try_into().ok()?)))
             }
             5 => {
                 let s = b.get(at..at + 4)?;
                 at += 4;
-                Value::from(u32::from_le_bytes(s.try_into().ok()?))
+                Value::from(format!("0x{:08x}", u32::from_le_bytes(s.try_into().ok()?)))
             }
             2 => {
                 let len = usize::try_from(varint(b, &mut at)?).ok()?;
@@ -276,6 +303,16 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"code": 3, "message": "x", "_unknown": {"9": 7}})
+        );
+        // Unknown fields inside nested and repeated messages: BadRequest { field_violations:
+        // [{ field: "f", 7: fixed32 1 }] }.
+        let violation = [0x0a, 0x01, b'f', 0x3d, 0x01, 0x00, 0x00, 0x00];
+        let mut bad = vec![0x0a, violation.len() as u8];
+        bad.extend_from_slice(&violation);
+        let v = to_json(pool, "google.rpc.BadRequest", &bad).expect("decodes");
+        assert_eq!(
+            v,
+            serde_json::json!({"fieldViolations": [{"field": "f", "_unknown": {"7": "0x00000001"}}]})
         );
         // details: an Any of a type that is not loaded.
         let url = b"type.googleapis.com/acme.Secret";
