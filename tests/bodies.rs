@@ -1,45 +1,19 @@
 //! Message payloads decoded from a real capture equal what the client logged when it made the
 //! calls (protobuf JSON from google.protobuf.json_format), gzip, deflate and uncompressed.
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::Value;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{call_id, replay_stdout, root};
 
 fn replay(extra: &[&str]) -> Vec<Value> {
     replay_capture("py-bodies-lo.pcap", extra)
 }
 
 fn replay_capture(capture: &str, extra: &[&str]) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
-        .args(["replay", "--bodies", "--metadata", "--calls", "-"])
-        .args(extra)
-        .arg(root().join("testdata/captures").join(capture))
-        .output()
-        .expect("run grpctap");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
-}
-
-fn call_id(c: &Value) -> Option<u64> {
-    c["metadata"]["request"]
-        .as_array()?
-        .iter()
-        .find(|kv| kv[0] == "x-call-id")?[1]
-        .as_str()?
-        .parse()
-        .ok()
+    let mut args = vec!["--bodies", "--metadata", "--calls", "-"];
+    args.extend_from_slice(extra);
+    common::replay_lines(&args, capture)
 }
 
 /// Every logged call's messages, decoded with the schema, equal the client's JSON; returns the
@@ -138,26 +112,19 @@ fn rich_error_details_decode_without_any_schema() {
 #[test]
 fn a_decompression_cap_is_reported_and_counted_not_fatal() {
     let calls = std::env::temp_dir().join(format!("grpctap-bodies-{}.jsonl", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
-        .args([
-            "replay",
+    let out = replay_stdout(
+        &[
             "--bodies",
             "--max-decompressed",
             "10",
             "--summary-json",
             "-",
             "--calls",
-        ])
-        .arg(&calls)
-        .arg(root().join("testdata/captures/py-bodies-lo.pcap"))
-        .output()
-        .expect("run grpctap");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            calls.to_str().expect("utf-8 path"),
+        ],
+        "py-bodies-lo.pcap",
     );
-    let summary: Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let summary: Value = serde_json::from_str(&out).expect("summary");
     let text = std::fs::read_to_string(&calls).expect("calls");
     let errors: Vec<String> = text
         .lines()

@@ -3,30 +3,15 @@
 //! method, final status, message counts, call type, deadline, and timing.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn captures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/captures")
-}
+mod common;
+use common::{captures, replay_lines, root};
 
 fn our_calls(file: &str) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
-        .args(["replay", "--metadata", "--calls", "-"])
-        .arg(captures().join(file))
-        .output()
-        .expect("run grpctap");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
+    common::replay_lines(&["--metadata", "--calls", "-"], file)
 }
 
 fn truth(file: &str) -> Vec<Value> {
@@ -105,15 +90,7 @@ fn compare(capture: &str, log: &str, expect: Expect) -> usize {
             .collect();
         // Concurrent calls start in the same instant: pair them by the x-call-id the client
         // sent and logged, where there is one; by start time otherwise.
-        let id = |c: &Value| -> Option<u64> {
-            c["metadata"]["request"]
-                .as_array()?
-                .iter()
-                .find(|kv| kv[0] == "x-call-id")?[1]
-                .as_str()?
-                .parse()
-                .ok()
-        };
+        let id = common::call_id;
         if want.iter().all(|w| w["call_id"].is_u64()) && got.iter().all(|g| id(g).is_some()) {
             want.sort_by_key(|w| w["call_id"].as_u64());
             got.sort_by_key(|g| id(g));
@@ -396,21 +373,9 @@ fn with_the_schema_every_call_has_its_methods_type() {
         "tonic-edge-lo.pcap.gz",
         "py-basic-lo.pcap",
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
-            .args(["replay", "--calls", "-", "--proto-path"])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/proto"))
-            .arg(captures().join(capture))
-            .output()
-            .expect("run grpctap");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let calls: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("json"))
-            .collect();
+        let protos = root().join("testdata/proto");
+        let protos = protos.to_str().expect("utf-8 path");
+        let calls = replay_lines(&["--calls", "-", "--proto-path", protos], capture);
         assert!(!calls.is_empty());
         for c in &calls {
             let m = c["method"].as_str().expect("method");

@@ -6,26 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+mod common;
+use common::{replay_stdout, root};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
-
 fn exposition(capture: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
-        .args(["replay", "--metrics-text", "-"])
-        .arg(root().join("testdata/captures").join(capture))
-        .output()
-        .expect("run grpctap");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    common::replay_stdout(&["--metrics-text", "-"], capture)
 }
 
 /// Go's names of the canonical codes, as go-grpc-prometheus labels them.
@@ -328,17 +317,16 @@ fn openmetrics_backfill_imports_into_prometheus_storage() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let om = dir.join("series.om");
-    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
-        .args(["replay", "--openmetrics"])
-        .arg(&om)
-        .args(["--openmetrics-step", "1", "--summary-json", "/dev/null"])
-        .arg(root().join("testdata/captures/py-edge-lo.pcap.gz"))
-        .output()
-        .expect("grpctap");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    replay_stdout(
+        &[
+            "--openmetrics",
+            om.to_str().expect("utf-8 path"),
+            "--openmetrics-step",
+            "1",
+            "--summary-json",
+            "/dev/null",
+        ],
+        "py-edge-lo.pcap.gz",
     );
     let db = dir.join("db");
     let created = Command::new(&promtool)

@@ -1,0 +1,53 @@
+//! Helpers shared by the integration tests: paths and running the real binary.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The repository root.
+pub(crate) fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// testdata/captures.
+pub(crate) fn captures() -> PathBuf {
+    root().join("testdata/captures")
+}
+
+/// Runs `grpctap replay ARGS... testdata/captures/CAPTURE`, requires success, returns stdout.
+pub(crate) fn replay_stdout(args: &[&str], capture: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .arg("replay")
+        .args(args)
+        .arg(captures().join(capture))
+        .output()
+        .expect("run grpctap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// The same, stdout read as JSON Lines.
+pub(crate) fn replay_lines(args: &[&str], capture: &str) -> Vec<Value> {
+    replay_stdout(args, capture)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+/// The `x-call-id` request metadata a test client sent (needs `--metadata`).
+pub(crate) fn call_id(c: &Value) -> Option<u64> {
+    c["metadata"]["request"]
+        .as_array()?
+        .iter()
+        .find(|kv| kv[0] == "x-call-id")?[1]
+        .as_str()?
+        .parse()
+        .ok()
+}
