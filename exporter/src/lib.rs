@@ -615,42 +615,21 @@ mod tests {
     use decoder::{CallRecord, Confidence, StatusSource};
 
     fn call(method: &str, stream: u32) -> CallRecord {
+        let client = "10.0.0.1:1".parse().expect("addr");
+        let server = "10.0.0.2:2".parse().expect("addr");
         CallRecord {
-            conn: 1,
-            stream_id: stream,
-            client: "10.0.0.1:1".parse().expect("addr"),
-            server: "10.0.0.2:2".parse().expect("addr"),
             method: Some(Arc::from(method)),
             method_confidence: Confidence::Exact,
-            authority: None,
-            content_type: None,
-            user_agent: None,
-            start: Some(1),
             end: Some(2),
-            first_response: None,
-            client_end: None,
-            timeout: None,
             req_msgs: 1,
             resp_msgs: 1,
             req_bytes: 1,
             resp_bytes: 1,
-            req_compressed: 0,
-            resp_compressed: 0,
-            req_encoding: None,
-            resp_encoding: None,
             http_status: Some(200),
             grpc_status: Some(0),
-            grpc_message: None,
             status: Some(decoder::grpc::Code::OK),
             status_source: StatusSource::Trailers,
-            reset: None,
-            call_type: CallType::Unary,
-            lost_bytes: false,
-            metadata: None,
-            trace_id: None,
-            requests: Vec::new(),
-            responses: Vec::new(),
-            status_details: None,
+            ..CallRecord::new(1, stream, client, server, Some(1))
         }
     }
 

@@ -246,6 +246,54 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
+    /// A blank record for stream `stream_id` of connection `conn`, as request HEADERS
+    /// seen at `start` (or `None`: the call began before the capture) would open it.
+    pub fn new(
+        conn: u64,
+        stream_id: u32,
+        client: SocketAddr,
+        server: SocketAddr,
+        start: Option<Nanos>,
+    ) -> Self {
+        Self {
+            conn,
+            stream_id,
+            client,
+            server,
+            method: None,
+            method_confidence: Confidence::Unknown,
+            authority: None,
+            content_type: None,
+            user_agent: None,
+            start,
+            end: None,
+            first_response: None,
+            client_end: None,
+            timeout: None,
+            req_msgs: 0,
+            resp_msgs: 0,
+            req_bytes: 0,
+            resp_bytes: 0,
+            req_compressed: 0,
+            resp_compressed: 0,
+            req_encoding: None,
+            resp_encoding: None,
+            http_status: None,
+            grpc_status: None,
+            grpc_message: None,
+            status: None,
+            status_source: StatusSource::Unfinished,
+            reset: None,
+            call_type: CallType::Unary,
+            lost_bytes: false,
+            metadata: None,
+            trace_id: None,
+            requests: Vec::new(),
+            responses: Vec::new(),
+            status_details: None,
+        }
+    }
+
     /// Latency: request HEADERS to the end of the stream, when both are known.
     pub fn duration(&self) -> Option<Duration> {
         Some(Duration::from_nanos(self.end?.checked_sub(self.start?)?))
@@ -1259,43 +1307,7 @@ impl ConnDecoder {
     }
 
     fn new_record(&self, stream: u32, start: Option<Nanos>) -> CallRecord {
-        CallRecord {
-            conn: self.id,
-            stream_id: stream,
-            client: self.client,
-            server: self.server,
-            method: None,
-            method_confidence: Confidence::Unknown,
-            authority: None,
-            content_type: None,
-            user_agent: None,
-            start,
-            end: None,
-            first_response: None,
-            client_end: None,
-            timeout: None,
-            req_msgs: 0,
-            resp_msgs: 0,
-            req_bytes: 0,
-            resp_bytes: 0,
-            req_compressed: 0,
-            resp_compressed: 0,
-            req_encoding: None,
-            resp_encoding: None,
-            http_status: None,
-            grpc_status: None,
-            grpc_message: None,
-            status: None,
-            status_source: StatusSource::Unfinished,
-            reset: None,
-            call_type: CallType::Unary,
-            lost_bytes: false,
-            metadata: None,
-            trace_id: None,
-            requests: Vec::new(),
-            responses: Vec::new(),
-            status_details: None,
-        }
+        CallRecord::new(self.id, stream, self.client, self.server, start)
     }
 
     fn end_stream_data<S: CallSink + ?Sized>(
@@ -1512,6 +1524,6 @@ pub(crate) mod tests_support {
     pub(crate) fn record() -> CallRecord {
         let a: SocketAddr = "10.0.0.1:40000".parse().expect("addr");
         let b: SocketAddr = "10.0.0.2:50051".parse().expect("addr");
-        ConnDecoder::new(1, a, b, true, DecoderLimits::default()).new_record(1, Some(1))
+        CallRecord::new(1, 1, a, b, Some(1))
     }
 }
