@@ -3,12 +3,11 @@
 //! method, final status, message counts, call type, deadline, and timing.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use serde_json::Value;
 
 mod common;
-use common::{captures, replay_lines, root};
+use common::{captures, replay_lines, replay_stdout, root};
 
 fn our_calls(file: &str) -> Vec<Value> {
     common::replay_lines(&["--metadata", "--calls", "-"], file)
@@ -249,12 +248,8 @@ fn hard_cases_match_the_client_log() {
 
 #[test]
 fn keepalive_and_goaway_are_counted() {
-    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
-        .args(["replay", "--summary-json", "-"])
-        .arg(captures().join("py-edge-lo.pcap.gz"))
-        .output()
-        .expect("run");
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let out = replay_stdout(&["--summary-json", "-"], "py-edge-lo.pcap.gz");
+    let v: Value = serde_json::from_str(&out).expect("json");
     let cap = &v["capture"];
     assert!(
         cap["pings"]["client"].as_u64().expect("client pings") >= 5,

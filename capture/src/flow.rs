@@ -520,70 +520,75 @@ mod tests {
     const FIN: u8 = TcpFlags::FIN;
     const RST: u8 = TcpFlags::RST;
 
+    /// A flow table with its counters and an event log.
+    struct Rig {
+        t: FlowTable,
+        st: CaptureStats,
+        log: Log,
+    }
+
+    impl Rig {
+        fn new(limits: CaptureLimits) -> Rig {
+            Rig {
+                t: FlowTable::new(limits),
+                st: CaptureStats::default(),
+                log: Log::default(),
+            }
+        }
+
+        fn feed(&mut self, s: &TcpSegment<'_>, ts: u64) {
+            self.t
+                .handle_segment(s, Timestamp(ts), &mut self.st, &mut self.log);
+        }
+    }
+
     #[test]
     fn handshake_data_both_ways_and_fin_close() {
-        let mut t = FlowTable::new(CaptureLimits::default());
-        let (mut st, mut log) = (CaptureStats::default(), Log::default());
-        let ts = Timestamp(1);
-        t.handle_segment(&seg(40000, 443, 10, SYN, b""), ts, &mut st, &mut log);
+        let mut r = Rig::new(CaptureLimits::default());
+        r.feed(&seg(40000, 443, 10, SYN, b""), 1);
         let mut synack = seg(443, 40000, 500, SYN | ACK, b"");
         synack.src = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
         synack.dst = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        t.handle_segment(&synack, ts, &mut st, &mut log);
-        t.handle_segment(&seg(40000, 443, 11, ACK, b"ping"), ts, &mut st, &mut log);
+        r.feed(&synack, 1);
+        r.feed(&seg(40000, 443, 11, ACK, b"ping"), 1);
         let mut resp = synack;
         resp.seq = 501;
         resp.flags = TcpFlags(ACK | FIN);
         resp.payload = b"pong";
-        t.handle_segment(&resp, ts, &mut st, &mut log);
-        t.handle_segment(&seg(40000, 443, 15, ACK | FIN, b""), ts, &mut st, &mut log);
-        assert_eq!(log.opens.len(), 1);
-        assert_eq!(log.opens[0].1.roles, RoleSource::Syn);
-        assert_eq!(log.opens[0].1.server.port(), 443);
+        r.feed(&resp, 1);
+        r.feed(&seg(40000, 443, 15, ACK | FIN, b""), 1);
+        assert_eq!(r.log.opens.len(), 1);
+        assert_eq!(r.log.opens[0].1.roles, RoleSource::Syn);
+        assert_eq!(r.log.opens[0].1.server.port(), 443);
         assert_eq!(
-            log.data,
+            r.log.data,
             vec![
                 (ConnId(0), Dir::ToServer, b"ping".to_vec()),
                 (ConnId(0), Dir::ToClient, b"pong".to_vec())
             ]
         );
-        assert_eq!(log.closes.len(), 2);
-        assert!(log.closes.iter().all(|c| c.2 == CloseReason::Fin));
-        assert_eq!(st.conns_closed, 1);
+        assert_eq!(r.log.closes.len(), 2);
+        assert!(r.log.closes.iter().all(|c| c.2 == CloseReason::Fin));
+        assert_eq!(r.st.conns_closed, 1);
         // A new SYN on the closed 4-tuple is a new connection.
-        t.handle_segment(&seg(40000, 443, 9999, SYN, b""), ts, &mut st, &mut log);
-        assert_eq!(log.opens.len(), 2);
-        assert_eq!(log.opens[1].0, ConnId(1));
-        assert_eq!(t.len(), 1);
+        r.feed(&seg(40000, 443, 9999, SYN, b""), 1);
+        assert_eq!(r.log.opens.len(), 2);
+        assert_eq!(r.log.opens[1].0, ConnId(1));
+        assert_eq!(r.t.len(), 1);
     }
 
     #[test]
     fn new_syn_on_open_tuple_replaces_it_but_retransmitted_syn_does_not() {
-        let mut t = FlowTable::new(CaptureLimits::default());
-        let (mut st, mut log) = (CaptureStats::default(), Log::default());
-        t.handle_segment(
-            &seg(40000, 443, 10, SYN, b""),
-            Timestamp(1),
-            &mut st,
-            &mut log,
-        );
-        t.handle_segment(
-            &seg(40000, 443, 10, SYN, b""),
-            Timestamp(2),
-            &mut st,
-            &mut log,
-        );
-        assert_eq!(log.opens.len(), 1);
-        t.handle_segment(
-            &seg(40000, 443, 77, SYN, b""),
-            Timestamp(3),
-            &mut st,
-            &mut log,
-        );
-        assert_eq!(log.opens.len(), 2);
-        assert_eq!(st.conns_reused, 1);
+        let mut r = Rig::new(CaptureLimits::default());
+        r.feed(&seg(40000, 443, 10, SYN, b""), 1);
+        r.feed(&seg(40000, 443, 10, SYN, b""), 2);
+        assert_eq!(r.log.opens.len(), 1);
+        r.feed(&seg(40000, 443, 77, SYN, b""), 3);
+        assert_eq!(r.log.opens.len(), 2);
+        assert_eq!(r.st.conns_reused, 1);
         assert!(
-            log.closes
+            r.log
+                .closes
                 .iter()
                 .all(|c| c.0 == ConnId(0) && c.2 == CloseReason::Reused)
         );
@@ -591,63 +596,32 @@ mod tests {
 
     #[test]
     fn mid_stream_join_guesses_roles_and_strays_are_ignored() {
-        let mut t = FlowTable::new(CaptureLimits::default());
-        let (mut st, mut log) = (CaptureStats::default(), Log::default());
-        t.handle_segment(
-            &seg(50051, 61000, 1, ACK, b""),
-            Timestamp(1),
-            &mut st,
-            &mut log,
-        );
-        t.handle_segment(
-            &seg(50051, 61000, 1, RST, b""),
-            Timestamp(1),
-            &mut st,
-            &mut log,
-        );
-        assert_eq!(st.stray_segments, 2);
-        t.handle_segment(
-            &seg(50051, 61000, 1, ACK, b"data"),
-            Timestamp(1),
-            &mut st,
-            &mut log,
-        );
-        assert_eq!(log.opens[0].1.roles, RoleSource::Guess);
-        assert_eq!(log.opens[0].1.server.port(), 50051);
-        assert_eq!(log.data[0].1, Dir::ToClient);
+        let mut r = Rig::new(CaptureLimits::default());
+        r.feed(&seg(50051, 61000, 1, ACK, b""), 1);
+        r.feed(&seg(50051, 61000, 1, RST, b""), 1);
+        assert_eq!(r.st.stray_segments, 2);
+        r.feed(&seg(50051, 61000, 1, ACK, b"data"), 1);
+        assert_eq!(r.log.opens[0].1.roles, RoleSource::Guess);
+        assert_eq!(r.log.opens[0].1.server.port(), 50051);
+        assert_eq!(r.log.data[0].1, Dir::ToClient);
     }
 
     #[test]
     fn idle_connections_expire_and_closed_ones_linger_briefly() {
         let limits = CaptureLimits::default();
         let idle = limits.idle_timeout.as_nanos() as u64;
-        let mut t = FlowTable::new(limits);
-        let (mut st, mut log) = (CaptureStats::default(), Log::default());
-        t.handle_segment(
-            &seg(40000, 443, 1, ACK, b"a"),
-            Timestamp(1),
-            &mut st,
-            &mut log,
-        );
-        t.handle_segment(
-            &seg(40001, 443, 1, ACK, b"a"),
-            Timestamp(2),
-            &mut st,
-            &mut log,
-        );
-        t.handle_segment(
-            &seg(40001, 443, 2, RST, b""),
-            Timestamp(3),
-            &mut st,
-            &mut log,
-        );
-        t.poll_timeouts(Timestamp(20_000_000_000), &mut st, &mut log);
-        assert_eq!(t.len(), 1, "closed connection forgotten after linger");
-        t.poll_timeouts(Timestamp(idle + 2), &mut st, &mut log);
-        assert_eq!(t.len(), 0);
-        assert_eq!(st.conns_expired, 1);
+        let mut r = Rig::new(limits);
+        r.feed(&seg(40000, 443, 1, ACK, b"a"), 1);
+        r.feed(&seg(40001, 443, 1, ACK, b"a"), 2);
+        r.feed(&seg(40001, 443, 2, RST, b""), 3);
+        r.t.poll_timeouts(Timestamp(20_000_000_000), &mut r.st, &mut r.log);
+        assert_eq!(r.t.len(), 1, "closed connection forgotten after linger");
+        r.t.poll_timeouts(Timestamp(idle + 2), &mut r.st, &mut r.log);
+        assert_eq!(r.t.len(), 0);
+        assert_eq!(r.st.conns_expired, 1);
         assert!(
-            log.closes
+            r.log
+                .closes
                 .contains(&(ConnId(0), Dir::ToServer, CloseReason::Idle))
         );
     }

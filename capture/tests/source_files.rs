@@ -105,15 +105,20 @@ fn idb(w: W, link: u16, tsresol: Option<u8>, tsoffset: Option<i64>) -> Vec<u8> {
     block(w, 1, &body)
 }
 
-fn epb(w: W, iface: u32, ts: u64, data: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend(w.u32(iface));
+/// The fields EPB and the obsolete PB end with: timestamp, lengths, padded data.
+fn packet_fields(w: W, ts: u64, data: &[u8], body: &mut Vec<u8>) {
     body.extend(w.u32((ts >> 32) as u32));
     body.extend(w.u32(ts as u32));
     body.extend(w.u32(data.len() as u32));
     body.extend(w.u32(data.len() as u32));
     body.extend_from_slice(data);
-    pad4(&mut body);
+    pad4(body);
+}
+
+fn epb(w: W, iface: u32, ts: u64, data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(w.u32(iface));
+    packet_fields(w, ts, data, &mut body);
     block(w, 6, &body)
 }
 
@@ -129,12 +134,7 @@ fn obsolete_pb(w: W, iface: u16, ts: u64, data: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend(w.u16(iface));
     body.extend(w.u16(0));
-    body.extend(w.u32((ts >> 32) as u32));
-    body.extend(w.u32(ts as u32));
-    body.extend(w.u32(data.len() as u32));
-    body.extend(w.u32(data.len() as u32));
-    body.extend_from_slice(data);
-    pad4(&mut body);
+    packet_fields(w, ts, data, &mut body);
     block(w, 2, &body)
 }
 

@@ -77,6 +77,11 @@ impl Conn {
         frame(kind::HEADERS, flags | flag::END_HEADERS, stream, &block)
     }
 
+    fn send_headers(&mut self, d: usize, stream: u32, flags: u8, fields: &[(&str, &str)]) {
+        let h = self.headers(d, stream, flags, fields);
+        self.send(d, &h);
+    }
+
     fn request(&mut self, stream: u32, extra: &[(&str, &str)]) {
         let mut f = vec![
             (":method", "POST"),
@@ -85,8 +90,7 @@ impl Conn {
             ("content-type", "application/grpc"),
         ];
         f.extend_from_slice(extra);
-        let h = self.headers(CLIENT, stream, 0, &f);
-        self.send(CLIENT, &h);
+        self.send_headers(CLIENT, stream, 0, &f);
         self.send(
             CLIENT,
             &frame(kind::DATA, flag::END_STREAM, stream, &msg(b"req")),
@@ -98,7 +102,7 @@ impl Conn {
 fn trailers_only_and_http_status_without_grpc_status() {
     let mut c = Conn::new();
     c.request(1, &[]);
-    let h = c.headers(
+    c.send_headers(
         SERVER,
         1,
         flag::END_STREAM,
@@ -108,10 +112,8 @@ fn trailers_only_and_http_status_without_grpc_status() {
             ("grpc-message", "gone%20away"),
         ],
     );
-    c.send(SERVER, &h);
     c.request(3, &[]);
-    let h = c.headers(SERVER, 3, flag::END_STREAM, &[(":status", "503")]);
-    c.send(SERVER, &h);
+    c.send_headers(SERVER, 3, flag::END_STREAM, &[(":status", "503")]);
     let e = &c.out.ended;
     assert_eq!(e[0].status, Some(Code(5)));
     assert_eq!(e[0].status_source, StatusSource::TrailersOnly);
@@ -129,8 +131,7 @@ fn resets_goaway_and_missing_trailers() {
     // Stream 1: the server refuses it.
     c.send(SERVER, &frame(kind::RST_STREAM, 0, 1, &7u32.to_be_bytes()));
     // Stream 3: the server ends it with DATA, no trailers.
-    let h = c.headers(SERVER, 3, 0, &[(":status", "200")]);
-    c.send(SERVER, &h);
+    c.send_headers(SERVER, 3, 0, &[(":status", "200")]);
     c.send(SERVER, &frame(kind::DATA, flag::END_STREAM, 3, &msg(b"x")));
     // GOAWAY: last processed stream 5, so 7 was never processed.
     let mut goaway = 5u32.to_be_bytes().to_vec();
@@ -258,13 +259,12 @@ fn padding_priority_continuation_and_split_frames() {
     for b in &bytes {
         c.send(CLIENT, std::slice::from_ref(b));
     }
-    let h = c.headers(
+    c.send_headers(
         SERVER,
         1,
         flag::END_STREAM,
         &[(":status", "200"), ("grpc-status", "0")],
     );
-    c.send(SERVER, &h);
     let r = &c.out.ended[0];
     assert_eq!(r.method.as_deref(), Some("/pkg.Svc/Pad"));
     assert_eq!((r.req_msgs, r.req_bytes), (2, 6));
@@ -320,25 +320,23 @@ fn joining_mid_stream_resyncs_after_junk_and_gaps() {
 
     // A gap inside a DATA frame loses that stream's counts only; a larger one forgets HPACK.
     let mut c = Conn::new();
-    let h = c.headers(
+    c.send_headers(
         CLIENT,
         1,
         0,
         &[(":method", "POST"), (":path", "/pkg.Svc/Gap")],
     );
-    c.send(CLIENT, &h);
     let data = frame(kind::DATA, 0, 1, &msg(&[7u8; 100]));
     c.send(CLIENT, &data[..30]);
     c.dec.handle_gap(CLIENT, c.ts, 40, &mut c.out);
     c.send(CLIENT, &data[70..]);
     c.send(CLIENT, &frame(kind::DATA, flag::END_STREAM, 1, &msg(b"z")));
-    let h = c.headers(
+    c.send_headers(
         SERVER,
         1,
         flag::END_STREAM,
         &[(":status", "200"), ("grpc-status", "0")],
     );
-    c.send(SERVER, &h);
     let r = &c.out.ended[0];
     assert!(r.lost_bytes);
     assert_eq!(r.status, Some(Code::OK));
