@@ -47,7 +47,7 @@ pub(crate) struct CallJson<'a> {
     reset: Option<ResetJson>,
     lost_bytes: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<MetadataJson>,
+    pub(crate) metadata: Option<MetadataJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     requests: Option<Vec<serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,36 +65,11 @@ pub(crate) struct Bodies {
     pub(crate) cap: usize,
 }
 
-/// One message as JSON: decompressed, then decoded by `type_name` when known, raw otherwise;
-/// a message that cannot be read is `{"error": ...}` and costs only itself.
-fn body_json(
-    body: &decoder::h2::msg::Body,
-    encoding: Option<&str>,
-    type_name: Option<&str>,
-    b: &Bodies,
-) -> serde_json::Value {
-    use decoder::payload;
-    if body.cut() {
-        return serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())});
-    }
-    let plain = if body.compressed {
-        match payload::decompress(encoding, &body.data, b.cap) {
-            Ok(p) => p,
-            Err(e) => return serde_json::json!({"error": e.to_string()}),
-        }
-    } else {
-        body.data.clone()
-    };
-    let decoded = match (type_name, &b.schemas) {
-        (Some(t), Some(s)) => payload::to_json(s.pool(), t, &plain),
-        _ => payload::decode_raw(&plain),
-    };
-    decoded.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
-}
-
 impl CallJson<'_> {
     /// Adds the call's messages, decoded; returns how many could not be read.
     pub(crate) fn decode_bodies(&mut self, c: &CallRecord, b: &Bodies) -> usize {
+        use decoder::payload::message_json;
+        let schemas = b.schemas.as_deref();
         let info = c
             .method
             .as_deref()
@@ -104,19 +79,17 @@ impl CallJson<'_> {
         self.requests = Some(
             c.requests
                 .iter()
-                .map(|m| body_json(m, c.req_encoding.as_deref(), req_type, b))
+                .map(|m| message_json(m, c.req_encoding.as_deref(), req_type, schemas, b.cap))
                 .collect(),
         );
         self.responses = Some(
             c.responses
                 .iter()
-                .map(|m| body_json(m, c.resp_encoding.as_deref(), resp_type, b))
+                .map(|m| message_json(m, c.resp_encoding.as_deref(), resp_type, schemas, b.cap))
                 .collect(),
         );
-        if let (Some(details), Some(s)) = (&c.status_details, &b.schemas) {
-            let v = decoder::payload::to_json(s.pool(), "google.rpc.Status", details);
-            self.status_details =
-                Some(v.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})));
+        if let (Some(details), Some(s)) = (&c.status_details, schemas) {
+            self.status_details = Some(decoder::payload::status_details_json(details, s));
         }
         let bad =
             |v: &Vec<serde_json::Value>| v.iter().filter(|m| m.get("error").is_some()).count();

@@ -98,6 +98,17 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     pub(crate) metrics_server_label: bool,
 
+    /// Watch the replay in the terminal UI: per-method rates, errors and latency, recent calls
+    /// and open streams, each call's timeline and decoded messages, connections. The summary
+    /// table is printed when you quit.
+    #[arg(long)]
+    pub(crate) tui: bool,
+
+    /// Replay pace: `max` (as fast as it decodes), `realtime` (as the packets were captured),
+    /// or a factor of real time (`10x`, `0.5x`).
+    #[arg(long, value_name = "SPEED", default_value = "max", value_parser = parse_speed)]
+    pub(crate) speed: Speed,
+
     /// Print processing figures on stderr at the end: time, MB/s and packets/s of capture read,
     /// calls decoded, peak memory.
     #[arg(long)]
@@ -116,6 +127,41 @@ pub(crate) struct ReplayArgs {
 
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+}
+
+/// How fast a replay goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Speed {
+    /// As fast as it decodes.
+    Max,
+    /// This many times real time.
+    Factor(f64),
+}
+
+impl std::fmt::Display for Speed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Speed::Max => f.write_str("max"),
+            Speed::Factor(x) => write!(f, "{x}x"),
+        }
+    }
+}
+
+fn parse_speed(s: &str) -> Result<Speed, String> {
+    let factor = match s {
+        "max" => return Ok(Speed::Max),
+        "realtime" => 1.0,
+        _ => s
+            .strip_suffix('x')
+            .unwrap_or(s)
+            .parse::<f64>()
+            .map_err(|_| format!("{s:?}: expected max, realtime or a factor like 10x"))?,
+    };
+    if factor.is_finite() && factor > 0.0 {
+        Ok(Speed::Factor(factor))
+    } else {
+        Err(format!("{s:?}: the factor must be above 0"))
+    }
 }
 
 /// Protobuf schemas: they give each method its call type (and message types).

@@ -7,6 +7,7 @@ mod connections;
 mod pipeline;
 mod replay;
 mod summary;
+mod watch;
 
 use clap::Parser;
 

@@ -16,6 +16,13 @@ struct Conn {
     closed: [bool; 2],
     /// The connection ended on the wire (FIN or RST), not by the tap's own expiry.
     ended_on_wire: bool,
+    /// Payload bytes each way (client to server first).
+    bytes: [u64; 2],
+    /// The UI has heard of it (once it turned out to be HTTP/2).
+    announced: bool,
+    client: std::net::SocketAddr,
+    server: std::net::SocketAddr,
+    opened: u64,
 }
 
 /// What decoding found besides calls.
@@ -47,6 +54,10 @@ pub(crate) struct Outputs {
     pub(crate) write_error: Option<std::io::Error>,
     pub(crate) first_ts: Option<u64>,
     pub(crate) last_ts: u64,
+    /// The terminal UI, when it runs.
+    pub(crate) ui: Option<tui::feed::Feeder>,
+    /// `--calls` records carry metadata (`--metadata`; the UI keeps it for itself otherwise).
+    pub(crate) json_metadata: bool,
 }
 
 impl CallSink for Outputs {
@@ -78,10 +89,16 @@ impl CallSink for Outputs {
         if call.method.is_none() {
             self.stats.calls_unknown_method += 1;
         }
+        if let Some(ui) = self.ui.as_mut() {
+            ui.push(tui::feed::UiEvent::Call(Box::new(call.clone())));
+        }
         if let Some(w) = self.calls.as_mut()
             && self.write_error.is_none()
         {
             let mut json = CallJson::from(call);
+            if !self.json_metadata {
+                json.metadata = None;
+            }
             if let Some(b) = &self.bodies {
                 self.stats.payload_errors += json.decode_bodies(call, b) as u64;
             }
@@ -98,9 +115,12 @@ impl CallSink for Outputs {
         }
     }
 
-    fn conn_event(&mut self, _conn: u64, event: ConnEvent) {
+    fn conn_event(&mut self, conn: u64, event: ConnEvent) {
         if let Some(m) = &mut self.metrics {
             m.conn_event(event);
+        }
+        if let (Some(ui), ConnEvent::Goaway { by, code, .. }) = (self.ui.as_mut(), event) {
+            ui.push(tui::feed::UiEvent::Goaway { conn, by, code });
         }
         match event {
             ConnEvent::Http2 => self.stats.http2_connections += 1,
@@ -159,8 +179,49 @@ impl Pipeline {
                 write_error: None,
                 first_ts: None,
                 last_ts: 0,
+                ui: None,
+                json_metadata: true,
             },
         }
+    }
+
+    /// Sends the UI what changed without an event (open calls, connection load, counters),
+    /// and everything queued.
+    pub(crate) fn ui_snapshot(&mut self, status: tui::feed::SourceStatus) {
+        use tui::feed::{ConnLoad, MAX_CONN_ROWS, MAX_OPEN_ROWS, OpenRow, Snapshot};
+        let Some(ui) = self.out.ui.as_mut() else {
+            return;
+        };
+        let mut snap = Snapshot {
+            now: self.out.last_ts,
+            status,
+            ..Snapshot::default()
+        };
+        for (&id, c) in &self.conns {
+            if !c.announced {
+                continue;
+            }
+            let open = c.dec.open_calls() as u64;
+            snap.open_total += open;
+            if snap.conns.len() < MAX_CONN_ROWS {
+                snap.conns.push(ConnLoad {
+                    id,
+                    bytes: c.bytes,
+                    open_streams: open,
+                });
+            }
+            if snap.open.len() < MAX_OPEN_ROWS {
+                c.dec.for_each_open(|o| {
+                    if snap.open.len() < MAX_OPEN_ROWS {
+                        snap.open.push(OpenRow::from(o));
+                    }
+                });
+            }
+        }
+        snap.open
+            .sort_by_key(|o| (o.start.unwrap_or(0), o.conn, o.stream_id));
+        ui.push(tui::feed::UiEvent::Snapshot(Box::new(snap)));
+        ui.flush();
     }
 
     /// Flushes the call writer.
@@ -198,12 +259,30 @@ impl StreamSink for Pipeline {
                         dec,
                         closed: [false; 2],
                         ended_on_wire: false,
+                        bytes: [0; 2],
+                        announced: false,
+                        client: info.client,
+                        server: info.server,
+                        opened: ts,
                     },
                 );
             }
             EventKind::Data(bytes) => {
                 if let Some(c) = self.conns.get_mut(&id) {
+                    c.bytes[d] += bytes.len() as u64;
                     c.dec.handle_data(d, ts, bytes, &mut self.out);
+                    if !c.announced
+                        && c.dec.is_http2()
+                        && let Some(ui) = self.out.ui.as_mut()
+                    {
+                        c.announced = true;
+                        ui.push(tui::feed::UiEvent::ConnOpened {
+                            id,
+                            client: c.client,
+                            server: c.server,
+                            ts: c.opened,
+                        });
+                    }
                     if c.dec.is_dead() {
                         self.conns.remove(&id);
                     }
@@ -227,6 +306,9 @@ impl StreamSink for Pipeline {
                     return;
                 }
                 if let Some(mut c) = self.conns.remove(&id) {
+                    if let (true, Some(ui)) = (c.announced, self.out.ui.as_mut()) {
+                        ui.push(tui::feed::UiEvent::ConnClosed { id });
+                    }
                     if c.ended_on_wire {
                         c.dec.handle_closed(ts, &mut self.out);
                     } else {

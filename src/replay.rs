@@ -89,10 +89,21 @@ impl From<&CaptureStats> for CaptureJson {
     }
 }
 
-/// Reads every file into `reasm`, events to `sink`. Returns one report per file; a file that
+/// Reads every file into `reasm`, events to `sink` (the caller finishes the reassembler).
+/// Returns one report per file, and whether `before_packet` stopped the replay; a file that
 /// fails is reported and the next one is still read.
-/// Called with each packet's time, before the packet is handled.
-pub(crate) type BeforePacket<'a, S> = &'a mut dyn FnMut(u64, &CaptureStats, &mut S);
+/// Called with each packet's time, before the packet is handled; returning false stops the
+/// replay there.
+pub(crate) type BeforePacket<'a, S> =
+    &'a mut dyn FnMut(u64, &CaptureStats, &FileAt<'_>, &mut S) -> bool;
+
+/// Where a replay is: the file being read, bytes read of it and its size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileAt<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) done: u64,
+    pub(crate) total: u64,
+}
 
 pub(crate) fn replay_files<S: capture::StreamSink>(
     files: &[impl AsRef<Path>],
@@ -100,10 +111,14 @@ pub(crate) fn replay_files<S: capture::StreamSink>(
     sink: &mut S,
     max_block: usize,
     before_packet: BeforePacket<'_, S>,
-) -> Vec<FileReport> {
+) -> (Vec<FileReport>, bool) {
     let mut progress = Progress::new();
     let mut reports = Vec::with_capacity(files.len());
+    let mut stopped = false;
     for path in files {
+        if stopped {
+            break;
+        }
         let path = path.as_ref();
         let mut report = FileReport {
             path: path.display().to_string(),
@@ -116,10 +131,15 @@ pub(crate) fn replay_files<S: capture::StreamSink>(
                 if report.packets.is_multiple_of(16_384) {
                     progress.show(&src);
                 }
+                let (done, total) = src.progress();
                 match src.next_packet() {
                     Ok(Some(pkt)) => {
+                        let at = FileAt { path, done, total };
+                        if !before_packet(pkt.ts.0, reasm.stats(), &at, sink) {
+                            stopped = true;
+                            break;
+                        }
                         report.packets += 1;
-                        before_packet(pkt.ts.0, reasm.stats(), sink);
                         reasm.handle_packet(&pkt, sink);
                     }
                     Ok(None) => break,
@@ -133,8 +153,7 @@ pub(crate) fn replay_files<S: capture::StreamSink>(
         reports.push(report);
     }
     progress.clear();
-    reasm.finish(sink);
-    reports
+    (reports, stopped)
 }
 
 /// A progress line on stderr for long files, only when stderr is a terminal.
@@ -251,9 +270,16 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         "only one of --calls, --summary-json, --connections-json, --metrics-text can write to stdout"
     );
     let calls = args.calls.as_deref().map(writer).transpose()?;
+    // The UI shows each call's metadata and messages; a smaller share of each is kept for it
+    // than `--bodies` keeps.
     let dec_limits = DecoderLimits {
-        capture_metadata: args.metadata,
-        bodies_per_call: if args.bodies { 64 } else { 0 },
+        capture_metadata: args.metadata || args.tui,
+        bodies_per_call: match (args.bodies, args.tui) {
+            (true, _) => 64,
+            (false, true) => 16,
+            (false, false) => 0,
+        },
+        body_bytes: if args.bodies { 4 << 20 } else { 256 << 10 },
         ..DecoderLimits::default()
     };
     let mut registry = prometheus_client::registry::Registry::default();
@@ -277,8 +303,9 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let sources = args.schemas.sources();
-    // --bodies always needs schemas: google.rpc.Status decodes rich errors without any.
-    let schemas = (!sources.is_empty() || args.bodies).then(|| {
+    // --bodies and the UI always need schemas: google.rpc.Status decodes rich errors without
+    // any.
+    let schemas = (!sources.is_empty() || args.bodies || args.tui).then(|| {
         let (schemas, errors) = decoder::schema::Schemas::load(&sources);
         for e in &errors {
             eprintln!("grpctap: schema {e} (left out)");
@@ -296,6 +323,24 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     let mut pipeline = Pipeline::new(dec_limits, args.max_methods, calls, recorder);
     pipeline.schemas = schemas.clone();
+    pipeline.out.json_metadata = args.metadata;
+    let watch = if args.tui {
+        let decode = tui::detail::Decode {
+            schemas: schemas.clone(),
+            cap: args.max_decompressed,
+        };
+        let (watch, feeder) = crate::watch::start(args.max_methods, decode, args.speed)?;
+        pipeline.out.ui = Some(feeder);
+        Some(watch)
+    } else {
+        None
+    };
+    let shared = watch.as_ref().map(|w| w.shared.clone());
+    let ui_speed = watch
+        .as_ref()
+        .map(crate::watch::Watch::speed)
+        .unwrap_or_default();
+    let mut pace = crate::watch::Pace::new(args.speed);
     pipeline.out.bodies = args.bodies.then(|| crate::calls_json::Bodies {
         schemas,
         cap: args.max_decompressed,
@@ -304,7 +349,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         (args.connections || args.connections_json.is_some()).then(Connections::default);
     let mut reasm = Reassembler::new(limits);
     let started = std::time::Instant::now();
-    let reports = {
+    let (reports, stopped) = {
         let mut tee = Tee {
             pipeline: &mut pipeline,
             conns: conns.as_mut(),
@@ -313,15 +358,64 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             .openmetrics
             .as_ref()
             .map(|_| exporter::backfill::Backfill::new(args.openmetrics_step, 50_000_000));
-        let mut before = |ts: u64, stats: &CaptureStats, tee: &mut Tee<'_>| {
+        let files = args.files.len();
+        let mut packets = 0u64;
+        let mut before = |ts: u64, stats: &CaptureStats, at: &FileAt<'_>, tee: &mut Tee<'_>| {
+            packets += 1;
+            let mut tick = || {
+                if tee
+                    .pipeline
+                    .out
+                    .ui
+                    .as_ref()
+                    .is_some_and(tui::feed::Feeder::due)
+                {
+                    let status = crate::watch::replay_status(
+                        Some(at),
+                        files,
+                        stats,
+                        &tee.pipeline.out.stats,
+                        ui_speed.clone(),
+                        false,
+                    );
+                    tee.pipeline.ui_snapshot(status);
+                }
+            };
+            if packets.is_multiple_of(256) {
+                tick();
+            }
+            if !pace.wait(ts, shared.as_deref(), &mut tick) {
+                return false;
+            }
             if let Some(b) = backfill.as_mut().filter(|b| b.due(ts)) {
                 if let Some(m) = tee.pipeline.out.metrics.as_mut() {
                     m.set_capture(capture_counters(stats));
                 }
                 b.sample(ts, &registry);
             }
+            true
         };
-        let reports = replay_files(&args.files, &mut reasm, &mut tee, max_block, &mut before);
+        let (reports, stopped) =
+            replay_files(&args.files, &mut reasm, &mut tee, max_block, &mut before);
+        if tee.pipeline.out.ui.is_some() {
+            // The UI keeps the calls still open as open: it hears nothing of the end.
+            let last = args.files.last().map(|p| FileAt {
+                path: p,
+                done: 0,
+                total: 0,
+            });
+            let status = crate::watch::replay_status(
+                last.as_ref(),
+                files,
+                reasm.stats(),
+                &tee.pipeline.out.stats,
+                ui_speed.clone(),
+                true,
+            );
+            tee.pipeline.ui_snapshot(status);
+            tee.pipeline.out.ui = None;
+        }
+        reasm.finish(&mut tee);
         if let (Some(b), Some(path)) = (backfill.as_mut(), &args.openmetrics) {
             if let Some(m) = tee.pipeline.out.metrics.as_mut() {
                 m.set_capture(capture_counters(reasm.stats()));
@@ -332,8 +426,17 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 .and_then(|()| w.flush())
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        reports
+        (reports, stopped)
     };
+    if let Some(w) = watch {
+        w.wait()?;
+    }
+    if stopped {
+        eprintln!(
+            "grpctap: replay stopped before the end, as asked: the figures cover the {} packets read",
+            reasm.stats().packets
+        );
+    }
     pipeline.flush().context("writing calls")?;
     if let Some(m) = &mut pipeline.out.metrics {
         m.set_capture(capture_counters(reasm.stats()));

@@ -38,6 +38,33 @@ impl Histogram {
         self.min = Some(self.min.map_or(d, |m| m.min(d)));
     }
 
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &Histogram) {
+        if other.n == 0 {
+            return;
+        }
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.n += other.n;
+        self.max = self.max.max(other.max);
+        self.min = match (self.min, other.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// Forgets every value, keeping the memory.
+    pub fn clear(&mut self) {
+        self.counts.fill(0);
+        self.n = 0;
+        self.max = Duration::ZERO;
+        self.min = None;
+    }
+
     /// Values recorded.
     pub fn count(&self) -> u64 {
         self.n
@@ -136,10 +163,10 @@ impl Aggregator {
     /// Adds one ended call.
     pub fn record(&mut self, rec: &CallRecord) {
         let name = rec.method.as_deref().unwrap_or(UNKNOWN_METHOD);
-        add(&mut self.total, rec);
+        self.total.record(rec);
         // The common case, a method already seen, allocates nothing.
         if let Some(m) = self.methods.get_mut(name) {
-            return add(m, rec);
+            return m.record(rec);
         }
         let key = if self.methods.len() >= self.max_methods {
             self.folded_methods += 1;
@@ -147,7 +174,7 @@ impl Aggregator {
         } else {
             name
         };
-        add(self.methods.entry(key.to_owned()).or_default(), rec);
+        self.methods.entry(key.to_owned()).or_default().record(rec);
     }
 
     /// Methods sorted by name.
@@ -159,25 +186,29 @@ impl Aggregator {
     }
 }
 
-fn add(m: &mut MethodStats, rec: &CallRecord) {
-    m.req_msgs += rec.req_msgs;
-    m.resp_msgs += rec.resp_msgs;
-    m.req_bytes += rec.req_bytes;
-    m.resp_bytes += rec.resp_bytes;
-    *m.call_types.entry(rec.call_type).or_default() += 1;
-    if rec.status_source == StatusSource::Unfinished {
-        m.unfinished += 1;
-        return;
-    }
-    m.calls += 1;
-    *m.sources.entry(rec.status_source.name()).or_default() += 1;
-    match rec.status {
-        Some(status) => *m.status.entry(status.name()).or_default() += 1,
-        None => m.status_unknown += 1,
-    }
-    match rec.duration() {
-        Some(d) => m.latency.record(d),
-        None => m.no_start += 1,
+impl MethodStats {
+    /// Adds one ended call.
+    pub fn record(&mut self, rec: &CallRecord) {
+        let m = self;
+        m.req_msgs += rec.req_msgs;
+        m.resp_msgs += rec.resp_msgs;
+        m.req_bytes += rec.req_bytes;
+        m.resp_bytes += rec.resp_bytes;
+        *m.call_types.entry(rec.call_type).or_default() += 1;
+        if rec.status_source == StatusSource::Unfinished {
+            m.unfinished += 1;
+            return;
+        }
+        m.calls += 1;
+        *m.sources.entry(rec.status_source.name()).or_default() += 1;
+        match rec.status {
+            Some(status) => *m.status.entry(status.name()).or_default() += 1,
+            None => m.status_unknown += 1,
+        }
+        match rec.duration() {
+            Some(d) => m.latency.record(d),
+            None => m.no_start += 1,
+        }
     }
 }
 
@@ -205,5 +236,32 @@ mod tests {
             "clamped to the exact value"
         );
         assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn merged_histograms_answer_as_one() {
+        let (mut a, mut b, mut all) = (
+            Histogram::default(),
+            Histogram::default(),
+            Histogram::default(),
+        );
+        for ms in 1..=300u64 {
+            a.record(Duration::from_millis(ms));
+            all.record(Duration::from_millis(ms));
+        }
+        for ms in 301..=1000u64 {
+            b.record(Duration::from_micros(ms * 1000 + 7));
+            all.record(Duration::from_micros(ms * 1000 + 7));
+        }
+        let mut m = Histogram::default();
+        m.merge(&b);
+        m.merge(&Histogram::default());
+        m.merge(&a);
+        for q in [0.01, 0.5, 0.9, 0.99, 1.0] {
+            assert_eq!(m.quantile(q), all.quantile(q), "q{q}");
+        }
+        assert_eq!((m.count(), m.max()), (all.count(), all.max()));
+        m.clear();
+        assert_eq!((m.count(), m.quantile(0.5)), (0, None));
     }
 }

@@ -21,5 +21,5 @@ pub mod schema;
 
 pub use h2::conn::{
     AnomalyKind, CallRecord, CallSink, CallType, Confidence, ConnDecoder, ConnEvent, DecoderLimits,
-    Nanos, Reset, Side, StatusSource,
+    Nanos, OpenCall, Reset, Side, StatusSource,
 };

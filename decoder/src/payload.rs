@@ -384,6 +384,44 @@ fn fits(
         .is_ok_and(|m| m.unknown_fields().next().is_none())
 }
 
+/// One kept message as JSON: decompressed by the call's `grpc-encoding` (at most `cap`
+/// bytes), then decoded as `type_name` with `schemas` when both are known, raw otherwise. A
+/// message that cannot be read is `{"error": ...}` and costs only itself.
+pub fn message_json(
+    body: &crate::h2::msg::Body,
+    encoding: Option<&str>,
+    type_name: Option<&str>,
+    schemas: Option<&crate::schema::Schemas>,
+    cap: usize,
+) -> Value {
+    if body.cut() {
+        return serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())});
+    }
+    let decompressed;
+    let plain = if body.compressed {
+        match decompress(encoding, &body.data, cap) {
+            Ok(p) => {
+                decompressed = p;
+                &decompressed
+            }
+            Err(e) => return serde_json::json!({"error": e.to_string()}),
+        }
+    } else {
+        &body.data
+    };
+    let decoded = match (type_name, schemas) {
+        (Some(t), Some(s)) => to_json(s.pool(), t, plain),
+        _ => decode_raw(plain),
+    };
+    decoded.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
+}
+
+/// `grpc-status-details-bin` bytes as google.rpc.Status JSON with its details resolved.
+pub fn status_details_json(details: &[u8], schemas: &crate::schema::Schemas) -> Value {
+    to_json(schemas.pool(), "google.rpc.Status", details)
+        .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
+}
+
 /// For a call whose `:path` could not be read: the one method of `schemas` whose streaming
 /// flags allow the call's message counts and whose request and response types every kept
 /// message reads as. `None` when no method or more than one fits (empty messages fit anything,
@@ -461,6 +499,7 @@ mod infer_tests {
             compressed: false,
             len: data.len() as u32,
             data,
+            ts: 0,
         };
         // Order { id: "a", cents: 250 } and Receipt { id: "a", paid: true }.
         let mut call = crate::h2::conn::tests_support::record();

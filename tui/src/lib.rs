@@ -1,4 +1,18 @@
-//! Terminal UI (ratatui + crossterm): renders snapshots of per-method aggregates and calls built
-//! from the decoder's events. Depends on `decoder`'s event types only.
+//! Terminal UI (ratatui + crossterm) for watching gRPC calls: Methods, Calls, Call detail and
+//! Connections views over a model built from the decoder's calls.
 //!
-//! Not built yet (see docs/architecture.md).
+//! Threads: the decoding thread owns a [`feed::Feeder`] and sends batches of [`feed::UiEvent`]
+//! over a bounded channel (a full channel drops the batch and counts it: decoding never waits
+//! for the screen). The UI thread ([`run`]) applies them to its [`model::Model`] and draws a
+//! frame about ten times a second, and at once after a key. Depends on `decoder`'s types only.
+
+pub mod app;
+pub mod detail;
+pub mod feed;
+pub mod filter;
+pub mod fmt;
+pub mod model;
+mod term;
+pub mod view;
+
+pub use term::run;

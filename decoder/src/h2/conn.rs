@@ -195,6 +195,8 @@ pub struct CallRecord {
     pub start: Option<Nanos>,
     /// The packet that ended the stream.
     pub end: Option<Nanos>,
+    /// When the response headers came (`None` for a trailers-only response).
+    pub response_headers: Option<Nanos>,
     /// When the first response message began.
     pub first_response: Option<Nanos>,
     /// When the client half-closed.
@@ -267,6 +269,7 @@ impl CallRecord {
             user_agent: None,
             start,
             end: None,
+            response_headers: None,
             first_response: None,
             client_end: None,
             timeout: None,
@@ -298,6 +301,17 @@ impl CallRecord {
     pub fn duration(&self) -> Option<Duration> {
         Some(Duration::from_nanos(self.end?.checked_sub(self.start?)?))
     }
+}
+
+/// A call in progress, seen through [`ConnDecoder::for_each_open`].
+#[derive(Debug, Clone, Copy)]
+pub struct OpenCall<'a> {
+    /// The record so far (message counts in it are filled only when the call ends).
+    pub rec: &'a CallRecord,
+    /// Request messages so far.
+    pub req_msgs: u64,
+    /// Response messages so far.
+    pub resp_msgs: u64,
 }
 
 /// A protocol anomaly: counted and shown, never fatal.
@@ -625,6 +639,18 @@ impl ConnDecoder {
     /// Calls in progress.
     pub fn open_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Each call in progress as it stands now: its record so far (method, start, headers) and
+    /// the messages counted each way. Cheap: nothing is copied.
+    pub fn for_each_open(&self, mut f: impl FnMut(OpenCall<'_>)) {
+        for c in self.calls.values() {
+            f(OpenCall {
+                rec: &c.rec,
+                req_msgs: c.req.msgs,
+                resp_msgs: c.resp.msgs,
+            });
+        }
     }
 
     fn side_of(&self, d: usize) -> Side {
@@ -1267,6 +1293,7 @@ impl ConnDecoder {
                 }
                 if !end_stream {
                     call.resp_headers = true;
+                    call.rec.response_headers.get_or_insert(ts);
                     return;
                 }
                 let Some(mut call) = self.calls.remove(&stream) else {

@@ -11,6 +11,8 @@ pub struct Body {
     pub data: Vec<u8>,
     /// Length the prefix announced.
     pub len: u32,
+    /// When the message's prefix began (packet time, ns since the epoch).
+    pub ts: u64,
 }
 
 impl Body {
@@ -41,6 +43,8 @@ pub(crate) struct MsgParser {
     pub(crate) compressed: u64,
     /// When the first message's prefix began.
     pub(crate) first_start: Option<u64>,
+    /// When the current message's prefix began.
+    current_start: u64,
     /// Keep message bytes (bounded), and the messages kept so far.
     pub(crate) keep: Option<Keep>,
     pub(crate) bodies: Vec<Body>,
@@ -57,8 +61,9 @@ impl MsgParser {
         while !data.is_empty() {
             match self.left {
                 None => {
-                    if self.have == 0 && self.first_start.is_none() {
-                        self.first_start = Some(ts);
+                    if self.have == 0 {
+                        self.first_start.get_or_insert(ts);
+                        self.current_start = ts;
                     }
                     let need = 5 - usize::from(self.have);
                     let n = need.min(data.len());
@@ -123,6 +128,7 @@ impl MsgParser {
                 compressed: self.prefix[0] & 1 != 0,
                 data,
                 len,
+                ts: self.current_start,
             });
         }
     }

@@ -1,0 +1,198 @@
+//! `--tui` and `--speed`: the terminal UI on its own thread, fed by the decoding thread, and the
+//! pace of a replay (real time or a factor of it, pause).
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use capture::CaptureStats;
+use tui::feed::{Feeder, Shared, SourceStatus};
+
+use crate::cli::Speed;
+use crate::pipeline::DecodeStats;
+use crate::replay::FileAt;
+
+/// Batches the UI channel holds before the decoding thread drops events (512 events each).
+const UI_QUEUE: usize = 64;
+
+/// The UI thread.
+pub(crate) struct Watch {
+    pub(crate) shared: Arc<Shared>,
+    handle: JoinHandle<std::io::Result<tui::app::App>>,
+    speed: Speed,
+}
+
+/// Starts the UI on its own thread; the returned feeder goes to the pipeline.
+pub(crate) fn start(
+    max_methods: usize,
+    decode: tui::detail::Decode,
+    speed: Speed,
+) -> anyhow::Result<(Watch, Feeder)> {
+    anyhow::ensure!(
+        std::io::stdout().is_terminal(),
+        "--tui needs a terminal on stdout (use the summary table, --calls or --summary-json instead)"
+    );
+    let (feeder, rx, shared) = tui::feed::channel(UI_QUEUE);
+    let model = tui::model::Model::new(tui::model::ModelLimits {
+        max_methods,
+        ..Default::default()
+    });
+    let app = tui::app::App::new(model, decode);
+    let ui_shared = shared.clone();
+    let handle = std::thread::Builder::new()
+        .name("grpctap-ui".into())
+        .spawn(move || tui::run(&rx, &ui_shared, app))
+        .context("starting the UI thread")?;
+    Ok((
+        Watch {
+            shared,
+            handle,
+            speed,
+        },
+        feeder,
+    ))
+}
+
+impl Watch {
+    /// Waits until the user leaves the UI.
+    pub(crate) fn wait(self) -> anyhow::Result<()> {
+        match self.handle.join() {
+            Ok(r) => r.map(|_| ()).context("terminal UI"),
+            Err(_) => anyhow::bail!("the terminal UI stopped on an internal error"),
+        }
+    }
+
+    /// The replay speed as the status line shows it.
+    pub(crate) fn speed(&self) -> String {
+        match self.speed {
+            Speed::Max => String::new(),
+            s => s.to_string(),
+        }
+    }
+}
+
+/// The status line's figures for a replay.
+pub(crate) fn replay_status(
+    at: Option<&FileAt<'_>>,
+    files: usize,
+    stats: &CaptureStats,
+    dstats: &DecodeStats,
+    speed: String,
+    done: bool,
+) -> SourceStatus {
+    let source = match at {
+        Some(s) => {
+            let name = s.path.file_name().map_or_else(
+                || s.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            if files > 1 {
+                format!("{name} (+{} files)", files - 1)
+            } else {
+                name
+            }
+        }
+        None => "replay".to_owned(),
+    };
+    SourceStatus {
+        source,
+        progress: at.map(|a| (a.done, a.total)),
+        done,
+        packets: stats.packets,
+        bytes: stats.bytes,
+        drops: 0,
+        gaps: stats.gaps,
+        anomalies: dstats.anomalies.values().sum(),
+        bad_packets: stats.truncated + stats.malformed,
+        speed,
+    }
+}
+
+/// Holds a replay to its speed, and still while paused.
+#[derive(Debug)]
+pub(crate) struct Pace {
+    speed: Speed,
+    /// Packet time and wall time the pace is measured from.
+    base: Option<(u64, Instant)>,
+}
+
+impl Pace {
+    pub(crate) fn new(speed: Speed) -> Pace {
+        Pace { speed, base: None }
+    }
+
+    /// Waits until the packet at `ts` is due; `tick` runs every few dozen milliseconds while
+    /// waiting. Returns false when everyone should stop.
+    pub(crate) fn wait(
+        &mut self,
+        ts: u64,
+        shared: Option<&Shared>,
+        tick: &mut dyn FnMut(),
+    ) -> bool {
+        const STEP: Duration = Duration::from_millis(25);
+        loop {
+            if let Some(sh) = shared {
+                if sh.quitting() {
+                    return false;
+                }
+                if sh.is_paused() {
+                    std::thread::sleep(STEP);
+                    if let Some((_, wall)) = self.base.as_mut() {
+                        *wall += STEP;
+                    }
+                    tick();
+                    continue;
+                }
+            }
+            let Speed::Factor(f) = self.speed else {
+                return true;
+            };
+            let (ts0, wall0) = *self.base.get_or_insert((ts, Instant::now()));
+            let ahead = ts.saturating_sub(ts0) as f64 / f / 1e9;
+            let due = wall0 + Duration::from_secs_f64(ahead.min(1e9));
+            let now = Instant::now();
+            if due <= now {
+                return true;
+            }
+            std::thread::sleep((due - now).min(STEP));
+            tick();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realtime_pace_follows_packet_times_and_pause() {
+        let mut pace = Pace::new(Speed::Factor(2.0));
+        let shared = Shared::default();
+        let t0 = Instant::now();
+        let mut ticks = 0;
+        // 200 ms of capture at 2x: about 100 ms of wall time.
+        for ms in [0u64, 50, 100, 200] {
+            assert!(
+                pace.wait(1_000_000_000 + ms * 1_000_000, Some(&shared), &mut || {
+                    ticks += 1
+                })
+            );
+        }
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(95), "{took:?}");
+        assert!(ticks > 0);
+        shared
+            .quit
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            !pace.wait(5_000_000_000, Some(&shared), &mut || {}),
+            "quit ends the wait"
+        );
+        let mut max = Pace::new(Speed::Max);
+        let t1 = Instant::now();
+        assert!(max.wait(u64::MAX, None, &mut || {}));
+        assert!(t1.elapsed() < Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,405 @@
+//! UI state and what each key does (the update half; `view` draws).
+
+use std::sync::Arc;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::detail::{self, Decode, Detail};
+use crate::filter::Filter;
+use crate::model::Model;
+
+/// The views, in Tab order (the call detail opens from Calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// One row per method.
+    Methods,
+    /// Recent calls and open streams.
+    Calls,
+    /// Connections and how services spread over servers.
+    Connections,
+    /// One call.
+    Detail,
+}
+
+/// Sort columns of the Methods view, in `s` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodSort {
+    /// Calls per second.
+    Rate,
+    /// Total calls.
+    Calls,
+    /// Error rate.
+    Errors,
+    /// p50 latency.
+    P50,
+    /// p90 latency.
+    P90,
+    /// p99 latency.
+    P99,
+    /// Open streams.
+    Open,
+    /// Method name.
+    Name,
+}
+
+impl MethodSort {
+    const ALL: [MethodSort; 8] = [
+        MethodSort::Rate,
+        MethodSort::Calls,
+        MethodSort::Errors,
+        MethodSort::P50,
+        MethodSort::P90,
+        MethodSort::P99,
+        MethodSort::Open,
+        MethodSort::Name,
+    ];
+
+    /// Column title.
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodSort::Rate => "calls/s",
+            MethodSort::Calls => "calls",
+            MethodSort::Errors => "err%",
+            MethodSort::P50 => "p50",
+            MethodSort::P90 => "p90",
+            MethodSort::P99 => "p99",
+            MethodSort::Open => "open",
+            MethodSort::Name => "method",
+        }
+    }
+}
+
+/// Sort orders of the Calls view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallSort {
+    /// Most recent first.
+    Newest,
+    /// Slowest first.
+    Duration,
+    /// By method name.
+    Method,
+    /// By status (errors first).
+    Status,
+}
+
+impl CallSort {
+    const ALL: [CallSort; 4] = [
+        CallSort::Newest,
+        CallSort::Duration,
+        CallSort::Method,
+        CallSort::Status,
+    ];
+
+    /// Name shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallSort::Newest => "newest",
+            CallSort::Duration => "duration",
+            CallSort::Method => "method",
+            CallSort::Status => "status",
+        }
+    }
+}
+
+/// A row of the Methods view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MethodLine {
+    /// A service heading (grouped mode).
+    Service(Arc<str>),
+    /// A method, by model index.
+    Method(usize),
+}
+
+/// A row of the Calls view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallLine {
+    /// `model.open[i]`.
+    Open(usize),
+    /// `model.recent[i]`.
+    Done(usize),
+}
+
+/// The whole UI state.
+#[derive(Debug)]
+pub struct App {
+    /// What is known.
+    pub model: Model,
+    /// The view shown.
+    pub view: View,
+    /// Sort of the Methods view.
+    pub method_sort: MethodSort,
+    /// Sort of the Calls view.
+    pub call_sort: CallSort,
+    /// Reverse the sort.
+    pub reverse: bool,
+    /// Methods grouped under their service.
+    pub grouped: bool,
+    /// Filter of the Methods view (substring of the name).
+    pub method_filter: Filter,
+    /// Filter of the Calls view.
+    pub call_filter: Filter,
+    /// The filter being typed, if any.
+    pub input: Option<String>,
+    /// Help shown.
+    pub help: bool,
+    /// Paused (a replay stops reading; live events beyond the channel are dropped).
+    pub paused: bool,
+    /// Selected row per list view (Methods, Calls, Connections).
+    pub selected: [usize; 3],
+    /// The call open in the detail view.
+    pub detail: Option<Detail>,
+    /// First line of the detail shown.
+    pub scroll: usize,
+    /// Decoding of messages for the detail view.
+    pub decode: Decode,
+    /// Quit asked.
+    pub quit: bool,
+    /// UI events dropped so far.
+    pub dropped: u64,
+    /// Rows as last drawn (so keys act on what the user saw).
+    pub method_lines: Vec<MethodLine>,
+    /// Rows as last drawn.
+    pub call_lines: Vec<CallLine>,
+    /// Connection ids as last drawn.
+    pub conn_lines: Vec<u64>,
+    /// Rows of the current list the screen shows at once (for PgUp/PgDn).
+    pub page: usize,
+    /// Scroll state of the three lists.
+    pub tables: [ratatui::widgets::TableState; 3],
+}
+
+impl App {
+    /// A new UI over `model`.
+    pub fn new(model: Model, decode: Decode) -> App {
+        App {
+            model,
+            view: View::Methods,
+            method_sort: MethodSort::Rate,
+            call_sort: CallSort::Newest,
+            reverse: false,
+            grouped: false,
+            method_filter: Filter::default(),
+            call_filter: Filter::default(),
+            input: None,
+            help: false,
+            paused: false,
+            selected: [0; 3],
+            detail: None,
+            scroll: 0,
+            decode,
+            quit: false,
+            dropped: 0,
+            method_lines: Vec::new(),
+            call_lines: Vec::new(),
+            conn_lines: Vec::new(),
+            page: 10,
+            tables: Default::default(),
+        }
+    }
+
+    fn list_index(&self) -> Option<usize> {
+        match self.view {
+            View::Methods => Some(0),
+            View::Calls => Some(1),
+            View::Connections => Some(2),
+            View::Detail => None,
+        }
+    }
+
+    fn list_len(&self) -> usize {
+        match self.view {
+            View::Methods => self.method_lines.len(),
+            View::Calls => self.call_lines.len(),
+            View::Connections => self.conn_lines.len(),
+            View::Detail => 0,
+        }
+    }
+
+    /// Moves the selection (or the detail scroll) by `delta` rows.
+    fn move_by(&mut self, delta: isize) {
+        match self.list_index() {
+            Some(i) => {
+                let len = self.list_len();
+                let cur = self.selected[i].min(len.saturating_sub(1));
+                self.selected[i] = cur.saturating_add_signed(delta).min(len.saturating_sub(1));
+            }
+            None => self.scroll = self.scroll.saturating_add_signed(delta),
+        }
+    }
+
+    fn switch(&mut self, forward: bool) {
+        let order = [View::Methods, View::Calls, View::Connections];
+        let at = order.iter().position(|v| *v == self.view).unwrap_or(1);
+        let next = if forward {
+            at + 1
+        } else {
+            at + order.len() - 1
+        };
+        self.view = order[next % order.len()];
+    }
+
+    /// Handles one key press.
+    pub fn on_key(&mut self, key: KeyEvent) {
+        if key.kind == KeyEventKind::Release {
+            return;
+        }
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            self.quit = true;
+            return;
+        }
+        if let Some(text) = self.input.as_mut() {
+            match key.code {
+                KeyCode::Enter => self.input = None,
+                KeyCode::Esc => {
+                    self.input = None;
+                    self.set_filter(String::new());
+                }
+                KeyCode::Backspace => {
+                    text.pop();
+                    let t = text.clone();
+                    self.set_filter(t);
+                }
+                KeyCode::Char(c) => {
+                    text.push(c);
+                    let t = text.clone();
+                    self.set_filter(t);
+                }
+                _ => {}
+            }
+            return;
+        }
+        if self.help {
+            self.help = false;
+            if matches!(key.code, KeyCode::Char('q')) {
+                self.quit = true;
+            }
+            return;
+        }
+        match key.code {
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Char('p') => self.paused = !self.paused,
+            KeyCode::Tab => self.switch(true),
+            KeyCode::BackTab => self.switch(false),
+            KeyCode::Char('1') => self.view = View::Methods,
+            KeyCode::Char('2') => self.view = View::Calls,
+            KeyCode::Char('3') => self.view = View::Connections,
+            KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
+            KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
+            KeyCode::PageDown | KeyCode::Char(' ') => self.move_by(self.page.max(1) as isize),
+            KeyCode::PageUp => self.move_by(-(self.page.max(1) as isize)),
+            KeyCode::Home => self.move_by(isize::MIN / 2),
+            KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX / 2),
+            KeyCode::Char('/') if self.view != View::Detail => {
+                let cur = match self.view {
+                    View::Methods => self.method_filter.text().to_owned(),
+                    _ => self.call_filter.text().to_owned(),
+                };
+                if self.view == View::Connections {
+                    self.view = View::Calls;
+                }
+                self.input = Some(cur);
+            }
+            KeyCode::Char('s') => self.next_sort(),
+            KeyCode::Char('S') | KeyCode::Char('r') => self.reverse = !self.reverse,
+            KeyCode::Char('g') if self.view == View::Methods => self.grouped = !self.grouped,
+            KeyCode::Enter => self.enter(),
+            KeyCode::Esc => self.back(),
+            _ => {}
+        }
+    }
+
+    fn set_filter(&mut self, text: String) {
+        match self.view {
+            View::Methods => {
+                self.method_filter = Filter::parse(&text);
+                self.selected[0] = 0;
+            }
+            _ => {
+                self.call_filter = Filter::parse(&text);
+                self.selected[1] = 0;
+            }
+        }
+    }
+
+    fn next_sort(&mut self) {
+        match self.view {
+            View::Methods => {
+                let i = MethodSort::ALL
+                    .iter()
+                    .position(|s| *s == self.method_sort)
+                    .unwrap_or(0);
+                self.method_sort = MethodSort::ALL[(i + 1) % MethodSort::ALL.len()];
+            }
+            View::Calls => {
+                let i = CallSort::ALL
+                    .iter()
+                    .position(|s| *s == self.call_sort)
+                    .unwrap_or(0);
+                self.call_sort = CallSort::ALL[(i + 1) % CallSort::ALL.len()];
+            }
+            _ => {}
+        }
+    }
+
+    fn enter(&mut self) {
+        match self.view {
+            View::Methods => {
+                let Some(line) = self.method_lines.get(self.selected[0]) else {
+                    return;
+                };
+                let text = match line {
+                    MethodLine::Method(i) => {
+                        format!("method:{}", self.model.methods()[*i].name)
+                    }
+                    MethodLine::Service(s) => format!("method:/{s}/"),
+                };
+                self.call_filter = Filter::parse(&text);
+                self.selected[1] = 0;
+                self.view = View::Calls;
+            }
+            View::Calls => {
+                let Some(line) = self.call_lines.get(self.selected[1]).copied() else {
+                    return;
+                };
+                let d = match line {
+                    CallLine::Open(i) => self
+                        .model
+                        .open
+                        .get(i)
+                        .map(|o| detail::open_call(o, &self.model)),
+                    CallLine::Done(i) => self
+                        .model
+                        .recent
+                        .get(i)
+                        .map(|c| detail::build(c, &self.decode)),
+                };
+                if let Some(d) = d {
+                    self.detail = Some(d);
+                    self.scroll = 0;
+                    self.view = View::Detail;
+                }
+            }
+            View::Connections => {
+                let Some(id) = self.conn_lines.get(self.selected[2]) else {
+                    return;
+                };
+                self.call_filter = Filter::parse(&format!("conn:{id}"));
+                self.selected[1] = 0;
+                self.view = View::Calls;
+            }
+            View::Detail => {}
+        }
+    }
+
+    fn back(&mut self) {
+        match self.view {
+            View::Detail => self.view = View::Calls,
+            View::Calls if !self.call_filter.is_empty() => self.call_filter = Filter::default(),
+            View::Methods if !self.method_filter.is_empty() => {
+                self.method_filter = Filter::default();
+            }
+            _ => {}
+        }
+    }
+}

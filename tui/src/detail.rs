@@ -1,0 +1,408 @@
+//! The call detail: a timeline of headers, messages, and trailers or reset with times relative
+//! to the request, metadata (secrets already redacted by the decoder), messages decoded as JSON
+//! (by schema when loaded, raw otherwise) and the decoded error details. Built once when the
+//! call is opened.
+
+use std::sync::Arc;
+
+use decoder::h2::msg::Body;
+use decoder::{CallRecord, Nanos, Side, StatusSource};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+
+use crate::feed::OpenRow;
+use crate::fmt;
+use crate::model::Model;
+
+/// How messages are decoded.
+#[derive(Debug, Clone, Default)]
+pub struct Decode {
+    /// Loaded schemas (google.rpc error details are always in them).
+    pub schemas: Option<Arc<decoder::schema::Schemas>>,
+    /// Largest decompressed message.
+    pub cap: usize,
+}
+
+/// A call made into lines.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    /// The method (or `<unknown>`).
+    pub title: String,
+    /// Everything, to scroll through.
+    pub lines: Vec<Line<'static>>,
+}
+
+/// Lines of one decoded message shown at most.
+const MAX_JSON_LINES: usize = 400;
+
+fn heading(text: &str) -> Line<'static> {
+    Line::from(Span::styled(
+        text.to_owned(),
+        Style::default()
+            .fg(Color::Yellow)
+            .add_modifier(Modifier::BOLD),
+    ))
+}
+
+fn kv(key: &str, value: String) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{key:<10}"), Style::default().fg(Color::DarkGray)),
+        Span::raw(value),
+    ])
+}
+
+/// Time of `ts` from `origin`, as "+1.234 ms".
+fn rel(ts: Nanos, origin: Nanos) -> String {
+    match ts.checked_sub(origin) {
+        Some(d) => format!("+{}", fmt::duration(std::time::Duration::from_nanos(d))),
+        None => format!(
+            "-{}",
+            fmt::duration(std::time::Duration::from_nanos(origin - ts))
+        ),
+    }
+}
+
+fn status_line(c: &CallRecord) -> String {
+    let mut s = match c.status {
+        Some(code) => code.name().to_owned(),
+        None if c.status_source == StatusSource::Unfinished => "still open".to_owned(),
+        None => "unknown".to_owned(),
+    };
+    if let Some(g) = c.grpc_status {
+        s.push_str(&format!(" (grpc-status {g}"));
+    } else {
+        s.push_str(" (no grpc-status");
+    }
+    s.push_str(&format!(", from {})", c.status_source.name()));
+    s
+}
+
+/// The detail of a finished call.
+pub fn build(c: &CallRecord, d: &Decode) -> Detail {
+    let title = c
+        .method
+        .as_deref()
+        .unwrap_or(decoder::aggregate::UNKNOWN_METHOD)
+        .to_owned();
+    let mut lines = vec![Line::from(Span::styled(
+        title.clone(),
+        Style::default().add_modifier(Modifier::BOLD),
+    ))];
+    let error = crate::model::is_error(c);
+    lines.push(Line::from(vec![
+        Span::styled(
+            format!("{:<10}", "status"),
+            Style::default().fg(Color::DarkGray),
+        ),
+        Span::styled(
+            status_line(c),
+            Style::default().fg(if error { Color::Red } else { Color::Green }),
+        ),
+    ]));
+    if let Some(m) = c.grpc_message.as_ref().filter(|m| !m.is_empty()) {
+        lines.push(kv("message", format!("{m:?}")));
+    }
+    let mut call = format!(
+        "{} · {}",
+        c.call_type.name(),
+        c.duration()
+            .map_or("duration unknown".to_owned(), fmt::duration)
+    );
+    if c.method_confidence == decoder::Confidence::Inferred {
+        call.push_str(" · method inferred from the messages");
+    }
+    if c.lost_bytes {
+        call.push_str(" · bytes lost: counts are lower bounds");
+    }
+    lines.push(kv("call", call));
+    lines.push(kv(
+        "peers",
+        format!(
+            "{} → {} · conn {} · stream {}",
+            c.client, c.server, c.conn, c.stream_id
+        ),
+    ));
+    let mut more = Vec::new();
+    if let Some(a) = &c.authority {
+        more.push(format!("authority {a}"));
+    }
+    if let Some(t) = c.timeout {
+        let used = c
+            .duration()
+            .map(|d| {
+                format!(
+                    " ({:.0}% used)",
+                    100.0 * d.as_secs_f64() / t.as_secs_f64().max(1e-9)
+                )
+            })
+            .unwrap_or_default();
+        more.push(format!("deadline {}{used}", fmt::duration(t)));
+    } else {
+        more.push("no deadline".to_owned());
+    }
+    if c.req_encoding.is_some() || c.resp_encoding.is_some() {
+        more.push(format!(
+            "encoding {}/{}",
+            c.req_encoding.as_deref().unwrap_or("identity"),
+            c.resp_encoding.as_deref().unwrap_or("identity")
+        ));
+    }
+    lines.push(kv("headers", more.join(" · ")));
+    if let Some(ua) = &c.user_agent {
+        lines.push(kv("agent", ua.to_string()));
+    }
+    if let Some(t) = &c.trace_id {
+        lines.push(kv("trace", t.to_string()));
+    }
+    lines.push(Line::default());
+    timeline(c, &mut lines);
+    metadata(c, &mut lines);
+    messages(c, d, &mut lines);
+    if let (Some(details), Some(s)) = (&c.status_details, &d.schemas) {
+        lines.push(Line::default());
+        lines.push(heading("Error details (google.rpc.Status)"));
+        json_lines(
+            &decoder::payload::status_details_json(details, s),
+            &mut lines,
+        );
+    }
+    Detail { title, lines }
+}
+
+fn timeline(c: &CallRecord, lines: &mut Vec<Line<'static>>) {
+    lines.push(heading("Timeline"));
+    let origin = c
+        .start
+        .or(c.requests.first().map(|b| b.ts))
+        .or(c.end)
+        .unwrap_or(0);
+    let mut events: Vec<(Nanos, Side, String)> = Vec::new();
+    match c.start {
+        Some(s) => events.push((s, Side::Client, "request headers".to_owned())),
+        None => events.push((
+            origin,
+            Side::Client,
+            "request headers (before the capture)".to_owned(),
+        )),
+    }
+    let kept =
+        |bodies: &[Body], side: Side, name: &str, events: &mut Vec<(Nanos, Side, String)>| {
+            for (i, b) in bodies.iter().enumerate() {
+                let z = if b.compressed { " compressed" } else { "" };
+                events.push((
+                    b.ts,
+                    side,
+                    format!("{name} #{} · {}{z}", i + 1, fmt::bytes(u64::from(b.len))),
+                ));
+            }
+        };
+    kept(&c.requests, Side::Client, "request", &mut events);
+    if c.requests.is_empty() && c.req_msgs > 0 {
+        let text = format!(
+            "{} request messages ({}; not kept)",
+            c.req_msgs,
+            fmt::bytes(c.req_bytes)
+        );
+        events.push((origin, Side::Client, text));
+    }
+    if let Some(h) = c.response_headers {
+        let status = c
+            .http_status
+            .map(|s| format!(" · :status {s}"))
+            .unwrap_or_default();
+        events.push((h, Side::Server, format!("response headers{status}")));
+    }
+    kept(&c.responses, Side::Server, "response", &mut events);
+    if c.responses.is_empty() && c.resp_msgs > 0 {
+        let at = c.first_response.unwrap_or(origin);
+        let text = format!(
+            "{} response messages ({}; not kept)",
+            c.resp_msgs,
+            fmt::bytes(c.resp_bytes)
+        );
+        events.push((at, Side::Server, text));
+    }
+    if let Some(h) = c.client_end
+        && c.reset.is_none_or(|r| r.by != Side::Client)
+    {
+        events.push((h, Side::Client, "end of request stream".to_owned()));
+    }
+    if let Some(end) = c.end {
+        let (side, text) = match (c.status_source, c.reset) {
+            (_, Some(r)) => (
+                r.by,
+                format!(
+                    "RST_STREAM {} by the {}",
+                    decoder::h2::frame::error_code_name(r.code),
+                    r.by.name()
+                ),
+            ),
+            (StatusSource::Trailers | StatusSource::TrailersOnly, _) => {
+                let only = if c.status_source == StatusSource::TrailersOnly {
+                    "trailers-only response"
+                } else {
+                    "trailers"
+                };
+                let code = c.status.map(|s| s.name()).unwrap_or("?");
+                (
+                    Side::Server,
+                    format!("{only} · grpc-status {} {code}", c.grpc_status.unwrap_or(0)),
+                )
+            }
+            (StatusSource::Goaway, _) => (Side::Server, "GOAWAY: never processed".to_owned()),
+            (StatusSource::ConnectionClosed, _) => (Side::Server, "connection closed".to_owned()),
+            (StatusSource::NoTrailers, _) => {
+                (Side::Server, "stream ended without trailers".to_owned())
+            }
+            (StatusSource::HpackUnknown, _) => {
+                (Side::Server, "trailers (grpc-status unreadable)".to_owned())
+            }
+            (s, _) => (Side::Server, format!("ended ({})", s.name())),
+        };
+        events.push((end, side, text));
+    } else {
+        events.push((
+            origin.max(c.start.unwrap_or(0)),
+            Side::Server,
+            "still open".to_owned(),
+        ));
+    }
+    // Stable: events at the same time keep the order they happen in.
+    events.sort_by_key(|e| e.0);
+    for (ts, side, text) in events {
+        let arrow = match side {
+            Side::Client => Span::styled(" → ", Style::default().fg(Color::Cyan)),
+            Side::Server => Span::styled(" ← ", Style::default().fg(Color::Magenta)),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("  {:>11}", rel(ts, origin)),
+                Style::default().fg(Color::DarkGray),
+            ),
+            arrow,
+            Span::raw(text),
+        ]));
+    }
+}
+
+fn metadata(c: &CallRecord, lines: &mut Vec<Line<'static>>) {
+    let Some(md) = &c.metadata else { return };
+    lines.push(Line::default());
+    lines.push(heading("Metadata (secrets redacted)"));
+    for (name, block) in [
+        ("request", &md.request),
+        ("response", &md.response),
+        ("trailers", &md.trailers),
+    ] {
+        if block.fields.is_empty() {
+            continue;
+        }
+        lines.push(Line::from(Span::styled(
+            format!("  {name}"),
+            Style::default().add_modifier(Modifier::BOLD),
+        )));
+        for (k, v) in &block.fields {
+            lines.push(Line::from(vec![
+                Span::styled(format!("    {k}: "), Style::default().fg(Color::DarkGray)),
+                Span::raw(v.clone()),
+            ]));
+        }
+        if block.dropped > 0 {
+            lines.push(Line::from(format!("    ({} more not kept)", block.dropped)));
+        }
+    }
+}
+
+fn messages(c: &CallRecord, d: &Decode, lines: &mut Vec<Line<'static>>) {
+    let info = c
+        .method
+        .as_deref()
+        .and_then(|m| d.schemas.as_ref()?.method(m));
+    let sides = [
+        (
+            "Request",
+            &c.requests,
+            c.req_msgs,
+            c.req_encoding.as_deref(),
+            info.map(|i| i.input.as_str()),
+        ),
+        (
+            "Response",
+            &c.responses,
+            c.resp_msgs,
+            c.resp_encoding.as_deref(),
+            info.map(|i| i.output.as_str()),
+        ),
+    ];
+    for (name, bodies, count, encoding, type_name) in sides {
+        for (i, b) in bodies.iter().enumerate() {
+            lines.push(Line::default());
+            let ty = type_name.map_or_else(|| "raw: field numbers".to_owned(), str::to_owned);
+            lines.push(heading(&format!("{name} #{} ({ty})", i + 1)));
+            let v =
+                decoder::payload::message_json(b, encoding, type_name, d.schemas.as_deref(), d.cap);
+            json_lines(&v, lines);
+        }
+        if (bodies.len() as u64) < count && !bodies.is_empty() {
+            lines.push(Line::from(format!(
+                "  ({} more {} messages not kept)",
+                count - bodies.len() as u64,
+                name.to_lowercase()
+            )));
+        }
+    }
+}
+
+fn json_lines(v: &serde_json::Value, lines: &mut Vec<Line<'static>>) {
+    let text = serde_json::to_string_pretty(v).unwrap_or_else(|e| e.to_string());
+    let total = text.lines().count();
+    for l in text.lines().take(MAX_JSON_LINES) {
+        lines.push(Line::from(format!("  {l}")));
+    }
+    if total > MAX_JSON_LINES {
+        lines.push(Line::from(format!(
+            "  … {} more lines",
+            total - MAX_JSON_LINES
+        )));
+    }
+}
+
+/// The detail of a call still open: what its headers said and its messages so far.
+pub fn open_call(o: &OpenRow, model: &Model) -> Detail {
+    let title = o
+        .method
+        .as_deref()
+        .unwrap_or(decoder::aggregate::UNKNOWN_METHOD)
+        .to_owned();
+    let mut lines = vec![Line::from(Span::styled(
+        title.clone(),
+        Style::default().add_modifier(Modifier::BOLD),
+    ))];
+    let age = o
+        .start
+        .map(|s| fmt::duration(std::time::Duration::from_nanos(model.now.saturating_sub(s))))
+        .unwrap_or_else(|| "began before the capture".to_owned());
+    lines.push(kv("status", format!("open for {age}")));
+    lines.push(kv(
+        "peers",
+        format!(
+            "{} → {} · conn {} · stream {}",
+            o.client, o.server, o.conn, o.stream_id
+        ),
+    ));
+    if let Some(a) = &o.authority {
+        lines.push(kv("authority", a.to_string()));
+    }
+    if let Some(t) = o.timeout {
+        lines.push(kv("deadline", fmt::duration(t)));
+    }
+    lines.push(kv(
+        "messages",
+        format!("{} requests, {} responses so far", o.req_msgs, o.resp_msgs),
+    ));
+    lines.push(Line::default());
+    lines.push(Line::from(
+        "Its messages, metadata and status show here once it ends.",
+    ));
+    Detail { title, lines }
+}

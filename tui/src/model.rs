@@ -1,0 +1,730 @@
+//! What the UI knows: per-method aggregates with a recent window, recent calls, open streams,
+//! connections and how each service's calls spread over server addresses. Built only from
+//! [`UiEvent`]s; all times are packet times, so a replay shows what a live run would have.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use decoder::aggregate::{Histogram, MethodStats, OTHER_METHOD, UNKNOWN_METHOD};
+use decoder::{CallRecord, Nanos, StatusSource};
+
+use crate::feed::{OpenRow, Snapshot, SourceStatus, UiEvent};
+
+/// Seconds of per-second history kept (sparklines).
+pub const HISTORY_SECS: usize = 60;
+/// The window of calls/s, error rate and latency quantiles.
+pub const WINDOW_SECS: u64 = 10;
+const NS: u64 = 1_000_000_000;
+
+/// Bounds of the model.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelLimits {
+    /// Methods kept apart; more fold into `<other>`.
+    pub max_methods: usize,
+    /// Finished calls kept for the Calls view.
+    pub recent_calls: usize,
+    /// Message bytes kept over all recent calls; older calls lose their messages first.
+    pub recent_body_bytes: usize,
+    /// Connections kept (closed ones are forgotten first).
+    pub max_conns: usize,
+}
+
+impl Default for ModelLimits {
+    fn default() -> Self {
+        ModelLimits {
+            max_methods: 10_000,
+            recent_calls: 5_000,
+            recent_body_bytes: 64 << 20,
+            max_conns: 10_000,
+        }
+    }
+}
+
+/// Calls and errors per second of capture time, for the last [`HISTORY_SECS`] seconds.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// The second of the newest slot.
+    last: u64,
+    calls: [u32; HISTORY_SECS],
+    errors: [u32; HISTORY_SECS],
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series {
+            last: 0,
+            calls: [0; HISTORY_SECS],
+            errors: [0; HISTORY_SECS],
+        }
+    }
+}
+
+impl Series {
+    /// Moves the newest slot to second `sec`, zeroing the seconds skipped.
+    fn advance(&mut self, sec: u64) {
+        if sec <= self.last {
+            return;
+        }
+        let skip = (sec - self.last).min(HISTORY_SECS as u64);
+        for s in 1..=skip {
+            let i = slot(self.last + s);
+            self.calls[i] = 0;
+            self.errors[i] = 0;
+        }
+        self.last = sec;
+    }
+
+    fn add(&mut self, sec: u64, error: bool) {
+        self.advance(sec);
+        if sec + HISTORY_SECS as u64 <= self.last {
+            return; // older than the history
+        }
+        let i = slot(sec);
+        self.calls[i] = self.calls[i].saturating_add(1);
+        self.errors[i] = self.errors[i].saturating_add(u32::from(error));
+    }
+
+    /// Calls and errors in the `secs` seconds ending with second `now`.
+    pub fn sum(&self, now: u64, secs: u64) -> (u64, u64) {
+        let mut c = 0;
+        let mut e = 0;
+        for s in now.saturating_sub(secs - 1)..=now {
+            if s > self.last || s + HISTORY_SECS as u64 <= self.last {
+                continue;
+            }
+            c += u64::from(self.calls[slot(s)]);
+            e += u64::from(self.errors[slot(s)]);
+        }
+        (c, e)
+    }
+
+    /// Per-second counts, oldest first, the `n` seconds ending with second `now`.
+    pub fn history(&self, now: u64, n: usize, errors: bool) -> Vec<u64> {
+        let n = n.min(HISTORY_SECS) as u64;
+        (0..n)
+            .map(|k| now + k + 1 - n)
+            .map(|s| {
+                if s > self.last || s + HISTORY_SECS as u64 <= self.last {
+                    0
+                } else if errors {
+                    u64::from(self.errors[slot(s)])
+                } else {
+                    u64::from(self.calls[slot(s)])
+                }
+            })
+            .collect()
+    }
+}
+
+fn slot(sec: u64) -> usize {
+    // Less than HISTORY_SECS.
+    #[allow(clippy::cast_possible_truncation)]
+    let i = (sec % HISTORY_SECS as u64) as usize;
+    i
+}
+
+/// Latency over a sliding window of two epochs of [`WINDOW_SECS`].
+#[derive(Debug, Clone, Default)]
+struct WindowLatency {
+    epoch: u64,
+    cur: Histogram,
+    prev: Histogram,
+}
+
+impl WindowLatency {
+    fn rotate(&mut self, epoch: u64) {
+        if epoch <= self.epoch {
+            return;
+        }
+        if epoch == self.epoch + 1 {
+            std::mem::swap(&mut self.cur, &mut self.prev);
+        } else {
+            self.prev.clear();
+        }
+        self.cur.clear();
+        self.epoch = epoch;
+    }
+}
+
+/// One method.
+#[derive(Debug, Clone)]
+pub struct MethodRow {
+    /// "/pkg.Service/Method", `<unknown>` or `<other>`.
+    pub name: Arc<str>,
+    /// The service part of the name ("pkg.Service"), or the name itself.
+    pub service: Arc<str>,
+    /// Everything since the start.
+    pub total: MethodStats,
+    /// Per-second calls and errors.
+    pub series: Series,
+    latency: WindowLatency,
+    /// Calls open now (from the last snapshot).
+    pub open: u64,
+    /// Window quantiles computed for `cache_epoch` (p50, p90, p99).
+    cache: Option<(u64, [Option<Duration>; 3])>,
+}
+
+impl MethodRow {
+    fn new(name: Arc<str>) -> MethodRow {
+        let service = match decoder::grpc::split_path(&name) {
+            Some((s, _)) => Arc::from(s),
+            None => name.clone(),
+        };
+        MethodRow {
+            name,
+            service,
+            total: MethodStats::default(),
+            series: Series::default(),
+            latency: WindowLatency::default(),
+            open: 0,
+            cache: None,
+        }
+    }
+
+    fn record(&mut self, call: &CallRecord, at: Nanos) {
+        self.total.record(call);
+        if call.status_source == StatusSource::Unfinished {
+            return;
+        }
+        self.series.add(at / NS, is_error(call));
+        self.latency.rotate(at / NS / WINDOW_SECS);
+        if let Some(d) = call.duration() {
+            self.latency.cur.record(d);
+            self.cache = None;
+        }
+    }
+}
+
+/// A finished call with a known status other than OK.
+pub fn is_error(call: &CallRecord) -> bool {
+    call.status.is_some_and(|s| s.0 != 0)
+}
+
+/// What a Methods row shows (also used for a service's row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowStats {
+    /// Name shown.
+    pub name: Arc<str>,
+    /// Calls per second over the window.
+    pub rate: f64,
+    /// Ended calls since the start.
+    pub calls: u64,
+    /// Errors / calls over the window, when the window has calls.
+    pub error_ratio: Option<f64>,
+    /// Errors since the start.
+    pub errors: u64,
+    /// Window latency quantiles: p50, p90, p99.
+    pub latency: [Option<Duration>; 3],
+    /// Calls open now.
+    pub open: u64,
+    /// The most frequent error codes since the start, most first.
+    pub top_errors: Vec<(&'static str, u64)>,
+}
+
+/// A connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// Connection id.
+    pub id: u64,
+    /// Client address.
+    pub client: SocketAddr,
+    /// Server address.
+    pub server: SocketAddr,
+    /// First packet.
+    pub opened: Nanos,
+    /// Both directions ended.
+    pub closed: bool,
+    /// Calls ended on it.
+    pub calls: u64,
+    /// Of which errors.
+    pub errors: u64,
+    /// GOAWAYs seen.
+    pub goaways: u64,
+    /// Payload bytes client to server, server to client (last snapshot).
+    pub bytes: [u64; 2],
+    /// Calls open now.
+    pub open_streams: u64,
+}
+
+/// Calls of one service to one server address.
+#[derive(Debug, Clone, Default)]
+pub struct Spread {
+    /// Calls since the start.
+    pub calls: u64,
+    /// Per second.
+    pub series: Series,
+}
+
+/// Everything the views draw from.
+#[derive(Debug)]
+pub struct Model {
+    limits: ModelLimits,
+    /// Latest packet time seen.
+    pub now: Nanos,
+    /// First packet time seen.
+    pub first: Option<Nanos>,
+    methods: Vec<MethodRow>,
+    index: HashMap<Arc<str>, usize>,
+    /// Distinct methods folded into `<other>`.
+    pub folded_methods: u64,
+    /// All calls together.
+    pub total: MethodStats,
+    /// Per-second calls and errors, all methods.
+    pub series: Series,
+    /// Finished calls, newest last.
+    pub recent: VecDeque<CallRecord>,
+    recent_body_bytes: usize,
+    /// Calls still open (last snapshot), oldest first.
+    pub open: Vec<OpenRow>,
+    /// All open calls (`open` may list fewer).
+    pub open_total: u64,
+    /// Connections by id.
+    pub conns: HashMap<u64, ConnInfo>,
+    /// Service -> server address -> calls.
+    pub spread: HashMap<Arc<str>, HashMap<SocketAddr, Spread>>,
+    /// Source and capture counters (last snapshot).
+    pub status: SourceStatus,
+    /// GOAWAYs seen.
+    pub goaways: u64,
+    scratch: Histogram,
+}
+
+impl Model {
+    /// An empty model.
+    pub fn new(limits: ModelLimits) -> Model {
+        Model {
+            limits,
+            now: 0,
+            first: None,
+            methods: Vec::new(),
+            index: HashMap::new(),
+            folded_methods: 0,
+            total: MethodStats::default(),
+            series: Series::default(),
+            recent: VecDeque::new(),
+            recent_body_bytes: 0,
+            open: Vec::new(),
+            open_total: 0,
+            conns: HashMap::new(),
+            spread: HashMap::new(),
+            status: SourceStatus::default(),
+            goaways: 0,
+            scratch: Histogram::default(),
+        }
+    }
+
+    /// The current second of capture time.
+    pub fn now_sec(&self) -> u64 {
+        self.now / NS
+    }
+
+    /// Seconds the window covers now: [`WINDOW_SECS`], less while the capture is younger.
+    pub fn window_secs(&self) -> f64 {
+        let age = self.now.saturating_sub(self.first.unwrap_or(self.now)) as f64 / 1e9;
+        age.clamp(1.0, WINDOW_SECS as f64)
+    }
+
+    fn tick(&mut self, ts: Nanos) {
+        self.now = self.now.max(ts);
+        if ts > 0 && self.first.is_none_or(|f| ts < f) {
+            self.first = Some(ts);
+        }
+    }
+
+    /// Applies one event.
+    pub fn apply(&mut self, ev: UiEvent) {
+        match ev {
+            UiEvent::Call(call) => self.add_call(*call),
+            UiEvent::ConnOpened {
+                id,
+                client,
+                server,
+                ts,
+            } => {
+                self.tick(ts);
+                self.bound_conns();
+                self.conns.insert(
+                    id,
+                    ConnInfo {
+                        id,
+                        client,
+                        server,
+                        opened: ts,
+                        closed: false,
+                        calls: 0,
+                        errors: 0,
+                        goaways: 0,
+                        bytes: [0; 2],
+                        open_streams: 0,
+                    },
+                );
+            }
+            UiEvent::ConnClosed { id } => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.closed = true;
+                    c.open_streams = 0;
+                }
+            }
+            UiEvent::Goaway { conn, .. } => {
+                self.goaways += 1;
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.goaways += 1;
+                }
+            }
+            UiEvent::Snapshot(s) => self.snapshot(*s),
+        }
+    }
+
+    /// Forgets closed connections (oldest first) to stay within the bound.
+    fn bound_conns(&mut self) {
+        if self.conns.len() < self.limits.max_conns {
+            return;
+        }
+        let mut closed: Vec<(Nanos, u64)> = self
+            .conns
+            .values()
+            .filter(|c| c.closed)
+            .map(|c| (c.opened, c.id))
+            .collect();
+        if closed.is_empty() {
+            closed = self.conns.values().map(|c| (c.opened, c.id)).collect();
+        }
+        closed.sort_unstable();
+        let excess = self.conns.len() + 1 - self.limits.max_conns / 2;
+        for (_, id) in closed.into_iter().take(excess.max(1)) {
+            self.conns.remove(&id);
+        }
+    }
+
+    fn snapshot(&mut self, s: Snapshot) {
+        self.tick(s.now);
+        for m in &mut self.methods {
+            m.open = 0;
+        }
+        for row in &s.open {
+            let name = row.method.as_deref().unwrap_or(UNKNOWN_METHOD);
+            if let Some(&i) = self.index.get(name) {
+                self.methods[i].open += 1;
+            } else if self.methods.len() < self.limits.max_methods {
+                let i = self.method_index(row.method.as_ref());
+                self.methods[i].open += 1;
+            }
+        }
+        for c in self.conns.values_mut() {
+            c.open_streams = 0;
+        }
+        for l in &s.conns {
+            if let Some(c) = self.conns.get_mut(&l.id) {
+                c.bytes = l.bytes;
+                c.open_streams = l.open_streams;
+            }
+        }
+        self.open = s.open;
+        self.open_total = s.open_total;
+        self.status = s.status;
+    }
+
+    fn method_index(&mut self, method: Option<&Arc<str>>) -> usize {
+        let name = method.map_or(UNKNOWN_METHOD, |m| m);
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let key: Arc<str> = if self.methods.len() >= self.limits.max_methods {
+            self.folded_methods += 1;
+            if let Some(&i) = self.index.get(OTHER_METHOD) {
+                return i;
+            }
+            Arc::from(OTHER_METHOD)
+        } else {
+            method.cloned().unwrap_or_else(|| Arc::from(UNKNOWN_METHOD))
+        };
+        self.methods.push(MethodRow::new(key.clone()));
+        self.index.insert(key, self.methods.len() - 1);
+        self.methods.len() - 1
+    }
+
+    fn add_call(&mut self, call: CallRecord) {
+        let at = call.end.or(call.start).unwrap_or(self.now);
+        self.tick(at);
+        if let Some(s) = call.start {
+            self.tick(s);
+        }
+        let i = self.method_index(call.method.as_ref());
+        let m = &mut self.methods[i];
+        m.record(&call, at);
+        self.total.record(&call);
+        let finished = call.status_source != StatusSource::Unfinished;
+        let error = is_error(&call);
+        if finished {
+            self.series.add(at / NS, error);
+            let service = m.service.clone();
+            let spread = self
+                .spread
+                .entry(service)
+                .or_default()
+                .entry(call.server)
+                .or_default();
+            spread.calls += 1;
+            spread.series.add(at / NS, error);
+        }
+        if let Some(c) = self.conns.get_mut(&call.conn) {
+            c.calls += 1;
+            c.errors += u64::from(error);
+        }
+        self.keep_recent(call);
+    }
+
+    fn keep_recent(&mut self, call: CallRecord) {
+        self.recent_body_bytes += body_bytes(&call);
+        self.recent.push_back(call);
+        while self.recent.len() > self.limits.recent_calls {
+            if let Some(old) = self.recent.pop_front() {
+                self.recent_body_bytes -= body_bytes(&old);
+            }
+        }
+        // Over the byte budget: the oldest calls lose their messages first.
+        let mut i = 0;
+        while self.recent_body_bytes > self.limits.recent_body_bytes && i < self.recent.len() {
+            let c = &mut self.recent[i];
+            self.recent_body_bytes -= body_bytes(c);
+            c.requests = Vec::new();
+            c.responses = Vec::new();
+            i += 1;
+        }
+    }
+
+    /// Methods in no particular order.
+    pub fn methods(&self) -> &[MethodRow] {
+        &self.methods
+    }
+
+    /// The row figures of method `i`.
+    pub fn method_stats(&mut self, i: usize) -> RowStats {
+        let now_sec = self.now_sec();
+        let window = self.window_secs();
+        let epoch = now_sec / WINDOW_SECS;
+        let m = &mut self.methods[i];
+        m.latency.rotate(epoch);
+        let latency = match m.cache {
+            Some((e, q)) if e == epoch => q,
+            _ => {
+                self.scratch.clear();
+                self.scratch.merge(&m.latency.prev);
+                self.scratch.merge(&m.latency.cur);
+                let q = quantiles(&self.scratch);
+                m.cache = Some((epoch, q));
+                q
+            }
+        };
+        let (calls, errors) = m.series.sum(now_sec, WINDOW_SECS);
+        RowStats {
+            name: m.name.clone(),
+            rate: calls as f64 / window,
+            calls: m.total.calls,
+            error_ratio: (calls > 0).then(|| errors as f64 / calls as f64),
+            errors: m.total.errors(),
+            latency,
+            open: m.open,
+            top_errors: top_errors(&m.total),
+        }
+    }
+
+    /// The row figures of a service: its methods `members` together.
+    pub fn service_stats(&mut self, service: &Arc<str>, members: &[usize]) -> RowStats {
+        let now_sec = self.now_sec();
+        let window = self.window_secs();
+        let epoch = now_sec / WINDOW_SECS;
+        self.scratch.clear();
+        let mut total = MethodStats::default();
+        let (mut calls, mut errors, mut open) = (0, 0, 0);
+        for &i in members {
+            let m = &mut self.methods[i];
+            m.latency.rotate(epoch);
+            self.scratch.merge(&m.latency.prev);
+            self.scratch.merge(&m.latency.cur);
+            let (c, e) = m.series.sum(now_sec, WINDOW_SECS);
+            calls += c;
+            errors += e;
+            open += m.open;
+            total.calls += m.total.calls;
+            total.status_unknown += m.total.status_unknown;
+            for (k, v) in &m.total.status {
+                *total.status.entry(k).or_default() += v;
+            }
+        }
+        RowStats {
+            name: service.clone(),
+            rate: calls as f64 / window,
+            calls: total.calls,
+            error_ratio: (calls > 0).then(|| errors as f64 / calls as f64),
+            errors: total.errors(),
+            latency: quantiles(&self.scratch),
+            open,
+            top_errors: top_errors(&total),
+        }
+    }
+
+    /// Index of a method by name.
+    pub fn method_by_name(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+}
+
+fn quantiles(h: &Histogram) -> [Option<Duration>; 3] {
+    [h.quantile(0.5), h.quantile(0.9), h.quantile(0.99)]
+}
+
+fn top_errors(m: &MethodStats) -> Vec<(&'static str, u64)> {
+    let mut v: Vec<(&'static str, u64)> = m
+        .status
+        .iter()
+        .filter(|(k, _)| **k != "OK")
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    v.truncate(3);
+    v
+}
+
+fn body_bytes(c: &CallRecord) -> usize {
+    c.requests
+        .iter()
+        .chain(&c.responses)
+        .map(|b| b.data.len())
+        .sum()
+}
+
+#[cfg(test)]
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test times are small
+mod tests {
+    use super::*;
+    use decoder::grpc::Code;
+
+    fn call(method: &str, start_s: f64, ms: u64, code: u32, server: &str) -> CallRecord {
+        let start = (start_s * 1e9) as u64;
+        let mut c = CallRecord::new(
+            1,
+            1,
+            "10.0.0.1:40000".parse().expect("addr"),
+            server.parse().expect("addr"),
+            Some(start),
+        );
+        c.method = Some(Arc::from(method));
+        c.end = Some(start + ms * 1_000_000);
+        c.status = Some(Code(code));
+        c.grpc_status = Some(code);
+        c.status_source = StatusSource::Trailers;
+        c
+    }
+
+    #[test]
+    fn window_rate_errors_and_latency_follow_capture_time() {
+        let mut m = Model::new(ModelLimits::default());
+        // 100 s of one call per second at 10 ms, then 10 s of 5 calls/s, one in five failing
+        // at 100 ms.
+        for s in 0..100 {
+            m.apply(UiEvent::Call(Box::new(call(
+                "/a.S/M",
+                1000.0 + s as f64,
+                10,
+                0,
+                "10.0.0.2:50051",
+            ))));
+        }
+        for s in 0..50 {
+            let code = if s % 5 == 0 { 14 } else { 0 };
+            let ms = if code == 0 { 10 } else { 100 };
+            m.apply(UiEvent::Call(Box::new(call(
+                "/a.S/M",
+                1100.0 + s as f64 / 5.0,
+                ms,
+                code,
+                "10.0.0.2:50051",
+            ))));
+        }
+        let r = m.method_stats(0);
+        assert_eq!(r.calls, 150);
+        assert_eq!(r.errors, 10);
+        assert!((r.rate - 5.0).abs() < 0.01, "{}", r.rate);
+        assert_eq!(r.error_ratio, Some(0.2));
+        assert_eq!(r.top_errors, vec![("UNAVAILABLE", 10)]);
+        let p99 = r.latency[2].expect("p99").as_secs_f64();
+        assert!((p99 - 0.1).abs() < 0.005, "{p99}");
+        // The per-second history ends with the last second and holds 5 calls each.
+        let h = m.methods()[0].series.history(m.now_sec(), 12, false);
+        assert_eq!(&h[h.len() - 3..], &[5, 5, 5]);
+        // 30 s later with no calls: the window is empty.
+        m.apply(UiEvent::Snapshot(Box::new(Snapshot {
+            now: 1140 * NS,
+            ..Default::default()
+        })));
+        let r = m.method_stats(0);
+        assert_eq!((r.rate, r.error_ratio, r.latency), (0.0, None, [None; 3]));
+    }
+
+    #[test]
+    fn methods_are_capped_and_recent_calls_bounded() {
+        let mut m = Model::new(ModelLimits {
+            max_methods: 3,
+            recent_calls: 10,
+            recent_body_bytes: 100,
+            max_conns: 4,
+        });
+        for i in 0..50 {
+            let mut c = call(&format!("/s.S/M{i}"), 10.0 + i as f64, 1, 0, "10.0.0.2:1");
+            c.requests = vec![decoder::h2::msg::Body {
+                compressed: false,
+                data: vec![0; 40],
+                len: 40,
+                ts: 0,
+            }];
+            m.apply(UiEvent::Call(Box::new(c)));
+        }
+        // Three methods apart, the rest in `<other>`.
+        assert_eq!(m.methods().len(), 4);
+        assert_eq!(&*m.methods()[3].name, OTHER_METHOD);
+        assert_eq!(m.methods()[3].total.calls, 47);
+        assert_eq!(m.folded_methods, 47);
+        assert_eq!(m.recent.len(), 10);
+        let kept: usize = m.recent.iter().map(body_bytes).sum();
+        assert!(kept <= 100, "{kept}");
+        assert!(
+            !m.recent.back().expect("newest").requests.is_empty(),
+            "newest keeps its messages"
+        );
+        for id in 0..20 {
+            m.apply(UiEvent::ConnOpened {
+                id,
+                client: "10.0.0.1:1".parse().expect("addr"),
+                server: "10.0.0.2:1".parse().expect("addr"),
+                ts: id,
+            });
+        }
+        assert!(m.conns.len() <= 4);
+        assert!(m.conns.contains_key(&19));
+    }
+
+    #[test]
+    fn spread_shows_each_server_of_a_service() {
+        let mut m = Model::new(ModelLimits::default());
+        for i in 0..30 {
+            let server = if i < 20 {
+                "10.0.0.2:50051"
+            } else {
+                "10.0.0.3:50051"
+            };
+            m.apply(UiEvent::Call(Box::new(call(
+                "/a.S/M",
+                5.0 + i as f64,
+                1,
+                0,
+                server,
+            ))));
+        }
+        let s = &m.spread["a.S"];
+        assert_eq!(s[&"10.0.0.2:50051".parse().expect("addr")].calls, 20);
+        assert_eq!(s[&"10.0.0.3:50051".parse().expect("addr")].calls, 10);
+    }
+}

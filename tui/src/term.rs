@@ -1,0 +1,100 @@
+//! The terminal loop: raw mode and the alternate screen, restored on every way out (quit,
+//! Ctrl-C, SIGTERM/SIGINT/SIGHUP, a panic on any thread).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event};
+
+use crate::app::App;
+use crate::feed::{Shared, UiEvent};
+
+/// Time between frames.
+const FRAME: Duration = Duration::from_millis(100);
+/// Longest time spent applying events before the next frame or key is served.
+const APPLY_BUDGET: Duration = Duration::from_millis(60);
+
+/// Applies queued batches until none is left or the budget is spent. Returns true when the
+/// sender is gone.
+pub(crate) fn drain(rx: &Receiver<Vec<UiEvent>>, app: &mut App, budget: Duration) -> bool {
+    let until = Instant::now() + budget;
+    loop {
+        match rx.try_recv() {
+            Ok(batch) => {
+                for ev in batch {
+                    app.model.apply(ev);
+                }
+                if Instant::now() >= until {
+                    return false;
+                }
+            }
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => return true,
+        }
+    }
+}
+
+/// Runs the UI until the user quits or someone sets `shared.quit`; the terminal is restored
+/// before returning (and by the panic hook on a panic).
+pub fn run(
+    rx: &Receiver<Vec<UiEvent>>,
+    shared: &Arc<Shared>,
+    mut app: App,
+) -> std::io::Result<App> {
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, shared.quit.clone())?;
+    }
+    let mut terminal = ratatui::try_init()?;
+    // ratatui's hook restores the terminal; ours also tells every thread to stop.
+    let restore = std::panic::take_hook();
+    let quit = shared.quit.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        quit.store(true, Ordering::Relaxed);
+        restore(info);
+    }));
+    let result = ui_loop(&mut terminal, rx, shared, &mut app);
+    ratatui::restore();
+    shared.quit.store(true, Ordering::Relaxed);
+    result.map(|()| app)
+}
+
+fn ui_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    rx: &Receiver<Vec<UiEvent>>,
+    shared: &Shared,
+    app: &mut App,
+) -> std::io::Result<()> {
+    let mut next_draw = Instant::now();
+    loop {
+        if app.quit || shared.quitting() {
+            return Ok(());
+        }
+        shared.paused.store(app.paused, Ordering::Relaxed);
+        if !app.paused {
+            drain(rx, app, APPLY_BUDGET);
+        }
+        app.dropped = shared.dropped.load(Ordering::Relaxed);
+        let now = Instant::now();
+        if now >= next_draw {
+            terminal.draw(|f| crate::view::draw(f, app))?;
+            next_draw = now + FRAME;
+        }
+        let wait = next_draw.saturating_duration_since(Instant::now());
+        if event::poll(wait)? {
+            match event::read()? {
+                Event::Key(k) => {
+                    app.on_key(k);
+                    next_draw = Instant::now();
+                }
+                Event::Resize(..) => next_draw = Instant::now(),
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,982 @@
+//! Drawing: one function per view, all from the model; nothing here changes what is known.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState, Wrap,
+};
+
+use crate::app::{App, CallLine, CallSort, MethodLine, MethodSort, View};
+use crate::filter::Fields;
+use crate::fmt;
+use crate::model::{RowStats, WINDOW_SECS};
+
+const HIGHLIGHT: Style = Style::new().bg(Color::Blue).fg(Color::White);
+const HEADER: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+const DIM: Style = Style::new().fg(Color::DarkGray);
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
+    let [top, body, status, hints] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    tabs(frame, top, app);
+    match app.view {
+        View::Methods => methods(frame, body, app),
+        View::Calls => calls(frame, body, app),
+        View::Connections => connections(frame, body, app),
+        View::Detail => detail(frame, body, app),
+    }
+    status_line(frame, status, app);
+    hint_line(frame, hints, app);
+    if app.help {
+        help(frame, frame.area());
+    }
+}
+
+fn tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let mut spans = vec![Span::styled(
+        " grpctap ",
+        Style::new().fg(Color::Black).bg(Color::Cyan),
+    )];
+    for (key, name, view) in [
+        ('1', "Methods", View::Methods),
+        ('2', "Calls", View::Calls),
+        ('3', "Connections", View::Connections),
+    ] {
+        let on = app.view == view || (view == View::Calls && app.view == View::Detail);
+        let style = if on {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(format!("{key} {name}"), style));
+    }
+    let arrow = if app.reverse { "▲" } else { "▼" };
+    let (sort, filter) = match app.view {
+        View::Methods => (
+            Some(format!("sort {}{arrow}", app.method_sort.name())),
+            app.method_filter.text(),
+        ),
+        View::Calls => (
+            Some(format!("sort {}{arrow}", app.call_sort.name())),
+            app.call_filter.text(),
+        ),
+        _ => (None, ""),
+    };
+    if let Some(s) = sort {
+        spans.push(Span::styled(format!("  {s}"), DIM));
+    }
+    if !filter.is_empty() {
+        spans.push(Span::styled(
+            format!("  filter: {filter}"),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    if app.view == View::Methods && app.grouped {
+        spans.push(Span::styled("  by service", DIM));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+/// The first row to show so that `selected` is visible in `height` rows.
+fn scroll_to(state: &mut TableState, selected: usize, height: usize, len: usize) -> usize {
+    let height = height.max(1);
+    let selected = selected.min(len.saturating_sub(1));
+    let mut offset = state.offset().min(len.saturating_sub(1));
+    if selected < offset {
+        offset = selected;
+    } else if selected >= offset + height {
+        offset = selected + 1 - height;
+    }
+    *state.offset_mut() = offset;
+    offset
+}
+
+/// Width left for the one flexible column of a table whose other columns are `widths`
+/// (Length constraints; the flexible one counts 0), with one space between columns.
+fn flex_width(total: u16, widths: &[Constraint]) -> usize {
+    let fixed: u16 = widths
+        .iter()
+        .map(|c| match c {
+            Constraint::Length(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    let gaps = u16::try_from(widths.len().saturating_sub(1)).unwrap_or(0);
+    usize::from(total.saturating_sub(fixed + gaps))
+}
+
+fn cmp_opt<T: PartialOrd>(a: Option<T>, b: Option<T>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+        (Some(_), None) => Ordering::Greater,
+        (None, Some(_)) => Ordering::Less,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+fn cmp_rows(sort: MethodSort, reverse: bool, a: &RowStats, b: &RowStats) -> Ordering {
+    let by = match sort {
+        MethodSort::Rate => b.rate.partial_cmp(&a.rate).unwrap_or(Ordering::Equal),
+        MethodSort::Calls => b.calls.cmp(&a.calls),
+        MethodSort::Errors => cmp_opt(b.error_ratio, a.error_ratio).then(b.errors.cmp(&a.errors)),
+        MethodSort::P50 => cmp_opt(b.latency[0], a.latency[0]),
+        MethodSort::P90 => cmp_opt(b.latency[1], a.latency[1]),
+        MethodSort::P99 => cmp_opt(b.latency[2], a.latency[2]),
+        MethodSort::Open => b.open.cmp(&a.open),
+        MethodSort::Name => Ordering::Equal,
+    };
+    let by = if reverse { by.reverse() } else { by };
+    let name = if reverse && sort == MethodSort::Name {
+        b.name.cmp(&a.name)
+    } else {
+        a.name.cmp(&b.name)
+    };
+    by.then(name)
+}
+
+/// The Methods rows in order, with their figures.
+fn method_rows(app: &mut App) -> Vec<(MethodLine, RowStats)> {
+    let n = app.model.methods().len();
+    let mut rows: Vec<(usize, RowStats)> = Vec::with_capacity(n);
+    for i in 0..n {
+        let m = &app.model.methods()[i];
+        if !app.method_filter.matches_name(&m.name) {
+            continue;
+        }
+        rows.push((i, app.model.method_stats(i)));
+    }
+    let (sort, reverse) = (app.method_sort, app.reverse);
+    rows.sort_by(|a, b| cmp_rows(sort, reverse, &a.1, &b.1));
+    if !app.grouped {
+        return rows
+            .into_iter()
+            .map(|(i, r)| (MethodLine::Method(i), r))
+            .collect();
+    }
+    let mut services: BTreeMap<Arc<str>, Vec<(usize, RowStats)>> = BTreeMap::new();
+    for (i, r) in rows {
+        let s = app.model.methods()[i].service.clone();
+        services.entry(s).or_default().push((i, r));
+    }
+    let mut groups: Vec<(RowStats, Vec<(usize, RowStats)>)> = services
+        .into_iter()
+        .map(|(s, members)| {
+            let idx: Vec<usize> = members.iter().map(|m| m.0).collect();
+            (app.model.service_stats(&s, &idx), members)
+        })
+        .collect();
+    groups.sort_by(|a, b| cmp_rows(sort, reverse, &a.0, &b.0));
+    let mut out = Vec::new();
+    for (srow, members) in groups {
+        out.push((MethodLine::Service(srow.name.clone()), srow));
+        out.extend(members.into_iter().map(|(i, r)| (MethodLine::Method(i), r)));
+    }
+    out
+}
+
+fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+    let rows = method_rows(app);
+    app.method_lines = rows.iter().map(|r| r.0.clone()).collect();
+    let panel_h = if area.height >= 14 { 6 } else { 0 };
+    let [table_area, panel] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(panel_h)]).areas(area);
+    let wide = area.width >= 110;
+    let sel = app.selected[0].min(rows.len().saturating_sub(1));
+    app.selected[0] = sel;
+    let height = usize::from(table_area.height.saturating_sub(1));
+    app.page = height;
+    let offset = scroll_to(&mut app.tables[0], sel, height, rows.len());
+    let now_sec = app.model.now_sec();
+    let arrow = if app.reverse { "▲" } else { "▼" };
+    let mut titles: Vec<(MethodSort, &str)> = vec![
+        (MethodSort::Name, "Method"),
+        (MethodSort::Rate, "Calls/s"),
+        (MethodSort::Calls, "Calls"),
+        (MethodSort::Errors, "Err%"),
+        (MethodSort::P50, "p50"),
+    ];
+    if wide {
+        titles.push((MethodSort::P90, "p90"));
+    }
+    titles.push((MethodSort::P99, "p99"));
+    titles.push((MethodSort::Open, "Open"));
+    let mut header: Vec<Cell<'_>> = titles
+        .iter()
+        .map(|(s, t)| {
+            if *s == app.method_sort {
+                Cell::from(format!("{t}{arrow}")).style(HEADER.add_modifier(Modifier::UNDERLINED))
+            } else {
+                Cell::from(*t)
+            }
+        })
+        .collect();
+    header.push(Cell::from(format!("Last {}s", 10)));
+    if wide {
+        header.push(Cell::from("Top errors"));
+    }
+    let mut widths = vec![
+        Constraint::Min(20),
+        Constraint::Length(8),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(8),
+    ];
+    if wide {
+        widths.push(Constraint::Length(8));
+    }
+    widths.extend([
+        Constraint::Length(8),
+        Constraint::Length(5),
+        Constraint::Length(10),
+    ]);
+    if wide {
+        widths.push(Constraint::Length(34));
+    }
+    let name_w = flex_width(table_area.width, &widths);
+    let visible = rows.iter().skip(offset).take(height);
+    let body: Vec<Row<'_>> = visible
+        .map(|(line, r)| {
+            let (name, style) = match line {
+                MethodLine::Service(_) => (
+                    fmt::fit_left(&r.name, name_w),
+                    Style::new().add_modifier(Modifier::BOLD),
+                ),
+                MethodLine::Method(_) if app.grouped => {
+                    let short = decoder::grpc::split_path(&r.name)
+                        .map_or(r.name.to_string(), |(_, m)| m.to_owned());
+                    let short = fmt::fit_left(&short, name_w.saturating_sub(2));
+                    (format!("  {short}"), Style::new())
+                }
+                MethodLine::Method(_) => (fmt::fit_method(&r.name, name_w), Style::new()),
+            };
+            let err_style = match r.error_ratio {
+                Some(e) if e > 0.0 => Style::new().fg(Color::Red),
+                _ => Style::new(),
+            };
+            let hist = match line {
+                MethodLine::Method(i) => app.model.methods()[*i].series.history(now_sec, 10, false),
+                MethodLine::Service(_) => Vec::new(),
+            };
+            let mut cells = vec![
+                Cell::from(name),
+                Cell::from(fmt::rate(r.rate)),
+                Cell::from(fmt::count(r.calls)),
+                Cell::from(fmt::percent(r.error_ratio)).style(err_style),
+                Cell::from(fmt::opt_duration(r.latency[0])),
+            ];
+            if wide {
+                cells.push(Cell::from(fmt::opt_duration(r.latency[1])));
+            }
+            cells.push(Cell::from(fmt::opt_duration(r.latency[2])));
+            cells.push(Cell::from(r.open.to_string()));
+            cells.push(Cell::from(fmt::spark(&hist)).style(Style::new().fg(Color::Green)));
+            if wide {
+                let top: Vec<String> = r
+                    .top_errors
+                    .iter()
+                    .map(|(c, n)| format!("{c} {n}"))
+                    .collect();
+                cells.push(Cell::from(top.join(", ")).style(Style::new().fg(Color::Red)));
+            }
+            Row::new(cells).style(style)
+        })
+        .collect();
+    let empty = rows.is_empty();
+    let table = Table::new(body, widths)
+        .header(Row::new(header).style(HEADER))
+        .row_highlight_style(HIGHLIGHT);
+    let mut state = TableState::default().with_selected((!empty).then_some(sel - offset));
+    frame.render_stateful_widget(table, table_area, &mut state);
+    if empty {
+        let msg = if app.method_filter.is_empty() {
+            "no calls yet"
+        } else {
+            "no method matches the filter"
+        };
+        frame.render_widget(
+            Paragraph::new(msg).style(DIM),
+            Rect {
+                y: table_area.y + 1,
+                height: 1,
+                ..table_area
+            },
+        );
+    }
+    if panel_h > 0
+        && let Some((line, r)) = rows.get(sel)
+    {
+        method_panel(frame, panel, app, line, r);
+    }
+}
+
+fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &App, line: &MethodLine, r: &RowStats) {
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(Span::styled(format!(" {} ", r.name), HEADER));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let now_sec = app.model.now_sec();
+    let width = usize::from(inner.width.saturating_sub(16)).max(1);
+    let (calls, errors) = match line {
+        MethodLine::Method(i) => {
+            let s = &app.model.methods()[*i].series;
+            (
+                s.history(now_sec, width, false),
+                s.history(now_sec, width, true),
+            )
+        }
+        MethodLine::Service(name) => {
+            let mut c = vec![0; width.min(crate::model::HISTORY_SECS)];
+            let mut e = c.clone();
+            for m in app.model.methods().iter().filter(|m| &m.service == name) {
+                for (k, v) in m.series.history(now_sec, width, false).iter().enumerate() {
+                    c[k] += v;
+                }
+                for (k, v) in m.series.history(now_sec, width, true).iter().enumerate() {
+                    e[k] += v;
+                }
+            }
+            (c, e)
+        }
+    };
+    let rows = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+    ])
+    .split(inner);
+    let label_w = 16;
+    for (k, (label, data, color)) in [
+        ("calls/s", &calls, Color::Green),
+        ("errors/s", &errors, Color::Red),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let [l, s] =
+            Layout::horizontal([Constraint::Length(label_w), Constraint::Min(1)]).areas(rows[k]);
+        let max = data.iter().copied().max().unwrap_or(0);
+        frame.render_widget(
+            Paragraph::new(format!("{label} max {}", fmt::count(max))).style(DIM),
+            l,
+        );
+        frame.render_widget(
+            Sparkline::default()
+                .data(data.as_slice())
+                .max(max.max(1))
+                .style(Style::new().fg(color)),
+            s,
+        );
+    }
+    let top: Vec<String> = r
+        .top_errors
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let errs = if top.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", top.join(", "))
+    };
+    frame.render_widget(
+        Paragraph::new(format!(
+            "since the start: {} calls, {} errors{errs}",
+            r.calls, r.errors
+        )),
+        rows[2],
+    );
+    frame.render_widget(
+        Paragraph::new(format!(
+            "last {}s: {} calls/s, errors {}, p50 {} p90 {} p99 {}, {} open",
+            WINDOW_SECS,
+            fmt::rate(r.rate),
+            fmt::percent(r.error_ratio),
+            fmt::opt_duration(r.latency[0]),
+            fmt::opt_duration(r.latency[1]),
+            fmt::opt_duration(r.latency[2]),
+            r.open
+        ))
+        .style(DIM),
+        rows[3],
+    );
+}
+
+/// Sort key of a call line.
+struct CallKey<'a> {
+    line: CallLine,
+    open: bool,
+    time: u64,
+    duration: u64,
+    method: &'a str,
+    status: u32,
+}
+
+fn call_lines(app: &App) -> Vec<CallLine> {
+    let m = &app.model;
+    let now = m.now;
+    let mut keys: Vec<CallKey<'_>> = Vec::new();
+    for (i, o) in m.open.iter().enumerate() {
+        let f = Fields {
+            method: o.method.as_deref(),
+            status: None,
+            open: true,
+            message: None,
+            client: o.client,
+            server: o.server,
+            authority: o.authority.as_deref(),
+            conn: o.conn,
+        };
+        if app.call_filter.matches(&f) {
+            keys.push(CallKey {
+                line: CallLine::Open(i),
+                open: true,
+                time: o.start.unwrap_or(0),
+                duration: o.start.map_or(u64::MAX, |s| now.saturating_sub(s)),
+                method: o.method.as_deref().unwrap_or(""),
+                status: 0,
+            });
+        }
+    }
+    for (i, c) in m.recent.iter().enumerate() {
+        let f = Fields {
+            method: c.method.as_deref(),
+            status: c.status.map(|s| s.name()),
+            open: false,
+            message: c.grpc_message.as_deref(),
+            client: c.client,
+            server: c.server,
+            authority: c.authority.as_deref(),
+            conn: c.conn,
+        };
+        if app.call_filter.matches(&f) {
+            keys.push(CallKey {
+                line: CallLine::Done(i),
+                open: false,
+                time: c.end.or(c.start).unwrap_or(0),
+                duration: c
+                    .duration()
+                    .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+                method: c.method.as_deref().unwrap_or(""),
+                status: c.status.map_or(u32::MAX, |s| s.0),
+            });
+        }
+    }
+    // Ties keep the newest first (later in `recent`), then open before finished.
+    let by = |a: &CallKey<'_>, b: &CallKey<'_>| -> Ordering {
+        let primary = match app.call_sort {
+            CallSort::Newest => b.open.cmp(&a.open).then(b.time.cmp(&a.time)),
+            CallSort::Duration => b.duration.cmp(&a.duration),
+            CallSort::Method => a.method.cmp(b.method),
+            CallSort::Status => {
+                let rank = |k: &CallKey<'_>| {
+                    if k.open {
+                        0
+                    } else if k.status == 0 {
+                        1
+                    } else {
+                        2
+                    }
+                };
+                rank(b).cmp(&rank(a)).then(a.status.cmp(&b.status))
+            }
+        };
+        let primary = if app.reverse {
+            primary.reverse()
+        } else {
+            primary
+        };
+        primary.then(b.time.cmp(&a.time))
+    };
+    keys.sort_by(by);
+    keys.into_iter().map(|k| k.line).collect()
+}
+
+fn ago(now: u64, ts: Option<u64>) -> String {
+    match ts {
+        Some(t) if t <= now => fmt::duration(std::time::Duration::from_nanos(now - t)),
+        Some(_) => "0".to_owned(),
+        None => "?".to_owned(),
+    }
+}
+
+fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+    let lines = call_lines(app);
+    app.call_lines = lines.clone();
+    let wide = area.width >= 110;
+    let with_server = area.width >= 100;
+    let sel = app.selected[1].min(lines.len().saturating_sub(1));
+    app.selected[1] = sel;
+    let height = usize::from(area.height.saturating_sub(1));
+    app.page = height;
+    let offset = scroll_to(&mut app.tables[1], sel, height, lines.len());
+    let m = &app.model;
+    let mut header = vec!["Ago", "Method", "Status", "Duration", "Msgs↑↓"];
+    let mut widths = vec![
+        Constraint::Length(7),
+        Constraint::Min(18),
+        Constraint::Length(17),
+        Constraint::Length(8),
+        Constraint::Length(6),
+    ];
+    if with_server {
+        header.push("Server");
+        widths.push(Constraint::Length(21));
+    }
+    if wide {
+        header.extend(["Client", "Message"]);
+        widths.extend([Constraint::Length(21), Constraint::Length(24)]);
+    }
+    let name_w = flex_width(area.width, &widths);
+    if wide {
+        // The message takes what the method does not need.
+        widths[7] = Constraint::Min(10);
+    }
+    let rows: Vec<Row<'_>> = lines
+        .iter()
+        .skip(offset)
+        .take(height)
+        .map(|line| match *line {
+            CallLine::Open(i) => {
+                let o = &m.open[i];
+                let mut cells = vec![
+                    Cell::from(ago(m.now, o.start)),
+                    Cell::from(fmt::fit_method(
+                        o.method.as_deref().unwrap_or("<unknown>"),
+                        name_w,
+                    )),
+                    Cell::from("open").style(Style::new().fg(Color::Cyan)),
+                    Cell::from(ago(m.now, o.start)).style(Style::new().fg(Color::Cyan)),
+                    Cell::from(format!("{}/{}", o.req_msgs, o.resp_msgs)),
+                ];
+                if with_server {
+                    cells.push(Cell::from(o.server.to_string()));
+                }
+                if wide {
+                    cells.extend([Cell::from(o.client.to_string()), Cell::from("")]);
+                }
+                Row::new(cells)
+            }
+            CallLine::Done(i) => {
+                let c = &m.recent[i];
+                let status = c.status.map_or_else(
+                    || c.status_source.name().to_owned(),
+                    |s| s.name().to_owned(),
+                );
+                let color = match c.status {
+                    Some(s) if s.0 == 0 => Color::Green,
+                    Some(_) => Color::Red,
+                    None => Color::Yellow,
+                };
+                let mut cells = vec![
+                    Cell::from(ago(m.now, c.end.or(c.start))),
+                    Cell::from(fmt::fit_method(
+                        c.method.as_deref().unwrap_or("<unknown>"),
+                        name_w,
+                    )),
+                    Cell::from(status).style(Style::new().fg(color)),
+                    Cell::from(fmt::opt_duration(c.duration())),
+                    Cell::from(format!("{}/{}", c.req_msgs, c.resp_msgs)),
+                ];
+                if with_server {
+                    cells.push(Cell::from(c.server.to_string()));
+                }
+                if wide {
+                    cells.extend([
+                        Cell::from(c.client.to_string()),
+                        Cell::from(c.grpc_message.clone().unwrap_or_default()),
+                    ]);
+                }
+                Row::new(cells)
+            }
+        })
+        .collect();
+    let empty = lines.is_empty();
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(HEADER))
+        .row_highlight_style(HIGHLIGHT);
+    let mut state = TableState::default().with_selected((!empty).then_some(sel - offset));
+    frame.render_stateful_widget(table, area, &mut state);
+    if empty {
+        let msg = if app.call_filter.is_empty() {
+            "no calls yet"
+        } else {
+            "no call matches the filter"
+        };
+        frame.render_widget(
+            Paragraph::new(msg).style(DIM),
+            Rect {
+                y: area.y + 1,
+                height: 1,
+                ..area
+            },
+        );
+    }
+}
+
+fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+    let m = &app.model;
+    let mut conns: Vec<&crate::model::ConnInfo> = m.conns.values().collect();
+    conns.sort_by(|a, b| {
+        a.closed
+            .cmp(&b.closed)
+            .then(b.open_streams.cmp(&a.open_streams))
+            .then(b.calls.cmp(&a.calls))
+            .then(a.id.cmp(&b.id))
+    });
+    app.conn_lines = conns.iter().map(|c| c.id).collect();
+    let sel = app.selected[2].min(conns.len().saturating_sub(1));
+    let height = usize::from(top.height.saturating_sub(1));
+    let offset = scroll_to(&mut app.tables[2], sel, height, conns.len());
+    let widths = [
+        Constraint::Min(30),
+        Constraint::Length(4),
+        Constraint::Length(6),
+        Constraint::Length(5),
+        Constraint::Length(11),
+        Constraint::Length(6),
+    ];
+    let rows: Vec<Row<'_>> = conns
+        .iter()
+        .skip(offset)
+        .take(height)
+        .map(|c| {
+            let errs = if c.errors > 0 {
+                Style::new().fg(Color::Red)
+            } else {
+                Style::new()
+            };
+            let goaway = if c.goaways > 0 {
+                Style::new().fg(Color::Yellow)
+            } else {
+                Style::new()
+            };
+            let row = Row::new(vec![
+                Cell::from(format!("{} → {}", c.client, c.server)),
+                Cell::from(c.open_streams.to_string()),
+                Cell::from(fmt::count(c.calls)),
+                Cell::from(fmt::count(c.errors)).style(errs),
+                Cell::from(format!(
+                    "{}/{}",
+                    fmt::bytes_short(c.bytes[0]),
+                    fmt::bytes_short(c.bytes[1])
+                )),
+                Cell::from(c.goaways.to_string()).style(goaway),
+            ]);
+            if c.closed { row.style(DIM) } else { row }
+        })
+        .collect();
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new([
+                "Client → Server (closed: grey)",
+                "Open",
+                "Calls",
+                "Errs",
+                "Bytes ↑/↓",
+                "GOAWAY",
+            ])
+            .style(HEADER),
+        )
+        .row_highlight_style(HIGHLIGHT);
+    let mut state =
+        TableState::default().with_selected((!conns.is_empty()).then_some(sel - offset));
+    frame.render_stateful_widget(table, top, &mut state);
+    if conns.is_empty() {
+        frame.render_widget(
+            Paragraph::new("no HTTP/2 connection yet").style(DIM),
+            Rect {
+                y: top.y + 1,
+                height: 1,
+                ..top
+            },
+        );
+    }
+    spread(frame, bottom, app);
+}
+
+fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let m = &app.model;
+    let block = Block::default().borders(Borders::TOP).title(Span::styled(
+        " Calls per server address, by service ",
+        HEADER,
+    ));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let now_sec = m.now_sec();
+    let window = m.window_secs();
+    let mut services: Vec<&Arc<str>> = m.spread.keys().collect();
+    services.sort();
+    let mut lines = vec![Line::from(Span::styled(
+        format!(
+            "  {:<21} {:>5} {:>6} {:<15} {:>7}",
+            "Server", "Conns", "Calls", "Share", "Calls/s"
+        ),
+        HEADER,
+    ))];
+    for s in services {
+        let servers = &m.spread[s];
+        let total: u64 = servers.values().map(|x| x.calls).sum();
+        let mut list: Vec<(&std::net::SocketAddr, &crate::model::Spread)> =
+            servers.iter().collect();
+        list.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
+        let recent_total: u64 = list
+            .iter()
+            .map(|(_, x)| x.series.sum(now_sec, WINDOW_SECS).0)
+            .sum();
+        lines.push(Line::from(vec![
+            Span::styled(s.to_string(), Style::new().add_modifier(Modifier::BOLD)),
+            Span::styled(
+                format!("  {} servers, {} calls", list.len(), fmt::count(total)),
+                DIM,
+            ),
+        ]));
+        for (addr, x) in list.iter() {
+            let share = x.calls as f64 / total.max(1) as f64;
+            let recent = x.series.sum(now_sec, WINDOW_SECS).0;
+            let open_conns = m
+                .conns
+                .values()
+                .filter(|c| !c.closed && c.server == **addr)
+                .count();
+            let note = if recent == 0 && recent_total > 0 {
+                Span::styled(" idle", Style::new().fg(Color::Yellow))
+            } else if list.len() > 1 && recent == recent_total && recent_total > 0 {
+                Span::styled(" takes every call", Style::new().fg(Color::Yellow))
+            } else {
+                Span::raw("")
+            };
+            // share is within 0..=1, so the bar is at most 10 wide.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let bar = "█".repeat((share * 10.0).round() as usize);
+            lines.push(Line::from(vec![
+                Span::raw(format!(
+                    "  {:<21} {:>5} {:>6} ",
+                    addr.to_string(),
+                    open_conns,
+                    fmt::count(x.calls)
+                )),
+                Span::styled(format!("{bar:<10}"), Style::new().fg(Color::Green)),
+                Span::raw(format!(
+                    " {:>3.0}% {:>7}",
+                    share * 100.0,
+                    fmt::rate(recent as f64 / window)
+                )),
+                note,
+            ]));
+        }
+    }
+    if m.spread.is_empty() {
+        lines.push(Line::from(Span::styled("no calls yet", DIM)));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn detail(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+    let Some(d) = &app.detail else {
+        return;
+    };
+    let block = Block::default().borders(Borders::TOP).title(Span::styled(
+        " Call detail (Esc: back, j/k: scroll) ",
+        HEADER,
+    ));
+    let inner = block.inner(area);
+    app.page = usize::from(inner.height);
+    app.scroll = app.scroll.min(d.lines.len().saturating_sub(1));
+    let scroll = u16::try_from(app.scroll).unwrap_or(u16::MAX);
+    frame.render_widget(
+        Paragraph::new(d.lines.clone())
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        area,
+    );
+}
+
+fn status_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let s = &app.model.status;
+    let warn = |n: u64| {
+        if n > 0 {
+            Style::new().fg(Color::Red)
+        } else {
+            Style::new()
+        }
+    };
+    let items = [
+        ("pkts", s.packets, Style::new()),
+        ("drops", s.drops, warn(s.drops)),
+        ("gaps", s.gaps, warn(s.gaps)),
+        (
+            "anom",
+            s.anomalies,
+            if s.anomalies > 0 {
+                Style::new().fg(Color::Yellow)
+            } else {
+                Style::new()
+            },
+        ),
+        ("calls", app.model.total.calls, Style::new()),
+        ("open", app.model.open_total, Style::new()),
+        ("ui-drop", app.dropped, warn(app.dropped)),
+    ];
+    let mut counters = Vec::new();
+    let mut used = 0;
+    for (name, n, style) in items {
+        let v = fmt::count(n);
+        used += name.len() + v.len() + 2;
+        counters.push(Span::styled(format!(" {name} "), DIM));
+        counters.push(Span::styled(v, style));
+    }
+    let mut state = String::new();
+    if let Some((done, total)) = s.progress
+        && total > 0
+        && !s.done
+    {
+        state.push_str(&format!(" {:.0}%", 100.0 * done as f64 / total as f64));
+    }
+    if s.done {
+        state.push_str(" done");
+    }
+    if !s.speed.is_empty() {
+        state.push_str(&format!(" {}", s.speed));
+    }
+    let paused = if app.paused { " PAUSED " } else { "" };
+    let room =
+        usize::from(area.width).saturating_sub(used + state.chars().count() + paused.len() + 2);
+    let mut spans = vec![Span::styled(
+        format!(" {}{state} ", fmt::fit_left(&s.source, room.max(8))),
+        Style::new().fg(Color::Black).bg(Color::Gray),
+    )];
+    spans.extend(counters);
+    if app.paused {
+        spans.push(Span::styled(
+            paused,
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        ));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn hint_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    if let Some(text) = &app.input {
+        let line = Line::from(vec![
+            Span::styled("/", HEADER),
+            Span::raw(text.clone()),
+            Span::styled("█", Style::new().fg(Color::Gray)),
+            Span::styled(
+                "  Enter: keep  Esc: clear  (method: status: server: client: conn:)",
+                DIM,
+            ),
+        ]);
+        frame.render_widget(line, area);
+        return;
+    }
+    let hints: &[(&str, &str)] = match app.view {
+        View::Detail => &[
+            ("Esc", "back"),
+            ("j/k", "scroll"),
+            ("PgDn", "page"),
+            ("q", "quit"),
+            ("?", "help"),
+        ],
+        View::Methods => &[
+            ("q", "quit"),
+            ("Tab", "view"),
+            ("Enter", "calls"),
+            ("/", "filter"),
+            ("s", "sort"),
+            ("g", "group"),
+            ("p", "pause"),
+            ("?", "help"),
+        ],
+        _ => &[
+            ("q", "quit"),
+            ("Tab", "view"),
+            ("Enter", "open"),
+            ("/", "filter"),
+            ("s", "sort"),
+            ("p", "pause"),
+            ("?", "help"),
+        ],
+    };
+    let mut spans = Vec::new();
+    for (k, v) in hints {
+        spans.push(Span::styled(
+            format!(" {k}"),
+            Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+        ));
+        spans.push(Span::styled(format!(" {v}"), DIM));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+const HELP: &[(&str, &str)] = &[
+    (
+        "Tab / Shift-Tab, 1 2 3",
+        "next / previous view, or go to one",
+    ),
+    ("↑ ↓, j k, PgUp PgDn", "move; Home / End (G): first / last"),
+    (
+        "Enter",
+        "method → its calls; call → detail; connection → its calls",
+    ),
+    ("Esc", "back from the detail; clear the filter"),
+    ("/", "filter: words all must match; method: status:error"),
+    (
+        "",
+        "status:open server: client: conn:ID, other words anywhere",
+    ),
+    ("s / S", "next sort column / reverse the order"),
+    ("g", "Methods: group by service"),
+    ("p", "pause (a replay stops reading)"),
+    ("?", "this help (any key closes)"),
+    ("q, Ctrl-C", "quit"),
+];
+
+fn help(frame: &mut Frame<'_>, screen: Rect) {
+    let w = screen.width.min(76);
+    let h = screen
+        .height
+        .min(u16::try_from(HELP.len()).unwrap_or(20) + 4);
+    let area = Rect {
+        x: screen.x + (screen.width - w) / 2,
+        y: screen.y + (screen.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    frame.render_widget(Clear, area);
+    let mut lines: Vec<Line<'_>> = HELP
+        .iter()
+        .map(|(k, v)| {
+            Line::from(vec![
+                Span::styled(format!("{k:<24}"), Style::new().fg(Color::Cyan)),
+                Span::raw(*v),
+            ])
+        })
+        .collect();
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled(
+        format!("Rates, errors and latency cover the last {WINDOW_SECS}s of capture time."),
+        DIM,
+    )));
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Keys ")),
+        area,
+    );
+}
