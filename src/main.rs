@@ -7,6 +7,8 @@ mod connections;
 mod pipeline;
 mod replay;
 mod summary;
+#[cfg(test)]
+mod tui_tests;
 mod watch;
 
 use clap::Parser;

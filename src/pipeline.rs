@@ -307,7 +307,7 @@ impl StreamSink for Pipeline {
                 }
                 if let Some(mut c) = self.conns.remove(&id) {
                     if let (true, Some(ui)) = (c.announced, self.out.ui.as_mut()) {
-                        ui.push(tui::feed::UiEvent::ConnClosed { id });
+                        ui.push(tui::feed::UiEvent::ConnClosed { id, bytes: c.bytes });
                     }
                     if c.ended_on_wire {
                         c.dec.handle_closed(ts, &mut self.out);

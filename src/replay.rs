@@ -252,6 +252,21 @@ fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the decoder keeps of each call: metadata for `--metadata` and the UI, messages for
+/// `--bodies` and (fewer, shorter) for the UI.
+pub(crate) fn decoder_limits(metadata: bool, bodies: bool, tui: bool) -> DecoderLimits {
+    DecoderLimits {
+        capture_metadata: metadata || tui,
+        bodies_per_call: match (bodies, tui) {
+            (true, _) => 64,
+            (false, true) => 16,
+            (false, false) => 0,
+        },
+        body_bytes: if bodies { 4 << 20 } else { 256 << 10 },
+        ..DecoderLimits::default()
+    }
+}
+
 pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let limits = args.limits.to_limits();
     let max_block = limits.max_block_size;
@@ -270,18 +285,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         "only one of --calls, --summary-json, --connections-json, --metrics-text can write to stdout"
     );
     let calls = args.calls.as_deref().map(writer).transpose()?;
-    // The UI shows each call's metadata and messages; a smaller share of each is kept for it
-    // than `--bodies` keeps.
-    let dec_limits = DecoderLimits {
-        capture_metadata: args.metadata || args.tui,
-        bodies_per_call: match (args.bodies, args.tui) {
-            (true, _) => 64,
-            (false, true) => 16,
-            (false, false) => 0,
-        },
-        body_bytes: if args.bodies { 4 << 20 } else { 256 << 10 },
-        ..DecoderLimits::default()
-    };
+    let dec_limits = decoder_limits(args.metadata, args.bodies, args.tui);
     let mut registry = prometheus_client::registry::Registry::default();
     let want_metrics =
         args.metrics.is_some() || args.metrics_text.is_some() || args.openmetrics.is_some();

@@ -7,6 +7,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+pub(crate) mod tmux;
+
 /// The repository root.
 pub(crate) fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

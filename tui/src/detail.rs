@@ -32,6 +32,9 @@ pub struct Detail {
     pub lines: Vec<Line<'static>>,
 }
 
+/// Characters of a metadata value shown (the decoded error details are shown on their own).
+const MAX_VALUE_CHARS: usize = 96;
+
 /// Lines of one decoded message shown at most.
 const MAX_JSON_LINES: usize = 400;
 
@@ -302,9 +305,16 @@ fn metadata(c: &CallRecord, lines: &mut Vec<Line<'static>>) {
             Style::default().add_modifier(Modifier::BOLD),
         )));
         for (k, v) in &block.fields {
+            let n = v.chars().count();
+            let v = if n > MAX_VALUE_CHARS {
+                let head: String = v.chars().take(MAX_VALUE_CHARS - 16).collect();
+                format!("{head}… ({n} characters)")
+            } else {
+                v.clone()
+            };
             lines.push(Line::from(vec![
                 Span::styled(format!("    {k}: "), Style::default().fg(Color::DarkGray)),
-                Span::raw(v.clone()),
+                Span::raw(v),
             ]));
         }
         if block.dropped > 0 {

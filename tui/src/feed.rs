@@ -156,6 +156,8 @@ pub enum UiEvent {
     ConnClosed {
         /// Connection id.
         id: u64,
+        /// Payload bytes client to server, server to client, in all.
+        bytes: [u64; 2],
     },
     /// A GOAWAY.
     Goaway {

@@ -44,8 +44,10 @@ pub struct Fields<'a> {
     pub conn: u64,
 }
 
+/// Whether `hay` contains `needle` (lowercase), ignoring ASCII case; allocates nothing.
 fn has(hay: &str, needle: &str) -> bool {
-    hay.to_ascii_lowercase().contains(needle)
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 impl Filter {

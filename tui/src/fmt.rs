@@ -25,6 +25,31 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// A duration in at most 6 characters: "850ns", "672µs", "3.60ms", "108ms", "12.3s", "5m03s".
+pub fn duration_short(d: Duration) -> String {
+    let ns = d.as_nanos();
+    let f = ns as f64;
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 10_000 {
+        format!("{:.1}µs", f / 1e3)
+    } else if ns < 1_000_000 {
+        format!("{:.0}µs", f / 1e3)
+    } else if ns < 10_000_000 {
+        format!("{:.2}ms", f / 1e6)
+    } else if ns < 100_000_000 {
+        format!("{:.1}ms", f / 1e6)
+    } else if ns < 1_000_000_000 {
+        format!("{:.0}ms", f / 1e6)
+    } else if ns < 10_000_000_000 {
+        format!("{:.2}s", f / 1e9)
+    } else if ns < 60_000_000_000 {
+        format!("{:.1}s", f / 1e9)
+    } else {
+        duration(d)
+    }
+}
+
 /// A duration or "-".
 pub fn opt_duration(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".to_owned(), duration)
@@ -152,6 +177,9 @@ mod tests {
         assert_eq!(duration(Duration::from_nanos(800)), "800ns");
         assert_eq!(duration(Duration::from_secs(125)), "2m05s");
         assert_eq!(duration(Duration::from_secs(7300)), "2h01m");
+        assert_eq!(duration_short(Duration::from_micros(108_270)), "108ms");
+        assert_eq!(duration_short(Duration::from_micros(16_500)), "16.5ms");
+        assert_eq!(duration_short(Duration::from_micros(3_604)), "3.60ms");
         assert_eq!(count(12_345), "12.3k");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(rate(0.25), "0.2");

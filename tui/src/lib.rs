@@ -15,4 +15,4 @@ pub mod model;
 mod term;
 pub mod view;
 
-pub use term::run;
+pub use term::{drain, run};

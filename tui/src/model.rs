@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use decoder::aggregate::{Histogram, MethodStats, OTHER_METHOD, UNKNOWN_METHOD};
+use decoder::aggregate::{Histogram, OTHER_METHOD, UNKNOWN_METHOD};
+use decoder::grpc::Code;
 use decoder::{CallRecord, Nanos, StatusSource};
+use foldhash::fast::RandomState;
 
 use crate::feed::{OpenRow, Snapshot, SourceStatus, UiEvent};
 
@@ -155,18 +157,26 @@ pub struct MethodRow {
     pub name: Arc<str>,
     /// The service part of the name ("pkg.Service"), or the name itself.
     pub service: Arc<str>,
-    /// Everything since the start.
-    pub total: MethodStats,
+    /// Ended calls since the start.
+    pub calls: u64,
+    /// Ended calls by status code since the start (codes above 16 in the last slot); calls
+    /// whose status could not be read are in none.
+    pub codes: [u64; 18],
     /// Per-second calls and errors.
     pub series: Series,
     latency: WindowLatency,
     /// Calls open now (from the last snapshot).
     pub open: u64,
-    /// Window quantiles computed for `cache_epoch` (p50, p90, p99).
+    /// Window quantiles (p50, p90, p99) as worked out in the second of capture time given.
     cache: Option<(u64, [Option<Duration>; 3])>,
 }
 
 impl MethodRow {
+    /// Ended calls with a known status other than OK.
+    pub fn errors(&self) -> u64 {
+        self.codes[1..].iter().sum()
+    }
+
     fn new(name: Arc<str>) -> MethodRow {
         let service = match decoder::grpc::split_path(&name) {
             Some((s, _)) => Arc::from(s),
@@ -175,7 +185,8 @@ impl MethodRow {
         MethodRow {
             name,
             service,
-            total: MethodStats::default(),
+            calls: 0,
+            codes: [0; 18],
             series: Series::default(),
             latency: WindowLatency::default(),
             open: 0,
@@ -184,15 +195,17 @@ impl MethodRow {
     }
 
     fn record(&mut self, call: &CallRecord, at: Nanos) {
-        self.total.record(call);
         if call.status_source == StatusSource::Unfinished {
             return;
+        }
+        self.calls += 1;
+        if let Some(code) = call.status {
+            self.codes[usize::try_from(code.0).unwrap_or(17).min(17)] += 1;
         }
         self.series.add(at / NS, is_error(call));
         self.latency.rotate(at / NS / WINDOW_SECS);
         if let Some(d) = call.duration() {
             self.latency.cur.record(d);
-            self.cache = None;
         }
     }
 }
@@ -266,24 +279,27 @@ pub struct Model {
     /// First packet time seen.
     pub first: Option<Nanos>,
     methods: Vec<MethodRow>,
-    index: HashMap<Arc<str>, usize>,
+    /// Names come off the wire: a seeded hash.
+    index: HashMap<Arc<str>, usize, RandomState>,
     /// Distinct methods folded into `<other>`.
     pub folded_methods: u64,
-    /// All calls together.
-    pub total: MethodStats,
+    /// Ended calls, all methods.
+    pub calls: u64,
+    /// Of which errors.
+    pub errors: u64,
     /// Per-second calls and errors, all methods.
     pub series: Series,
-    /// Finished calls, newest last.
-    pub recent: VecDeque<CallRecord>,
+    /// Finished calls, newest last (boxed as they came: applying a call moves no record).
+    pub recent: VecDeque<Box<CallRecord>>,
     recent_body_bytes: usize,
     /// Calls still open (last snapshot), oldest first.
     pub open: Vec<OpenRow>,
     /// All open calls (`open` may list fewer).
     pub open_total: u64,
     /// Connections by id.
-    pub conns: HashMap<u64, ConnInfo>,
+    pub conns: HashMap<u64, ConnInfo, RandomState>,
     /// Service -> server address -> calls.
-    pub spread: HashMap<Arc<str>, HashMap<SocketAddr, Spread>>,
+    pub spread: HashMap<Arc<str>, HashMap<SocketAddr, Spread, RandomState>, RandomState>,
     /// Source and capture counters (last snapshot).
     pub status: SourceStatus,
     /// GOAWAYs seen.
@@ -299,16 +315,17 @@ impl Model {
             now: 0,
             first: None,
             methods: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             folded_methods: 0,
-            total: MethodStats::default(),
+            calls: 0,
+            errors: 0,
             series: Series::default(),
             recent: VecDeque::new(),
             recent_body_bytes: 0,
             open: Vec::new(),
             open_total: 0,
-            conns: HashMap::new(),
-            spread: HashMap::new(),
+            conns: HashMap::default(),
+            spread: HashMap::default(),
             status: SourceStatus::default(),
             goaways: 0,
             scratch: Histogram::default(),
@@ -336,7 +353,7 @@ impl Model {
     /// Applies one event.
     pub fn apply(&mut self, ev: UiEvent) {
         match ev {
-            UiEvent::Call(call) => self.add_call(*call),
+            UiEvent::Call(call) => self.add_call(call),
             UiEvent::ConnOpened {
                 id,
                 client,
@@ -361,9 +378,10 @@ impl Model {
                     },
                 );
             }
-            UiEvent::ConnClosed { id } => {
+            UiEvent::ConnClosed { id, bytes } => {
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.closed = true;
+                    c.bytes = bytes;
                     c.open_streams = 0;
                 }
             }
@@ -445,7 +463,7 @@ impl Model {
         self.methods.len() - 1
     }
 
-    fn add_call(&mut self, call: CallRecord) {
+    fn add_call(&mut self, call: Box<CallRecord>) {
         let at = call.end.or(call.start).unwrap_or(self.now);
         self.tick(at);
         if let Some(s) = call.start {
@@ -454,10 +472,11 @@ impl Model {
         let i = self.method_index(call.method.as_ref());
         let m = &mut self.methods[i];
         m.record(&call, at);
-        self.total.record(&call);
         let finished = call.status_source != StatusSource::Unfinished;
         let error = is_error(&call);
         if finished {
+            self.calls += 1;
+            self.errors += u64::from(error);
             self.series.add(at / NS, error);
             let service = m.service.clone();
             let spread = self
@@ -476,7 +495,7 @@ impl Model {
         self.keep_recent(call);
     }
 
-    fn keep_recent(&mut self, call: CallRecord) {
+    fn keep_recent(&mut self, call: Box<CallRecord>) {
         self.recent_body_bytes += body_bytes(&call);
         self.recent.push_back(call);
         while self.recent.len() > self.limits.recent_calls {
@@ -500,70 +519,97 @@ impl Model {
         &self.methods
     }
 
-    /// The row figures of method `i`.
-    pub fn method_stats(&mut self, i: usize) -> RowStats {
+    /// The cheap figures of method `i` (no latency, no top errors: see [`Model::method_stats`]).
+    pub fn method_row(&self, i: usize) -> RowStats {
         let now_sec = self.now_sec();
-        let window = self.window_secs();
-        let epoch = now_sec / WINDOW_SECS;
+        let m = &self.methods[i];
+        let (calls, errors) = m.series.sum(now_sec, WINDOW_SECS);
+        RowStats {
+            name: m.name.clone(),
+            rate: calls as f64 / self.window_secs(),
+            calls: m.calls,
+            error_ratio: (calls > 0).then(|| errors as f64 / calls as f64),
+            errors: m.errors(),
+            latency: [None; 3],
+            open: m.open,
+            top_errors: Vec::new(),
+        }
+    }
+
+    /// Window latency quantiles of method `i`, worked out at most once per second of capture
+    /// time (10,000 methods stay cheap to draw).
+    pub fn method_latency(&mut self, i: usize) -> [Option<Duration>; 3] {
+        let now_sec = self.now_sec();
         let m = &mut self.methods[i];
-        m.latency.rotate(epoch);
-        let latency = match m.cache {
-            Some((e, q)) if e == epoch => q,
+        m.latency.rotate(now_sec / WINDOW_SECS);
+        match m.cache {
+            Some((at, q)) if at == now_sec => q,
             _ => {
                 self.scratch.clear();
                 self.scratch.merge(&m.latency.prev);
                 self.scratch.merge(&m.latency.cur);
                 let q = quantiles(&self.scratch);
-                m.cache = Some((epoch, q));
+                m.cache = Some((now_sec, q));
                 q
             }
-        };
-        let (calls, errors) = m.series.sum(now_sec, WINDOW_SECS);
-        RowStats {
-            name: m.name.clone(),
-            rate: calls as f64 / window,
-            calls: m.total.calls,
-            error_ratio: (calls > 0).then(|| errors as f64 / calls as f64),
-            errors: m.total.errors(),
-            latency,
-            open: m.open,
-            top_errors: top_errors(&m.total),
         }
     }
 
-    /// The row figures of a service: its methods `members` together.
-    pub fn service_stats(&mut self, service: &Arc<str>, members: &[usize]) -> RowStats {
+    /// Every figure of method `i`.
+    pub fn method_stats(&mut self, i: usize) -> RowStats {
+        let mut r = self.method_row(i);
+        r.latency = self.method_latency(i);
+        r.top_errors = top_errors(&self.methods[i].codes);
+        r
+    }
+
+    /// The cheap figures of a service: its methods `members` together.
+    pub fn service_row(&self, service: &Arc<str>, members: &[usize]) -> RowStats {
         let now_sec = self.now_sec();
-        let window = self.window_secs();
-        let epoch = now_sec / WINDOW_SECS;
+        let (mut calls, mut errors, mut open, mut total, mut total_errors) = (0, 0, 0, 0, 0);
+        for &i in members {
+            let m = &self.methods[i];
+            let (c, e) = m.series.sum(now_sec, WINDOW_SECS);
+            calls += c;
+            errors += e;
+            open += m.open;
+            total += m.calls;
+            total_errors += m.errors();
+        }
+        RowStats {
+            name: service.clone(),
+            rate: calls as f64 / self.window_secs(),
+            calls: total,
+            error_ratio: (calls > 0).then(|| errors as f64 / calls as f64),
+            errors: total_errors,
+            latency: [None; 3],
+            open,
+            top_errors: Vec::new(),
+        }
+    }
+
+    /// Window latency quantiles of the methods `members` together.
+    pub fn service_latency(&mut self, members: &[usize]) -> [Option<Duration>; 3] {
+        let epoch = self.now_sec() / WINDOW_SECS;
         self.scratch.clear();
-        let mut total = MethodStats::default();
-        let (mut calls, mut errors, mut open) = (0, 0, 0);
         for &i in members {
             let m = &mut self.methods[i];
             m.latency.rotate(epoch);
             self.scratch.merge(&m.latency.prev);
             self.scratch.merge(&m.latency.cur);
-            let (c, e) = m.series.sum(now_sec, WINDOW_SECS);
-            calls += c;
-            errors += e;
-            open += m.open;
-            total.calls += m.total.calls;
-            total.status_unknown += m.total.status_unknown;
-            for (k, v) in &m.total.status {
-                *total.status.entry(k).or_default() += v;
+        }
+        quantiles(&self.scratch)
+    }
+
+    /// The most frequent error codes of the methods `members` together.
+    pub fn top_errors(&self, members: &[usize]) -> Vec<(&'static str, u64)> {
+        let mut codes = [0; 18];
+        for &i in members {
+            for (sum, n) in codes.iter_mut().zip(&self.methods[i].codes) {
+                *sum += n;
             }
         }
-        RowStats {
-            name: service.clone(),
-            rate: calls as f64 / window,
-            calls: total.calls,
-            error_ratio: (calls > 0).then(|| errors as f64 / calls as f64),
-            errors: total.errors(),
-            latency: quantiles(&self.scratch),
-            open,
-            top_errors: top_errors(&total),
-        }
+        top_errors(&codes)
     }
 
     /// Index of a method by name.
@@ -576,12 +622,22 @@ fn quantiles(h: &Histogram) -> [Option<Duration>; 3] {
     [h.quantile(0.5), h.quantile(0.9), h.quantile(0.99)]
 }
 
-fn top_errors(m: &MethodStats) -> Vec<(&'static str, u64)> {
-    let mut v: Vec<(&'static str, u64)> = m
-        .status
+fn top_errors(codes: &[u64; 18]) -> Vec<(&'static str, u64)> {
+    let mut v: Vec<(&'static str, u64)> = codes
         .iter()
-        .filter(|(k, _)| **k != "OK")
-        .map(|(k, v)| (*k, *v))
+        .enumerate()
+        .skip(1)
+        .filter(|(_, n)| **n > 0)
+        .map(|(code, n)| {
+            (
+                if code == 17 {
+                    "OTHER"
+                } else {
+                    Code(u32::try_from(code).unwrap_or(u32::MAX)).name()
+                },
+                *n,
+            )
+        })
         .collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     v.truncate(3);
@@ -685,10 +741,10 @@ mod tests {
         // Three methods apart, the rest in `<other>`.
         assert_eq!(m.methods().len(), 4);
         assert_eq!(&*m.methods()[3].name, OTHER_METHOD);
-        assert_eq!(m.methods()[3].total.calls, 47);
+        assert_eq!(m.methods()[3].calls, 47);
         assert_eq!(m.folded_methods, 47);
         assert_eq!(m.recent.len(), 10);
-        let kept: usize = m.recent.iter().map(body_bytes).sum();
+        let kept: usize = m.recent.iter().map(|c| body_bytes(c)).sum();
         assert!(kept <= 100, "{kept}");
         assert!(
             !m.recent.back().expect("newest").requests.is_empty(),

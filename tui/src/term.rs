@@ -1,15 +1,32 @@
 //! The terminal loop: raw mode and the alternate screen, restored on every way out (quit,
 //! Ctrl-C, SIGTERM/SIGINT/SIGHUP, a panic on any thread).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event};
 
 use crate::app::App;
 use crate::feed::{Shared, UiEvent};
+
+/// Held while drawing and while restoring: a panic on another thread restores the terminal
+/// only between frames, and no frame is drawn after it.
+static TERMINAL: Mutex<()> = Mutex::new(());
+
+/// Takes [`TERMINAL`] for the panic hook: waits up to 200 ms (the panicking thread may be the
+/// one drawing, holding it).
+fn lock_for_panic() -> Option<std::sync::MutexGuard<'static, ()>> {
+    for _ in 0..200 {
+        match TERMINAL.try_lock() {
+            Ok(g) => return Some(g),
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    None
+}
 
 /// Time between frames.
 const FRAME: Duration = Duration::from_millis(100);
@@ -18,7 +35,7 @@ const APPLY_BUDGET: Duration = Duration::from_millis(60);
 
 /// Applies queued batches until none is left or the budget is spent. Returns true when the
 /// sender is gone.
-pub(crate) fn drain(rx: &Receiver<Vec<UiEvent>>, app: &mut App, budget: Duration) -> bool {
+pub fn drain(rx: &Receiver<Vec<UiEvent>>, app: &mut App, budget: Duration) -> bool {
     let until = Instant::now() + budget;
     loop {
         match rx.try_recv() {
@@ -56,6 +73,7 @@ pub fn run(
     let quit = shared.quit.clone();
     std::panic::set_hook(Box::new(move |info| {
         quit.store(true, Ordering::Relaxed);
+        let _guard = lock_for_panic();
         restore(info);
     }));
     let result = ui_loop(&mut terminal, rx, shared, &mut app);
@@ -82,6 +100,12 @@ fn ui_loop(
         app.dropped = shared.dropped.load(Ordering::Relaxed);
         let now = Instant::now();
         if now >= next_draw {
+            let _guard = TERMINAL
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if shared.quitting() {
+                return Ok(());
+            }
             terminal.draw(|f| crate::view::draw(f, app))?;
             next_draw = now + FRAME;
         }

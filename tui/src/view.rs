@@ -147,18 +147,23 @@ fn cmp_rows(sort: MethodSort, reverse: bool, a: &RowStats, b: &RowStats) -> Orde
     by.then(name)
 }
 
-/// The Methods rows in order, with their figures.
+/// The Methods rows in order, with their cheap figures (and latency for all when sorting by
+/// it: the rest is worked out for the rows on screen only).
 fn method_rows(app: &mut App) -> Vec<(MethodLine, RowStats)> {
     let n = app.model.methods().len();
+    let (sort, reverse) = (app.method_sort, app.reverse);
+    let by_latency = matches!(sort, MethodSort::P50 | MethodSort::P90 | MethodSort::P99);
     let mut rows: Vec<(usize, RowStats)> = Vec::with_capacity(n);
     for i in 0..n {
-        let m = &app.model.methods()[i];
-        if !app.method_filter.matches_name(&m.name) {
+        if !app.method_filter.matches_name(&app.model.methods()[i].name) {
             continue;
         }
-        rows.push((i, app.model.method_stats(i)));
+        let mut r = app.model.method_row(i);
+        if by_latency {
+            r.latency = app.model.method_latency(i);
+        }
+        rows.push((i, r));
     }
-    let (sort, reverse) = (app.method_sort, app.reverse);
     rows.sort_by(|a, b| cmp_rows(sort, reverse, &a.1, &b.1));
     if !app.grouped {
         return rows
@@ -175,7 +180,11 @@ fn method_rows(app: &mut App) -> Vec<(MethodLine, RowStats)> {
         .into_iter()
         .map(|(s, members)| {
             let idx: Vec<usize> = members.iter().map(|m| m.0).collect();
-            (app.model.service_stats(&s, &idx), members)
+            let mut row = app.model.service_row(&s, &idx);
+            if by_latency {
+                row.latency = app.model.service_latency(&idx);
+            }
+            (row, members)
         })
         .collect();
     groups.sort_by(|a, b| cmp_rows(sort, reverse, &a.0, &b.0));
@@ -187,8 +196,30 @@ fn method_rows(app: &mut App) -> Vec<(MethodLine, RowStats)> {
     out
 }
 
+/// Fills in latency and top errors of one row.
+fn complete_row(app: &mut App, line: &MethodLine, r: &mut RowStats) {
+    match line {
+        MethodLine::Method(i) => {
+            r.latency = app.model.method_latency(*i);
+            r.top_errors = app.model.top_errors(&[*i]);
+        }
+        MethodLine::Service(s) => {
+            let members: Vec<usize> = app
+                .model
+                .methods()
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| &m.service == s && app.method_filter.matches_name(&m.name))
+                .map(|(i, _)| i)
+                .collect();
+            r.latency = app.model.service_latency(&members);
+            r.top_errors = app.model.top_errors(&members);
+        }
+    }
+}
+
 fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
-    let rows = method_rows(app);
+    let mut rows = method_rows(app);
     app.method_lines = rows.iter().map(|r| r.0.clone()).collect();
     let panel_h = if area.height >= 14 { 6 } else { 0 };
     let [table_area, panel] =
@@ -199,6 +230,15 @@ fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     let height = usize::from(table_area.height.saturating_sub(1));
     app.page = height;
     let offset = scroll_to(&mut app.tables[0], sel, height, rows.len());
+    for k in (offset..rows.len())
+        .take(height)
+        .chain(std::iter::once(sel))
+    {
+        if let Some((line, r)) = rows.get_mut(k) {
+            let line = line.clone();
+            complete_row(app, &line, r);
+        }
+    }
     let now_sec = app.model.now_sec();
     let arrow = if app.reverse { "▲" } else { "▼" };
     let mut titles: Vec<(MethodSort, &str)> = vec![
@@ -508,7 +548,7 @@ fn call_lines(app: &App) -> Vec<CallLine> {
 
 fn ago(now: u64, ts: Option<u64>) -> String {
     match ts {
-        Some(t) if t <= now => fmt::duration(std::time::Duration::from_nanos(now - t)),
+        Some(t) if t <= now => fmt::duration_short(std::time::Duration::from_nanos(now - t)),
         Some(_) => "0".to_owned(),
         None => "?".to_owned(),
     }
@@ -529,7 +569,7 @@ fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     let mut widths = vec![
         Constraint::Length(7),
         Constraint::Min(18),
-        Constraint::Length(17),
+        Constraint::Length(19),
         Constraint::Length(8),
         Constraint::Length(6),
     ];
@@ -554,7 +594,7 @@ fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             CallLine::Open(i) => {
                 let o = &m.open[i];
                 let mut cells = vec![
-                    Cell::from(ago(m.now, o.start)),
+                    Cell::from("now"),
                     Cell::from(fmt::fit_method(
                         o.method.as_deref().unwrap_or("<unknown>"),
                         name_w,
@@ -723,10 +763,15 @@ fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let window = m.window_secs();
     let mut services: Vec<&Arc<str>> = m.spread.keys().collect();
     services.sort();
+    let mut open_conns: std::collections::HashMap<std::net::SocketAddr, usize> =
+        std::collections::HashMap::new();
+    for c in m.conns.values().filter(|c| !c.closed) {
+        *open_conns.entry(c.server).or_default() += 1;
+    }
     let mut lines = vec![Line::from(Span::styled(
         format!(
             "  {:<21} {:>5} {:>6} {:<15} {:>7}",
-            "Server", "Conns", "Calls", "Share", "Calls/s"
+            "Server", "Open conns", "Calls", "Share", "Calls/s"
         ),
         HEADER,
     ))];
@@ -767,7 +812,7 @@ fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
             let bar = "█".repeat((share * 10.0).round() as usize);
             lines.push(Line::from(vec![
                 Span::raw(format!(
-                    "  {:<21} {:>5} {:>6} ",
+                    "  {:<21} {:>10} {:>6} ",
                     addr.to_string(),
                     open_conns,
                     fmt::count(x.calls)
@@ -798,7 +843,10 @@ fn detail(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     ));
     let inner = block.inner(area);
     app.page = usize::from(inner.height);
-    app.scroll = app.scroll.min(d.lines.len().saturating_sub(1));
+    // Rows the lines take once wrapped (a little more with word wrapping: slack of 3).
+    let w = usize::from(inner.width.max(1));
+    let rows: usize = d.lines.iter().map(|l| l.width().div_ceil(w).max(1)).sum();
+    app.scroll = app.scroll.min((rows + 3).saturating_sub(app.page));
     let scroll = u16::try_from(app.scroll).unwrap_or(u16::MAX);
     frame.render_widget(
         Paragraph::new(d.lines.clone())
@@ -831,7 +879,7 @@ fn status_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Style::new()
             },
         ),
-        ("calls", app.model.total.calls, Style::new()),
+        ("calls", app.model.calls, Style::new()),
         ("open", app.model.open_total, Style::new()),
         ("ui-drop", app.dropped, warn(app.dropped)),
     ];
@@ -928,24 +976,20 @@ fn hint_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 const HELP: &[(&str, &str)] = &[
     (
-        "Tab / Shift-Tab, 1 2 3",
+        "Tab, Shift-Tab, 1 2 3",
         "next / previous view, or go to one",
     ),
-    ("↑ ↓, j k, PgUp PgDn", "move; Home / End (G): first / last"),
-    (
-        "Enter",
-        "method → its calls; call → detail; connection → its calls",
-    ),
-    ("Esc", "back from the detail; clear the filter"),
-    ("/", "filter: words all must match; method: status:error"),
-    (
-        "",
-        "status:open server: client: conn:ID, other words anywhere",
-    ),
+    ("↑ ↓ j k PgUp PgDn", "move; Home / End: first / last"),
+    ("Enter", "open: method → its calls, call → detail,"),
+    ("", "connection → its calls"),
+    ("Esc", "back; clear the filter"),
+    ("/", "filter, every word must match:"),
+    ("", "method:M status:error|ok|open|NAME"),
+    ("", "server:A client:A conn:ID, or any text"),
     ("s / S", "next sort column / reverse the order"),
     ("g", "Methods: group by service"),
     ("p", "pause (a replay stops reading)"),
-    ("?", "this help (any key closes)"),
+    ("?", "this help (any key closes it)"),
     ("q, Ctrl-C", "quit"),
 ];
 
@@ -965,7 +1009,7 @@ fn help(frame: &mut Frame<'_>, screen: Rect) {
         .iter()
         .map(|(k, v)| {
             Line::from(vec![
-                Span::styled(format!("{k:<24}"), Style::new().fg(Color::Cyan)),
+                Span::styled(format!("{k:<23}"), Style::new().fg(Color::Cyan)),
                 Span::raw(*v),
             ])
         })

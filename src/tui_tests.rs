@@ -1,0 +1,253 @@
+//! The terminal UI over replays of real captures, drawn on ratatui's TestBackend and compared
+//! with reviewed snapshots (src/snapshots/); keys are sent as the terminal would send them.
+
+use std::path::{Path, PathBuf};
+
+use capture::{CaptureStats, Reassembler};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use tui::app::App;
+
+use crate::pipeline::Pipeline;
+use crate::replay::{FileAt, decoder_limits, replay_files};
+
+fn capture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/captures")
+        .join(name)
+}
+
+/// Replays `name` (the first `stop_after` packets, or all) with the UI's feeder attached, as
+/// `replay --tui` does, and returns the UI with every event applied.
+fn replayed(name: &str, stop_after: Option<u64>) -> App {
+    let (feeder, rx, _shared) = tui::feed::channel(1 << 16);
+    let (schemas, errors) = decoder::schema::Schemas::load(&decoder::schema::SchemaSources {
+        proto_paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/proto")],
+        ..Default::default()
+    });
+    assert!(errors.is_empty(), "{errors:?}");
+    let schemas = std::sync::Arc::new(schemas);
+    let mut pipeline = Pipeline::new(decoder_limits(false, false, true), 10_000, None, None);
+    pipeline.schemas = Some(schemas.clone());
+    pipeline.out.ui = Some(feeder);
+    let limits = capture::CaptureLimits::default();
+    let max_block = limits.max_block_size;
+    let mut reasm = Reassembler::new(limits);
+    let path = capture(name);
+    let mut n = 0;
+    let mut before = |_: u64, _: &CaptureStats, _: &FileAt<'_>, _: &mut Pipeline| {
+        n += 1;
+        stop_after.is_none_or(|s| n <= s)
+    };
+    let (reports, _) = replay_files(&[&path], &mut reasm, &mut pipeline, max_block, &mut before);
+    assert!(reports[0].error.is_none(), "{:?}", reports[0].error);
+    let at = FileAt {
+        path: &path,
+        done: 0,
+        total: 0,
+    };
+    let status = crate::watch::replay_status(
+        Some(&at),
+        1,
+        reasm.stats(),
+        &pipeline.out.stats,
+        String::new(),
+        true,
+    );
+    pipeline.ui_snapshot(status);
+    drop(pipeline);
+    let mut app = App::new(
+        tui::model::Model::new(tui::model::ModelLimits::default()),
+        tui::detail::Decode {
+            schemas: Some(schemas),
+            cap: 16 << 20,
+        },
+    );
+    for batch in rx.try_iter() {
+        for ev in batch {
+            app.model.apply(ev);
+        }
+    }
+    app
+}
+
+/// The screen as text, one line per row, trailing spaces cut.
+fn screen(app: &mut App, width: u16, height: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+    term.draw(|f| tui::view::draw(f, app)).expect("draw");
+    let buf = term.backend().buffer();
+    let mut out = String::new();
+    for y in 0..height {
+        let mut line = String::new();
+        for x in 0..width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Presses `keys`, drawing after each as the terminal loop does (rows a key acts on are the
+/// rows last drawn).
+fn keys(app: &mut App, keys: &str) {
+    for c in keys.chars() {
+        screen(app, 100, 40);
+        let code = match c {
+            '\n' => KeyCode::Enter,
+            '\t' => KeyCode::Tab,
+            '\x1b' => KeyCode::Esc,
+            c => KeyCode::Char(c),
+        };
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+    screen(app, 100, 40);
+}
+
+#[test]
+fn methods_view_at_80x24_and_grouped_wide() {
+    let mut app = replayed("py-basic-lo.pcap", None);
+    insta::assert_snapshot!("methods_80x24", screen(&mut app, 80, 24));
+    // Sorted by error rate, then grouped by service on a wide terminal.
+    keys(&mut app, "ssg");
+    insta::assert_snapshot!(
+        "methods_by_errors_grouped_120x30",
+        screen(&mut app, 120, 30)
+    );
+}
+
+#[test]
+fn calls_view_filters_by_status_and_method() {
+    let mut app = replayed("py-basic-lo.pcap", None);
+    keys(&mut app, "2");
+    insta::assert_snapshot!("calls_80x24", screen(&mut app, 80, 24));
+    keys(&mut app, "/status:error\n");
+    let s = screen(&mut app, 80, 24);
+    insta::assert_snapshot!("calls_errors_80x24", s);
+    // Enter on a method in the Methods view lists that method's calls.
+    keys(&mut app, "1j\n");
+    insta::assert_snapshot!("calls_of_second_method_80x24", screen(&mut app, 80, 24));
+}
+
+#[test]
+fn open_streams_show_mid_replay() {
+    // The first 60 packets of the edge capture: streams still open.
+    let mut app = replayed("py-edge-lo.pcap.gz", Some(60));
+    assert!(app.model.open_total > 0, "streams open at this point");
+    keys(&mut app, "2");
+    insta::assert_snapshot!("calls_open_streams_100x30", screen(&mut app, 100, 30));
+}
+
+#[test]
+fn call_detail_shows_timeline_messages_and_error_details() {
+    let mut app = replayed("py-bodies-lo.pcap", None);
+    keys(&mut app, "2");
+    screen(&mut app, 100, 40);
+    keys(&mut app, "/status:invalid\n");
+    screen(&mut app, 100, 40);
+    keys(&mut app, "\n");
+    let top = screen(&mut app, 100, 60);
+    assert!(
+        top.contains("INVALID_ARGUMENT (grpc-status 3, from trailers_only)"),
+        "{top}"
+    );
+    insta::assert_snapshot!("detail_rich_error_100x60", top);
+    keys(&mut app, &"j".repeat(45));
+    insta::assert_snapshot!(
+        "detail_rich_error_scrolled_100x60",
+        screen(&mut app, 100, 60)
+    );
+    // Esc goes back to the list, as it was.
+    keys(&mut app, "\x1b");
+    assert!(screen(&mut app, 100, 40).contains("INVALID_ARGUMENT"));
+}
+
+#[test]
+fn connections_view_and_help() {
+    let mut app = replayed("py-basic-lo.pcap", None);
+    keys(&mut app, "3");
+    insta::assert_snapshot!("connections_80x24", screen(&mut app, 80, 24));
+    keys(&mut app, "?");
+    insta::assert_snapshot!("help_80x24", screen(&mut app, 80, 24));
+}
+
+#[test]
+fn tiny_and_resized_terminals_draw_without_panicking() {
+    let mut app = replayed("py-bodies-lo.pcap", None);
+    for view in ["1", "2", "3", "2\n"] {
+        keys(&mut app, view);
+        for (w, h) in [(1, 1), (20, 5), (40, 10), (80, 24), (200, 60)] {
+            let s = screen(&mut app, w, h);
+            assert_eq!(s.lines().count(), usize::from(h));
+        }
+        keys(&mut app, "\x1b");
+    }
+}
+
+#[test]
+fn model_counts_equal_the_client_log() {
+    use std::collections::BTreeMap;
+    let log = std::fs::read_to_string(capture("py-mixed-veth.calls.jsonl")).expect("log");
+    // method -> (calls, status -> count); client address -> calls.
+    let mut want: BTreeMap<String, (u64, BTreeMap<String, u64>)> = BTreeMap::new();
+    let mut per_conn: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut peers: BTreeMap<u64, String> = BTreeMap::new();
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        let m = want
+            .entry(v["method"].as_str().expect("method").to_owned())
+            .or_default();
+        m.0 += 1;
+        *m.1.entry(v["status"].as_str().expect("status").to_owned())
+            .or_default() += 1;
+        // The client's channel number; its address is logged on the calls that succeeded.
+        let conn = v["conn"].as_u64().expect("conn");
+        *per_conn.entry(conn).or_default() += 1;
+        if let Some(peer) = v["client_peer"].as_str() {
+            peers.insert(conn, peer.trim_start_matches("ipv4:").to_owned());
+        }
+    }
+    let by_client: BTreeMap<String, u64> = per_conn
+        .iter()
+        .map(|(c, n)| (peers[c].clone(), *n))
+        .collect();
+    let mut app = replayed("py-mixed-veth.pcap", None);
+    let mut got = BTreeMap::new();
+    for i in 0..app.model.methods().len() {
+        let row = app.model.method_stats(i);
+        let status: BTreeMap<String, u64> = app.model.methods()[i]
+            .codes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(c, n)| {
+                (
+                    decoder::grpc::Code(u32::try_from(c).expect("code"))
+                        .name()
+                        .to_owned(),
+                    *n,
+                )
+            })
+            .collect();
+        assert_eq!(
+            row.errors,
+            status
+                .iter()
+                .filter(|(k, _)| *k != "OK")
+                .map(|(_, v)| v)
+                .sum::<u64>()
+        );
+        got.insert(row.name.to_string(), (row.calls, status));
+    }
+    assert_eq!(got, want);
+    let conns: BTreeMap<String, u64> = app
+        .model
+        .conns
+        .values()
+        .map(|c| (c.client.to_string(), c.calls))
+        .collect();
+    assert_eq!(conns, by_client);
+    assert_eq!(app.model.recent.len(), 660);
+    assert_eq!(app.dropped, 0);
+}
