@@ -114,17 +114,16 @@ fn sigterm_ends_a_replay_and_gives_the_terminal_back() {
     );
     t.wait_for("0.2x");
     // The grpctap process (not the shell around it, whose command line says the same).
-    let pids = std::process::Command::new("pgrep")
-        .args(["-f", "max-methods 10061 testdata"])
-        .output()
-        .expect("pgrep");
-    let pid = String::from_utf8_lossy(&pids.stdout)
-        .split_whitespace()
+    let pid = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "grpctap")
+            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            comm.trim() == "grpctap"
+                && String::from_utf8_lossy(&cmdline).contains("10061\0testdata")
         })
-        .expect("the grpctap process")
-        .to_owned();
+        .expect("the grpctap process");
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
