@@ -281,6 +281,10 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     .filter(|p| p.as_deref() == Some(dash))
     .count();
     anyhow::ensure!(
+        !(args.tui && to_stdout > 0),
+        "--tui draws on stdout: write --calls, --summary-json, --connections-json or --metrics-text to a file"
+    );
+    anyhow::ensure!(
         to_stdout <= 1,
         "only one of --calls, --summary-json, --connections-json, --metrics-text can write to stdout"
     );

@@ -18,18 +18,29 @@ fn capture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The test schemas, compiled once.
+fn schemas() -> std::sync::Arc<decoder::schema::Schemas> {
+    static SCHEMAS: std::sync::OnceLock<std::sync::Arc<decoder::schema::Schemas>> =
+        std::sync::OnceLock::new();
+    SCHEMAS
+        .get_or_init(|| {
+            let (schemas, errors) =
+                decoder::schema::Schemas::load(&decoder::schema::SchemaSources {
+                    proto_paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/proto")],
+                    ..Default::default()
+                });
+            assert!(errors.is_empty(), "{errors:?}");
+            std::sync::Arc::new(schemas)
+        })
+        .clone()
+}
+
 /// Replays `name` (the first `stop_after` packets, or all) with the UI's feeder attached, as
-/// `replay --tui` does, and returns the UI with every event applied.
-fn replayed(name: &str, stop_after: Option<u64>) -> App {
+/// `replay --tui` does, and returns every event the UI was sent.
+fn replay_events(name: &str, stop_after: Option<u64>) -> Vec<tui::feed::UiEvent> {
     let (feeder, rx, _shared) = tui::feed::channel(1 << 16);
-    let (schemas, errors) = decoder::schema::Schemas::load(&decoder::schema::SchemaSources {
-        proto_paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/proto")],
-        ..Default::default()
-    });
-    assert!(errors.is_empty(), "{errors:?}");
-    let schemas = std::sync::Arc::new(schemas);
     let mut pipeline = Pipeline::new(decoder_limits(false, false, true), 10_000, None, None);
-    pipeline.schemas = Some(schemas.clone());
+    pipeline.schemas = Some(schemas());
     pipeline.out.ui = Some(feeder);
     let limits = capture::CaptureLimits::default();
     let max_block = limits.max_block_size;
@@ -57,19 +68,27 @@ fn replayed(name: &str, stop_after: Option<u64>) -> App {
     );
     pipeline.ui_snapshot(status);
     drop(pipeline);
+    rx.try_iter().flatten().collect()
+}
+
+/// A UI that was sent `events`.
+fn app_of(events: Vec<tui::feed::UiEvent>) -> App {
     let mut app = App::new(
         tui::model::Model::new(tui::model::ModelLimits::default()),
         tui::detail::Decode {
-            schemas: Some(schemas),
+            schemas: Some(schemas()),
             cap: 16 << 20,
         },
     );
-    for batch in rx.try_iter() {
-        for ev in batch {
-            app.model.apply(ev);
-        }
+    for ev in events {
+        app.model.apply(ev);
     }
     app
+}
+
+/// The UI after a replay of `name` (see [`replay_events`]).
+fn replayed(name: &str, stop_after: Option<u64>) -> App {
+    app_of(replay_events(name, stop_after))
 }
 
 /// The screen as text, one line per row, trailing spaces cut.
@@ -250,4 +269,39 @@ fn model_counts_equal_the_client_log() {
     assert_eq!(conns, by_client);
     assert_eq!(app.model.recent.len(), 660);
     assert_eq!(app.dropped, 0);
+}
+
+mod random_keys {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Keys a user can press, filter text included.
+    const KEYS: &[char] = &[
+        'j', 'k', 's', 'S', 'g', 'p', '?', '/', '\n', '\t', '\x1b', '1', '2', '3', 'G', ' ', 'e',
+        'r', 'o', ':', 'x', 'U', '5',
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any sequence of keys at any size draws without panicking and keeps every selection
+        /// on a row that exists.
+        #[test]
+        fn any_keys_any_size(seq in proptest::collection::vec(0..KEYS.len(), 1..60), w in 1u16..160, h in 1u16..60) {
+            static EVENTS: std::sync::OnceLock<Vec<tui::feed::UiEvent>> = std::sync::OnceLock::new();
+            let mut app = app_of(EVENTS.get_or_init(|| replay_events("py-basic-lo.pcap", None)).clone());
+            for k in seq {
+                let code = match KEYS[k] {
+                    '\n' => KeyCode::Enter,
+                    '\t' => KeyCode::Tab,
+                    '\x1b' => KeyCode::Esc,
+                    c => KeyCode::Char(c),
+                };
+                app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+                screen(&mut app, w, h);
+                prop_assert!(app.selected[0] <= app.method_lines.len().max(1) - 1 || app.method_lines.is_empty());
+                prop_assert!(app.selected[1] <= app.call_lines.len().max(1) - 1 || app.call_lines.is_empty());
+            }
+        }
+    }
 }

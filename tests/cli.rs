@@ -242,3 +242,43 @@ fn a_broken_schema_is_reported_and_the_replay_goes_on() {
         .expect("ss");
     assert_eq!(ss["call_types"], serde_json::json!({"server_stream": 1}));
 }
+
+#[test]
+fn tui_needs_a_terminal_and_stdout_for_itself() {
+    let file = captures().join("py-basic-lo.pcap");
+    let file = file.to_str().expect("path");
+    // Output captured by a pipe: no terminal.
+    let out = grpctap(&["replay", "--tui", file]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--tui needs a terminal on stdout"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = grpctap(&["replay", "--tui", "--calls", "-", file]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--tui draws on stdout"),
+        "{}",
+        text(&out.stderr)
+    );
+    for bad in ["0x", "-2x", "fast", "nanx"] {
+        let out = grpctap(&["replay", &format!("--speed={bad}"), file]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(
+            text(&out.stderr).contains("--speed"),
+            "{bad}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A paced replay without the UI: 0.3 s of capture at 2x takes about 0.15 s.
+    let t = std::time::Instant::now();
+    let out = grpctap(&["replay", "--speed", "2x", file]);
+    assert!(out.status.success());
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(140),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(text(&out.stdout).contains("TOTAL"));
+}
