@@ -299,8 +299,8 @@ mod random_keys {
                 };
                 app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
                 screen(&mut app, w, h);
-                prop_assert!(app.selected[0] <= app.method_lines.len().max(1) - 1 || app.method_lines.is_empty());
-                prop_assert!(app.selected[1] <= app.call_lines.len().max(1) - 1 || app.call_lines.is_empty());
+                prop_assert!(app.selected[0] < app.method_lines.len() || app.method_lines.is_empty());
+                prop_assert!(app.selected[1] < app.call_lines.len() || app.call_lines.is_empty());
             }
         }
     }
