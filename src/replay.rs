@@ -91,7 +91,8 @@ impl From<&CaptureStats> for CaptureJson {
 
 /// Reads every file into `reasm`, events to `sink` (the caller finishes the reassembler).
 /// Returns one report per file, and whether `before_packet` stopped the replay; a file that
-/// fails is reported and the next one is still read.
+/// fails is reported and the next one is still read. `show_progress`: a progress line on
+/// stderr when it is a terminal (not under the UI, which owns the terminal).
 /// Called with each packet's time, before the packet is handled; returning false stops the
 /// replay there.
 pub(crate) type BeforePacket<'a, S> =
@@ -110,9 +111,10 @@ pub(crate) fn replay_files<S: capture::StreamSink>(
     reasm: &mut Reassembler,
     sink: &mut S,
     max_block: usize,
+    show_progress: bool,
     before_packet: BeforePacket<'_, S>,
 ) -> (Vec<FileReport>, bool) {
-    let mut progress = Progress::new();
+    let mut progress = Progress::new(show_progress);
     let mut reports = Vec::with_capacity(files.len());
     let mut stopped = false;
     for path in files {
@@ -164,10 +166,10 @@ struct Progress {
 }
 
 impl Progress {
-    fn new() -> Progress {
+    fn new(on: bool) -> Progress {
         use std::io::IsTerminal;
         Progress {
-            on: std::io::stderr().is_terminal(),
+            on: on && std::io::stderr().is_terminal(),
             last: std::time::Instant::now(),
             shown: false,
         }
@@ -403,8 +405,14 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             }
             true
         };
-        let (reports, stopped) =
-            replay_files(&args.files, &mut reasm, &mut tee, max_block, &mut before);
+        let (reports, stopped) = replay_files(
+            &args.files,
+            &mut reasm,
+            &mut tee,
+            max_block,
+            !args.tui,
+            &mut before,
+        );
         if tee.pipeline.out.ui.is_some() {
             // The UI keeps the calls still open as open: it hears nothing of the end.
             let last = args.files.last().map(|p| FileAt {

@@ -51,7 +51,14 @@ fn replay_events(name: &str, stop_after: Option<u64>) -> Vec<tui::feed::UiEvent>
         n += 1;
         stop_after.is_none_or(|s| n <= s)
     };
-    let (reports, _) = replay_files(&[&path], &mut reasm, &mut pipeline, max_block, &mut before);
+    let (reports, _) = replay_files(
+        &[&path],
+        &mut reasm,
+        &mut pipeline,
+        max_block,
+        false,
+        &mut before,
+    );
     assert!(reports[0].error.is_none(), "{:?}", reports[0].error);
     let at = FileAt {
         path: &path,

@@ -7,6 +7,20 @@ mod common;
 use common::root;
 use common::tmux::Tmux;
 
+/// The grpctap process started with `--max-methods MARKER` (not the shell around it, whose
+/// command line says the same).
+fn grpctap_pid(marker: &str) -> Option<String> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|p| {
+            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            comm.trim() == "grpctap"
+                && String::from_utf8_lossy(&cmdline).contains(&format!("{marker}\0testdata"))
+        })
+}
+
 fn cmd(args: &str, capture: &str) -> String {
     format!(
         "cd {} && {} replay --tui --proto-path testdata/proto {args} testdata/captures/{capture}",
@@ -113,17 +127,7 @@ fn sigterm_ends_a_replay_and_gives_the_terminal_back() {
         30,
     );
     t.wait_for("0.2x");
-    // The grpctap process (not the shell around it, whose command line says the same).
-    let pid = std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .find(|p| {
-            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-            comm.trim() == "grpctap"
-                && String::from_utf8_lossy(&cmdline).contains("10061\0testdata")
-        })
-        .expect("the grpctap process");
+    let pid = grpctap_pid("10061").expect("the grpctap process");
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -131,4 +135,25 @@ fn sigterm_ends_a_replay_and_gives_the_terminal_back() {
     assert!(kill.success());
     let s = t.wait_exit(0);
     assert!(s.contains("replay stopped before the end"), "{s}");
+}
+
+#[test]
+fn closing_the_terminal_ends_it() {
+    let t = Tmux::start(
+        "hangup",
+        &cmd("--max-methods 10063", "py-basic-lo.pcap"),
+        80,
+        24,
+    );
+    t.wait_for("py-basic-lo.pcap done");
+    assert!(grpctap_pid("10063").is_some());
+    t.hang_up();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while grpctap_pid("10063").is_some() {
+        assert!(
+            std::time::Instant::now() < until,
+            "grpctap outlived its terminal"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

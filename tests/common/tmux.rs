@@ -126,6 +126,13 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Closes the terminal under the program (as closing its window would).
+    pub(crate) fn hang_up(&self) {
+        self.run(&["kill-server"]);
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")

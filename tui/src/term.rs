@@ -2,7 +2,7 @@
 //! Ctrl-C, SIGTERM/SIGINT/SIGHUP, a panic on any thread).
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -76,15 +76,43 @@ pub fn run(
         let _guard = lock_for_panic();
         restore(info);
     }));
-    let result = ui_loop(&mut terminal, rx, shared, &mut app);
+    let keys = spawn_input(shared.quit.clone())?;
+    let result = ui_loop(&mut terminal, rx, &keys, shared, &mut app);
     ratatui::restore();
     shared.quit.store(true, Ordering::Relaxed);
     result.map(|()| app)
 }
 
+/// Reads the terminal on a thread of its own and passes keys and resizes on. A terminal that
+/// hung up makes crossterm's reader spin without returning; on its own thread that cannot stop
+/// the UI from seeing SIGHUP (or its own quit) and leaving, which ends the process.
+fn spawn_input(stop: Arc<std::sync::atomic::AtomicBool>) -> std::io::Result<Receiver<Event>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(256);
+    std::thread::Builder::new()
+        .name("grpctap-keys".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match event::poll(Duration::from_millis(50)) {
+                    Ok(false) => {}
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if tx.send(ev).is_err() {
+                                return;
+                            }
+                        }
+                        Err(_) => return,
+                    },
+                    Err(_) => return,
+                }
+            }
+        })?;
+    Ok(rx)
+}
+
 fn ui_loop(
     terminal: &mut ratatui::DefaultTerminal,
     rx: &Receiver<Vec<UiEvent>>,
+    keys: &Receiver<Event>,
     shared: &Shared,
     app: &mut App,
 ) -> std::io::Result<()> {
@@ -110,15 +138,15 @@ fn ui_loop(
             next_draw = now + FRAME;
         }
         let wait = next_draw.saturating_duration_since(Instant::now());
-        if event::poll(wait)? {
-            match event::read()? {
-                Event::Key(k) => {
-                    app.on_key(k);
-                    next_draw = Instant::now();
-                }
-                Event::Resize(..) => next_draw = Instant::now(),
-                _ => {}
+        match keys.recv_timeout(wait) {
+            Ok(Event::Key(k)) => {
+                app.on_key(k);
+                next_draw = Instant::now();
             }
+            Ok(Event::Resize(..)) => next_draw = Instant::now(),
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            // The terminal cannot be read any more.
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
     }
 }
