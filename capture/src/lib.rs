@@ -21,6 +21,8 @@ pub mod config;
 pub mod event;
 pub mod flow;
 mod frag;
+#[cfg(feature = "live")]
+pub mod live;
 mod reasm;
 pub mod source;
 pub mod stats;

@@ -1,0 +1,276 @@
+//! Live capture from a network interface through libpcap (cargo feature `live`).
+//!
+//! The handle is non-blocking and waited on with poll(2) and our own timeout: libpcap's read
+//! timeout does not end a blocking read on an idle interface by itself, and a tap must notice
+//! a quit request while nothing arrives.
+
+use std::time::Duration;
+
+use crate::event::Timestamp;
+use crate::source::Packet;
+
+/// How to open an interface.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// Interface name (`any`: every interface, Linux cooked headers).
+    pub iface: String,
+    /// A BPF filter (tcpdump syntax), if any.
+    pub filter: Option<String>,
+    /// Bytes kept of each packet.
+    pub snaplen: i32,
+    /// Kernel buffer, bytes.
+    pub buffer_size: i32,
+    /// Promiscuous mode.
+    pub promisc: bool,
+    /// Deliver each packet at once instead of batching (lower latency, more wakeups).
+    pub immediate: bool,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            iface: "any".into(),
+            filter: None,
+            snaplen: 262_144,
+            buffer_size: 32 << 20,
+            promisc: true,
+            immediate: true,
+        }
+    }
+}
+
+/// Why live capture failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// Not allowed to capture: needs root or capabilities.
+    #[error(
+        "{iface}: not allowed to capture ({msg}); run as root, or give the binary the capabilities: \
+         sudo setcap cap_net_raw,cap_net_admin=eip {exe}"
+    )]
+    Permission {
+        /// Interface.
+        iface: String,
+        /// libpcap's words.
+        msg: String,
+        /// This program's path.
+        exe: String,
+    },
+    /// The filter does not compile.
+    #[error("filter {filter:?}: {msg}")]
+    Filter {
+        /// The filter.
+        filter: String,
+        /// libpcap's words.
+        msg: String,
+    },
+    /// Anything else libpcap reported.
+    #[error("{iface}: {msg}")]
+    Pcap {
+        /// Interface.
+        iface: String,
+        /// libpcap's words.
+        msg: String,
+    },
+}
+
+/// Packets seen and lost, as the kernel and libpcap count them (since the handle was opened).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveStats {
+    /// Packets the filter passed.
+    pub received: u64,
+    /// Dropped for lack of buffer space (the tap was too slow).
+    pub dropped: u64,
+    /// Dropped by the interface or its driver.
+    pub if_dropped: u64,
+}
+
+/// An open interface.
+pub struct LiveSource {
+    cap: pcap::Capture<pcap::Active>,
+    iface: String,
+    linktype: u32,
+    /// The u32 counters of libpcap, widened (they wrap).
+    last: pcap::Stat,
+    stats: LiveStats,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSource")
+            .field("iface", &self.iface)
+            .field("linktype", &self.linktype)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_permission(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("permission") || m.contains("operation not permitted")
+}
+
+impl LiveSource {
+    /// Opens the interface, applies the filter, and makes the handle non-blocking.
+    pub fn open(cfg: &LiveConfig) -> Result<LiveSource, LiveError> {
+        let pcap_err = |e: pcap::Error| {
+            let msg = e.to_string();
+            if is_permission(&msg) {
+                LiveError::Permission {
+                    iface: cfg.iface.clone(),
+                    msg,
+                    exe: std::env::current_exe()
+                        .map_or_else(|_| "grpctap".into(), |p| p.display().to_string()),
+                }
+            } else {
+                LiveError::Pcap {
+                    iface: cfg.iface.clone(),
+                    msg,
+                }
+            }
+        };
+        let cap = pcap::Capture::from_device(cfg.iface.as_str())
+            .map_err(pcap_err)?
+            .snaplen(cfg.snaplen)
+            .buffer_size(cfg.buffer_size)
+            .promisc(cfg.promisc)
+            .immediate_mode(cfg.immediate)
+            .precision(pcap::Precision::Nano)
+            .timeout(100)
+            .open()
+            .map_err(pcap_err)?;
+        let mut cap = cap.setnonblock().map_err(pcap_err)?;
+        if let Some(f) = &cfg.filter {
+            cap.filter(f, true).map_err(|e| LiveError::Filter {
+                filter: f.clone(),
+                msg: e.to_string(),
+            })?;
+        }
+        let linktype = u32::try_from(cap.get_datalink().0).unwrap_or(u32::MAX);
+        Ok(LiveSource {
+            cap,
+            iface: cfg.iface.clone(),
+            linktype,
+            last: pcap::Stat {
+                received: 0,
+                dropped: 0,
+                if_dropped: 0,
+            },
+            stats: LiveStats::default(),
+            buf: Vec::with_capacity(65_536),
+        })
+    }
+
+    /// The interface.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// Link-layer header type of the packets.
+    pub fn linktype(&self) -> u32 {
+        self.linktype
+    }
+
+    /// The next packet, waiting at most `wait`; `None` when none came in that time.
+    pub fn next_packet(&mut self, wait: Duration) -> Result<Option<Packet<'_>>, LiveError> {
+        use rustix::event::{PollFd, PollFlags, poll};
+        let mut waited = false;
+        let header;
+        loop {
+            match self.cap.next_packet() {
+                Ok(p) => {
+                    // Copied into a buffer kept across packets (no allocation once grown):
+                    // lending libpcap's own buffer out of this retry loop does not borrow-check.
+                    self.buf.clear();
+                    self.buf.extend_from_slice(p.data);
+                    header = (p.header.ts, p.header.len);
+                    break;
+                }
+                Err(pcap::Error::TimeoutExpired) if !waited => {
+                    waited = true;
+                    let ts = rustix::event::Timespec::try_from(wait).unwrap_or(
+                        rustix::event::Timespec {
+                            tv_sec: 1,
+                            tv_nsec: 0,
+                        },
+                    );
+                    let mut fds = [PollFd::new(&self.cap, PollFlags::IN)];
+                    match poll(&mut fds, Some(&ts)) {
+                        Ok(0) => return Ok(None),
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => {
+                            return Err(LiveError::Pcap {
+                                iface: self.iface.clone(),
+                                msg: format!("poll: {e}"),
+                            });
+                        }
+                    }
+                }
+                Err(pcap::Error::TimeoutExpired) => return Ok(None),
+                Err(e) => {
+                    return Err(LiveError::Pcap {
+                        iface: self.iface.clone(),
+                        msg: e.to_string(),
+                    });
+                }
+            }
+        }
+        let (tv, orig_len) = header;
+        // Nanosecond precision was asked for; libpcap puts nanoseconds in tv_usec then.
+        let ns = u64::try_from(tv.tv_sec).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(tv.tv_usec).unwrap_or(0);
+        Ok(Some(Packet {
+            ts: Timestamp(ns),
+            linktype: self.linktype,
+            data: &self.buf,
+            orig_len,
+            interface: 0,
+        }))
+    }
+
+    /// Packets received and dropped since opening (kernel and libpcap counters).
+    pub fn stats(&mut self) -> LiveStats {
+        if let Ok(s) = self.cap.stats() {
+            self.stats.received += u64::from(s.received.wrapping_sub(self.last.received));
+            self.stats.dropped += u64::from(s.dropped.wrapping_sub(self.last.dropped));
+            self.stats.if_dropped += u64::from(s.if_dropped.wrapping_sub(self.last.if_dropped));
+            self.last = s;
+        }
+        self.stats
+    }
+}
+
+/// An interface that can be captured on.
+#[derive(Debug, Clone)]
+pub struct Interface {
+    /// Name to pass to `-i`.
+    pub name: String,
+    /// Description, when libpcap has one.
+    pub description: Option<String>,
+    /// Its addresses.
+    pub addresses: Vec<std::net::IpAddr>,
+    /// Up.
+    pub up: bool,
+    /// Running (a link).
+    pub running: bool,
+    /// Loopback.
+    pub loopback: bool,
+}
+
+/// The interfaces libpcap can capture on.
+pub fn interfaces() -> Result<Vec<Interface>, LiveError> {
+    let list = pcap::Device::list().map_err(|e| LiveError::Pcap {
+        iface: "(list)".into(),
+        msg: e.to_string(),
+    })?;
+    Ok(list
+        .into_iter()
+        .map(|d| Interface {
+            addresses: d.addresses.iter().map(|a| a.addr).collect(),
+            up: d.flags.is_up(),
+            running: d.flags.is_running(),
+            loopback: d.flags.is_loopback(),
+            name: d.name,
+            description: d.desc,
+        })
+        .collect())
+}
