@@ -32,6 +32,66 @@ pub(crate) enum Command {
         grpctap replay --json - trace-*.pcapng.gz"
     )]
     Replay(ReplayArgs),
+
+    /// Capture live from a network interface and report the gRPC calls on it.
+    ///
+    /// Shows the terminal UI when stdout is a terminal (`--no-tui` to run as a daemon with
+    /// `--metrics` and/or `--calls FILE`); prints the summary table when it ends (q, Ctrl-C,
+    /// SIGTERM, or `--duration`). Needs root, or the binary given the capabilities
+    /// (`setcap cap_net_raw,cap_net_admin=eip`), and a build with the `live` feature.
+    #[command(after_help = "Examples:\n  grpctap capture -i eth0 tcp port 50051\n  \
+        grpctap capture -i any --no-tui --metrics :9464 --calls /var/log/grpctap/calls.jsonl")]
+    Capture(CaptureArgs),
+
+    /// List the interfaces that can be captured on.
+    Interfaces,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CaptureArgs {
+    /// Interface to capture on (`any`: every interface).
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        default_value = "any"
+    )]
+    pub(crate) iface: String,
+
+    /// A BPF filter, as tcpdump takes it (`tcp port 50051`); all TCP when left out.
+    #[arg(value_name = "FILTER", trailing_var_arg = true)]
+    pub(crate) filter: Vec<String>,
+
+    /// Bytes kept of each packet.
+    #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
+    pub(crate) snaplen: i32,
+
+    /// Kernel capture buffer.
+    #[arg(long, value_name = "BYTES", default_value_t = 32 << 20)]
+    pub(crate) buffer_size: i32,
+
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    pub(crate) no_promisc: bool,
+
+    /// Let the kernel batch packets (fewer wakeups, more latency) instead of immediate mode.
+    #[arg(long)]
+    pub(crate) no_immediate: bool,
+
+    /// Show the terminal UI (the default when stdout is a terminal).
+    #[arg(long, conflicts_with = "no_tui")]
+    pub(crate) tui: bool,
+
+    /// No terminal UI (a daemon: use --metrics and/or --calls FILE).
+    #[arg(long)]
+    pub(crate) no_tui: bool,
+
+    /// Stop after SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) duration: Option<f64>,
+
+    #[command(flatten)]
+    pub(crate) out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -40,6 +100,46 @@ pub(crate) struct ReplayArgs {
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
 
+    /// Also print the TCP connections: endpoints, packets and bytes each way, gaps, how each
+    /// direction ended.
+    #[arg(long)]
+    pub(crate) connections: bool,
+
+    /// Write the TCP connections and capture counters as JSON to PATH (`-`: stdout).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) connections_json: Option<PathBuf>,
+
+    /// With --metrics: after the replay, keep serving for SECS seconds, then exit.
+    #[arg(long, value_name = "SECS", requires = "metrics")]
+    pub(crate) metrics_linger: Option<u64>,
+
+    /// Write the metrics over the capture's own time, sampled every --openmetrics-step, as
+    /// OpenMetrics with timestamps (for `promtool tsdb create-blocks-from openmetrics`).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) openmetrics: Option<PathBuf>,
+
+    /// Step of --openmetrics, seconds of capture time.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub(crate) openmetrics_step: u64,
+
+    /// Watch the replay in the terminal UI: per-method rates, errors and latency, recent calls
+    /// and open streams, each call's timeline and decoded messages, connections. The summary
+    /// table is printed when you quit.
+    #[arg(long)]
+    pub(crate) tui: bool,
+
+    /// Replay pace: `max` (as fast as it decodes), `realtime` (as the packets were captured),
+    /// or a factor of real time (`10x`, `0.5x`).
+    #[arg(long, value_name = "SPEED", default_value = "max", value_parser = parse_speed)]
+    pub(crate) speed: Speed,
+
+    #[command(flatten)]
+    pub(crate) out: OutputArgs,
+}
+
+/// What decoding produces and where it goes: the same for replay and live capture.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct OutputArgs {
     /// Write every finished call as a JSON line to PATH (`-`: stdout, instead of the table).
     #[arg(long, value_name = "PATH")]
     pub(crate) calls: Option<PathBuf>,
@@ -63,51 +163,18 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     pub(crate) metadata: bool,
 
-    /// Also print the TCP connections: endpoints, packets and bytes each way, gaps, how each
-    /// direction ended.
-    #[arg(long)]
-    pub(crate) connections: bool,
-
-    /// Write the TCP connections and capture counters as JSON to PATH (`-`: stdout).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) connections_json: Option<PathBuf>,
-
     /// Serve Prometheus metrics on ADDR (`127.0.0.1:9464`, `:9464` for all addresses) at
     /// /metrics while replaying, and afterwards until interrupted (or --metrics-linger).
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics: Option<String>,
 
-    /// With --metrics: after the replay, keep serving for SECS seconds, then exit.
-    #[arg(long, value_name = "SECS", requires = "metrics")]
-    pub(crate) metrics_linger: Option<u64>,
-
     /// Write the metrics exposition (Prometheus text format) at the end to PATH (`-`: stdout).
     #[arg(long, value_name = "PATH")]
     pub(crate) metrics_text: Option<PathBuf>,
 
-    /// Write the metrics over the capture's own time, sampled every --openmetrics-step, as
-    /// OpenMetrics with timestamps (for `promtool tsdb create-blocks-from openmetrics`).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) openmetrics: Option<PathBuf>,
-
-    /// Step of --openmetrics, seconds of capture time.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub(crate) openmetrics_step: u64,
-
     /// Add a grpc_server label (the server address) to the gRPC series.
     #[arg(long)]
     pub(crate) metrics_server_label: bool,
-
-    /// Watch the replay in the terminal UI: per-method rates, errors and latency, recent calls
-    /// and open streams, each call's timeline and decoded messages, connections. The summary
-    /// table is printed when you quit.
-    #[arg(long)]
-    pub(crate) tui: bool,
-
-    /// Replay pace: `max` (as fast as it decodes), `realtime` (as the packets were captured),
-    /// or a factor of real time (`10x`, `0.5x`).
-    #[arg(long, value_name = "SPEED", default_value = "max", value_parser = parse_speed)]
-    pub(crate) speed: Speed,
 
     /// Print processing figures on stderr at the end: time, MB/s and packets/s of capture read,
     /// calls decoded, peak memory.
@@ -165,7 +232,7 @@ fn parse_speed(s: &str) -> Result<Speed, String> {
 }
 
 /// Protobuf schemas: they give each method its call type (and message types).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Schemas")]
 pub(crate) struct SchemaArgs {
     /// Every .proto file below DIR, with DIR as an include root (repeatable).
@@ -192,7 +259,7 @@ impl SchemaArgs {
 }
 
 /// Bounds on memory; the defaults suit one busy host.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Limits")]
 pub(crate) struct LimitArgs {
     /// Connections tracked at once; past it the least recently active is evicted.

@@ -4,6 +4,7 @@
 mod calls_json;
 mod cli;
 mod connections;
+mod live;
 mod pipeline;
 mod replay;
 mod summary;
@@ -17,6 +18,8 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Replay(args) => replay::run(&args),
+        cli::Command::Capture(args) => live::run(&args),
+        cli::Command::Interfaces => live::interfaces(),
     };
     match result {
         Ok(code) => code,

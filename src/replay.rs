@@ -210,11 +210,11 @@ impl Progress {
     }
 }
 
-fn capture_counters(s: &CaptureStats) -> exporter::CaptureCounters {
+fn capture_counters(s: &CaptureStats, drops: u64) -> exporter::CaptureCounters {
     exporter::CaptureCounters {
         packets: s.packets,
         bytes: s.bytes,
-        drops: 0,
+        drops,
         gaps: s.gaps,
         gap_bytes: s.gap_bytes,
         truncated: s.truncated,
@@ -269,15 +269,32 @@ pub(crate) fn decoder_limits(metadata: bool, bodies: bool, tui: bool) -> Decoder
     }
 }
 
+/// Where packets come from.
+pub(crate) enum Input {
+    /// `args.files`, in order.
+    Files,
+    /// A live interface, until asked to stop (or for `duration`).
+    #[cfg(feature = "live")]
+    Live {
+        src: capture::live::LiveSource,
+        duration: Option<std::time::Duration>,
+    },
+}
+
 pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
-    let limits = args.limits.to_limits();
+    run_input(args, Input::Files)
+}
+
+/// Decodes `input` into every output `args` asks for.
+pub(crate) fn run_input(args: &ReplayArgs, input: Input) -> anyhow::Result<ExitCode> {
+    let limits = args.out.limits.to_limits();
     let max_block = limits.max_block_size;
     let dash = Path::new("-");
     let to_stdout = [
-        &args.calls,
-        &args.summary_json,
+        &args.out.calls,
+        &args.out.summary_json,
         &args.connections_json,
-        &args.metrics_text,
+        &args.out.metrics_text,
     ]
     .iter()
     .filter(|p| p.as_deref() == Some(dash))
@@ -290,20 +307,20 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         to_stdout <= 1,
         "only one of --calls, --summary-json, --connections-json, --metrics-text can write to stdout"
     );
-    let calls = args.calls.as_deref().map(writer).transpose()?;
-    let dec_limits = decoder_limits(args.metadata, args.bodies, args.tui);
+    let calls = args.out.calls.as_deref().map(writer).transpose()?;
+    let dec_limits = decoder_limits(args.out.metadata, args.out.bodies, args.tui);
     let mut registry = prometheus_client::registry::Registry::default();
     let want_metrics =
-        args.metrics.is_some() || args.metrics_text.is_some() || args.openmetrics.is_some();
+        args.out.metrics.is_some() || args.out.metrics_text.is_some() || args.openmetrics.is_some();
     let recorder = want_metrics.then(|| {
         let config = exporter::ExporterConfig {
-            server_label: args.metrics_server_label,
+            server_label: args.out.metrics_server_label,
             ..Default::default()
         };
         exporter::Recorder::new(exporter::Metrics::new(&mut registry), config)
     });
     let registry = std::sync::Arc::new(registry);
-    let server = match &args.metrics {
+    let server = match &args.out.metrics {
         Some(addr) => {
             let s = exporter::server::MetricsServer::start(addr, registry.clone())
                 .context("starting the metrics server")?;
@@ -312,10 +329,10 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let sources = args.schemas.sources();
+    let sources = args.out.schemas.sources();
     // --bodies and the UI always need schemas: google.rpc.Status decodes rich errors without
     // any.
-    let schemas = (!sources.is_empty() || args.bodies || args.tui).then(|| {
+    let schemas = (!sources.is_empty() || args.out.bodies || args.tui).then(|| {
         let (schemas, errors) = decoder::schema::Schemas::load(&sources);
         for e in &errors {
             eprintln!("grpctap: schema {e} (left out)");
@@ -329,17 +346,17 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(|(p, m)| (p, m.call_type))
             .collect();
-        r.use_schemas(&methods, args.metrics_precreate);
+        r.use_schemas(&methods, args.out.metrics_precreate);
     }
-    let mut pipeline = Pipeline::new(dec_limits, args.max_methods, calls, recorder);
+    let mut pipeline = Pipeline::new(dec_limits, args.out.max_methods, calls, recorder);
     pipeline.schemas = schemas.clone();
-    pipeline.out.json_metadata = args.metadata;
+    pipeline.out.json_metadata = args.out.metadata;
     let watch = if args.tui {
         let decode = tui::detail::Decode {
             schemas: schemas.clone(),
-            cap: args.max_decompressed,
+            cap: args.out.max_decompressed,
         };
-        let (watch, feeder) = crate::watch::start(args.max_methods, decode, args.speed)?;
+        let (watch, feeder) = crate::watch::start(args.out.max_methods, decode, args.speed)?;
         pipeline.out.ui = Some(feeder);
         Some(watch)
     } else {
@@ -351,14 +368,17 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         .map(crate::watch::Watch::speed)
         .unwrap_or_default();
     let mut pace = crate::watch::Pace::new(args.speed);
-    pipeline.out.bodies = args.bodies.then(|| crate::calls_json::Bodies {
+    pipeline.out.bodies = args.out.bodies.then(|| crate::calls_json::Bodies {
         schemas,
-        cap: args.max_decompressed,
+        cap: args.out.max_decompressed,
     });
     let mut conns =
         (args.connections || args.connections_json.is_some()).then(Connections::default);
     let mut reasm = Reassembler::new(limits);
     let started = std::time::Instant::now();
+    // Packets the kernel or libpcap dropped (live capture).
+    #[allow(unused_mut)] // only a live capture changes it
+    let mut drops = 0u64;
     let (reports, stopped) = {
         let mut tee = Tee {
             pipeline: &mut pipeline,
@@ -368,73 +388,87 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             .openmetrics
             .as_ref()
             .map(|_| exporter::backfill::Backfill::new(args.openmetrics_step, 50_000_000));
-        let files = args.files.len();
-        let mut packets = 0u64;
-        let mut before = |ts: u64, stats: &CaptureStats, at: &FileAt<'_>, tee: &mut Tee<'_>| {
-            packets += 1;
-            let mut tick = || {
-                if tee
-                    .pipeline
-                    .out
-                    .ui
-                    .as_ref()
-                    .is_some_and(tui::feed::Feeder::due)
-                {
+        let (reports, stopped) = match input {
+            Input::Files => {
+                let files = args.files.len();
+                let mut packets = 0u64;
+                let mut before =
+                    |ts: u64, stats: &CaptureStats, at: &FileAt<'_>, tee: &mut Tee<'_>| {
+                        packets += 1;
+                        let mut tick = || {
+                            if tee
+                                .pipeline
+                                .out
+                                .ui
+                                .as_ref()
+                                .is_some_and(tui::feed::Feeder::due)
+                            {
+                                let status = crate::watch::replay_status(
+                                    Some(at),
+                                    files,
+                                    stats,
+                                    &tee.pipeline.out.stats,
+                                    ui_speed.clone(),
+                                    false,
+                                );
+                                tee.pipeline.ui_snapshot(status);
+                            }
+                        };
+                        if packets.is_multiple_of(256) {
+                            tick();
+                        }
+                        if !pace.wait(ts, shared.as_deref(), &mut tick) {
+                            return false;
+                        }
+                        if let Some(b) = backfill.as_mut().filter(|b| b.due(ts)) {
+                            if let Some(m) = tee.pipeline.out.metrics.as_mut() {
+                                m.set_capture(capture_counters(stats, 0));
+                            }
+                            b.sample(ts, &registry);
+                        }
+                        true
+                    };
+                let (reports, stopped) = replay_files(
+                    &args.files,
+                    &mut reasm,
+                    &mut tee,
+                    max_block,
+                    !args.tui,
+                    &mut before,
+                );
+                if tee.pipeline.out.ui.is_some() {
+                    // The UI keeps the calls still open as open: it hears nothing of the end.
+                    let last = args.files.last().map(|p| FileAt {
+                        path: p,
+                        done: 0,
+                        total: 0,
+                    });
                     let status = crate::watch::replay_status(
-                        Some(at),
+                        last.as_ref(),
                         files,
-                        stats,
+                        reasm.stats(),
                         &tee.pipeline.out.stats,
                         ui_speed.clone(),
-                        false,
+                        true,
                     );
                     tee.pipeline.ui_snapshot(status);
+                    tee.pipeline.out.ui = None;
                 }
-            };
-            if packets.is_multiple_of(256) {
-                tick();
+                (reports, stopped)
             }
-            if !pace.wait(ts, shared.as_deref(), &mut tick) {
-                return false;
+            #[cfg(feature = "live")]
+            Input::Live { mut src, duration } => {
+                let stop = match &shared {
+                    Some(s) => s.quit.clone(),
+                    None => quit_on_signals()?,
+                };
+                live_loop(&mut src, duration, &stop, &mut reasm, &mut tee, &mut drops)
             }
-            if let Some(b) = backfill.as_mut().filter(|b| b.due(ts)) {
-                if let Some(m) = tee.pipeline.out.metrics.as_mut() {
-                    m.set_capture(capture_counters(stats));
-                }
-                b.sample(ts, &registry);
-            }
-            true
         };
-        let (reports, stopped) = replay_files(
-            &args.files,
-            &mut reasm,
-            &mut tee,
-            max_block,
-            !args.tui,
-            &mut before,
-        );
-        if tee.pipeline.out.ui.is_some() {
-            // The UI keeps the calls still open as open: it hears nothing of the end.
-            let last = args.files.last().map(|p| FileAt {
-                path: p,
-                done: 0,
-                total: 0,
-            });
-            let status = crate::watch::replay_status(
-                last.as_ref(),
-                files,
-                reasm.stats(),
-                &tee.pipeline.out.stats,
-                ui_speed.clone(),
-                true,
-            );
-            tee.pipeline.ui_snapshot(status);
-            tee.pipeline.out.ui = None;
-        }
         reasm.finish(&mut tee);
         if let (Some(b), Some(path)) = (backfill.as_mut(), &args.openmetrics) {
             if let Some(m) = tee.pipeline.out.metrics.as_mut() {
-                m.set_capture(capture_counters(reasm.stats()));
+                m.set_capture(capture_counters(reasm.stats(), drops));
             }
             b.finish(&registry);
             let mut w = writer(path)?;
@@ -455,15 +489,15 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     pipeline.flush().context("writing calls")?;
     if let Some(m) = &mut pipeline.out.metrics {
-        m.set_capture(capture_counters(reasm.stats()));
+        m.set_capture(capture_counters(reasm.stats(), drops));
     }
-    if let Some(path) = &args.metrics_text {
+    if let Some(path) = &args.out.metrics_text {
         let mut w = writer(path)?;
         w.write_all(exporter::server::render(&registry, false).as_bytes())?;
         w.flush()
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if args.stats {
+    if args.out.stats {
         let secs = started.elapsed().as_secs_f64();
         let s = reasm.stats();
         let calls = pipeline.out.agg.total.calls + pipeline.out.agg.total.unfinished;
@@ -489,7 +523,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let stats = reasm.stats();
     let out = &pipeline.out;
     let span_s = summary::span(out.first_ts, out.last_ts);
-    if let Some(path) = &args.summary_json {
+    if let Some(path) = &args.out.summary_json {
         write_json(path, &summary::to_json(&out.agg, stats, &out.stats, span_s))?;
     }
     if let (Some(path), Some(conns)) = (&args.connections_json, &conns) {
@@ -528,6 +562,95 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         n if n == reports.len() && reports.iter().all(|r| r.packets == 0) => ExitCode::from(2),
         _ => ExitCode::from(1),
     })
+}
+
+/// A flag SIGINT, SIGTERM and SIGHUP set (the UI sets its own when it runs).
+#[cfg(feature = "live")]
+fn quit_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, flag.clone()).context("signal handler")?;
+    }
+    Ok(flag)
+}
+
+/// Reads a live interface until `stop` (or `duration`), reading the kernel's drop counters
+/// every second.
+#[cfg(feature = "live")]
+fn live_loop(
+    src: &mut capture::live::LiveSource,
+    duration: Option<std::time::Duration>,
+    stop: &std::sync::atomic::AtomicBool,
+    reasm: &mut Reassembler,
+    tee: &mut Tee<'_>,
+    drops: &mut u64,
+) -> (Vec<FileReport>, bool) {
+    use std::time::{Duration, Instant};
+    let started = Instant::now();
+    let mut report = FileReport {
+        path: format!("interface {}", src.iface()),
+        packets: 0,
+        error: None,
+    };
+    let mut last_stats = Instant::now();
+    let status = |reasm: &Reassembler, tee: &Tee<'_>, drops: u64, iface: &str, done: bool| {
+        crate::watch::live_status(iface, reasm.stats(), &tee.pipeline.out.stats, drops, done)
+    };
+    loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed)
+            || duration.is_some_and(|d| started.elapsed() >= d)
+        {
+            break;
+        }
+        match src.next_packet(Duration::from_millis(100)) {
+            Ok(Some(pkt)) => {
+                report.packets += 1;
+                reasm.handle_packet(&pkt, tee);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                report.error = Some(e.to_string());
+                break;
+            }
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            last_stats = Instant::now();
+            let s = src.stats();
+            *drops = s.dropped + s.if_dropped;
+            if let Some(m) = tee.pipeline.out.metrics.as_mut() {
+                m.set_capture(capture_counters(reasm.stats(), *drops));
+            }
+        }
+        if tee
+            .pipeline
+            .out
+            .ui
+            .as_ref()
+            .is_some_and(tui::feed::Feeder::due)
+        {
+            let st = status(reasm, tee, *drops, src.iface(), false);
+            tee.pipeline.ui_snapshot(st);
+        }
+    }
+    let s = src.stats();
+    *drops = s.dropped + s.if_dropped;
+    if tee.pipeline.out.ui.is_some() {
+        let st = status(reasm, tee, *drops, src.iface(), true);
+        tee.pipeline.ui_snapshot(st);
+        tee.pipeline.out.ui = None;
+    }
+    eprintln!(
+        "grpctap: {}: {} packets received by the filter, {} dropped by the kernel, {} by the interface",
+        src.iface(),
+        s.received,
+        s.dropped,
+        s.if_dropped
+    );
+    (vec![report], false)
 }
 
 fn summary_line(s: &CaptureStats) -> String {

@@ -110,6 +110,29 @@ pub(crate) fn replay_status(
     }
 }
 
+/// The status line's figures for a live capture.
+#[cfg(feature = "live")]
+pub(crate) fn live_status(
+    iface: &str,
+    stats: &CaptureStats,
+    dstats: &DecodeStats,
+    drops: u64,
+    done: bool,
+) -> SourceStatus {
+    SourceStatus {
+        source: format!("live {iface}"),
+        progress: None,
+        done,
+        packets: stats.packets,
+        bytes: stats.bytes,
+        drops,
+        gaps: stats.gaps,
+        anomalies: dstats.anomalies.values().sum(),
+        bad_packets: stats.truncated + stats.malformed,
+        speed: String::new(),
+    }
+}
+
 /// Holds a replay to its speed, and still while paused.
 #[derive(Debug)]
 pub(crate) struct Pace {

@@ -1,0 +1,233 @@
+//! Live capture (feature `live`; CI runs these as root). Two network namespaces joined by a
+//! veth pair, made by the test: a tonic server in one, the tonic client and grpctap in the
+//! other; grpctap must report exactly the calls the client logged. And without privileges, the
+//! clear error.
+
+#![cfg(feature = "live")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The tonic test service, built beside the tests (`cargo test --workspace` builds it).
+fn tonic_echo() -> PathBuf {
+    let exe = std::env::current_exe().expect("test path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("tonic-echo");
+    assert!(
+        bin.exists(),
+        "{} (cargo build -p tonic-echo)",
+        bin.display()
+    );
+    bin
+}
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip")
+        .args(args)
+        .status()
+        .expect("ip (iproute2)");
+    assert!(st.success(), "ip {args:?}");
+}
+
+/// Two namespaces, `<name>-s` (10.213.0.1) and `<name>-c` (10.213.0.2), removed on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(name: &str) -> Netns {
+        let n = Netns {
+            name: name.to_owned(),
+        };
+        let (s, c) = (n.server(), n.client());
+        let _ = Command::new("ip").args(["netns", "del", &s]).status();
+        let _ = Command::new("ip").args(["netns", "del", &c]).status();
+        ip(&["netns", "add", &s]);
+        ip(&["netns", "add", &c]);
+        let (vs, vc) = (format!("{name}s0"), format!("{name}c0"));
+        ip(&[
+            "link", "add", &vs, "netns", &s, "type", "veth", "peer", "name", &vc, "netns", &c,
+        ]);
+        ip(&["-n", &s, "addr", "add", "10.213.0.1/24", "dev", &vs]);
+        ip(&["-n", &c, "addr", "add", "10.213.0.2/24", "dev", &vc]);
+        for (ns, dev) in [(&s, &vs), (&c, &vc)] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        n
+    }
+
+    fn server(&self) -> String {
+        format!("{}-s", self.name)
+    }
+
+    fn client(&self) -> String {
+        format!("{}-c", self.name)
+    }
+
+    fn exec(&self, ns: &str, program: &PathBuf) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.server()])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.client()])
+            .status();
+    }
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read_until(path: &PathBuf, text: &str) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .contains(text)
+    {
+        assert!(
+            Instant::now() < until,
+            "waited for {text:?} in {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// (method, status) -> calls. tonic logs its own client-side deadline as CANCELLED "Timeout
+/// expired"; on the wire that is a reset at the deadline, which gRPC's rules (and grpctap) call
+/// DEADLINE_EXCEEDED (as in tests/grpc_calls.rs).
+fn tally(jsonl: &str) -> BTreeMap<(String, String), u64> {
+    let mut m = BTreeMap::new();
+    for l in jsonl.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json");
+        let status = match (v["status"].as_str(), v["message"].as_str()) {
+            (Some("CANCELLED"), Some("Timeout expired")) => "DEADLINE_EXCEEDED",
+            (Some(s), _) => s,
+            (None, _) => "?",
+        };
+        let key = (
+            v["method"].as_str().unwrap_or("?").to_owned(),
+            status.to_owned(),
+        );
+        *m.entry(key).or_default() += 1;
+    }
+    m
+}
+
+#[test]
+fn calls_between_two_namespaces_are_reported_exactly() {
+    let dir = std::env::temp_dir().join(format!("grpctap-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let net = Netns::new("gtl");
+    let echo = tonic_echo();
+    let server_log = dir.join("server.log");
+    let _server = Kill(
+        net.exec(&net.server(), &echo)
+            .args(["server", "--addr", "10.213.0.1:50051"])
+            .stdout(std::fs::File::create(&server_log).expect("log"))
+            .spawn()
+            .expect("server"),
+    );
+    read_until(&server_log, "ready");
+    let calls = dir.join("calls.jsonl");
+    let stderr = dir.join("grpctap.err");
+    let tap = net
+        .exec(&net.client(), &PathBuf::from(env!("CARGO_BIN_EXE_grpctap")))
+        .args(["capture", "-i", "gtlc0", "--no-tui", "--calls"])
+        .arg(&calls)
+        .args(["tcp", "port", "50051"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).expect("err"))
+        .spawn()
+        .expect("grpctap");
+    let tap_pid = tap.id();
+    let mut tap = Kill(tap);
+    // The handle is open once grpctap waits for packets; give it a moment.
+    std::thread::sleep(Duration::from_millis(700));
+    let client_log = dir.join("client.jsonl");
+    let st = net
+        .exec(&net.client(), &echo)
+        .args([
+            "client",
+            "--target",
+            "http://10.213.0.1:50051",
+            "--scenario",
+            "basic",
+            "--log",
+        ])
+        .arg(&client_log)
+        .stdout(Stdio::null())
+        .status()
+        .expect("client");
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(300));
+    // SIGTERM: a clean end with the summary table, though the interface is idle now.
+    let t = Instant::now();
+    let st = Command::new("kill")
+        .args(["-TERM", &tap_pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let out = std::mem::replace(&mut tap.0, Command::new("true").spawn().expect("true"))
+        .wait_with_output()
+        .expect("grpctap output");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "slow to stop: {:?}",
+        t.elapsed()
+    );
+    let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(out.status.success(), "{err}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("TOTAL"), "{table}");
+    assert!(
+        err.contains("received by the filter, 0 dropped by the kernel"),
+        "{err}"
+    );
+    let want = tally(&std::fs::read_to_string(&client_log).expect("client log"));
+    let got = tally(&std::fs::read_to_string(&calls).expect("calls"));
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn without_privileges_the_error_names_the_fix() {
+    // As user nobody, with no capabilities.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_grpctap"))
+        .args(["capture", "-i", "lo", "--no-tui", "--duration", "1"])
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not allowed to capture"), "{err}");
+    assert!(err.contains("run as root"), "{err}");
+    assert!(
+        err.contains("setcap cap_net_raw,cap_net_admin=eip"),
+        "{err}"
+    );
+}
