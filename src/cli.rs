@@ -90,6 +90,15 @@ pub(crate) struct CaptureArgs {
     #[arg(long, value_name = "SECS")]
     pub(crate) duration: Option<f64>,
 
+    /// Also write the packets to FILE (pcapng) while decoding, for a replay later.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub(crate) write: Option<PathBuf>,
+
+    /// With -w: start a new file (FILE-1, FILE-2, ... before the extension) before one passes
+    /// SIZE bytes (suffixes k, M, G: powers of 1000).
+    #[arg(long, value_name = "SIZE", requires = "write", value_parser = parse_size)]
+    pub(crate) rotate_size: Option<u64>,
+
     #[command(flatten)]
     pub(crate) out: OutputArgs,
 }
@@ -194,6 +203,24 @@ pub(crate) struct OutputArgs {
 
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&s[..i], 1e6),
+        Some((i, 'g' | 'G')) => (&s[..i], 1e9),
+        _ => (s, 1.0),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected bytes, like 100M"))?;
+    if !(v.is_finite() && v * mult >= 4096.0) {
+        return Err(format!("{s:?}: at least 4096 bytes"));
+    }
+    // Finite, positive and checked above: the cast keeps the value (saturating at u64::MAX).
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok((v * mult) as u64)
 }
 
 /// How fast a replay goes.

@@ -68,6 +68,18 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
         promisc: !args.no_promisc,
         immediate: !args.no_immediate,
     })?;
+    let write = match &args.write {
+        Some(path) => Some(
+            capture::write::PcapngWriter::create(
+                path,
+                src.linktype(),
+                u32::try_from(args.snaplen).unwrap_or(262_144),
+                args.rotate_size,
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
     let tui = args.tui || (!args.no_tui && std::io::stdout().is_terminal());
     let replay = crate::cli::ReplayArgs {
         files: Vec::new(),
@@ -84,5 +96,12 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
     let duration = args
         .duration
         .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
-    crate::replay::run_input(&replay, crate::replay::Input::Live { src, duration })
+    crate::replay::run_input(
+        &replay,
+        crate::replay::Input::Live {
+            src,
+            duration,
+            write,
+        },
+    )
 }

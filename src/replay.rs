@@ -270,6 +270,7 @@ pub(crate) fn decoder_limits(metadata: bool, bodies: bool, tui: bool) -> Decoder
 }
 
 /// Where packets come from.
+#[allow(clippy::large_enum_variant)] // one per run, never moved after
 pub(crate) enum Input {
     /// `args.files`, in order.
     Files,
@@ -278,6 +279,8 @@ pub(crate) enum Input {
     Live {
         src: capture::live::LiveSource,
         duration: Option<std::time::Duration>,
+        /// `-w`: the packets also go to pcapng files.
+        write: Option<capture::write::PcapngWriter>,
     },
 }
 
@@ -457,12 +460,22 @@ pub(crate) fn run_input(args: &ReplayArgs, input: Input) -> anyhow::Result<ExitC
                 (reports, stopped)
             }
             #[cfg(feature = "live")]
-            Input::Live { mut src, duration } => {
+            Input::Live {
+                mut src,
+                duration,
+                mut write,
+            } => {
                 let stop = match &shared {
                     Some(s) => s.quit.clone(),
                     None => quit_on_signals()?,
                 };
-                live_loop(&mut src, duration, &stop, &mut reasm, &mut tee, &mut drops)
+                let io = LiveIo {
+                    stop: &stop,
+                    duration,
+                    write: &mut write,
+                    drops: &mut drops,
+                };
+                live_loop(&mut src, io, &mut reasm, &mut tee)
             }
         };
         reasm.finish(&mut tee);
@@ -578,17 +591,30 @@ fn quit_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicB
     Ok(flag)
 }
 
+/// What a live loop reads and writes besides packets.
+#[cfg(feature = "live")]
+struct LiveIo<'a> {
+    stop: &'a std::sync::atomic::AtomicBool,
+    duration: Option<std::time::Duration>,
+    write: &'a mut Option<capture::write::PcapngWriter>,
+    drops: &'a mut u64,
+}
+
 /// Reads a live interface until `stop` (or `duration`), reading the kernel's drop counters
-/// every second.
+/// every second, writing the packets out when asked (`-w`).
 #[cfg(feature = "live")]
 fn live_loop(
     src: &mut capture::live::LiveSource,
-    duration: Option<std::time::Duration>,
-    stop: &std::sync::atomic::AtomicBool,
+    io: LiveIo<'_>,
     reasm: &mut Reassembler,
     tee: &mut Tee<'_>,
-    drops: &mut u64,
 ) -> (Vec<FileReport>, bool) {
+    let LiveIo {
+        stop,
+        duration,
+        write,
+        drops,
+    } = io;
     use std::time::{Duration, Instant};
     let started = Instant::now();
     let mut report = FileReport {
@@ -609,6 +635,13 @@ fn live_loop(
         match src.next_packet(Duration::from_millis(100)) {
             Ok(Some(pkt)) => {
                 report.packets += 1;
+                if let Some(w) = write.as_mut()
+                    && let Err(e) = w.write(&pkt)
+                {
+                    // The capture goes on; only the file stops.
+                    eprintln!("grpctap: writing packets: {e}; no more are written");
+                    *write = None;
+                }
                 reasm.handle_packet(&pkt, tee);
             }
             Ok(None) => {}
@@ -638,6 +671,19 @@ fn live_loop(
     }
     let s = src.stats();
     *drops = s.dropped + s.if_dropped;
+    if let Some(w) = write.as_mut() {
+        match w.flush() {
+            Ok(()) => eprintln!(
+                "grpctap: packets written to {}",
+                w.files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => eprintln!("grpctap: writing packets: {e}"),
+        }
+    }
     if tee.pipeline.out.ui.is_some() {
         let st = status(reasm, tee, *drops, src.iface(), true);
         tee.pipeline.ui_snapshot(st);

@@ -153,6 +153,9 @@ fn calls_between_two_namespaces_are_reported_exactly() {
         .exec(&net.client(), &PathBuf::from(env!("CARGO_BIN_EXE_grpctap")))
         .args(["capture", "-i", "gtlc0", "--no-tui", "--calls"])
         .arg(&calls)
+        .arg("-w")
+        .arg(dir.join("live.pcapng"))
+        .args(["--rotate-size", "20k"])
         .args(["tcp", "port", "50051"])
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr).expect("err"))
@@ -206,6 +209,24 @@ fn calls_between_two_namespaces_are_reported_exactly() {
     let got = tally(&std::fs::read_to_string(&calls).expect("calls"));
     assert!(!want.is_empty());
     assert_eq!(got, want);
+    // The packets written while decoding (rotated every 20 kB) replay into the same calls.
+    let mut files = vec![dir.join("live.pcapng")];
+    for n in 1.. {
+        let f = dir.join(format!("live-{n}.pcapng"));
+        if !f.exists() {
+            break;
+        }
+        files.push(f);
+    }
+    assert!(files.len() > 2, "rotated: {files:?}");
+    assert!(err.contains("packets written to"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args(["replay", "--calls", "-"])
+        .args(&files)
+        .output()
+        .expect("replay");
+    assert!(out.status.success());
+    assert_eq!(tally(&String::from_utf8_lossy(&out.stdout)), want);
 }
 
 #[test]

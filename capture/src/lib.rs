@@ -28,6 +28,7 @@ pub mod source;
 pub mod stats;
 pub mod synth;
 pub mod wire;
+pub mod write;
 
 pub use config::CaptureLimits;
 pub use event::{
