@@ -90,6 +90,11 @@ pub(crate) struct CaptureArgs {
     #[arg(long, value_name = "SECS")]
     pub(crate) duration: Option<f64>,
 
+    /// When started as root: once the interface and the outputs are open, go on as USER (like
+    /// tcpdump -Z). Default `nobody`; `--user root` keeps root.
+    #[arg(long, value_name = "USER")]
+    pub(crate) user: Option<String>,
+
     /// Also write the packets to FILE (pcapng) while decoding, for a replay later.
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub(crate) write: Option<PathBuf>,

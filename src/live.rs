@@ -81,6 +81,15 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let tui = args.tui || (!args.no_tui && std::io::stdout().is_terminal());
+    // Started as root: go on as --user (default nobody) once everything is open.
+    let drop_to = if nix::unistd::geteuid().is_root() {
+        match args.user.as_deref().unwrap_or("nobody") {
+            "root" => None,
+            u => Some(u.to_owned()),
+        }
+    } else {
+        None
+    };
     let replay = crate::cli::ReplayArgs {
         files: Vec::new(),
         connections: false,
@@ -102,6 +111,7 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
             src,
             duration,
             write,
+            drop_to,
         },
     )
 }

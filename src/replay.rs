@@ -281,6 +281,8 @@ pub(crate) enum Input {
         duration: Option<std::time::Duration>,
         /// `-w`: the packets also go to pcapng files.
         write: Option<capture::write::PcapngWriter>,
+        /// Go on as this user once everything is open (started as root).
+        drop_to: Option<String>,
     },
 }
 
@@ -354,6 +356,16 @@ pub(crate) fn run_input(args: &ReplayArgs, input: Input) -> anyhow::Result<ExitC
     let mut pipeline = Pipeline::new(dec_limits, args.out.max_methods, calls, recorder);
     pipeline.schemas = schemas.clone();
     pipeline.out.json_metadata = args.out.metadata;
+    // Everything that needs root is open (interface, output files, metrics port): go on as
+    // the unprivileged user before the UI starts.
+    #[cfg(feature = "live")]
+    if let Input::Live {
+        drop_to: Some(user),
+        ..
+    } = &input
+    {
+        drop_privileges(user)?;
+    }
     let watch = if args.tui {
         let decode = tui::detail::Decode {
             schemas: schemas.clone(),
@@ -464,6 +476,7 @@ pub(crate) fn run_input(args: &ReplayArgs, input: Input) -> anyhow::Result<ExitC
                 mut src,
                 duration,
                 mut write,
+                drop_to: _,
             } => {
                 let stop = match &shared {
                     Some(s) => s.quit.clone(),
@@ -575,6 +588,21 @@ pub(crate) fn run_input(args: &ReplayArgs, input: Input) -> anyhow::Result<ExitC
         n if n == reports.len() && reports.iter().all(|r| r.packets == 0) => ExitCode::from(2),
         _ => ExitCode::from(1),
     })
+}
+
+/// Switches the whole process (every thread) to `user`: its groups, group and user id.
+#[cfg(feature = "live")]
+fn drop_privileges(user: &str) -> anyhow::Result<()> {
+    use nix::unistd::{Gid, User, geteuid, setgid, setgroups, setuid};
+    let u = User::from_name(user)
+        .with_context(|| format!("looking up user {user}"))?
+        .with_context(|| format!("--user {user}: no such user"))?;
+    setgroups(&[Gid::from_raw(u.gid.as_raw())])
+        .and_then(|()| setgid(u.gid))
+        .and_then(|()| setuid(u.uid))
+        .with_context(|| format!("switching to user {user}"))?;
+    anyhow::ensure!(geteuid() == u.uid, "still not user {user} after switching");
+    Ok(())
 }
 
 /// A flag SIGINT, SIGTERM and SIGHUP set (the UI sets its own when it runs).

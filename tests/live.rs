@@ -111,14 +111,17 @@ fn read_until(path: &PathBuf, text: &str) {
     }
 }
 
-/// (method, status) -> calls. tonic logs its own client-side deadline as CANCELLED "Timeout
-/// expired"; on the wire that is a reset at the deadline, which gRPC's rules (and grpctap) call
-/// DEADLINE_EXCEEDED (as in tests/grpc_calls.rs).
+/// (method, status) -> calls. A tonic deadline shows as CANCELLED "Timeout expired" in the
+/// client's log whichever side's clock fired first. On the wire it is either the client's reset
+/// at the deadline (grpctap: DEADLINE_EXCEEDED, by gRPC's rules) or, when the server's timer
+/// fired first, a CANCELLED "Timeout expired" status the server sent (grpctap reports the wire).
+/// Both count as the deadline here (as in tests/grpc_calls.rs).
 fn tally(jsonl: &str) -> BTreeMap<(String, String), u64> {
     let mut m = BTreeMap::new();
     for l in jsonl.lines() {
         let v: serde_json::Value = serde_json::from_str(l).expect("json");
-        let status = match (v["status"].as_str(), v["message"].as_str()) {
+        let message = v["message"].as_str().or(v["grpc_message"].as_str());
+        let status = match (v["status"].as_str(), message) {
             (Some("CANCELLED"), Some("Timeout expired")) => "DEADLINE_EXCEEDED",
             (Some(s), _) => s,
             (None, _) => "?",
@@ -134,8 +137,11 @@ fn tally(jsonl: &str) -> BTreeMap<(String, String), u64> {
 
 #[test]
 fn calls_between_two_namespaces_are_reported_exactly() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("grpctap-live-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
+    // grpctap goes on as user nobody: it must be able to start the rotated files here.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let net = Netns::new("gtl");
     let echo = tonic_echo();
     let server_log = dir.join("server.log");
@@ -163,8 +169,23 @@ fn calls_between_two_namespaces_are_reported_exactly() {
         .expect("grpctap");
     let tap_pid = tap.id();
     let mut tap = Kill(tap);
-    // The handle is open once grpctap waits for packets; give it a moment.
-    std::thread::sleep(Duration::from_millis(700));
+    // Started as root, it goes on as nobody once the interface and files are open (the
+    // default --user); the handle keeps capturing.
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{tap_pid}/status")).unwrap_or_default();
+        let uid = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .unwrap_or("")
+            .to_owned();
+        if uid.split_whitespace().skip(1).all(|u| u == "65534") && !uid.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < until, "still {uid:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     let client_log = dir.join("client.jsonl");
     let st = net
         .exec(&net.client(), &echo)
