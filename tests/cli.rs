@@ -282,3 +282,18 @@ fn tui_needs_a_terminal_and_stdout_for_itself() {
     );
     assert!(text(&out.stdout).contains("TOTAL"));
 }
+
+/// A build without live capture says how to get it.
+#[cfg(not(feature = "live"))]
+#[test]
+fn capture_without_the_live_feature_says_how_to_get_it() {
+    for args in [&["capture", "-i", "lo"][..], &["interfaces"][..]] {
+        let out = grpctap(args);
+        assert_eq!(out.status.code(), Some(2));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("--features live") && err.contains("libpcap-dev"),
+            "{err}"
+        );
+    }
+}

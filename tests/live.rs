@@ -273,3 +273,39 @@ fn without_privileges_the_error_names_the_fix() {
         "{err}"
     );
 }
+
+#[test]
+fn the_ui_is_the_default_on_a_terminal_and_q_ends_the_capture() {
+    // Live on loopback in a real terminal: the UI, its status line naming the interface, then q:
+    // the terminal given back and the summary printed.
+    let t = common::tmux::Tmux::start(
+        "live-ui",
+        &format!(
+            "{} capture -i lo --user root tcp port 9",
+            env!("CARGO_BIN_EXE_grpctap")
+        ),
+        100,
+        30,
+    );
+    t.wait("the UI on lo", |s| {
+        s.contains("live lo") && s.contains("1 Methods")
+    });
+    t.keys(&["q"]);
+    let s = t.wait_exit(0);
+    assert!(s.contains("TOTAL"), "{s}");
+}
+
+#[test]
+fn interfaces_lists_loopback() {
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .arg("interfaces")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("lo ") && l.contains("loopback") && l.contains("127.0.0.1")),
+        "{text}"
+    );
+}
