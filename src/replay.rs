@@ -394,6 +394,9 @@ pub(crate) fn run_input(args: &ReplayArgs, input: Input) -> anyhow::Result<ExitC
     // Packets the kernel or libpcap dropped (live capture).
     #[allow(unused_mut)] // only a live capture changes it
     let mut drops = 0u64;
+    // Lines for stderr once the UI is gone (live capture).
+    #[allow(unused_mut)]
+    let mut notes: Vec<String> = Vec::new();
     let (reports, stopped) = {
         let mut tee = Tee {
             pipeline: &mut pipeline,
@@ -487,6 +490,7 @@ pub(crate) fn run_input(args: &ReplayArgs, input: Input) -> anyhow::Result<ExitC
                     duration,
                     write: &mut write,
                     drops: &mut drops,
+                    notes: &mut notes,
                 };
                 live_loop(&mut src, io, &mut reasm, &mut tee)
             }
@@ -506,6 +510,9 @@ pub(crate) fn run_input(args: &ReplayArgs, input: Input) -> anyhow::Result<ExitC
     };
     if let Some(w) = watch {
         w.wait()?;
+    }
+    for n in &notes {
+        eprintln!("grpctap: {n}");
     }
     if stopped {
         eprintln!(
@@ -626,6 +633,8 @@ struct LiveIo<'a> {
     duration: Option<std::time::Duration>,
     write: &'a mut Option<capture::write::PcapngWriter>,
     drops: &'a mut u64,
+    /// Lines for stderr, printed once the UI has given the terminal back.
+    notes: &'a mut Vec<String>,
 }
 
 /// Reads a live interface until `stop` (or `duration`), reading the kernel's drop counters
@@ -642,6 +651,7 @@ fn live_loop(
         duration,
         write,
         drops,
+        notes,
     } = io;
     use std::time::{Duration, Instant};
     let started = Instant::now();
@@ -667,7 +677,7 @@ fn live_loop(
                     && let Err(e) = w.write(&pkt)
                 {
                     // The capture goes on; only the file stops.
-                    eprintln!("grpctap: writing packets: {e}; no more are written");
+                    notes.push(format!("writing packets: {e}; no more were written"));
                     *write = None;
                 }
                 reasm.handle_packet(&pkt, tee);
@@ -700,30 +710,30 @@ fn live_loop(
     let s = src.stats();
     *drops = s.dropped + s.if_dropped;
     if let Some(w) = write.as_mut() {
-        match w.flush() {
-            Ok(()) => eprintln!(
-                "grpctap: packets written to {}",
+        notes.push(match w.flush() {
+            Ok(()) => format!(
+                "packets written to {}",
                 w.files
                     .iter()
                     .map(|f| f.display().to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            Err(e) => eprintln!("grpctap: writing packets: {e}"),
-        }
+            Err(e) => format!("writing packets: {e}"),
+        });
     }
     if tee.pipeline.out.ui.is_some() {
         let st = status(reasm, tee, *drops, src.iface(), true);
         tee.pipeline.ui_snapshot(st);
         tee.pipeline.out.ui = None;
     }
-    eprintln!(
-        "grpctap: {}: {} packets received by the filter, {} dropped by the kernel, {} by the interface",
+    notes.push(format!(
+        "{}: {} packets received by the filter, {} dropped by the kernel, {} by the interface",
         src.iface(),
         s.received,
         s.dropped,
         s.if_dropped
-    );
+    ));
     (vec![report], false)
 }
 
