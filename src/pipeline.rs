@@ -224,6 +224,20 @@ impl Pipeline {
         ui.flush();
     }
 
+    /// A snapshot is due for the UI (it runs and its last batch went out a while ago).
+    pub(crate) fn ui_due(&self) -> bool {
+        self.out.ui.as_ref().is_some_and(tui::feed::Feeder::due)
+    }
+
+    /// The UI's last snapshot; then it hears nothing more (the calls still open stay open
+    /// there rather than becoming unfinished when the reassembler is finished).
+    pub(crate) fn ui_finish(&mut self, status: tui::feed::SourceStatus) {
+        if self.out.ui.is_some() {
+            self.ui_snapshot(status);
+            self.out.ui = None;
+        }
+    }
+
     /// Flushes the call writer.
     pub(crate) fn flush(&mut self) -> std::io::Result<()> {
         if let Some(e) = self.out.write_error.take() {

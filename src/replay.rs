@@ -414,13 +414,7 @@ pub(crate) fn run_input(args: &ReplayArgs, input: Input) -> anyhow::Result<ExitC
                     |ts: u64, stats: &CaptureStats, at: &FileAt<'_>, tee: &mut Tee<'_>| {
                         packets += 1;
                         let mut tick = || {
-                            if tee
-                                .pipeline
-                                .out
-                                .ui
-                                .as_ref()
-                                .is_some_and(tui::feed::Feeder::due)
-                            {
+                            if tee.pipeline.ui_due() {
                                 let status = crate::watch::replay_status(
                                     Some(at),
                                     files,
@@ -455,7 +449,6 @@ pub(crate) fn run_input(args: &ReplayArgs, input: Input) -> anyhow::Result<ExitC
                     &mut before,
                 );
                 if tee.pipeline.out.ui.is_some() {
-                    // The UI keeps the calls still open as open: it hears nothing of the end.
                     let last = args.files.last().map(|p| FileAt {
                         path: p,
                         done: 0,
@@ -469,8 +462,7 @@ pub(crate) fn run_input(args: &ReplayArgs, input: Input) -> anyhow::Result<ExitC
                         ui_speed.clone(),
                         true,
                     );
-                    tee.pipeline.ui_snapshot(status);
-                    tee.pipeline.out.ui = None;
+                    tee.pipeline.ui_finish(status);
                 }
                 (reports, stopped)
             }
@@ -696,13 +688,7 @@ fn live_loop(
                 m.set_capture(capture_counters(reasm.stats(), *drops));
             }
         }
-        if tee
-            .pipeline
-            .out
-            .ui
-            .as_ref()
-            .is_some_and(tui::feed::Feeder::due)
-        {
+        if tee.pipeline.ui_due() {
             let st = status(reasm, tee, *drops, src.iface(), false);
             tee.pipeline.ui_snapshot(st);
         }
@@ -722,11 +708,8 @@ fn live_loop(
             Err(e) => format!("writing packets: {e}"),
         });
     }
-    if tee.pipeline.out.ui.is_some() {
-        let st = status(reasm, tee, *drops, src.iface(), true);
-        tee.pipeline.ui_snapshot(st);
-        tee.pipeline.out.ui = None;
-    }
+    let st = status(reasm, tee, *drops, src.iface(), true);
+    tee.pipeline.ui_finish(st);
     notes.push(format!(
         "{}: {} packets received by the filter, {} dropped by the kernel, {} by the interface",
         src.iface(),

@@ -73,7 +73,7 @@ fn replay_events(name: &str, stop_after: Option<u64>) -> Vec<tui::feed::UiEvent>
         String::new(),
         true,
     );
-    pipeline.ui_snapshot(status);
+    pipeline.ui_finish(status);
     drop(pipeline);
     rx.try_iter().flatten().collect()
 }

@@ -80,17 +80,21 @@ fn status_line(c: &CallRecord) -> String {
     s
 }
 
-/// The detail of a finished call.
-pub fn build(c: &CallRecord, d: &Decode) -> Detail {
-    let title = c
-        .method
-        .as_deref()
+/// The title (the method, or `<unknown>`) and the first line, showing it.
+fn titled(method: Option<&str>) -> (String, Vec<Line<'static>>) {
+    let title = method
         .unwrap_or(decoder::aggregate::UNKNOWN_METHOD)
         .to_owned();
-    let mut lines = vec![Line::from(Span::styled(
+    let line = Line::from(Span::styled(
         title.clone(),
         Style::default().add_modifier(Modifier::BOLD),
-    ))];
+    ));
+    (title, vec![line])
+}
+
+/// The detail of a finished call.
+pub fn build(c: &CallRecord, d: &Decode) -> Detail {
+    let (title, mut lines) = titled(c.method.as_deref());
     let error = crate::model::is_error(c);
     lines.push(Line::from(vec![
         Span::styled(
@@ -379,15 +383,7 @@ fn json_lines(v: &serde_json::Value, lines: &mut Vec<Line<'static>>) {
 
 /// The detail of a call still open: what its headers said and its messages so far.
 pub fn open_call(o: &OpenRow, model: &Model) -> Detail {
-    let title = o
-        .method
-        .as_deref()
-        .unwrap_or(decoder::aggregate::UNKNOWN_METHOD)
-        .to_owned();
-    let mut lines = vec![Line::from(Span::styled(
-        title.clone(),
-        Style::default().add_modifier(Modifier::BOLD),
-    ))];
+    let (title, mut lines) = titled(o.method.as_deref());
     let age = o
         .start
         .map(|s| fmt::duration(std::time::Duration::from_nanos(model.now.saturating_sub(s))))
