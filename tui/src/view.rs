@@ -90,6 +90,40 @@ fn tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
     frame.render_widget(Line::from(spans), area);
 }
 
+/// A list view's table: header, the visible rows, the selected one highlighted, and a line
+/// saying why when there are none.
+struct List<'a> {
+    header: Row<'a>,
+    rows: Vec<Row<'a>>,
+    widths: Vec<Constraint>,
+    /// Selected row among `rows`.
+    selected: Option<usize>,
+    /// Shown when there is no row.
+    empty: &'a str,
+}
+
+impl List<'_> {
+    fn draw(self, frame: &mut Frame<'_>, area: Rect) {
+        let none = self.rows.is_empty();
+        let table = Table::new(self.rows, self.widths)
+            .header(self.header.style(HEADER))
+            .row_highlight_style(HIGHLIGHT);
+        let mut state = TableState::default().with_selected(self.selected);
+        frame.render_stateful_widget(table, area, &mut state);
+        if none {
+            let line = Rect {
+                y: area.y.saturating_add(1),
+                height: 1,
+                ..area
+            };
+            frame.render_widget(
+                Paragraph::new(self.empty).style(DIM),
+                line.intersection(area),
+            );
+        }
+    }
+}
+
 /// The first row to show so that `selected` is visible in `height` rows.
 fn scroll_to(state: &mut TableState, selected: usize, height: usize, len: usize) -> usize {
     let height = height.max(1);
@@ -334,27 +368,20 @@ fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             Row::new(cells).style(style)
         })
         .collect();
-    let empty = rows.is_empty();
-    let table = Table::new(body, widths)
-        .header(Row::new(header).style(HEADER))
-        .row_highlight_style(HIGHLIGHT);
-    let mut state = TableState::default().with_selected((!empty).then_some(sel - offset));
-    frame.render_stateful_widget(table, table_area, &mut state);
-    if empty {
-        let msg = if app.method_filter.is_empty() {
-            "no calls yet"
-        } else {
-            "no method matches the filter"
-        };
-        frame.render_widget(
-            Paragraph::new(msg).style(DIM),
-            Rect {
-                y: table_area.y + 1,
-                height: 1,
-                ..table_area
-            },
-        );
-    }
+    let empty = if app.method_filter.is_empty() {
+        "no calls yet"
+    } else {
+        "no method matches the filter"
+    };
+    let selected = (!rows.is_empty()).then_some(sel - offset);
+    let list = List {
+        header: Row::new(header),
+        rows: body,
+        widths,
+        selected,
+        empty,
+    };
+    list.draw(frame, table_area);
     if panel_h > 0
         && let Some((line, r)) = rows.get(sel)
     {
@@ -645,27 +672,20 @@ fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             }
         })
         .collect();
-    let empty = lines.is_empty();
-    let table = Table::new(rows, widths)
-        .header(Row::new(header).style(HEADER))
-        .row_highlight_style(HIGHLIGHT);
-    let mut state = TableState::default().with_selected((!empty).then_some(sel - offset));
-    frame.render_stateful_widget(table, area, &mut state);
-    if empty {
-        let msg = if app.call_filter.is_empty() {
-            "no calls yet"
-        } else {
-            "no call matches the filter"
-        };
-        frame.render_widget(
-            Paragraph::new(msg).style(DIM),
-            Rect {
-                y: area.y + 1,
-                height: 1,
-                ..area
-            },
-        );
-    }
+    let empty = if app.call_filter.is_empty() {
+        "no calls yet"
+    } else {
+        "no call matches the filter"
+    };
+    let selected = (!lines.is_empty()).then_some(sel - offset);
+    let list = List {
+        header: Row::new(header),
+        rows,
+        widths,
+        selected,
+        empty,
+    };
+    list.draw(frame, area);
 }
 
 fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
@@ -722,32 +742,21 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             if c.closed { row.style(DIM) } else { row }
         })
         .collect();
-    let table = Table::new(rows, widths)
-        .header(
-            Row::new([
-                "Client → Server (closed: grey)",
-                "Open",
-                "Calls",
-                "Errs",
-                "Bytes ↑/↓",
-                "GOAWAY",
-            ])
-            .style(HEADER),
-        )
-        .row_highlight_style(HIGHLIGHT);
-    let mut state =
-        TableState::default().with_selected((!conns.is_empty()).then_some(sel - offset));
-    frame.render_stateful_widget(table, top, &mut state);
-    if conns.is_empty() {
-        frame.render_widget(
-            Paragraph::new("no HTTP/2 connection yet").style(DIM),
-            Rect {
-                y: top.y + 1,
-                height: 1,
-                ..top
-            },
-        );
-    }
+    let list = List {
+        header: Row::new([
+            "Client → Server (closed: grey)",
+            "Open",
+            "Calls",
+            "Errs",
+            "Bytes ↑/↓",
+            "GOAWAY",
+        ]),
+        rows,
+        widths: widths.to_vec(),
+        selected: (!conns.is_empty()).then_some(sel - offset),
+        empty: "no HTTP/2 connection yet",
+    };
+    list.draw(frame, top);
     spread(frame, bottom, app);
 }
 
