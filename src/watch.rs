@@ -99,14 +99,20 @@ pub(crate) fn replay_status(
     SourceStatus {
         source,
         progress: at.map(|a| (a.done, a.total)),
+        speed,
+        ..counters(stats, dstats, 0, done)
+    }
+}
+
+/// The counters of the status line, the same for a replay and a live capture.
+fn counters(stats: &CaptureStats, dstats: &DecodeStats, drops: u64, done: bool) -> SourceStatus {
+    SourceStatus {
         done,
         packets: stats.packets,
-        bytes: stats.bytes,
-        drops: 0,
+        drops,
         gaps: stats.gaps,
         anomalies: dstats.anomalies.values().sum(),
-        bad_packets: stats.truncated + stats.malformed,
-        speed,
+        ..SourceStatus::default()
     }
 }
 
@@ -121,15 +127,7 @@ pub(crate) fn live_status(
 ) -> SourceStatus {
     SourceStatus {
         source: format!("live {iface}"),
-        progress: None,
-        done,
-        packets: stats.packets,
-        bytes: stats.bytes,
-        drops,
-        gaps: stats.gaps,
-        anomalies: dstats.anomalies.values().sum(),
-        bad_packets: stats.truncated + stats.malformed,
-        speed: String::new(),
+        ..counters(stats, dstats, drops, done)
     }
 }
 

@@ -26,9 +26,7 @@ pub struct Decode {
 /// A call made into lines.
 #[derive(Debug, Clone)]
 pub struct Detail {
-    /// The method (or `<unknown>`).
-    pub title: String,
-    /// Everything, to scroll through.
+    /// Everything, to scroll through (the method first).
     pub lines: Vec<Line<'static>>,
 }
 
@@ -80,21 +78,20 @@ fn status_line(c: &CallRecord) -> String {
     s
 }
 
-/// The title (the method, or `<unknown>`) and the first line, showing it.
-fn titled(method: Option<&str>) -> (String, Vec<Line<'static>>) {
+/// The first line: the method, or `<unknown>`.
+fn titled(method: Option<&str>) -> Vec<Line<'static>> {
     let title = method
         .unwrap_or(decoder::aggregate::UNKNOWN_METHOD)
         .to_owned();
-    let line = Line::from(Span::styled(
-        title.clone(),
+    vec![Line::from(Span::styled(
+        title,
         Style::default().add_modifier(Modifier::BOLD),
-    ));
-    (title, vec![line])
+    ))]
 }
 
 /// The detail of a finished call.
 pub fn build(c: &CallRecord, d: &Decode) -> Detail {
-    let (title, mut lines) = titled(c.method.as_deref());
+    let mut lines = titled(c.method.as_deref());
     let error = crate::model::is_error(c);
     lines.push(Line::from(vec![
         Span::styled(
@@ -173,7 +170,7 @@ pub fn build(c: &CallRecord, d: &Decode) -> Detail {
             &mut lines,
         );
     }
-    Detail { title, lines }
+    Detail { lines }
 }
 
 fn timeline(c: &CallRecord, lines: &mut Vec<Line<'static>>) {
@@ -383,7 +380,7 @@ fn json_lines(v: &serde_json::Value, lines: &mut Vec<Line<'static>>) {
 
 /// The detail of a call still open: what its headers said and its messages so far.
 pub fn open_call(o: &OpenRow, model: &Model) -> Detail {
-    let (title, mut lines) = titled(o.method.as_deref());
+    let mut lines = titled(o.method.as_deref());
     let age = o
         .start
         .map(|s| fmt::duration(std::time::Duration::from_nanos(model.now.saturating_sub(s))))
@@ -410,5 +407,5 @@ pub fn open_call(o: &OpenRow, model: &Model) -> Detail {
     lines.push(Line::from(
         "Its messages, metadata and status show here once it ends.",
     ));
-    Detail { title, lines }
+    Detail { lines }
 }

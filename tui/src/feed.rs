@@ -102,16 +102,12 @@ pub struct SourceStatus {
     pub done: bool,
     /// Packets seen.
     pub packets: u64,
-    /// Bytes seen.
-    pub bytes: u64,
     /// Packets the kernel or libpcap dropped.
     pub drops: u64,
     /// TCP holes given up.
     pub gaps: u64,
     /// Protocol anomalies of the decoder.
     pub anomalies: u64,
-    /// Packets cut or malformed.
-    pub bad_packets: u64,
     /// Replay speed, as the user gave it.
     pub speed: String,
 }
@@ -232,10 +228,5 @@ impl Feeder {
             }
             Err(TrySendError::Disconnected(_)) => self.gone = true,
         }
-    }
-
-    /// The flags shared with the UI.
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
     }
 }

@@ -611,11 +611,6 @@ impl Model {
         }
         top_errors(&codes)
     }
-
-    /// Index of a method by name.
-    pub fn method_by_name(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
-    }
 }
 
 fn quantiles(h: &Histogram) -> [Option<Duration>; 3] {

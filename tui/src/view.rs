@@ -583,7 +583,6 @@ fn ago(now: u64, ts: Option<u64>) -> String {
 
 fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     let lines = call_lines(app);
-    app.call_lines = lines.clone();
     let wide = area.width >= 110;
     let with_server = area.width >= 100;
     let sel = app.selected[1].min(lines.len().saturating_sub(1));
@@ -686,6 +685,7 @@ fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
         empty,
     };
     list.draw(frame, area);
+    app.call_lines = lines;
 }
 
 fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
