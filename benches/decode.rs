@@ -10,9 +10,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use capture::{CaptureLimits, EventKind, FileSource, Reassembler, StreamEvent};
-use decoder::h2::msg::Body;
-use decoder::schema::{SchemaSources, Schemas};
-use decoder::{CallRecord, CallSink, ConnDecoder, ConnEvent, DecoderLimits};
+use decoder::grpc::msg::Body;
+use decoder::schema::Schemas;
+use decoder::{CallRecord, ConnDecoder, DecoderLimits, Sink};
 
 /// (message, grpc-encoding, type name) of every message in the capture.
 type Message = (Body, Option<String>, String);
@@ -23,8 +23,7 @@ struct Collect {
     schemas: Option<Schemas>,
 }
 
-impl CallSink for Collect {
-    fn call_started(&mut self, _: &CallRecord) {}
+impl Sink for Collect {
     fn call_ended(&mut self, c: &CallRecord) {
         let Some(info) = c
             .method
@@ -34,22 +33,13 @@ impl CallSink for Collect {
         else {
             return;
         };
-        for b in &c.requests {
-            self.messages.push((
-                b.clone(),
-                c.req_encoding.as_deref().map(str::to_owned),
-                info.input.clone(),
-            ));
-        }
-        for b in &c.responses {
-            self.messages.push((
-                b.clone(),
-                c.resp_encoding.as_deref().map(str::to_owned),
-                info.output.clone(),
-            ));
+        for (half, ty) in [(&c.req, &info.input), (&c.resp, &info.output)] {
+            for b in &half.bodies {
+                let enc = half.encoding.as_deref().map(str::to_owned);
+                self.messages.push((b.clone(), enc, ty.clone()));
+            }
         }
     }
-    fn conn_event(&mut self, _: u64, _: ConnEvent) {}
 }
 
 fn main() {
@@ -57,10 +47,11 @@ fn main() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (schemas, _) = Schemas::load(&SchemaSources {
-        proto_paths: vec![root.join("testdata/proto")],
-        ..Default::default()
-    });
+    let fds = protox::compile(["echo.proto"], [root.join("testdata/proto")]).unwrap();
+    let mut pool = prost_reflect::DescriptorPool::new();
+    pool.add_file_descriptor_set(fds).unwrap();
+    decoder::schema::add_google_rpc(&mut pool).unwrap();
+    let schemas = Schemas::new(pool);
     let mut collect = Collect {
         schemas: Some(schemas.clone()),
         ..Collect::default()
@@ -77,17 +68,17 @@ fn main() {
     let mut sink = |ev: StreamEvent<'_>| match ev.kind {
         EventKind::Open(i) => {
             decoders.insert(
-                ev.conn.0,
-                ConnDecoder::new(ev.conn.0, i.client, i.server, true, limits),
+                ev.conn.get(),
+                ConnDecoder::new(ev.conn, (i.client, i.server), ev.ts, true, limits),
             );
         }
         EventKind::Data(d) => {
-            if let Some(dec) = decoders.get_mut(&ev.conn.0) {
-                dec.handle_data(ev.dir.index(), ev.ts.0, d, &mut collect);
+            if let Some(dec) = decoders.get_mut(&ev.conn.get()) {
+                dec.handle_data(ev.dir, ev.ts, d, &mut collect);
             }
         }
         EventKind::Close { .. } => {
-            if let Some(mut dec) = decoders.remove(&ev.conn.0) {
+            if let Some(mut dec) = decoders.remove(&ev.conn.get()) {
                 dec.finish(&mut collect);
             }
         }

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use decoder::grpc::Code;
-use decoder::{CallRecord, StatusSource};
+use decoder::{CallRecord, ConnId, Nanos, StatusSource};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -69,27 +69,27 @@ fn main() {
                 let now = base + t0.elapsed().as_nanos() as u64;
                 let m = (seed % methods as u64) as usize;
                 let mut c = CallRecord::new(
-                    sent / 100,
+                    ConnId::new(0, sent / 100),
                     (sent % 100) as u32 * 2 + 1,
                     client,
                     servers[m % 8],
-                    Some(now - 2_000_000 - seed % 5_000_000),
+                    Some(Nanos(now - 2_000_000 - seed % 5_000_000)),
                 );
                 c.method = Some(names[m].clone());
-                c.end = Some(now);
+                c.end = Some(Nanos(now));
                 let code = if seed % 100 < 3 { 14 } else { 0 };
                 c.status = Some(Code(code));
                 c.grpc_status = Some(code);
                 c.status_source = StatusSource::Trailers;
-                c.req_msgs = 1;
-                c.resp_msgs = u64::from(code == 0);
+                c.req.msgs = 1;
+                c.resp.msgs = u64::from(code == 0);
                 feeder.push(UiEvent::Call(Box::new(c)));
                 sent += 1;
             }
             if Instant::now() >= next_snapshot {
                 next_snapshot += Duration::from_millis(100);
                 feeder.push(UiEvent::Snapshot(Box::new(Snapshot {
-                    now: base + t0.elapsed().as_nanos() as u64,
+                    now: Nanos(base + t0.elapsed().as_nanos() as u64),
                     status: SourceStatus {
                         source: "bench".into(),
                         packets: sent * 6,
@@ -182,13 +182,19 @@ fn main() {
         quantile(&mut gaps, 1.0)
     );
     // Applying alone: 200,000 more calls, made beforehand, into the same model.
-    let now = app.model.now;
+    let now = app.model.now.0;
     let batch: Vec<UiEvent> = (0..200_000u64)
         .map(|k| {
             let m = (k * 7919 % methods as u64) as usize;
-            let mut c = CallRecord::new(k / 100, 1, client, servers[m % 8], Some(now + k * 1000));
+            let mut c = CallRecord::new(
+                ConnId::new(0, k / 100),
+                1,
+                client,
+                servers[m % 8],
+                Some(Nanos(now + k * 1000)),
+            );
             c.method = Some(names[m].clone());
-            c.end = Some(now + k * 1000 + 2_000_000);
+            c.end = Some(Nanos(now + k * 1000 + 2_000_000));
             c.status = Some(Code(0));
             c.status_source = StatusSource::Trailers;
             UiEvent::Call(Box::new(c))

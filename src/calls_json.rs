@@ -1,7 +1,10 @@
 //! One finished call as a JSON Lines record (`replay --calls`). Field meanings are documented
 //! in docs/calls.md and never change silently.
 
-use decoder::{CallRecord, Confidence};
+use std::io::Write;
+
+use decoder::output::Output;
+use decoder::{CallRecord, ConnId, Sink};
 use serde::Serialize;
 
 /// Who reset a stream, and with which HTTP/2 error code.
@@ -22,7 +25,7 @@ pub(crate) struct CallJson<'a> {
     call_type: &'static str,
     client: String,
     server: String,
-    conn: u64,
+    conn: ConnId,
     stream_id: u32,
     start: Option<f64>,
     end: Option<f64>,
@@ -76,18 +79,14 @@ impl CallJson<'_> {
             .and_then(|m| b.schemas.as_ref()?.method(m));
         let req_type = info.map(|i| i.input.as_str());
         let resp_type = info.map(|i| i.output.as_str());
-        self.requests = Some(
-            c.requests
+        let half = |h: &decoder::Half, ty| -> Vec<serde_json::Value> {
+            h.bodies
                 .iter()
-                .map(|m| message_json(m, c.req_encoding.as_deref(), req_type, schemas, b.cap))
-                .collect(),
-        );
-        self.responses = Some(
-            c.responses
-                .iter()
-                .map(|m| message_json(m, c.resp_encoding.as_deref(), resp_type, schemas, b.cap))
-                .collect(),
-        );
+                .map(|m| message_json(m, h.encoding.as_deref(), ty, schemas, b.cap))
+                .collect()
+        };
+        self.requests = Some(half(&c.req, req_type));
+        self.responses = Some(half(&c.resp, resp_type));
         if let (Some(details), Some(s)) = (&c.status_details, schemas) {
             self.status_details = Some(decoder::payload::status_details_json(details, s));
         }
@@ -107,8 +106,8 @@ pub(crate) struct MetadataJson {
     dropped: usize,
 }
 
-fn secs(ns: u64) -> f64 {
-    ns as f64 / 1e9
+fn secs(t: decoder::Nanos) -> f64 {
+    t.as_secs_f64()
 }
 
 impl<'a> From<&'a CallRecord> for CallJson<'a> {
@@ -118,11 +117,7 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             method: c.method.as_deref(),
             service: split.map(|s| s.0),
             rpc: split.map(|s| s.1),
-            method_confidence: match c.method_confidence {
-                Confidence::Exact => "exact",
-                Confidence::Inferred => "inferred",
-                Confidence::Unknown => "unknown",
-            },
+            method_confidence: c.method_confidence.name(),
             call_type: c.call_type.name(),
             client: c.client.to_string(),
             server: c.server.to_string(),
@@ -132,7 +127,7 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             end: c.end.map(secs),
             duration_s: c.duration().map(|d| d.as_secs_f64()),
             time_to_first_response_s: match (c.start, c.first_response) {
-                (Some(s), Some(f)) => Some(secs(f.saturating_sub(s))),
+                (Some(s), Some(f)) => Some(f.0.saturating_sub(s.0) as f64 / 1e9),
                 _ => None,
             },
             grpc_status: c.grpc_status,
@@ -141,20 +136,20 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             grpc_message: c.grpc_message.as_deref(),
             http_status: c.http_status,
             timeout_s: c.timeout.map(|t| t.as_secs_f64()),
-            req_msgs: c.req_msgs,
-            resp_msgs: c.resp_msgs,
-            req_bytes: c.req_bytes,
-            resp_bytes: c.resp_bytes,
-            req_compressed_msgs: c.req_compressed,
-            resp_compressed_msgs: c.resp_compressed,
-            encoding: c.req_encoding.as_deref(),
-            resp_encoding: c.resp_encoding.as_deref(),
+            req_msgs: c.req.msgs,
+            resp_msgs: c.resp.msgs,
+            req_bytes: c.req.bytes,
+            resp_bytes: c.resp.bytes,
+            req_compressed_msgs: c.req.compressed,
+            resp_compressed_msgs: c.resp.compressed,
+            encoding: c.req.encoding.as_deref(),
+            resp_encoding: c.resp.encoding.as_deref(),
             authority: c.authority.as_deref(),
             user_agent: c.user_agent.as_deref(),
             reset: c.reset.map(|r| ResetJson {
-                by: crate::pipeline::side_name(r.by),
+                by: r.by.name(),
                 code: r.code,
-                code_name: decoder::h2::frame::error_code_name(r.code),
+                code_name: decoder::h2::frame::ErrorCode(r.code).name(),
             }),
             lost_bytes: c.lost_bytes,
             metadata: c.metadata.as_ref().map(|m| MetadataJson {
@@ -167,5 +162,58 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             responses: None,
             status_details: None,
         }
+    }
+}
+
+/// The `--calls` output: one JSON line per finished call.
+pub(crate) struct JsonLines {
+    w: Box<dyn Write>,
+    /// Records carry metadata (`--metadata`; the UI keeps it for itself otherwise).
+    metadata: bool,
+    /// Decode message bodies into the records (`--bodies`).
+    bodies: Option<Bodies>,
+    /// Messages `--bodies` could not read.
+    pub(crate) payload_errors: u64,
+    /// The first write error; nothing is written after it.
+    error: Option<std::io::Error>,
+}
+
+impl JsonLines {
+    pub(crate) fn new(w: Box<dyn Write>, metadata: bool, bodies: Option<Bodies>) -> JsonLines {
+        JsonLines {
+            w,
+            metadata,
+            bodies,
+            payload_errors: 0,
+            error: None,
+        }
+    }
+}
+
+impl Sink for JsonLines {
+    fn call_ended(&mut self, call: &CallRecord) {
+        if self.error.is_some() {
+            return;
+        }
+        let mut json = CallJson::from(call);
+        if !self.metadata {
+            json.metadata = None;
+        }
+        if let Some(b) = &self.bodies {
+            self.payload_errors += json.decode_bodies(call, b) as u64;
+        }
+        let line = serde_json::to_string(&json).map_err(std::io::Error::other);
+        if let Err(e) = line.and_then(|l| writeln!(self.w, "{l}")) {
+            self.error = Some(e);
+        }
+    }
+}
+
+impl Output for JsonLines {
+    fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.w.flush()
     }
 }

@@ -151,6 +151,21 @@ pub(crate) struct ReplayArgs {
     pub(crate) out: OutputArgs,
 }
 
+impl ReplayArgs {
+    /// How many outputs go to stdout (`-`): the table is printed only when none does.
+    pub(crate) fn outputs_to_stdout(&self) -> usize {
+        [
+            &self.out.calls,
+            &self.out.summary_json,
+            &self.connections_json,
+            &self.out.metrics_text,
+        ]
+        .iter()
+        .filter(|p| p.as_deref() == Some(std::path::Path::new("-")))
+        .count()
+    }
+}
+
 /// What decoding produces and where it goes: the same for replay and live capture.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct OutputArgs {
@@ -195,8 +210,9 @@ pub(crate) struct OutputArgs {
     #[arg(long)]
     pub(crate) stats: bool,
 
-    /// Distinct methods reported apart; more are folded into `<other>`.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    /// Distinct methods reported apart in the table, the UI and the metrics; calls of further
+    /// methods are counted under `other`.
+    #[arg(long, value_name = "N", default_value_t = decoder::aggregate::DEFAULT_MAX_METHODS)]
     pub(crate) max_methods: usize,
 
     /// With schemas: start every gRPC series of every method and code at zero.
@@ -281,8 +297,8 @@ pub(crate) struct SchemaArgs {
 }
 
 impl SchemaArgs {
-    pub(crate) fn sources(&self) -> decoder::schema::SchemaSources {
-        decoder::schema::SchemaSources {
+    pub(crate) fn sources(&self) -> crate::schemas::SchemaSources {
+        crate::schemas::SchemaSources {
             proto_paths: self.proto_path.clone(),
             protos: self.proto.clone(),
             descriptor_sets: self.descriptor_set.clone(),

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use capture::{
-    CloseReason, ConnId, Dir, EventKind, HalfStats, RoleSource, StreamEvent, StreamSink, Timestamp,
+    CloseReason, ConnId, Dir, EventKind, HalfStats, Nanos, RoleSource, StreamEvent, StreamSink,
 };
 use serde::Serialize;
 
@@ -75,23 +75,23 @@ pub(crate) struct Connections {
 impl Connections {
     fn row(&mut self, id: ConnId) -> Option<&mut ConnRow> {
         let first = self.first_id?;
-        let idx = usize::try_from(id.0.checked_sub(first)?).ok()?;
+        let idx = usize::try_from(id.get().checked_sub(first)?).ok()?;
         self.rows.get_mut(idx)
     }
 }
 
 impl StreamSink for Connections {
     fn on_event(&mut self, ev: StreamEvent<'_>) {
-        let ts = |t: Timestamp| t.as_secs_f64();
+        let ts = |t: Nanos| t.as_secs_f64();
         match ev.kind {
             EventKind::Open(info) => {
                 if self.rows.len() >= MAX_ROWS {
                     self.folded += 1;
                     return;
                 }
-                self.first_id.get_or_insert(ev.conn.0);
+                self.first_id.get_or_insert(ev.conn.get());
                 self.rows.push(ConnRow {
-                    id: ev.conn.0,
+                    id: ev.conn.get(),
                     client: info.client,
                     server: info.server,
                     roles: match info.roles {

@@ -105,13 +105,108 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
     let duration = args
         .duration
         .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
-    crate::replay::run_input(
-        &replay,
-        crate::replay::Input::Live {
-            src,
-            duration,
-            write,
-            drop_to,
-        },
-    )
+    let mut src = Recording {
+        src,
+        write,
+        notes: Vec::new(),
+    };
+    let opts = crate::run::RunOptions {
+        duration,
+        // Without the UI (which has its own), SIGINT, SIGTERM and SIGHUP end the capture.
+        stop: if tui { None } else { Some(quit_on_signals()?) },
+        when_open: drop_to.map(|user| {
+            Box::new(move || drop_privileges(&user)) as Box<dyn FnOnce() -> anyhow::Result<()>>
+        }),
+        notes: Vec::new(),
+    };
+    crate::run::run(&replay, &mut src, opts)
+}
+
+/// A live interface whose packets also go to pcapng files (`-w`).
+#[cfg(feature = "live")]
+struct Recording {
+    src: capture::live::LiveSource,
+    write: Option<capture::write::PcapngWriter>,
+    /// For stderr once the UI has given the terminal back.
+    notes: Vec<String>,
+}
+
+#[cfg(feature = "live")]
+impl capture::input::PacketSource for Recording {
+    fn next_packet(&mut self) -> Result<capture::input::Next<'_>, String> {
+        let next = capture::input::PacketSource::next_packet(&mut self.src)?;
+        if let (capture::input::Next::Packet(p), Some(w)) = (&next, self.write.as_mut())
+            && let Err(e) = w.write(p)
+        {
+            // The capture goes on; only the file stops.
+            self.notes
+                .push(format!("writing packets: {e}; no more were written"));
+            self.write = None;
+        }
+        Ok(next)
+    }
+    fn position(&self) -> capture::input::Position {
+        capture::input::PacketSource::position(&self.src)
+    }
+    fn name(&self) -> String {
+        capture::input::PacketSource::name(&self.src)
+    }
+    fn drops(&mut self) -> u64 {
+        capture::input::PacketSource::drops(&mut self.src)
+    }
+    fn is_live(&self) -> bool {
+        true
+    }
+    fn reports(&self) -> Vec<capture::input::InputReport> {
+        capture::input::PacketSource::reports(&self.src)
+    }
+    fn finish(&mut self) -> Vec<String> {
+        let mut notes = std::mem::take(&mut self.notes);
+        if let Some(w) = self.write.as_mut() {
+            notes.push(match w.flush() {
+                Ok(()) => format!(
+                    "packets written to {}",
+                    w.files
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Err(e) => format!("writing packets: {e}"),
+            });
+        }
+        notes.extend(capture::input::PacketSource::finish(&mut self.src));
+        notes
+    }
+}
+
+/// Switches the whole process (every thread) to `user`: its groups, group and user id.
+#[cfg(feature = "live")]
+fn drop_privileges(user: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use nix::unistd::{Gid, User, geteuid, setgid, setgroups, setuid};
+    let u = User::from_name(user)
+        .with_context(|| format!("looking up user {user}"))?
+        .with_context(|| format!("--user {user}: no such user"))?;
+    setgroups(&[Gid::from_raw(u.gid.as_raw())])
+        .and_then(|()| setgid(u.gid))
+        .and_then(|()| setuid(u.uid))
+        .with_context(|| format!("switching to user {user}"))?;
+    anyhow::ensure!(geteuid() == u.uid, "still not user {user} after switching");
+    Ok(())
+}
+
+/// A flag SIGINT, SIGTERM and SIGHUP set (the UI sets its own when it runs).
+#[cfg(feature = "live")]
+fn quit_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use anyhow::Context as _;
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, flag.clone()).context("signal handler")?;
+    }
+    Ok(flag)
 }

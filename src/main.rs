@@ -4,9 +4,15 @@
 mod calls_json;
 mod cli;
 mod connections;
+mod fanout;
+mod files;
 mod live;
 mod pipeline;
+mod progress;
 mod replay;
+mod report;
+mod run;
+mod schemas;
 mod summary;
 #[cfg(test)]
 mod tui_tests;

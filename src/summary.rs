@@ -6,9 +6,84 @@ use std::time::Duration;
 
 use capture::CaptureStats;
 use decoder::aggregate::{Aggregator, MethodStats};
+use decoder::output::Output;
+use decoder::{AnomalyKind, CallRecord, ConnEvent, ConnId, Nanos, Sink};
 use serde::Serialize;
 
-use crate::pipeline::DecodeStats;
+/// What decoding found besides calls.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct DecodeStats {
+    pub(crate) http2_connections: u64,
+    pub(crate) other_connections: u64,
+    pub(crate) pings: BTreeMap<&'static str, u64>,
+    pub(crate) goaways: BTreeMap<String, u64>,
+    pub(crate) anomalies: BTreeMap<&'static str, u64>,
+    pub(crate) calls_unknown_method: u64,
+    /// Messages `--bodies` could not read (decompression bombs, invalid data, cut messages).
+    pub(crate) payload_errors: u64,
+    /// SETTINGS values seen, by "side:NAME" (bounded: a hostile peer can send many).
+    pub(crate) settings: BTreeMap<String, std::collections::BTreeSet<u32>>,
+}
+
+/// Distinct SETTINGS keys and values per key kept in the summary.
+const MAX_SETTINGS: usize = 64;
+
+/// The output behind the summary table and `--summary-json`: per-method aggregation and the
+/// decode counters.
+#[derive(Debug)]
+pub(crate) struct Summary {
+    pub(crate) agg: Aggregator,
+    pub(crate) stats: DecodeStats,
+}
+
+impl Summary {
+    pub(crate) fn new(max_methods: usize) -> Summary {
+        Summary {
+            agg: Aggregator::new(max_methods),
+            stats: DecodeStats::default(),
+        }
+    }
+}
+
+impl Sink for Summary {
+    fn call_ended(&mut self, call: &CallRecord) {
+        self.agg.record(call);
+        if call.method.is_none() {
+            self.stats.calls_unknown_method += 1;
+        }
+    }
+
+    fn conn_event(&mut self, _conn: ConnId, event: ConnEvent) {
+        let s = &mut self.stats;
+        match event {
+            ConnEvent::Http2 { .. } => s.http2_connections += 1,
+            ConnEvent::Closed { http2: false, .. } => s.other_connections += 1,
+            ConnEvent::Closed { http2: true, .. } => {}
+            ConnEvent::Ping(side) => *s.pings.entry(side.name()).or_default() += 1,
+            ConnEvent::Goaway { by, code, .. } => {
+                let code = decoder::h2::frame::ErrorCode(code).name();
+                *s.goaways
+                    .entry(format!("{}:{code}", by.name()))
+                    .or_default() += 1;
+            }
+            ConnEvent::Setting { by, id, value } => {
+                let key = format!("{}:{}", by.name(), decoder::h2::frame::SettingId(id).name());
+                let n = s.settings.len();
+                if let Some(values) = s.settings.get_mut(&key) {
+                    if values.len() < MAX_SETTINGS {
+                        values.insert(value);
+                    }
+                } else if n < MAX_SETTINGS {
+                    s.settings.insert(key, [value].into());
+                }
+            }
+            ConnEvent::Anomaly(AnomalyKind::NotHttp2) => s.other_connections += 1,
+            ConnEvent::Anomaly(kind) => *s.anomalies.entry(kind.name()).or_default() += 1,
+        }
+    }
+}
+
+impl Output for Summary {}
 
 #[derive(Serialize)]
 struct Latency {
@@ -106,8 +181,8 @@ fn method_json<'a>(name: &'a str, m: &'a MethodStats, span: f64) -> MethodJson<'
 }
 
 /// Capture span in seconds (first to last event).
-pub(crate) fn span(first: Option<u64>, last: u64) -> f64 {
-    first.map_or(0.0, |f| last.saturating_sub(f) as f64 / 1e9)
+pub(crate) fn span(first: Option<Nanos>, last: Nanos) -> f64 {
+    first.map_or(0.0, |f| last.0.saturating_sub(f.0) as f64 / 1e9)
 }
 
 /// The `--summary-json` document.
@@ -127,7 +202,7 @@ pub(crate) fn to_json(
             status: &t.status,
             req_msgs: t.req_msgs,
             resp_msgs: t.resp_msgs,
-            methods_folded: agg.folded_methods,
+            methods_folded: agg.folded_methods(),
         },
         methods: agg
             .methods()

@@ -3,14 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use capture::{CaptureStats, Reassembler};
+use capture::Reassembler;
+use capture::input::{Next, PacketSource};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tui::app::App;
 
+use crate::fanout::Fanout;
 use crate::pipeline::Pipeline;
-use crate::replay::{FileAt, decoder_limits, replay_files};
+use crate::run::decoder_limits;
 
 fn capture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,11 +26,10 @@ fn schemas() -> std::sync::Arc<decoder::schema::Schemas> {
         std::sync::OnceLock::new();
     SCHEMAS
         .get_or_init(|| {
-            let (schemas, errors) =
-                decoder::schema::Schemas::load(&decoder::schema::SchemaSources {
-                    proto_paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/proto")],
-                    ..Default::default()
-                });
+            let (schemas, errors) = crate::schemas::load(&crate::schemas::SchemaSources {
+                proto_paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/proto")],
+                ..Default::default()
+            });
             assert!(errors.is_empty(), "{errors:?}");
             std::sync::Arc::new(schemas)
         })
@@ -39,41 +40,32 @@ fn schemas() -> std::sync::Arc<decoder::schema::Schemas> {
 /// `replay --tui` does, and returns every event the UI was sent.
 fn replay_events(name: &str, stop_after: Option<u64>) -> Vec<tui::feed::UiEvent> {
     let (feeder, rx, _shared) = tui::feed::channel(1 << 16);
-    let mut pipeline = Pipeline::new(decoder_limits(false, false, true), 10_000, None, None);
-    pipeline.schemas = Some(schemas());
-    pipeline.out.ui = Some(feeder);
-    let limits = capture::CaptureLimits::default();
-    let max_block = limits.max_block_size;
-    let mut reasm = Reassembler::new(limits);
-    let path = capture(name);
+    let mut out = Fanout::default();
+    out.push(feeder);
+    let limits = decoder_limits(false, false, true, 16 << 20);
+    let mut pipeline = Pipeline::new(limits, Some(schemas()), out);
+    let climits = capture::CaptureLimits::default();
+    let mut files = capture::input::Files::new(vec![capture(name)], climits.max_block_size);
+    let mut reasm = Reassembler::new(climits);
     let mut n = 0;
-    let mut before = |_: u64, _: &CaptureStats, _: &FileAt<'_>, _: &mut Pipeline| {
+    while let Ok(Next::Packet(p)) = files.next_packet() {
         n += 1;
-        stop_after.is_none_or(|s| n <= s)
-    };
-    let (reports, _) = replay_files(
-        &[&path],
-        &mut reasm,
-        &mut pipeline,
-        max_block,
-        false,
-        &mut before,
-    );
+        if stop_after.is_some_and(|s| n > s) {
+            break;
+        }
+        reasm.handle_packet(&p, &mut pipeline);
+    }
+    let reports = files.reports();
     assert!(reports[0].error.is_none(), "{:?}", reports[0].error);
-    let at = FileAt {
-        path: &path,
-        done: 0,
-        total: 0,
+    let tick = decoder::output::Tick {
+        now: pipeline.last_ts,
+        health: crate::run::health(reasm.stats(), 0),
+        source: &files.name(),
+        progress: None,
+        done: true,
+        conns: &pipeline.conns,
     };
-    let status = crate::watch::replay_status(
-        Some(&at),
-        1,
-        reasm.stats(),
-        &pipeline.out.stats,
-        String::new(),
-        true,
-    );
-    pipeline.ui_finish(status);
+    pipeline.out.end_of_input(&tick);
     drop(pipeline);
     rx.try_iter().flatten().collect()
 }

@@ -7,12 +7,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use capture::CaptureStats;
-use tui::feed::{Feeder, Shared, SourceStatus};
+use decoder::Nanos;
+use tui::feed::{Feeder, Shared};
 
 use crate::cli::Speed;
-use crate::pipeline::DecodeStats;
-use crate::replay::FileAt;
 
 /// Batches the UI channel holds before the decoding thread drops events (512 events each).
 const UI_QUEUE: usize = 64;
@@ -21,7 +19,6 @@ const UI_QUEUE: usize = 64;
 pub(crate) struct Watch {
     pub(crate) shared: Arc<Shared>,
     handle: JoinHandle<std::io::Result<tui::app::App>>,
-    speed: Speed,
 }
 
 /// Starts the UI on its own thread; the returned feeder goes to the pipeline.
@@ -40,19 +37,16 @@ pub(crate) fn start(
         ..Default::default()
     });
     let app = tui::app::App::new(model, decode);
+    let feeder = feeder.with_speed(match speed {
+        Speed::Max => String::new(),
+        s => s.to_string(),
+    });
     let ui_shared = shared.clone();
     let handle = std::thread::Builder::new()
         .name("grpctap-ui".into())
         .spawn(move || tui::run(&rx, &ui_shared, app))
         .context("starting the UI thread")?;
-    Ok((
-        Watch {
-            shared,
-            handle,
-            speed,
-        },
-        feeder,
-    ))
+    Ok((Watch { shared, handle }, feeder))
 }
 
 impl Watch {
@@ -63,72 +57,6 @@ impl Watch {
             Err(_) => anyhow::bail!("the terminal UI stopped on an internal error"),
         }
     }
-
-    /// The replay speed as the status line shows it.
-    pub(crate) fn speed(&self) -> String {
-        match self.speed {
-            Speed::Max => String::new(),
-            s => s.to_string(),
-        }
-    }
-}
-
-/// The status line's figures for a replay.
-pub(crate) fn replay_status(
-    at: Option<&FileAt<'_>>,
-    files: usize,
-    stats: &CaptureStats,
-    dstats: &DecodeStats,
-    speed: String,
-    done: bool,
-) -> SourceStatus {
-    let source = match at {
-        Some(s) => {
-            let name = s.path.file_name().map_or_else(
-                || s.path.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
-            if files > 1 {
-                format!("{name} (+{} files)", files - 1)
-            } else {
-                name
-            }
-        }
-        None => "replay".to_owned(),
-    };
-    SourceStatus {
-        source,
-        progress: at.map(|a| (a.done, a.total)),
-        speed,
-        ..counters(stats, dstats, 0, done)
-    }
-}
-
-/// The counters of the status line, the same for a replay and a live capture.
-fn counters(stats: &CaptureStats, dstats: &DecodeStats, drops: u64, done: bool) -> SourceStatus {
-    SourceStatus {
-        done,
-        packets: stats.packets,
-        drops,
-        gaps: stats.gaps,
-        anomalies: dstats.anomalies.values().sum(),
-        ..SourceStatus::default()
-    }
-}
-
-/// The status line's figures for a live capture.
-#[cfg(feature = "live")]
-pub(crate) fn live_status(
-    iface: &str,
-    stats: &CaptureStats,
-    dstats: &DecodeStats,
-    drops: u64,
-    done: bool,
-) -> SourceStatus {
-    SourceStatus {
-        source: format!("live {iface}"),
-        ..counters(stats, dstats, drops, done)
-    }
 }
 
 /// Holds a replay to its speed, and still while paused.
@@ -136,7 +64,7 @@ pub(crate) fn live_status(
 pub(crate) struct Pace {
     speed: Speed,
     /// Packet time and wall time the pace is measured from.
-    base: Option<(u64, Instant)>,
+    base: Option<(Nanos, Instant)>,
 }
 
 impl Pace {
@@ -148,7 +76,7 @@ impl Pace {
     /// waiting. Returns false when everyone should stop.
     pub(crate) fn wait(
         &mut self,
-        ts: u64,
+        ts: Nanos,
         shared: Option<&Shared>,
         tick: &mut dyn FnMut(),
     ) -> bool {
@@ -171,7 +99,7 @@ impl Pace {
                 return true;
             };
             let (ts0, wall0) = *self.base.get_or_insert((ts, Instant::now()));
-            let ahead = ts.saturating_sub(ts0) as f64 / f / 1e9;
+            let ahead = (ts - ts0).as_secs_f64() / f;
             let due = wall0 + Duration::from_secs_f64(ahead.min(1e9));
             let now = Instant::now();
             if due <= now {
@@ -195,11 +123,11 @@ mod tests {
         let mut ticks = 0;
         // 200 ms of capture at 2x: about 100 ms of wall time.
         for ms in [0u64, 50, 100, 200] {
-            assert!(
-                pace.wait(1_000_000_000 + ms * 1_000_000, Some(&shared), &mut || {
-                    ticks += 1
-                })
-            );
+            assert!(pace.wait(
+                Nanos(1_000_000_000 + ms * 1_000_000),
+                Some(&shared),
+                &mut || { ticks += 1 }
+            ));
         }
         let took = t0.elapsed();
         assert!(took >= Duration::from_millis(95), "{took:?}");
@@ -208,12 +136,12 @@ mod tests {
             .quit
             .store(true, std::sync::atomic::Ordering::Relaxed);
         assert!(
-            !pace.wait(5_000_000_000, Some(&shared), &mut || {}),
+            !pace.wait(Nanos(5_000_000_000), Some(&shared), &mut || {}),
             "quit ends the wait"
         );
         let mut max = Pace::new(Speed::Max);
         let t1 = Instant::now();
-        assert!(max.wait(u64::MAX, None, &mut || {}));
+        assert!(max.wait(Nanos::MAX, None, &mut || {}));
         assert!(t1.elapsed() < Duration::from_millis(50));
     }
 }

@@ -457,9 +457,9 @@ fn schemas_type_calls_and_precreate_every_series() {
             "--metrics-precreate",
             "--metrics-text",
             "-",
-            "--proto-path",
+            "--proto",
         ])
-        .arg(root().join("testdata/proto"))
+        .arg(root().join("testdata/proto/echo.proto"))
         .arg(root().join("testdata/captures/py-edge-lo.pcap.gz"))
         .output()
         .expect("grpctap");

@@ -1,58 +1,8 @@
 //! What the capture layer emits: ordered byte-stream events per connection direction.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-/// Capture time in nanoseconds since the Unix epoch, from the packet header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Timestamp(pub u64);
-
-impl Timestamp {
-    /// Seconds since the epoch as a float (for JSON output).
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e9
-    }
-    /// `self - earlier`, zero when `earlier` is later.
-    pub fn saturating_since(self, earlier: Timestamp) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.0.saturating_sub(earlier.0))
-    }
-}
-
-/// Identifies one connection for its whole life; never reused within a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnId(pub u64);
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "c{}", self.0)
-    }
-}
-
-/// Direction of bytes within a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dir {
-    /// From the client (the side that sent the SYN, or the guess) to the server.
-    ToServer,
-    /// From the server to the client.
-    ToClient,
-}
-
-impl Dir {
-    /// Index 0 for `ToServer`, 1 for `ToClient`.
-    pub fn index(self) -> usize {
-        match self {
-            Dir::ToServer => 0,
-            Dir::ToClient => 1,
-        }
-    }
-    /// The other direction.
-    pub fn reverse(self) -> Dir {
-        match self {
-            Dir::ToServer => Dir::ToClient,
-            Dir::ToClient => Dir::ToServer,
-        }
-    }
-}
+pub use types::{ConnId, Dir, Nanos};
 
 /// How the client and server roles of a connection were decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +87,7 @@ pub struct StreamEvent<'a> {
     /// Direction within it.
     pub dir: Dir,
     /// Time of the packet that caused the event.
-    pub ts: Timestamp,
+    pub ts: Nanos,
     /// What happened.
     pub kind: EventKind<'a>,
 }

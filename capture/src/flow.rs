@@ -13,8 +13,7 @@ use foldhash::fast::RandomState;
 
 use crate::config::CaptureLimits;
 use crate::event::{
-    CloseReason, ConnId, ConnInfo, Dir, EventKind, RoleSource, StreamEvent, StreamSink, Timestamp,
-    sock,
+    CloseReason, ConnId, ConnInfo, Dir, EventKind, Nanos, RoleSource, StreamEvent, StreamSink, sock,
 };
 use crate::reasm::{Ctx, HalfStream, SegIn};
 use crate::stats::CaptureStats;
@@ -79,7 +78,7 @@ struct Conn {
     key: FlowKey,
     info: ConnInfo,
     halves: [HalfStream; 2],
-    last_seen: Timestamp,
+    last_seen: Nanos,
     list: ListId,
     prev: u32,
     next: u32,
@@ -108,10 +107,12 @@ pub struct FlowTable {
     open: List,
     closed: List,
     next_id: u64,
+    /// Written into every connection id (see [`ConnId`]): the worker that owns this table.
+    shard: u16,
     ooo_total: usize,
     /// Latest packet time seen (packets may come slightly out of time order).
-    now: Timestamp,
-    last_tick: Timestamp,
+    now: Nanos,
+    last_tick: Nanos,
 }
 
 /// How often, in capture time, expiry runs.
@@ -128,10 +129,18 @@ impl FlowTable {
             open: List::default(),
             closed: List::default(),
             next_id: 0,
+            shard: 0,
             ooo_total: 0,
-            now: Timestamp::default(),
-            last_tick: Timestamp::default(),
+            now: Nanos::default(),
+            last_tick: Nanos::default(),
         }
+    }
+
+    /// The same table for worker `shard`: its connection ids carry the shard number, so they
+    /// never collide with another worker's.
+    pub fn with_shard(mut self, shard: u16) -> FlowTable {
+        self.shard = shard;
+        self
     }
 
     /// Connections tracked now (open and lingering closed ones).
@@ -153,7 +162,7 @@ impl FlowTable {
     pub fn handle_segment<S: StreamSink + ?Sized>(
         &mut self,
         seg: &TcpSegment<'_>,
-        ts: Timestamp,
+        ts: Nanos,
         stats: &mut CaptureStats,
         sink: &mut S,
     ) {
@@ -237,7 +246,7 @@ impl FlowTable {
     /// Expires idle connections and forgets closed ones after their linger time.
     pub fn poll_timeouts<S: StreamSink + ?Sized>(
         &mut self,
-        now: Timestamp,
+        now: Nanos,
         stats: &mut CaptureStats,
         sink: &mut S,
     ) {
@@ -288,7 +297,7 @@ impl FlowTable {
     fn create<S: StreamSink + ?Sized>(
         &mut self,
         seg: &TcpSegment<'_>,
-        ts: Timestamp,
+        ts: Nanos,
         stats: &mut CaptureStats,
         sink: &mut S,
     ) -> u32 {
@@ -315,7 +324,7 @@ impl FlowTable {
         } else {
             (src, dst, RoleSource::Guess)
         };
-        let id = ConnId(self.next_id);
+        let id = ConnId::new(self.shard, self.next_id);
         self.next_id += 1;
         let conn = Conn {
             id,
@@ -361,7 +370,7 @@ impl FlowTable {
         &mut self,
         i: u32,
         reason: CloseReason,
-        ts: Timestamp,
+        ts: Nanos,
         stats: &mut CaptureStats,
         sink: &mut S,
     ) {
@@ -378,7 +387,7 @@ impl FlowTable {
     fn conn_ctx<'t, S: StreamSink + ?Sized>(
         &'t mut self,
         i: u32,
-        ts: Timestamp,
+        ts: Nanos,
         stats: &'t mut CaptureStats,
         sink: &'t mut S,
     ) -> Option<(&'t mut Conn, Ctx<'t, S>)> {
@@ -412,7 +421,7 @@ impl FlowTable {
         }
     }
 
-    fn touch(&mut self, i: u32, ts: Timestamp) {
+    fn touch(&mut self, i: u32, ts: Nanos) {
         let conn = self.conn_mut(i);
         conn.last_seen = conn.last_seen.max(ts);
         let list = conn.list;
@@ -538,7 +547,7 @@ mod tests {
 
         fn feed(&mut self, s: &TcpSegment<'_>, ts: u64) {
             self.t
-                .handle_segment(s, Timestamp(ts), &mut self.st, &mut self.log);
+                .handle_segment(s, Nanos(ts), &mut self.st, &mut self.log);
         }
     }
 
@@ -563,8 +572,8 @@ mod tests {
         assert_eq!(
             r.log.data,
             vec![
-                (ConnId(0), Dir::ToServer, b"ping".to_vec()),
-                (ConnId(0), Dir::ToClient, b"pong".to_vec())
+                (ConnId::new(0, 0), Dir::ToServer, b"ping".to_vec()),
+                (ConnId::new(0, 0), Dir::ToClient, b"pong".to_vec())
             ]
         );
         assert_eq!(r.log.closes.len(), 2);
@@ -573,7 +582,7 @@ mod tests {
         // A new SYN on the closed 4-tuple is a new connection.
         r.feed(&seg(40000, 443, 9999, SYN, b""), 1);
         assert_eq!(r.log.opens.len(), 2);
-        assert_eq!(r.log.opens[1].0, ConnId(1));
+        assert_eq!(r.log.opens[1].0, ConnId::new(0, 1));
         assert_eq!(r.t.len(), 1);
     }
 
@@ -590,7 +599,7 @@ mod tests {
             r.log
                 .closes
                 .iter()
-                .all(|c| c.0 == ConnId(0) && c.2 == CloseReason::Reused)
+                .all(|c| c.0 == ConnId::new(0, 0) && c.2 == CloseReason::Reused)
         );
     }
 
@@ -614,15 +623,15 @@ mod tests {
         r.feed(&seg(40000, 443, 1, ACK, b"a"), 1);
         r.feed(&seg(40001, 443, 1, ACK, b"a"), 2);
         r.feed(&seg(40001, 443, 2, RST, b""), 3);
-        r.t.poll_timeouts(Timestamp(20_000_000_000), &mut r.st, &mut r.log);
+        r.t.poll_timeouts(Nanos(20_000_000_000), &mut r.st, &mut r.log);
         assert_eq!(r.t.len(), 1, "closed connection forgotten after linger");
-        r.t.poll_timeouts(Timestamp(idle + 2), &mut r.st, &mut r.log);
+        r.t.poll_timeouts(Nanos(idle + 2), &mut r.st, &mut r.log);
         assert_eq!(r.t.len(), 0);
         assert_eq!(r.st.conns_expired, 1);
         assert!(
             r.log
                 .closes
-                .contains(&(ConnId(0), Dir::ToServer, CloseReason::Idle))
+                .contains(&(ConnId::new(0, 0), Dir::ToServer, CloseReason::Idle))
         );
     }
 
@@ -639,7 +648,7 @@ mod tests {
             let mut s = seg(0, 443, n, SYN, b"");
             s.src_port = (n % 60000) as u16;
             s.src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n / 60000));
-            t.handle_segment(&s, Timestamp(u64::from(n)), &mut st, &mut sink);
+            t.handle_segment(&s, Nanos(u64::from(n)), &mut st, &mut sink);
             assert!(t.len() <= 1000);
         }
         assert_eq!(st.conns_opened, 1_000_000);

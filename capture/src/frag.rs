@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::event::Timestamp;
+use crate::event::Nanos;
 use crate::wire::IpPacket;
 
 /// Largest IP datagram (16-bit total length).
@@ -25,7 +25,7 @@ struct Key {
 #[derive(Debug)]
 struct Partial {
     key: Key,
-    first_seen: Timestamp,
+    first_seen: Nanos,
     buf: Vec<u8>,
     /// Received byte ranges, sorted and merged.
     have: Vec<(usize, usize)>,
@@ -97,7 +97,7 @@ impl Defrag {
 
     /// Adds one fragment. Returns how many held fragments' datagrams were given up (evicted or
     /// timed out) alongside the outcome for this one.
-    pub(crate) fn add(&mut self, ip: &IpPacket<'_>, ts: Timestamp) -> (FragOutcome, u64) {
+    pub(crate) fn add(&mut self, ip: &IpPacket<'_>, ts: Nanos) -> (FragOutcome, u64) {
         let Some(frag) = ip.frag else {
             return (FragOutcome::Dropped, 0);
         };
@@ -188,14 +188,14 @@ mod tests {
     fn out_of_order_fragments_reassemble() {
         let mut d = Defrag::new(4, Duration::from_secs(30));
         assert!(matches!(
-            d.add(&frag(16, false, b"cccc"), Timestamp(0)).0,
+            d.add(&frag(16, false, b"cccc"), Nanos(0)).0,
             FragOutcome::Held
         ));
         assert!(matches!(
-            d.add(&frag(0, true, b"aaaaaaaa"), Timestamp(0)).0,
+            d.add(&frag(0, true, b"aaaaaaaa"), Nanos(0)).0,
             FragOutcome::Held
         ));
-        match d.add(&frag(8, true, b"bbbbbbbb"), Timestamp(0)).0 {
+        match d.add(&frag(8, true, b"bbbbbbbb"), Nanos(0)).0 {
             FragOutcome::Complete(dg) => assert_eq!(dg.payload, b"aaaaaaaabbbbbbbbcccc"),
             other => panic!("{other:?}"),
         }
@@ -205,25 +205,21 @@ mod tests {
     #[test]
     fn bounds_timeouts_and_lies_drop() {
         let mut d = Defrag::new(1, Duration::from_secs(30));
-        d.add(&frag(0, true, b"aaaaaaaa"), Timestamp(0));
+        d.add(&frag(0, true, b"aaaaaaaa"), Nanos(0));
         let mut other = frag(0, true, b"x");
         other.frag = Some(FragInfo {
             id: 8,
             offset: 0,
             more: true,
         });
+        assert_eq!(d.add(&other, Nanos(0)).1, 1, "table full evicts the oldest");
         assert_eq!(
-            d.add(&other, Timestamp(0)).1,
-            1,
-            "table full evicts the oldest"
-        );
-        assert_eq!(
-            d.add(&frag(0, true, b"y"), Timestamp(31_000_000_000)).1,
+            d.add(&frag(0, true, b"y"), Nanos(31_000_000_000)).1,
             1,
             "expired"
         );
         assert!(matches!(
-            d.add(&frag(65_528, true, b"0123456789"), Timestamp(0)).0,
+            d.add(&frag(65_528, true, b"0123456789"), Nanos(0)).0,
             FragOutcome::Dropped
         ));
     }

@@ -3,7 +3,8 @@
 //! This is the first stage of grpctap's data flow:
 //!
 //! ```text
-//! packet (ts, linktype, &[u8])     source::FileSource (pcap, pcapng, gzip) or a live handle
+//! packet (ts, linktype, &[u8])     input::PacketSource: input::Files (source::FileSource:
+//!                                  pcap, pcapng, gzip, one after the other) or live::LiveSource
 //!   -> TCP segment view            wire (link, IPv4/IPv6 + extension headers, TCP), frag
 //!   -> StreamEvent {conn, dir, ts, Open | Data | Gap | Close}
 //!                                  flow::FlowTable + reasm::HalfStream per direction
@@ -21,6 +22,7 @@ pub mod config;
 pub mod event;
 pub mod flow;
 mod frag;
+pub mod input;
 #[cfg(feature = "live")]
 pub mod live;
 mod reasm;
@@ -32,8 +34,8 @@ pub mod write;
 
 pub use config::CaptureLimits;
 pub use event::{
-    CloseReason, ConnId, ConnInfo, Dir, EventKind, HalfStats, RoleSource, StreamEvent, StreamSink,
-    Timestamp,
+    CloseReason, ConnId, ConnInfo, Dir, EventKind, HalfStats, Nanos, RoleSource, StreamEvent,
+    StreamSink,
 };
 pub use flow::FlowTable;
 pub use source::{FileSource, Packet, SourceError};
@@ -147,7 +149,7 @@ impl Reassembler {
     }
 
     /// Expires idle connections as of `now` (also done as packet time advances).
-    pub fn poll_timeouts<S: StreamSink + ?Sized>(&mut self, now: Timestamp, sink: &mut S) {
+    pub fn poll_timeouts<S: StreamSink + ?Sized>(&mut self, now: Nanos, sink: &mut S) {
         self.flows.poll_timeouts(now, &mut self.stats, sink);
     }
 

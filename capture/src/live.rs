@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::event::Timestamp;
+use crate::event::Nanos;
 use crate::source::Packet;
 
 /// How to open an interface.
@@ -93,6 +93,11 @@ pub struct LiveSource {
     last: pcap::Stat,
     stats: LiveStats,
     buf: Vec<u8>,
+    /// Packets handed out, and why reading stopped (as an input report says).
+    packets: u64,
+    error: Option<String>,
+    /// Time and length on the wire of the packet in `buf`, when there is one.
+    header: Option<(Nanos, u32)>,
 }
 
 impl std::fmt::Debug for LiveSource {
@@ -157,6 +162,9 @@ impl LiveSource {
             },
             stats: LiveStats::default(),
             buf: Vec::with_capacity(65_536),
+            packets: 0,
+            error: None,
+            header: None,
         })
     }
 
@@ -172,7 +180,29 @@ impl LiveSource {
 
     /// The next packet, waiting at most `wait`; `None` when none came in that time.
     pub fn next_packet(&mut self, wait: Duration) -> Result<Option<Packet<'_>>, LiveError> {
+        Ok(if self.fill(wait)? {
+            self.last_packet()
+        } else {
+            None
+        })
+    }
+
+    /// The packet [`LiveSource::fill`] read last.
+    fn last_packet(&self) -> Option<Packet<'_>> {
+        let (ts, orig_len) = self.header?;
+        Some(Packet {
+            ts,
+            linktype: self.linktype,
+            data: &self.buf,
+            orig_len,
+            interface: 0,
+        })
+    }
+
+    /// Reads the next packet into the buffer, waiting at most `wait`; false when none came.
+    fn fill(&mut self, wait: Duration) -> Result<bool, LiveError> {
         use rustix::event::{PollFd, PollFlags, poll};
+        self.header = None;
         let mut waited = false;
         let header;
         loop {
@@ -195,7 +225,7 @@ impl LiveSource {
                     );
                     let mut fds = [PollFd::new(&self.cap, PollFlags::IN)];
                     match poll(&mut fds, Some(&ts)) {
-                        Ok(0) => return Ok(None),
+                        Ok(0) => return Ok(false),
                         Ok(_) | Err(rustix::io::Errno::INTR) => {}
                         Err(e) => {
                             return Err(LiveError::Pcap {
@@ -205,7 +235,7 @@ impl LiveSource {
                         }
                     }
                 }
-                Err(pcap::Error::TimeoutExpired) => return Ok(None),
+                Err(pcap::Error::TimeoutExpired) => return Ok(false),
                 Err(e) => {
                     return Err(LiveError::Pcap {
                         iface: self.iface.clone(),
@@ -218,13 +248,8 @@ impl LiveSource {
         // Nanosecond precision was asked for; libpcap puts nanoseconds in tv_usec then.
         let ns = u64::try_from(tv.tv_sec).unwrap_or(0) * 1_000_000_000
             + u64::try_from(tv.tv_usec).unwrap_or(0);
-        Ok(Some(Packet {
-            ts: Timestamp(ns),
-            linktype: self.linktype,
-            data: &self.buf,
-            orig_len,
-            interface: 0,
-        }))
+        self.header = Some((Nanos(ns), orig_len));
+        Ok(true)
     }
 
     /// Packets received and dropped since opening (kernel and libpcap counters).
@@ -273,4 +298,59 @@ pub fn interfaces() -> Result<Vec<Interface>, LiveError> {
             description: d.desc,
         })
         .collect())
+}
+
+/// How long [`PacketSource::next_packet`] waits for a packet before it says the interface is
+/// idle: short, so a quit request or a screen refresh is never held up long.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+impl crate::input::PacketSource for LiveSource {
+    fn next_packet(&mut self) -> Result<crate::input::Next<'_>, String> {
+        use crate::input::Next;
+        match self.fill(IDLE_WAIT) {
+            Ok(true) => {
+                self.packets += 1;
+                Ok(self.last_packet().map_or(Next::Idle, Next::Packet))
+            }
+            Ok(false) => Ok(Next::Idle),
+            Err(e) => {
+                let e = e.to_string();
+                self.error = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn position(&self) -> crate::input::Position {
+        crate::input::Position::default()
+    }
+
+    fn name(&self) -> String {
+        format!("live {}", self.iface)
+    }
+
+    fn drops(&mut self) -> u64 {
+        let s = self.stats();
+        s.dropped + s.if_dropped
+    }
+
+    fn is_live(&self) -> bool {
+        true
+    }
+
+    fn finish(&mut self) -> Vec<String> {
+        let s = self.stats();
+        vec![format!(
+            "{}: {} packets received by the filter, {} dropped by the kernel, {} by the interface",
+            self.iface, s.received, s.dropped, s.if_dropped
+        )]
+    }
+
+    fn reports(&self) -> Vec<crate::input::InputReport> {
+        vec![crate::input::InputReport {
+            name: format!("interface {}", self.iface),
+            packets: self.packets,
+            error: self.error.clone(),
+        }]
+    }
 }

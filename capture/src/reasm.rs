@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use crate::config::CaptureLimits;
 use crate::event::{
-    CloseReason, ConnId, Dir, EventKind, HalfStats, StreamEvent, StreamSink, Timestamp,
+    CloseReason, ConnId, Dir, EventKind, HalfStats, Nanos, StreamEvent, StreamSink,
 };
 use crate::stats::CaptureStats;
 
@@ -46,7 +46,7 @@ pub(crate) struct SegIn<'a> {
 pub(crate) struct Ctx<'c, S: StreamSink + ?Sized> {
     pub(crate) conn: ConnId,
     pub(crate) dir: Dir,
-    pub(crate) ts: Timestamp,
+    pub(crate) ts: Nanos,
     pub(crate) sink: &'c mut S,
     pub(crate) stats: &'c mut CaptureStats,
     pub(crate) ooo_total: &'c mut usize,
@@ -80,7 +80,7 @@ pub(crate) struct HalfStream {
     pending: VecDeque<Pending>,
     pending_bytes: usize,
     /// When the oldest open hole appeared.
-    hole_since: Timestamp,
+    hole_since: Nanos,
     pub(crate) stats: HalfStats,
 }
 
@@ -204,7 +204,7 @@ impl HalfStream {
             self.next_off = limit;
         }
         if self.pending.is_empty() {
-            self.hole_since = Timestamp::default();
+            self.hole_since = Nanos::default();
         }
     }
 
@@ -231,7 +231,7 @@ impl HalfStream {
     fn drain<S: StreamSink + ?Sized>(&mut self, cx: &mut Ctx<'_, S>) {
         while self.pop_ready(cx) {}
         if self.pending.is_empty() {
-            self.hole_since = Timestamp::default();
+            self.hole_since = Nanos::default();
         }
     }
 
@@ -303,7 +303,7 @@ impl HalfStream {
             return;
         }
         cx.stats.out_of_order += 1;
-        if self.hole_since == Timestamp::default() {
+        if self.hole_since == Nanos::default() {
             self.hole_since = cx.ts;
         }
         while self.pending_bytes > cx.limits.max_ooo_bytes_per_direction
@@ -357,7 +357,7 @@ impl HalfStream {
     /// Declares holes older than `reorder_timeout` lost.
     pub(crate) fn check_timeout<S: StreamSink + ?Sized>(
         &mut self,
-        now: Timestamp,
+        now: Nanos,
         cx: &mut Ctx<'_, S>,
     ) {
         while !self.closed
@@ -464,9 +464,9 @@ mod tests {
                 EventKind::Open(_) => {}
             };
             let mut cx = Ctx {
-                conn: ConnId(1),
+                conn: ConnId::new(0, 1),
                 dir: Dir::ToServer,
-                ts: Timestamp(ts),
+                ts: Nanos(ts),
                 sink: &mut sink as &mut dyn StreamSink,
                 stats: &mut self.stats,
                 ooo_total: &mut self.ooo,
@@ -542,11 +542,11 @@ mod tests {
         r.seg(0, 0, b"a", false, false);
         r.seg(1_000, 5, b"f", false, false);
         r.run(2_000_000_000, |h, cx| {
-            h.check_timeout(Timestamp(2_000_000_000), cx)
+            h.check_timeout(Nanos(2_000_000_000), cx)
         });
         assert!(r.out.gaps.is_empty());
         r.run(3_000_001_000, |h, cx| {
-            h.check_timeout(Timestamp(3_000_001_000), cx)
+            h.check_timeout(Nanos(3_000_001_000), cx)
         });
         assert_eq!(r.out.gaps, vec![(1, 4)]);
         assert_eq!(r.out.bytes, b"af");

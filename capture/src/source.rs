@@ -16,13 +16,13 @@ use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 
-use crate::event::Timestamp;
+use crate::event::Nanos;
 
 /// One captured packet, borrowed from the reader's buffer until the next call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<'a> {
     /// Capture time.
-    pub ts: Timestamp,
+    pub ts: Nanos,
     /// Link-layer header type (see [`crate::wire::linktype`]).
     pub linktype: u32,
     /// Captured bytes.
@@ -84,14 +84,14 @@ pub enum SourceError {
 #[derive(Debug, Clone, Copy)]
 struct Iface {
     linktype: u32,
-    /// Timestamp units per second.
+    /// Nanos units per second.
     units_per_sec: u64,
     /// `if_tsoffset`, seconds added to every timestamp.
     offset_secs: i64,
 }
 
 impl Iface {
-    fn timestamp(&self, raw: u64) -> Timestamp {
+    fn timestamp(&self, raw: u64) -> Nanos {
         const NS: u64 = 1_000_000_000;
         let units = self.units_per_sec.max(1);
         // Per packet: avoid 128-bit division for the resolutions files actually use.
@@ -103,7 +103,7 @@ impl Iface {
             u64::try_from(u128::from(raw) * u128::from(NS) / u128::from(units)).ok()
         };
         let ns = i128::from(ns.unwrap_or(u64::MAX)) + i128::from(self.offset_secs) * i128::from(NS);
-        Timestamp(u64::try_from(ns.max(0)).unwrap_or(u64::MAX))
+        Nanos(u64::try_from(ns.max(0)).unwrap_or(u64::MAX))
     }
 }
 
@@ -140,7 +140,7 @@ impl<R: Read> Read for Stashed<R> {
 /// What a block turned out to be, with its packet located inside the reader's buffer.
 enum Found {
     Packet {
-        ts: Timestamp,
+        ts: Nanos,
         linktype: u32,
         start: usize,
         len: usize,
@@ -175,6 +175,19 @@ pub struct FileSource {
     last_error: Arc<std::sync::Mutex<Option<io::Error>>>,
     ifaces: Vec<Iface>,
     section_big_endian: bool,
+    /// Where the packet last found lies in the reader's buffer.
+    current: Option<Current>,
+}
+
+/// The packet last found: its header fields and where its bytes are in the read buffer.
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    ts: Nanos,
+    linktype: u32,
+    start: usize,
+    len: usize,
+    orig_len: u32,
+    interface: u32,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -276,6 +289,7 @@ impl FileSource {
             last_error,
             ifaces: Vec::new(),
             section_big_endian: false,
+            current: None,
         })
     }
 
@@ -296,6 +310,31 @@ impl FileSource {
 
     /// The next packet, `None` at the end of the file.
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, SourceError> {
+        Ok(if self.advance()? { self.packet() } else { None })
+    }
+
+    /// The packet [`FileSource::advance`] found, until the next call to it.
+    #[inline]
+    pub fn packet(&self) -> Option<Packet<'_>> {
+        let c = self.current?;
+        Some(Packet {
+            ts: c.ts,
+            linktype: c.linktype,
+            data: self
+                .reader
+                .data()
+                .get(c.start..c.start + c.len)
+                .unwrap_or(&[]),
+            orig_len: c.orig_len,
+            interface: c.interface,
+        })
+    }
+
+    /// Moves to the next packet (then read by [`FileSource::packet`]); false at the end of the
+    /// file. Split from reading it so a caller can decide what to do before it borrows the
+    /// packet.
+    pub fn advance(&mut self) -> Result<bool, SourceError> {
+        self.current = None;
         if self.pending > 0 {
             // `consume` would move the unread half of the buffer each time the read position
             // passes the middle (a second copy of every byte); `refill` moves only the tail.
@@ -332,20 +371,21 @@ impl FileSource {
                     },
                 ) => {
                     self.pending = len;
-                    let data = self.reader.data().get(start..start + plen).unwrap_or(&[]);
-                    return Ok(Some(Packet {
+                    self.current = Some(Current {
                         ts,
                         linktype,
-                        data,
+                        start,
+                        len: plen,
                         orig_len,
                         interface,
-                    }));
+                    });
+                    return Ok(true);
                 }
                 Step::Block(len, Found::Other) => self.reader.consume_noshift(len),
                 Step::Block(_, Found::Bad(reason)) | Step::Corrupt(reason) => {
                     return Err(self.corrupt(reason));
                 }
-                Step::Eof => return Ok(None),
+                Step::Eof => return Ok(false),
                 Step::NeedMore => self.refill()?,
                 Step::TooSmall => {
                     if self.capacity >= self.max_block {
@@ -538,7 +578,7 @@ fn classify(
             let data = spb.data.get(..spb.origlen as usize).unwrap_or(spb.data);
             let (start, len) = located(data, base);
             Found::Packet {
-                ts: Timestamp::default(),
+                ts: Nanos::default(),
                 linktype: iface.linktype,
                 start,
                 len,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use capture::wire::{LinkPayload, linktype, parse_link};
-use capture::{CaptureLimits, EventKind, FileSource, Packet, Reassembler, StreamEvent, Timestamp};
+use capture::{CaptureLimits, EventKind, FileSource, Nanos, Packet, Reassembler, StreamEvent};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -45,7 +45,7 @@ struct Tally {
 
 impl Tally {
     fn on(&mut self, ev: StreamEvent<'_>) {
-        let k = (ev.conn.0, ev.dir.index());
+        let k = (ev.conn.get(), ev.dir.index());
         assert!(!self.closed.contains_key(&k), "event after close");
         match ev.kind {
             EventKind::Data(d) => *self.data.entry(k).or_default() += d.len() as u64,
@@ -91,7 +91,7 @@ proptest! {
         let mut tally = Tally::default();
         let mut sink = |ev: StreamEvent<'_>| tally.on(ev);
         for (ts, lt, data) in &pkts {
-            let pkt = Packet { ts: Timestamp(*ts), linktype: *lt, data, orig_len: data.len() as u32, interface: 0 };
+            let pkt = Packet { ts: Nanos(*ts), linktype: *lt, data, orig_len: data.len() as u32, interface: 0 };
             reasm.handle_packet(&pkt, &mut sink);
         }
         reasm.finish(&mut sink);
@@ -140,14 +140,14 @@ fn fragmented_real_segments_reassemble_to_the_same_streams() {
         let mut sink = |ev: StreamEvent<'_>| {
             if let EventKind::Data(d) = ev.kind {
                 streams
-                    .entry((ev.conn.0, ev.dir.index()))
+                    .entry((ev.conn.get(), ev.dir.index()))
                     .or_default()
                     .update(d);
             }
         };
         for (ts, lt, data) in pkts {
             let pkt = Packet {
-                ts: Timestamp(*ts),
+                ts: Nanos(*ts),
                 linktype: *lt,
                 data,
                 orig_len: data.len() as u32,

@@ -46,14 +46,14 @@ fn replay(path: &Path) -> Replayed {
     let mut ids: HashMap<u64, usize> = HashMap::new();
     let mut sink = |ev: StreamEvent<'_>| {
         if let EventKind::Open(info) = ev.kind {
-            ids.insert(ev.conn.0, conns.len());
+            ids.insert(ev.conn.get(), conns.len());
             conns.push(Conn {
                 info,
                 halves: Default::default(),
             });
             return;
         }
-        let conn = &mut conns[ids[&ev.conn.0]];
+        let conn = &mut conns[ids[&ev.conn.get()]];
         let half = &mut conn.halves[ev.dir.index()];
         assert!(half.close.is_none(), "event after close: {ev:?}");
         match ev.kind {

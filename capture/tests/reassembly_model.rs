@@ -9,9 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use capture::wire::{TcpFlags, TcpSegment};
-use capture::{
-    CaptureLimits, CaptureStats, CloseReason, EventKind, FlowTable, StreamEvent, Timestamp,
-};
+use capture::{CaptureLimits, CaptureStats, CloseReason, EventKind, FlowTable, Nanos, StreamEvent};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -99,19 +97,14 @@ fn run(isn: u32, segs: &[Seg], limits: CaptureLimits) -> (Delivered, CaptureStat
     };
     table.handle_segment(
         &mk(isn, TcpFlags::SYN, b""),
-        Timestamp(0),
+        Nanos(0),
         &mut stats,
         &mut sink,
     );
     for s in segs {
         let seq = isn.wrapping_add(1).wrapping_add(s.off as u32);
         let flags = if s.fin { TcpFlags::FIN } else { 0 };
-        table.handle_segment(
-            &mk(seq, flags, &s.bytes),
-            Timestamp(0),
-            &mut stats,
-            &mut sink,
-        );
+        table.handle_segment(&mk(seq, flags, &s.bytes), Nanos(0), &mut stats, &mut sink);
         assert!(table.buffered_bytes() <= limits.max_ooo_bytes_per_direction);
     }
     table.finish(&mut stats, &mut sink);

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use capture::wire::linktype;
-use capture::{FileSource, SourceError, Timestamp};
+use capture::{FileSource, Nanos, SourceError};
 
 /// Writes integers in one byte order.
 #[derive(Clone, Copy)]
@@ -341,7 +341,7 @@ fn block_larger_than_the_limit_is_refused() {
     src.next_packet().expect("first");
     let pkt = src.next_packet().expect("second").expect("packet");
     assert_eq!(pkt.data.len(), 3 << 20);
-    assert_eq!(pkt.ts, Timestamp(2_000_000_000));
+    assert_eq!(pkt.ts, Nanos(2_000_000_000));
 }
 
 #[test]

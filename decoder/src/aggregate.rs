@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use crate::h2::conn::{CallRecord, CallType, StatusSource};
+use crate::calls::record::{CallRecord, CallType, StatusSource};
 
 /// Buckets per doubling: each bucket is 2^(1/16) = 4.4% wide.
 const SUB: f64 = 16.0;
@@ -132,19 +132,68 @@ impl MethodStats {
     }
 }
 
-/// Method label for calls whose `:path` is unknown.
+/// Method name for calls whose `:path` is unknown.
 pub const UNKNOWN_METHOD: &str = "<unknown>";
-/// Method label past the cap on distinct methods.
-pub const OTHER_METHOD: &str = "<other>";
+/// Method name (and Prometheus label value) of the calls of methods past the cap, in every
+/// output: the summary, the TUI and the exporter.
+pub const OTHER_METHOD: &str = "other";
+/// Distinct methods kept apart by default, in every output (`--max-methods`).
+pub const DEFAULT_MAX_METHODS: usize = 2_000;
 
-/// Aggregates finished calls by method, with a cap on distinct methods (a client sending
-/// random paths must not grow memory without bound).
+/// The one rule for how many distinct methods an output keeps apart: a peer sending random
+/// paths must not grow memory (or Prometheus series) without bound. Each output keeps its own
+/// map of methods and asks the cap before adding one; past the cap, calls of new methods are
+/// counted under [`OTHER_METHOD`].
+#[derive(Debug, Clone, Copy)]
+pub struct MethodCap {
+    max: usize,
+    apart: usize,
+    folded: u64,
+}
+
+impl MethodCap {
+    /// A cap of `max` methods.
+    pub fn new(max: usize) -> MethodCap {
+        MethodCap {
+            max,
+            apart: 0,
+            folded: 0,
+        }
+    }
+
+    /// A call of a method the output does not hold yet: true when the method may be added (it
+    /// now counts against the cap), false when the call goes under [`OTHER_METHOD`].
+    pub fn admit(&mut self) -> bool {
+        if self.apart < self.max {
+            self.apart += 1;
+            true
+        } else {
+            self.folded += 1;
+            false
+        }
+    }
+
+    /// Whether another method may still be added (asking does not count against the cap).
+    pub fn has_room(&self) -> bool {
+        self.apart < self.max
+    }
+
+    /// Calls counted under [`OTHER_METHOD`] so far.
+    pub fn folded(&self) -> u64 {
+        self.folded
+    }
+
+    /// The cap.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+/// Aggregates finished calls by method, within a [`MethodCap`].
 #[derive(Debug, Clone)]
 pub struct Aggregator {
     methods: HashMap<String, MethodStats>,
-    max_methods: usize,
-    /// Distinct methods folded into `<other>`.
-    pub folded_methods: u64,
+    cap: MethodCap,
     /// All calls together.
     pub total: MethodStats,
 }
@@ -154,10 +203,14 @@ impl Aggregator {
     pub fn new(max_methods: usize) -> Aggregator {
         Aggregator {
             methods: HashMap::new(),
-            max_methods,
-            folded_methods: 0,
+            cap: MethodCap::new(max_methods),
             total: MethodStats::default(),
         }
+    }
+
+    /// Calls counted under [`OTHER_METHOD`].
+    pub fn folded_methods(&self) -> u64 {
+        self.cap.folded()
     }
 
     /// Adds one ended call.
@@ -168,12 +221,7 @@ impl Aggregator {
         if let Some(m) = self.methods.get_mut(name) {
             return m.record(rec);
         }
-        let key = if self.methods.len() >= self.max_methods {
-            self.folded_methods += 1;
-            OTHER_METHOD
-        } else {
-            name
-        };
+        let key = if self.cap.admit() { name } else { OTHER_METHOD };
         self.methods.entry(key.to_owned()).or_default().record(rec);
     }
 
@@ -190,10 +238,10 @@ impl MethodStats {
     /// Adds one ended call.
     pub fn record(&mut self, rec: &CallRecord) {
         let m = self;
-        m.req_msgs += rec.req_msgs;
-        m.resp_msgs += rec.resp_msgs;
-        m.req_bytes += rec.req_bytes;
-        m.resp_bytes += rec.resp_bytes;
+        m.req_msgs += rec.req.msgs;
+        m.resp_msgs += rec.resp.msgs;
+        m.req_bytes += rec.req.bytes;
+        m.resp_bytes += rec.resp.bytes;
         *m.call_types.entry(rec.call_type).or_default() += 1;
         if rec.status_source == StatusSource::Unfinished {
             m.unfinished += 1;

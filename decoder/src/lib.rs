@@ -2,24 +2,35 @@
 //! `capture` crate, via the binary), call records out.
 //!
 //! ```text
-//! bytes of a connection direction  -> h2::conn::ConnDecoder (framing, resync after gaps)
-//!   header blocks                  -> hpack::Decoder (one per direction, mid-stream tolerant)
-//!   DATA payload                   -> length-prefixed message counting per stream
-//!   -> CallSink: call_started / call_ended(CallRecord) / conn_event(ping, goaway, anomaly)
+//! bytes of a connection direction -> h2::Connection        framing, HPACK, resync after gaps
+//!                                  -> h2::Event             headers, data, reset, goaway, ...
+//!                                  -> calls::Tracker        gRPC rules: calls, status, deadlines
+//!                                  -> calls::Sink           call_started / call_ended / conn_event
+//! conn::ConnDecoder owns one connection's two stages; aggregate::Aggregator folds ended calls
+//! per method (with the one aggregate::MethodCap) for the summary and the TUI.
 //! ```
 //!
 //! Does not depend on `capture`: the binary translates stream events, so the decoder can be fed
-//! from any source and tested with bytes. Time is a parameter (packet timestamps), never read.
+//! from any source and tested with bytes. Time is a parameter (packet timestamps), never read;
+//! no file is read either (schemas come in as descriptor pools).
 
 pub mod aggregate;
+pub mod anomaly;
+pub mod calls;
+pub mod conn;
 pub mod grpc;
 pub mod h2;
 pub mod hpack;
 pub mod metadata;
+pub mod output;
 pub mod payload;
 pub mod schema;
 
-pub use h2::conn::{
-    AnomalyKind, CallRecord, CallSink, CallType, Confidence, ConnDecoder, ConnEvent, DecoderLimits,
-    Nanos, OpenCall, Reset, Side, StatusSource,
+pub use anomaly::AnomalyKind;
+pub use calls::{
+    CallLimits, CallRecord, CallType, Confidence, ConnEvent, Half, NullSink, OpenCall, Reset, Sink,
+    StatusSource,
 };
+pub use conn::{ConnDecoder, DecoderLimits};
+pub use h2::Side;
+pub use types::{ConnId, Dir, Nanos};

@@ -225,6 +225,44 @@ fn raw(b: &[u8], depth: usize) -> Option<Value> {
     Some(Value::Object(fields))
 }
 
+/// One kept message as JSON: decompressed by the call's `grpc-encoding` (at most `cap`
+/// bytes), then decoded as `type_name` with `schemas` when both are known, raw otherwise. A
+/// message that cannot be read is `{"error": ...}` and costs only itself.
+pub fn message_json(
+    body: &crate::grpc::msg::Body,
+    encoding: Option<&str>,
+    type_name: Option<&str>,
+    schemas: Option<&crate::schema::Schemas>,
+    cap: usize,
+) -> Value {
+    if body.cut() {
+        return serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())});
+    }
+    let decompressed;
+    let plain = if body.compressed {
+        match decompress(encoding, &body.data, cap) {
+            Ok(p) => {
+                decompressed = p;
+                &decompressed
+            }
+            Err(e) => return serde_json::json!({"error": e.to_string()}),
+        }
+    } else {
+        &body.data
+    };
+    let decoded = match (type_name, schemas) {
+        (Some(t), Some(s)) => to_json(s.pool(), t, plain),
+        _ => decode_raw(plain),
+    };
+    decoded.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
+}
+
+/// `grpc-status-details-bin` bytes as google.rpc.Status JSON with its details resolved.
+pub fn status_details_json(details: &[u8], schemas: &crate::schema::Schemas) -> Value {
+    to_json(schemas.pool(), "google.rpc.Status", details)
+        .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
+}
+
 #[cfg(test)]
 #[allow(clippy::cast_possible_truncation)] // varint bytes are masked to 7 bits
 mod tests {
@@ -295,7 +333,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_unloaded_any_are_shown_not_fatal() {
-        let (schemas, _) = crate::schema::Schemas::load(&crate::schema::SchemaSources::default());
+        let mut pool = prost_reflect::DescriptorPool::new();
+        crate::schema::add_google_rpc(&mut pool).expect("google.rpc loads");
+        let schemas = crate::schema::Schemas::new(pool);
         let pool = schemas.pool();
         // google.rpc.Status { code: 3, message: "x" } plus an unknown field 9 = 7.
         let msg = [0x08, 0x03, 0x12, 0x01, b'x', 0x48, 0x07];
@@ -354,175 +394,5 @@ mod tests {
             deep = outer;
         }
         assert!(decode_raw(&deep).is_ok());
-    }
-}
-
-/// Does `body` read as message type `type_name`: decompresses, decodes, and uses no field
-/// number the type does not define?
-fn fits(
-    pool: &DescriptorPool,
-    type_name: &str,
-    body: &crate::h2::msg::Body,
-    encoding: Option<&str>,
-    cap: usize,
-) -> bool {
-    if body.cut() {
-        return false;
-    }
-    let plain = if body.compressed {
-        match decompress(encoding, &body.data, cap) {
-            Ok(p) => p,
-            Err(_) => return false,
-        }
-    } else {
-        body.data.clone()
-    };
-    let Some(desc) = pool.get_message_by_name(type_name) else {
-        return false;
-    };
-    DynamicMessage::decode(desc, plain.as_slice())
-        .is_ok_and(|m| m.unknown_fields().next().is_none())
-}
-
-/// One kept message as JSON: decompressed by the call's `grpc-encoding` (at most `cap`
-/// bytes), then decoded as `type_name` with `schemas` when both are known, raw otherwise. A
-/// message that cannot be read is `{"error": ...}` and costs only itself.
-pub fn message_json(
-    body: &crate::h2::msg::Body,
-    encoding: Option<&str>,
-    type_name: Option<&str>,
-    schemas: Option<&crate::schema::Schemas>,
-    cap: usize,
-) -> Value {
-    if body.cut() {
-        return serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())});
-    }
-    let decompressed;
-    let plain = if body.compressed {
-        match decompress(encoding, &body.data, cap) {
-            Ok(p) => {
-                decompressed = p;
-                &decompressed
-            }
-            Err(e) => return serde_json::json!({"error": e.to_string()}),
-        }
-    } else {
-        &body.data
-    };
-    let decoded = match (type_name, schemas) {
-        (Some(t), Some(s)) => to_json(s.pool(), t, plain),
-        _ => decode_raw(plain),
-    };
-    decoded.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
-}
-
-/// `grpc-status-details-bin` bytes as google.rpc.Status JSON with its details resolved.
-pub fn status_details_json(details: &[u8], schemas: &crate::schema::Schemas) -> Value {
-    to_json(schemas.pool(), "google.rpc.Status", details)
-        .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
-}
-
-/// For a call whose `:path` could not be read: the one method of `schemas` whose streaming
-/// flags allow the call's message counts and whose request and response types every kept
-/// message reads as. `None` when no method or more than one fits (empty messages fit anything,
-/// so they never name a method on their own).
-pub fn infer_method<'s>(
-    schemas: &'s crate::schema::Schemas,
-    call: &crate::CallRecord,
-    cap: usize,
-) -> Option<&'s str> {
-    use crate::CallType;
-    if call
-        .requests
-        .iter()
-        .chain(&call.responses)
-        .all(|b| b.data.is_empty())
-    {
-        return None;
-    }
-    let mut found = None;
-    for (path, info) in schemas.methods() {
-        let (client_streams, server_streams) = match info.call_type {
-            CallType::Unary => (false, false),
-            CallType::ClientStream => (true, false),
-            CallType::ServerStream => (false, true),
-            CallType::BidiStream => (true, true),
-        };
-        if (!client_streams && call.req_msgs > 1) || (!server_streams && call.resp_msgs > 1) {
-            continue;
-        }
-        let pool = schemas.pool();
-        let ok = call
-            .requests
-            .iter()
-            .all(|b| fits(pool, &info.input, b, call.req_encoding.as_deref(), cap))
-            && call
-                .responses
-                .iter()
-                .all(|b| fits(pool, &info.output, b, call.resp_encoding.as_deref(), cap));
-        if ok {
-            if found.is_some() {
-                return None; // ambiguous
-            }
-            found = Some(path);
-        }
-    }
-    found
-}
-
-#[cfg(test)]
-#[allow(clippy::cast_possible_truncation)] // test messages are a few bytes
-mod infer_tests {
-    use super::*;
-    use crate::h2::msg::Body;
-    use crate::schema::{SchemaSources, Schemas};
-
-    #[test]
-    fn exactly_one_fitting_method_names_the_call() {
-        let dir = std::env::temp_dir().join(format!("grpctap-infer-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        std::fs::write(
-            dir.join("shop.proto"),
-            "syntax = \"proto3\";\npackage shop;\n\
-             message Order { string id = 1; int64 cents = 2; }\n\
-             message Receipt { string id = 1; bool paid = 3; }\n\
-             message Item { string sku = 5; }\n\
-             service Shop {\n  rpc Buy (Order) returns (Receipt);\n  rpc Browse (Item) returns (stream Item);\n}\n",
-        )
-        .expect("write");
-        let (schemas, errors) = Schemas::load(&SchemaSources {
-            proto_paths: vec![dir],
-            ..Default::default()
-        });
-        assert!(errors.is_empty(), "{errors:?}");
-        let body = |data: Vec<u8>| Body {
-            compressed: false,
-            len: data.len() as u32,
-            data,
-            ts: 0,
-        };
-        // Order { id: "a", cents: 250 } and Receipt { id: "a", paid: true }.
-        let mut call = crate::h2::conn::tests_support::record();
-        call.requests = vec![body(vec![0x0a, 0x01, b'a', 0x10, 0xfa, 0x01])];
-        call.responses = vec![body(vec![0x0a, 0x01, b'a', 0x18, 0x01])];
-        call.req_msgs = 1;
-        call.resp_msgs = 1;
-        assert_eq!(
-            infer_method(&schemas, &call, 1 << 20),
-            Some("/shop.Shop/Buy")
-        );
-        // Item { sku: "x" } both ways, three responses: only Browse streams responses.
-        call.requests = vec![body(vec![0x2a, 0x01, b'x'])];
-        call.responses = vec![body(vec![0x2a, 0x01, b'x']); 3];
-        call.resp_msgs = 3;
-        assert_eq!(
-            infer_method(&schemas, &call, 1 << 20),
-            Some("/shop.Shop/Browse")
-        );
-        // Empty messages fit every method: no name.
-        call.requests = vec![body(vec![])];
-        call.responses = vec![body(vec![])];
-        call.resp_msgs = 1;
-        assert_eq!(infer_method(&schemas, &call, 1 << 20), None);
     }
 }

@@ -47,14 +47,15 @@ impl Backfill {
     }
 
     /// True when packet time `ts` has reached the next step boundary.
-    pub fn due(&self, ts: u64) -> bool {
-        self.next.is_none_or(|n| ts >= n)
+    pub fn due(&self, ts: decoder::Nanos) -> bool {
+        self.next.is_none_or(|n| ts.0 >= n)
     }
 
     /// Records the registry at every step boundary up to `ts` (all with the current values:
     /// nothing changed between the boundaries the clock jumped over). Call it before handling
     /// the packet at `ts`, so the values are those of the boundaries' own time.
-    pub fn sample(&mut self, ts: u64, registry: &Registry) {
+    pub fn sample(&mut self, ts: decoder::Nanos, registry: &Registry) {
+        let ts = ts.0;
         let mut at = self.next.unwrap_or(ts - ts % self.step_ns);
         if at > ts {
             return;

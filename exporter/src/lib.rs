@@ -1,6 +1,8 @@
 //! Prometheus metrics from gRPC calls seen on the wire: the go-grpc-prometheus server series
 //! (so existing dashboards work) and grpctap's own. Fed by the decoder's call records and
-//! connection events; read by a scrape (see [`server`]). Depends on `decoder`'s types only.
+//! connection events ([`Recorder`] is a `decoder::Sink` and one of the run's
+//! `decoder::output::Output`s); read by a scrape (see [`server`]). Depends on `decoder`'s types
+//! only.
 //!
 //! Every family is atomic (prometheus-client), so recording takes no lock of ours and a scrape
 //! never blocks decoding for longer than a family's label-map read lock.
@@ -11,7 +13,9 @@ pub mod server;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use decoder::{AnomalyKind, CallRecord, CallType, ConnEvent, Side};
+use decoder::aggregate::{DEFAULT_MAX_METHODS, MethodCap, OTHER_METHOD};
+use decoder::output::{Health, Output, Tick};
+use decoder::{AnomalyKind, CallRecord, CallType, ConnEvent, ConnId, Side, Sink};
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
@@ -25,8 +29,8 @@ pub const DEFAULT_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Label value for methods past the cardinality cap.
-pub const OTHER: &str = "other";
+/// Label value for methods past the cardinality cap (the same name every output uses).
+pub const OTHER: &str = OTHER_METHOD;
 
 /// What the exporter is asked to do.
 #[derive(Debug, Clone)]
@@ -40,7 +44,7 @@ pub struct ExporterConfig {
 impl Default for ExporterConfig {
     fn default() -> Self {
         ExporterConfig {
-            max_methods: 2_000,
+            max_methods: DEFAULT_MAX_METHODS,
             server_label: false,
         }
     }
@@ -82,23 +86,6 @@ impl<const N: usize> EncodeLabelSet for Labels<N> {
         }
         Ok(())
     }
-}
-
-/// Capture-layer counters the exporter mirrors (the binary copies them in).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CaptureCounters {
-    /// Packets read.
-    pub packets: u64,
-    /// Captured bytes.
-    pub bytes: u64,
-    /// Packets dropped by the kernel or libpcap (live capture).
-    pub drops: u64,
-    /// TCP gaps (bytes the capture lost).
-    pub gaps: u64,
-    /// Bytes in those gaps.
-    pub gap_bytes: u64,
-    /// Packets cut by the snapshot length.
-    pub truncated: u64,
 }
 
 /// Every family grpctap exports. Shared with the scrape; written through a [`Recorder`].
@@ -317,17 +304,18 @@ pub struct Recorder {
     config: ExporterConfig,
     /// `:path` -> (service, method) labels, at most `max_methods` entries.
     names: HashMap<Arc<str>, (Arc<str>, Arc<str>)>,
+    cap: MethodCap,
     other: (Arc<str>, Arc<str>),
     unknown: (Arc<str>, Arc<str>),
     /// Call type per method once one call of it ended (without a schema the type is known only
     /// then); calls of a method whose type is known count as started when they start.
     types: HashMap<Arc<str>, CallType>,
     /// Calls counted as started, by (conn, stream), to count each once.
-    counted: HashSet<(u64, u32)>,
+    counted: HashSet<(ConnId, u32)>,
     handles: HashMap<HandleKey, Handles>,
     request_bytes: Histogram,
     response_bytes: Histogram,
-    capture: CaptureCounters,
+    capture: Health,
 }
 
 impl Recorder {
@@ -341,10 +329,12 @@ impl Recorder {
             .message_bytes
             .get_or_create(&Labels([("direction", "response".into())]))
             .clone();
+        let cap = MethodCap::new(config.max_methods);
         Recorder {
             metrics,
             config,
             names: HashMap::new(),
+            cap,
             other: (Arc::from(OTHER), Arc::from(OTHER)),
             unknown: (Arc::from("unknown"), Arc::from("unknown")),
             types: HashMap::new(),
@@ -352,7 +342,7 @@ impl Recorder {
             handles: HashMap::new(),
             request_bytes,
             response_bytes,
-            capture: CaptureCounters::default(),
+            capture: Health::default(),
         }
     }
 
@@ -368,7 +358,7 @@ impl Recorder {
         let Some((svc, rpc)) = decoder::grpc::split_path(path) else {
             return (self.unknown.clone(), false);
         };
-        if self.names.len() >= self.config.max_methods {
+        if !self.cap.admit() {
             self.metrics.folded.inc();
             return (self.other.clone(), false);
         }
@@ -500,8 +490,8 @@ impl Recorder {
         if !counted {
             h.started.inc();
         }
-        h.received.inc_by(rec.req_msgs);
-        h.sent.inc_by(rec.resp_msgs);
+        h.received.inc_by(rec.req.msgs);
+        h.sent.inc_by(rec.resp.msgs);
         let Some(status) = rec.status else {
             if rec.status_source != decoder::StatusSource::Unfinished {
                 metrics.status_unreadable.inc();
@@ -546,7 +536,7 @@ impl Recorder {
             }
         }
         if let Some(r) = rec.reset {
-            let code = decoder::h2::frame::error_code_name(r.code).to_owned();
+            let code = decoder::h2::frame::ErrorCode(r.code).name().to_owned();
             metrics
                 .resets
                 .get_or_create(&Labels([("by", side(r.by).into()), ("code", code)]))
@@ -555,7 +545,7 @@ impl Recorder {
     }
 
     /// A whole message of `len` bytes from `from`.
-    pub fn message(&mut self, from: Side, len: u32) {
+    pub fn message(&mut self, _conn: ConnId, from: Side, len: u32) {
         match from {
             Side::Client => self.request_bytes.observe(f64::from(len)),
             Side::Server => self.response_bytes.observe(f64::from(len)),
@@ -563,7 +553,7 @@ impl Recorder {
     }
 
     /// A connection-level event.
-    pub fn conn_event(&mut self, event: ConnEvent) {
+    pub fn conn_event(&mut self, _conn: ConnId, event: ConnEvent) {
         let m = &self.metrics;
         match event {
             ConnEvent::Ping(by) => m
@@ -571,7 +561,7 @@ impl Recorder {
                 .get_or_create(&Labels([("by", side(by).into())]))
                 .inc(),
             ConnEvent::Goaway { by, code, .. } => {
-                let code = decoder::h2::frame::error_code_name(code).to_owned();
+                let code = decoder::h2::frame::ErrorCode(code).name().to_owned();
                 m.goaways
                     .get_or_create(&Labels([("by", side(by).into()), ("code", code)]))
                     .inc()
@@ -580,12 +570,12 @@ impl Recorder {
                 .anomalies
                 .get_or_create(&Labels([("kind", anomaly(kind).into())]))
                 .inc(),
-            ConnEvent::Http2 | ConnEvent::Setting { .. } => 0,
+            ConnEvent::Http2 { .. } | ConnEvent::Closed { .. } | ConnEvent::Setting { .. } => 0,
         };
     }
 
     /// Mirrors the capture layer's counters (only the increase since the last call is added).
-    pub fn set_capture(&mut self, now: CaptureCounters) {
+    pub fn set_capture(&mut self, now: Health) {
         let last = self.capture;
         let m = &self.metrics;
         let add = |c: &Counter, new: u64, old: u64| {
@@ -598,6 +588,33 @@ impl Recorder {
         add(&m.gap_bytes, now.gap_bytes, last.gap_bytes);
         add(&m.truncated, now.truncated, last.truncated);
         self.capture = now;
+    }
+}
+
+impl Sink for Recorder {
+    fn call_started(&mut self, call: &CallRecord) {
+        Recorder::call_started(self, call);
+    }
+    fn call_ended(&mut self, call: &CallRecord) {
+        Recorder::call_ended(self, call);
+    }
+    fn conn_event(&mut self, conn: ConnId, event: ConnEvent) {
+        Recorder::conn_event(self, conn, event);
+    }
+    fn message(&mut self, conn: ConnId, from: Side, len: u32) {
+        Recorder::message(self, conn, from, len);
+    }
+}
+
+impl Output for Recorder {
+    fn wants_messages(&self) -> bool {
+        true
+    }
+    fn tick(&mut self, tick: &Tick<'_>) {
+        self.set_capture(tick.health);
+    }
+    fn end_of_input(&mut self, tick: &Tick<'_>) {
+        self.set_capture(tick.health);
     }
 }
 
@@ -620,16 +637,28 @@ mod tests {
         CallRecord {
             method: Some(Arc::from(method)),
             method_confidence: Confidence::Exact,
-            end: Some(2),
-            req_msgs: 1,
-            resp_msgs: 1,
-            req_bytes: 1,
-            resp_bytes: 1,
+            end: Some(decoder::Nanos(2)),
+            req: decoder::Half {
+                msgs: 1,
+                bytes: 1,
+                ..Default::default()
+            },
+            resp: decoder::Half {
+                msgs: 1,
+                bytes: 1,
+                ..Default::default()
+            },
             http_status: Some(200),
             grpc_status: Some(0),
             status: Some(decoder::grpc::Code::OK),
             status_source: StatusSource::Trailers,
-            ..CallRecord::new(1, stream, client, server, Some(1))
+            ..CallRecord::new(
+                ConnId::new(0, 1),
+                stream,
+                client,
+                server,
+                Some(decoder::Nanos(1)),
+            )
         }
     }
 

@@ -1,6 +1,6 @@
 //! Link/IP/TCP parsing and reassembly: any packet under any link type never panics.
 #![no_main]
-use capture::{CaptureLimits, Packet, Reassembler, StreamEvent, Timestamp};
+use capture::{CaptureLimits, Packet, Reassembler, StreamEvent, Nanos};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     while let [lt, n, tail @ ..] = rest {
         let n = usize::from(*n).min(tail.len());
         ts += 1_000_000;
-        let pkt = Packet { ts: Timestamp(ts), linktype: LINKS[usize::from(*lt) % 8], data: &tail[..n], orig_len: 65535, interface: 0 };
+        let pkt = Packet { ts: Nanos(ts), linktype: LINKS[usize::from(*lt) % 8], data: &tail[..n], orig_len: 65535, interface: 0 };
         r.handle_packet(&pkt, &mut sink);
         rest = &tail[n..];
     }

@@ -161,7 +161,7 @@ pub struct App {
     /// Rows as last drawn.
     pub call_lines: Vec<CallLine>,
     /// Connection ids as last drawn.
-    pub conn_lines: Vec<u64>,
+    pub conn_lines: Vec<decoder::ConnId>,
     /// Rows of the current list the screen shows at once (for PgUp/PgDn).
     pub page: usize,
     /// Scroll state of the three lists.
@@ -384,7 +384,7 @@ impl App {
                 let Some(id) = self.conn_lines.get(self.selected[2]) else {
                     return;
                 };
-                self.call_filter = Filter::parse(&format!("conn:{id}"));
+                self.call_filter = Filter::parse(&format!("conn:{}", id.get()));
                 self.selected[1] = 0;
                 self.view = View::Calls;
             }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use decoder::h2::msg::Body;
+use decoder::grpc::msg::Body;
 use decoder::{CallRecord, Nanos, Side, StatusSource};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -54,12 +54,9 @@ fn kv(key: &str, value: String) -> Line<'static> {
 
 /// Time of `ts` from `origin`, as "+1.234 ms".
 fn rel(ts: Nanos, origin: Nanos) -> String {
-    match ts.checked_sub(origin) {
-        Some(d) => format!("+{}", fmt::duration(std::time::Duration::from_nanos(d))),
-        None => format!(
-            "-{}",
-            fmt::duration(std::time::Duration::from_nanos(origin - ts))
-        ),
+    match ts.checked_since(origin) {
+        Some(d) => format!("+{}", fmt::duration(d)),
+        None => format!("-{}", fmt::duration(origin - ts)),
     }
 }
 
@@ -123,7 +120,10 @@ pub fn build(c: &CallRecord, d: &Decode) -> Detail {
         "peers",
         format!(
             "{} → {} · conn {} · stream {}",
-            c.client, c.server, c.conn, c.stream_id
+            c.client,
+            c.server,
+            c.conn.get(),
+            c.stream_id
         ),
     ));
     let mut more = Vec::new();
@@ -144,11 +144,11 @@ pub fn build(c: &CallRecord, d: &Decode) -> Detail {
     } else {
         more.push("no deadline".to_owned());
     }
-    if c.req_encoding.is_some() || c.resp_encoding.is_some() {
+    if c.req.encoding.is_some() || c.resp.encoding.is_some() {
         more.push(format!(
             "encoding {}/{}",
-            c.req_encoding.as_deref().unwrap_or("identity"),
-            c.resp_encoding.as_deref().unwrap_or("identity")
+            c.req.encoding.as_deref().unwrap_or("identity"),
+            c.resp.encoding.as_deref().unwrap_or("identity")
         ));
     }
     lines.push(kv("headers", more.join(" · ")));
@@ -177,9 +177,9 @@ fn timeline(c: &CallRecord, lines: &mut Vec<Line<'static>>) {
     lines.push(heading("Timeline"));
     let origin = c
         .start
-        .or(c.requests.first().map(|b| b.ts))
+        .or(c.req.bodies.first().map(|b| b.ts))
         .or(c.end)
-        .unwrap_or(0);
+        .unwrap_or(Nanos::ZERO);
     let mut events: Vec<(Nanos, Side, String)> = Vec::new();
     match c.start {
         Some(s) => events.push((s, Side::Client, "request headers".to_owned())),
@@ -200,12 +200,12 @@ fn timeline(c: &CallRecord, lines: &mut Vec<Line<'static>>) {
                 ));
             }
         };
-    kept(&c.requests, Side::Client, "request", &mut events);
-    if c.requests.is_empty() && c.req_msgs > 0 {
+    kept(&c.req.bodies, Side::Client, "request", &mut events);
+    if c.req.bodies.is_empty() && c.req.msgs > 0 {
         let text = format!(
             "{} request messages ({}; not kept)",
-            c.req_msgs,
-            fmt::bytes(c.req_bytes)
+            c.req.msgs,
+            fmt::bytes(c.req.bytes)
         );
         events.push((origin, Side::Client, text));
     }
@@ -216,13 +216,13 @@ fn timeline(c: &CallRecord, lines: &mut Vec<Line<'static>>) {
             .unwrap_or_default();
         events.push((h, Side::Server, format!("response headers{status}")));
     }
-    kept(&c.responses, Side::Server, "response", &mut events);
-    if c.responses.is_empty() && c.resp_msgs > 0 {
+    kept(&c.resp.bodies, Side::Server, "response", &mut events);
+    if c.resp.bodies.is_empty() && c.resp.msgs > 0 {
         let at = c.first_response.unwrap_or(origin);
         let text = format!(
             "{} response messages ({}; not kept)",
-            c.resp_msgs,
-            fmt::bytes(c.resp_bytes)
+            c.resp.msgs,
+            fmt::bytes(c.resp.bytes)
         );
         events.push((at, Side::Server, text));
     }
@@ -237,7 +237,7 @@ fn timeline(c: &CallRecord, lines: &mut Vec<Line<'static>>) {
                 r.by,
                 format!(
                     "RST_STREAM {} by the {}",
-                    decoder::h2::frame::error_code_name(r.code),
+                    decoder::h2::frame::ErrorCode(r.code).name(),
                     r.by.name()
                 ),
             ),
@@ -266,7 +266,7 @@ fn timeline(c: &CallRecord, lines: &mut Vec<Line<'static>>) {
         events.push((end, side, text));
     } else {
         events.push((
-            origin.max(c.start.unwrap_or(0)),
+            origin.max(c.start.unwrap_or(Nanos::ZERO)),
             Side::Server,
             "still open".to_owned(),
         ));
@@ -332,16 +332,16 @@ fn messages(c: &CallRecord, d: &Decode, lines: &mut Vec<Line<'static>>) {
     let sides = [
         (
             "Request",
-            &c.requests,
-            c.req_msgs,
-            c.req_encoding.as_deref(),
+            &c.req.bodies,
+            c.req.msgs,
+            c.req.encoding.as_deref(),
             info.map(|i| i.input.as_str()),
         ),
         (
             "Response",
-            &c.responses,
-            c.resp_msgs,
-            c.resp_encoding.as_deref(),
+            &c.resp.bodies,
+            c.resp.msgs,
+            c.resp.encoding.as_deref(),
             info.map(|i| i.output.as_str()),
         ),
     ];
@@ -383,14 +383,17 @@ pub fn open_call(o: &OpenRow, model: &Model) -> Detail {
     let mut lines = titled(o.method.as_deref());
     let age = o
         .start
-        .map(|s| fmt::duration(std::time::Duration::from_nanos(model.now.saturating_sub(s))))
+        .map(|s| fmt::duration(model.now - s))
         .unwrap_or_else(|| "began before the capture".to_owned());
     lines.push(kv("status", format!("open for {age}")));
     lines.push(kv(
         "peers",
         format!(
             "{} → {} · conn {} · stream {}",
-            o.client, o.server, o.conn, o.stream_id
+            o.client,
+            o.server,
+            o.conn.get(),
+            o.stream_id
         ),
     ));
     if let Some(a) = &o.authority {

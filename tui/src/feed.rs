@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
-use decoder::{CallRecord, Nanos, OpenCall, Side};
+use decoder::output::{Output, Tick};
+use decoder::{AnomalyKind, CallRecord, ConnEvent, ConnId, Nanos, OpenCall, Side, Sink};
 
 /// Events per batch.
 const BATCH: usize = 512;
@@ -42,7 +43,7 @@ impl Shared {
 #[derive(Debug, Clone)]
 pub struct OpenRow {
     /// Connection id.
-    pub conn: u64,
+    pub conn: ConnId,
     /// HTTP/2 stream id.
     pub stream_id: u32,
     /// "/pkg.Service/Method", when read.
@@ -84,7 +85,7 @@ impl From<OpenCall<'_>> for OpenRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnLoad {
     /// Connection id.
-    pub id: u64,
+    pub id: ConnId,
     /// Payload bytes client to server, server to client.
     pub bytes: [u64; 2],
     /// Calls open on it.
@@ -140,7 +141,7 @@ pub enum UiEvent {
     /// A TCP connection started.
     ConnOpened {
         /// Connection id.
-        id: u64,
+        id: ConnId,
         /// Client address.
         client: SocketAddr,
         /// Server address.
@@ -151,14 +152,14 @@ pub enum UiEvent {
     /// Both directions of a connection ended.
     ConnClosed {
         /// Connection id.
-        id: u64,
+        id: ConnId,
         /// Payload bytes client to server, server to client, in all.
         bytes: [u64; 2],
     },
     /// A GOAWAY.
     Goaway {
         /// Connection id.
-        conn: u64,
+        conn: ConnId,
         /// Who sent it.
         by: Side,
         /// HTTP/2 error code.
@@ -175,8 +176,12 @@ pub struct Feeder {
     batch: Vec<UiEvent>,
     shared: Arc<Shared>,
     last_flush: Instant,
-    /// The UI went away: nothing more is sent.
+    /// The UI went away, or the input ended: nothing more is sent.
     gone: bool,
+    /// Replay speed as the status line shows it.
+    speed: String,
+    /// Anomalies seen (for the status line).
+    anomalies: u64,
 }
 
 /// A feeder and the receiving end, `capacity` batches deep.
@@ -189,11 +194,19 @@ pub fn channel(capacity: usize) -> (Feeder, Receiver<Vec<UiEvent>>, Arc<Shared>)
         shared: shared.clone(),
         last_flush: Instant::now(),
         gone: false,
+        speed: String::new(),
+        anomalies: 0,
     };
     (feeder, rx, shared)
 }
 
 impl Feeder {
+    /// Shows `speed` on the status line ("" for as fast as it goes).
+    pub fn with_speed(mut self, speed: String) -> Feeder {
+        self.speed = speed;
+        self
+    }
+
     /// Queues one event; a full batch goes out at once.
     pub fn push(&mut self, ev: UiEvent) {
         if self.gone {
@@ -227,6 +240,100 @@ impl Feeder {
                 self.batch = b;
             }
             Err(TrySendError::Disconnected(_)) => self.gone = true,
+        }
+    }
+}
+
+impl Feeder {
+    /// Sends the UI what changed without an event (open calls, connection load, counters),
+    /// and everything queued.
+    fn snapshot(&mut self, t: &Tick<'_>) {
+        let mut snap = Snapshot {
+            now: t.now,
+            status: SourceStatus {
+                source: t.source.to_owned(),
+                progress: t.progress,
+                done: t.done,
+                packets: t.health.packets,
+                drops: t.health.drops,
+                gaps: t.health.gaps,
+                anomalies: self.anomalies,
+                speed: self.speed.clone(),
+            },
+            ..Snapshot::default()
+        };
+        t.conns.for_each_conn(&mut |c| {
+            if !c.is_http2() {
+                return;
+            }
+            let open = c.open_calls() as u64;
+            snap.open_total += open;
+            if snap.conns.len() < MAX_CONN_ROWS {
+                snap.conns.push(ConnLoad {
+                    id: c.id(),
+                    bytes: c.bytes(),
+                    open_streams: open,
+                });
+            }
+            if snap.open.len() < MAX_OPEN_ROWS {
+                c.for_each_open(|o| {
+                    if snap.open.len() < MAX_OPEN_ROWS {
+                        snap.open.push(OpenRow::from(o));
+                    }
+                });
+            }
+        });
+        snap.open
+            .sort_by_key(|o| (o.start.unwrap_or(Nanos::ZERO), o.conn, o.stream_id));
+        self.push(UiEvent::Snapshot(Box::new(snap)));
+        self.flush();
+    }
+}
+
+impl Sink for Feeder {
+    fn call_ended(&mut self, call: &CallRecord) {
+        if !self.gone {
+            self.push(UiEvent::Call(Box::new(call.clone())));
+        }
+    }
+
+    fn conn_event(&mut self, conn: ConnId, event: ConnEvent) {
+        match event {
+            ConnEvent::Http2 {
+                client,
+                server,
+                opened,
+            } => self.push(UiEvent::ConnOpened {
+                id: conn,
+                client,
+                server,
+                ts: opened,
+            }),
+            ConnEvent::Closed { bytes, http2: true } => {
+                self.push(UiEvent::ConnClosed { id: conn, bytes })
+            }
+            ConnEvent::Closed { http2: false, .. } => {}
+            ConnEvent::Goaway { by, code, .. } => self.push(UiEvent::Goaway { conn, by, code }),
+            ConnEvent::Anomaly(AnomalyKind::NotHttp2) => {}
+            ConnEvent::Anomaly(_) => self.anomalies += 1,
+            ConnEvent::Ping(_) | ConnEvent::Setting { .. } => {}
+        }
+    }
+}
+
+impl Output for Feeder {
+    fn tick(&mut self, t: &Tick<'_>) {
+        if self.due() {
+            self.snapshot(t);
+        }
+    }
+
+    /// The last snapshot: the calls still open stay open in the UI rather than becoming
+    /// unfinished when the capture layer is finished. Then the UI hears nothing more.
+    fn end_of_input(&mut self, t: &Tick<'_>) {
+        if !self.gone {
+            self.snapshot(t);
+            self.gone = true;
         }
     }
 }

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use decoder::aggregate::{Histogram, OTHER_METHOD, UNKNOWN_METHOD};
+use decoder::aggregate::{DEFAULT_MAX_METHODS, Histogram, MethodCap, OTHER_METHOD, UNKNOWN_METHOD};
 use decoder::grpc::Code;
-use decoder::{CallRecord, Nanos, StatusSource};
+use decoder::{CallRecord, ConnId, Nanos, StatusSource};
 use foldhash::fast::RandomState;
 
 use crate::feed::{OpenRow, Snapshot, SourceStatus, UiEvent};
@@ -36,7 +36,7 @@ pub struct ModelLimits {
 impl Default for ModelLimits {
     fn default() -> Self {
         ModelLimits {
-            max_methods: 10_000,
+            max_methods: DEFAULT_MAX_METHODS,
             recent_calls: 5_000,
             recent_body_bytes: 64 << 20,
             max_conns: 10_000,
@@ -202,8 +202,8 @@ impl MethodRow {
         if let Some(code) = call.status {
             self.codes[usize::try_from(code.0).unwrap_or(17).min(17)] += 1;
         }
-        self.series.add(at / NS, is_error(call));
-        self.latency.rotate(at / NS / WINDOW_SECS);
+        self.series.add(at.0 / NS, is_error(call));
+        self.latency.rotate(at.0 / NS / WINDOW_SECS);
         if let Some(d) = call.duration() {
             self.latency.cur.record(d);
         }
@@ -240,7 +240,7 @@ pub struct RowStats {
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// Connection id.
-    pub id: u64,
+    pub id: ConnId,
     /// Client address.
     pub client: SocketAddr,
     /// Server address.
@@ -281,8 +281,8 @@ pub struct Model {
     methods: Vec<MethodRow>,
     /// Names come off the wire: a seeded hash.
     index: HashMap<Arc<str>, usize, RandomState>,
-    /// Distinct methods folded into `<other>`.
-    pub folded_methods: u64,
+    /// How many methods are kept apart; calls of the others count under [`OTHER_METHOD`].
+    pub cap: MethodCap,
     /// Ended calls, all methods.
     pub calls: u64,
     /// Of which errors.
@@ -297,7 +297,7 @@ pub struct Model {
     /// All open calls (`open` may list fewer).
     pub open_total: u64,
     /// Connections by id.
-    pub conns: HashMap<u64, ConnInfo, RandomState>,
+    pub conns: HashMap<ConnId, ConnInfo, RandomState>,
     /// Service -> server address -> calls.
     pub spread: HashMap<Arc<str>, HashMap<SocketAddr, Spread, RandomState>, RandomState>,
     /// Source and capture counters (last snapshot).
@@ -312,11 +312,11 @@ impl Model {
     pub fn new(limits: ModelLimits) -> Model {
         Model {
             limits,
-            now: 0,
+            now: Nanos::ZERO,
             first: None,
             methods: Vec::new(),
             index: HashMap::default(),
-            folded_methods: 0,
+            cap: MethodCap::new(limits.max_methods),
             calls: 0,
             errors: 0,
             series: Series::default(),
@@ -334,18 +334,18 @@ impl Model {
 
     /// The current second of capture time.
     pub fn now_sec(&self) -> u64 {
-        self.now / NS
+        self.now.0 / NS
     }
 
     /// Seconds the window covers now: [`WINDOW_SECS`], less while the capture is younger.
     pub fn window_secs(&self) -> f64 {
-        let age = self.now.saturating_sub(self.first.unwrap_or(self.now)) as f64 / 1e9;
+        let age = (self.now - self.first.unwrap_or(self.now)).as_secs_f64();
         age.clamp(1.0, WINDOW_SECS as f64)
     }
 
     fn tick(&mut self, ts: Nanos) {
         self.now = self.now.max(ts);
-        if ts > 0 && self.first.is_none_or(|f| ts < f) {
+        if ts > Nanos::ZERO && self.first.is_none_or(|f| ts < f) {
             self.first = Some(ts);
         }
     }
@@ -400,7 +400,7 @@ impl Model {
         if self.conns.len() < self.limits.max_conns {
             return;
         }
-        let mut closed: Vec<(Nanos, u64)> = self
+        let mut closed: Vec<(Nanos, ConnId)> = self
             .conns
             .values()
             .filter(|c| c.closed)
@@ -425,7 +425,7 @@ impl Model {
             let name = row.method.as_deref().unwrap_or(UNKNOWN_METHOD);
             if let Some(&i) = self.index.get(name) {
                 self.methods[i].open += 1;
-            } else if self.methods.len() < self.limits.max_methods {
+            } else if self.cap.has_room() {
                 let i = self.method_index(row.method.as_ref());
                 self.methods[i].open += 1;
             }
@@ -449,8 +449,7 @@ impl Model {
         if let Some(&i) = self.index.get(name) {
             return i;
         }
-        let key: Arc<str> = if self.methods.len() >= self.limits.max_methods {
-            self.folded_methods += 1;
+        let key: Arc<str> = if !self.cap.admit() {
             if let Some(&i) = self.index.get(OTHER_METHOD) {
                 return i;
             }
@@ -477,7 +476,7 @@ impl Model {
         if finished {
             self.calls += 1;
             self.errors += u64::from(error);
-            self.series.add(at / NS, error);
+            self.series.add(at.0 / NS, error);
             let service = m.service.clone();
             let spread = self
                 .spread
@@ -486,7 +485,7 @@ impl Model {
                 .entry(call.server)
                 .or_default();
             spread.calls += 1;
-            spread.series.add(at / NS, error);
+            spread.series.add(at.0 / NS, error);
         }
         if let Some(c) = self.conns.get_mut(&call.conn) {
             c.calls += 1;
@@ -508,8 +507,8 @@ impl Model {
         while self.recent_body_bytes > self.limits.recent_body_bytes && i < self.recent.len() {
             let c = &mut self.recent[i];
             self.recent_body_bytes -= body_bytes(c);
-            c.requests = Vec::new();
-            c.responses = Vec::new();
+            c.req.bodies = Vec::new();
+            c.resp.bodies = Vec::new();
             i += 1;
         }
     }
@@ -640,9 +639,10 @@ fn top_errors(codes: &[u64; 18]) -> Vec<(&'static str, u64)> {
 }
 
 fn body_bytes(c: &CallRecord) -> usize {
-    c.requests
+    c.req
+        .bodies
         .iter()
-        .chain(&c.responses)
+        .chain(&c.resp.bodies)
         .map(|b| b.data.len())
         .sum()
 }
@@ -656,14 +656,14 @@ mod tests {
     fn call(method: &str, start_s: f64, ms: u64, code: u32, server: &str) -> CallRecord {
         let start = (start_s * 1e9) as u64;
         let mut c = CallRecord::new(
-            1,
+            ConnId::new(0, 1),
             1,
             "10.0.0.1:40000".parse().expect("addr"),
             server.parse().expect("addr"),
-            Some(start),
+            Some(Nanos(start)),
         );
         c.method = Some(Arc::from(method));
-        c.end = Some(start + ms * 1_000_000);
+        c.end = Some(Nanos(start + ms * 1_000_000));
         c.status = Some(Code(code));
         c.grpc_status = Some(code);
         c.status_source = StatusSource::Trailers;
@@ -708,7 +708,7 @@ mod tests {
         assert_eq!(&h[h.len() - 3..], &[5, 5, 5]);
         // 30 s later with no calls: the window is empty.
         m.apply(UiEvent::Snapshot(Box::new(Snapshot {
-            now: 1140 * NS,
+            now: Nanos(1140 * NS),
             ..Default::default()
         })));
         let r = m.method_stats(0);
@@ -725,36 +725,36 @@ mod tests {
         });
         for i in 0..50 {
             let mut c = call(&format!("/s.S/M{i}"), 10.0 + i as f64, 1, 0, "10.0.0.2:1");
-            c.requests = vec![decoder::h2::msg::Body {
+            c.req.bodies = vec![decoder::grpc::msg::Body {
                 compressed: false,
                 data: vec![0; 40],
                 len: 40,
-                ts: 0,
+                ts: Nanos(0),
             }];
             m.apply(UiEvent::Call(Box::new(c)));
         }
-        // Three methods apart, the rest in `<other>`.
+        // Three methods apart, the rest under `other`.
         assert_eq!(m.methods().len(), 4);
         assert_eq!(&*m.methods()[3].name, OTHER_METHOD);
         assert_eq!(m.methods()[3].calls, 47);
-        assert_eq!(m.folded_methods, 47);
+        assert_eq!(m.cap.folded(), 47);
         assert_eq!(m.recent.len(), 10);
         let kept: usize = m.recent.iter().map(|c| body_bytes(c)).sum();
         assert!(kept <= 100, "{kept}");
         assert!(
-            !m.recent.back().expect("newest").requests.is_empty(),
+            !m.recent.back().expect("newest").req.bodies.is_empty(),
             "newest keeps its messages"
         );
         for id in 0..20 {
             m.apply(UiEvent::ConnOpened {
-                id,
+                id: ConnId::new(0, id),
                 client: "10.0.0.1:1".parse().expect("addr"),
                 server: "10.0.0.2:1".parse().expect("addr"),
-                ts: id,
+                ts: Nanos(id),
             });
         }
         assert!(m.conns.len() <= 4);
-        assert!(m.conns.contains_key(&19));
+        assert!(m.conns.contains_key(&ConnId::new(0, 19)));
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use decoder::Nanos;
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -506,14 +508,14 @@ fn call_lines(app: &App) -> Vec<CallLine> {
             client: o.client,
             server: o.server,
             authority: o.authority.as_deref(),
-            conn: o.conn,
+            conn: o.conn.get(),
         };
         if app.call_filter.matches(&f) {
             keys.push(CallKey {
                 line: CallLine::Open(i),
                 open: true,
-                time: o.start.unwrap_or(0),
-                duration: o.start.map_or(u64::MAX, |s| now.saturating_sub(s)),
+                time: o.start.unwrap_or(Nanos::ZERO).0,
+                duration: o.start.map_or(u64::MAX, |s| now.0.saturating_sub(s.0)),
                 method: o.method.as_deref().unwrap_or(""),
                 status: 0,
             });
@@ -528,13 +530,13 @@ fn call_lines(app: &App) -> Vec<CallLine> {
             client: c.client,
             server: c.server,
             authority: c.authority.as_deref(),
-            conn: c.conn,
+            conn: c.conn.get(),
         };
         if app.call_filter.matches(&f) {
             keys.push(CallKey {
                 line: CallLine::Done(i),
                 open: false,
-                time: c.end.or(c.start).unwrap_or(0),
+                time: c.end.or(c.start).unwrap_or(Nanos::ZERO).0,
                 duration: c
                     .duration()
                     .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
@@ -573,9 +575,9 @@ fn call_lines(app: &App) -> Vec<CallLine> {
     keys.into_iter().map(|k| k.line).collect()
 }
 
-fn ago(now: u64, ts: Option<u64>) -> String {
+fn ago(now: Nanos, ts: Option<Nanos>) -> String {
     match ts {
-        Some(t) if t <= now => fmt::duration_short(std::time::Duration::from_nanos(now - t)),
+        Some(t) if t <= now => fmt::duration_short(now - t),
         Some(_) => "0".to_owned(),
         None => "?".to_owned(),
     }
@@ -656,7 +658,7 @@ fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
                     )),
                     Cell::from(status).style(Style::new().fg(color)),
                     Cell::from(fmt::opt_duration(c.duration())),
-                    Cell::from(format!("{}/{}", c.req_msgs, c.resp_msgs)),
+                    Cell::from(format!("{}/{}", c.req.msgs, c.resp.msgs)),
                 ];
                 if with_server {
                     cells.push(Cell::from(c.server.to_string()));

@@ -2,6 +2,8 @@
 //! frames and TCP segments: a 1-byte compressed flag, a 4-byte big-endian length, the bytes.
 //! Nothing is buffered but the 5-byte prefix, so a hostile 4 GiB length costs nothing.
 
+use types::Nanos;
+
 /// One message's bytes, kept when asked (`--bodies`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Body {
@@ -11,8 +13,8 @@ pub struct Body {
     pub data: Vec<u8>,
     /// Length the prefix announced.
     pub len: u32,
-    /// When the message's prefix began (packet time, ns since the epoch).
-    pub ts: u64,
+    /// When the message's prefix began.
+    pub ts: Nanos,
 }
 
 impl Body {
@@ -42,9 +44,9 @@ pub(crate) struct MsgParser {
     pub(crate) bytes: u64,
     pub(crate) compressed: u64,
     /// When the first message's prefix began.
-    pub(crate) first_start: Option<u64>,
+    pub(crate) first_start: Option<Nanos>,
     /// When the current message's prefix began.
-    current_start: u64,
+    current_start: Nanos,
     /// Keep message bytes (bounded), and the messages kept so far.
     pub(crate) keep: Option<Keep>,
     pub(crate) bodies: Vec<Body>,
@@ -54,7 +56,7 @@ pub(crate) struct MsgParser {
 impl MsgParser {
     /// Feeds DATA payload bytes that arrived at `ts`; `on_msg` hears each completed message's
     /// length.
-    pub(crate) fn feed(&mut self, mut data: &[u8], ts: u64, on_msg: &mut impl FnMut(u32)) {
+    pub(crate) fn feed(&mut self, mut data: &[u8], ts: Nanos, on_msg: &mut impl FnMut(u32)) {
         if self.lost {
             return;
         }
@@ -170,9 +172,9 @@ mod tests {
         for cut in 0..stream.len() {
             for cut2 in cut..stream.len() {
                 let mut p = MsgParser::default();
-                p.feed(&stream[..cut], 1, &mut |_| {});
-                p.feed(&stream[cut..cut2], 2, &mut |_| {});
-                p.feed(&stream[cut2..], 3, &mut |_| {});
+                p.feed(&stream[..cut], Nanos(1), &mut |_| {});
+                p.feed(&stream[cut..cut2], Nanos(2), &mut |_| {});
+                p.feed(&stream[cut2..], Nanos(3), &mut |_| {});
                 assert_eq!((p.msgs, p.bytes, p.compressed), (3, 305, 1));
                 assert!(p.have == 0 && p.left.is_none());
             }
@@ -188,7 +190,7 @@ mod tests {
         let mut stream = msg(false, b"short");
         stream.extend(msg(true, &[9u8; 100]));
         stream.extend(msg(false, b"third"));
-        p.feed(&stream, 1, &mut |_| {});
+        p.feed(&stream, Nanos(1), &mut |_| {});
         assert_eq!(p.msgs, 3);
         assert_eq!(p.bodies.len(), 2, "at most 2 kept");
         assert_eq!(p.bodies[0].data, b"short");
@@ -198,15 +200,15 @@ mod tests {
             per_message: 1024,
             messages: 8,
         }));
-        h.feed(&[0, 0xff, 0xff, 0xff, 0xff], 1, &mut |_| {});
-        h.feed(&vec![7u8; 1 << 20], 2, &mut |_| {});
+        h.feed(&[0, 0xff, 0xff, 0xff, 0xff], Nanos(1), &mut |_| {});
+        h.feed(&vec![7u8; 1 << 20], Nanos(2), &mut |_| {});
         assert!(h.current.len() <= 1024);
     }
 
     #[test]
     fn hostile_length_costs_nothing() {
         let mut p = MsgParser::default();
-        p.feed(&[0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3], 1, &mut |_| {});
+        p.feed(&[0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3], Nanos(1), &mut |_| {});
         assert_eq!(p.msgs, 0);
         assert_eq!(p.left, Some(0xffff_ffff - 3));
     }

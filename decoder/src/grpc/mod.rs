@@ -1,4 +1,8 @@
-//! gRPC over HTTP/2 facts (grpc/grpc doc/PROTOCOL-HTTP2.md and doc/statuscodes.md).
+//! gRPC over HTTP/2 facts (grpc/grpc doc/PROTOCOL-HTTP2.md and doc/statuscodes.md): status
+//! codes, `grpc-timeout`, `grpc-message`, the HTTP and HTTP/2 error mappings, and message
+//! framing ([`msg`]). Pure functions; no state.
+
+pub mod msg;
 
 use std::time::Duration;
 

@@ -3,10 +3,44 @@
 #![allow(clippy::cast_possible_truncation)] // test values are small and known
 
 use super::*;
+use crate::anomaly::AnomalyKind;
+use crate::calls::record::{CallRecord, CallType, Reset, StatusSource};
+use crate::grpc::Code;
+use crate::h2::event::Side;
+use crate::h2::frame::PREFACE;
 use proptest::prelude::*;
+use std::time::Duration;
 
-const CLIENT: usize = 0;
-const SERVER: usize = 1;
+const CLIENT: Dir = Dir::ToServer;
+const SERVER: Dir = Dir::ToClient;
+
+/// Frame types and flags as bytes, for building frames.
+mod kind {
+    use crate::h2::frame::Kind;
+    pub(super) const DATA: u8 = Kind::DATA.0;
+    pub(super) const HEADERS: u8 = Kind::HEADERS.0;
+    pub(super) const RST_STREAM: u8 = Kind::RST_STREAM.0;
+    pub(super) const SETTINGS: u8 = Kind::SETTINGS.0;
+    pub(super) const GOAWAY: u8 = Kind::GOAWAY.0;
+    pub(super) const CONTINUATION: u8 = Kind::CONTINUATION.0;
+}
+mod flag {
+    use crate::h2::frame::Flags;
+    pub(super) const END_STREAM: u8 = Flags::END_STREAM.0;
+    pub(super) const END_HEADERS: u8 = Flags::END_HEADERS.0;
+    pub(super) const PADDED: u8 = Flags::PADDED.0;
+    pub(super) const PRIORITY: u8 = Flags::PRIORITY.0;
+}
+
+fn conn(id: u64, client: SocketAddr, server: SocketAddr, roles: bool) -> ConnDecoder {
+    ConnDecoder::new(
+        ConnId::new(0, id),
+        (client, server),
+        Nanos(0),
+        roles,
+        DecoderLimits::default(),
+    )
+}
 
 #[derive(Default)]
 struct Rec {
@@ -15,14 +49,14 @@ struct Rec {
     events: Vec<ConnEvent>,
 }
 
-impl CallSink for Rec {
+impl Sink for Rec {
     fn call_started(&mut self, call: &CallRecord) {
         self.started.push(call.clone());
     }
     fn call_ended(&mut self, call: &CallRecord) {
         self.ended.push(call.clone());
     }
-    fn conn_event(&mut self, _conn: u64, event: ConnEvent) {
+    fn conn_event(&mut self, _conn: ConnId, event: ConnEvent) {
         self.events.push(event);
     }
 }
@@ -55,7 +89,7 @@ impl Conn {
         let a: std::net::SocketAddr = "10.0.0.1:40000".parse().expect("addr");
         let b: std::net::SocketAddr = "10.0.0.2:50051".parse().expect("addr");
         let mut c = Conn {
-            dec: ConnDecoder::new(7, a, b, true, DecoderLimits::default()),
+            dec: conn(7, a, b, true),
             enc: [::hpack::Encoder::new(), ::hpack::Encoder::new()],
             out: Rec::default(),
             ts: 1_000_000_000,
@@ -67,17 +101,19 @@ impl Conn {
         c
     }
 
-    fn send(&mut self, d: usize, bytes: &[u8]) {
+    fn send(&mut self, d: Dir, bytes: &[u8]) {
         self.ts += 1_000_000;
-        self.dec.handle_data(d, self.ts, bytes, &mut self.out);
+        self.dec
+            .handle_data(d, Nanos(self.ts), bytes, &mut self.out);
     }
 
-    fn headers(&mut self, d: usize, stream: u32, flags: u8, fields: &[(&str, &str)]) -> Vec<u8> {
-        let block = self.enc[d].encode(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+    fn headers(&mut self, d: Dir, stream: u32, flags: u8, fields: &[(&str, &str)]) -> Vec<u8> {
+        let block =
+            self.enc[d.index()].encode(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
         frame(kind::HEADERS, flags | flag::END_HEADERS, stream, &block)
     }
 
-    fn send_headers(&mut self, d: usize, stream: u32, flags: u8, fields: &[(&str, &str)]) {
+    fn send_headers(&mut self, d: Dir, stream: u32, flags: u8, fields: &[(&str, &str)]) {
         let h = self.headers(d, stream, flags, fields);
         self.send(d, &h);
     }
@@ -158,7 +194,7 @@ fn resets_goaway_and_missing_trailers() {
     );
     let r3 = by_stream(&c.out, 3);
     assert_eq!(
-        (r3.status, r3.status_source, r3.resp_msgs),
+        (r3.status, r3.status_source, r3.resp.msgs),
         (Some(Code::INTERNAL), StatusSource::NoTrailers, 1)
     );
     let r7 = by_stream(&c.out, 7);
@@ -176,7 +212,7 @@ fn resets_goaway_and_missing_trailers() {
         last_stream: 5
     }));
     // The connection closes with 5 open: it did not finish.
-    c.dec.handle_closed(c.ts, &mut c.out);
+    c.dec.handle_closed(Nanos(c.ts), &mut c.out);
     assert_eq!(
         by_stream(&c.out, 5).status_source,
         StatusSource::ConnectionClosed
@@ -232,7 +268,7 @@ fn cancel_before_and_after_the_deadline() {
 #[test]
 fn padding_priority_continuation_and_split_frames() {
     let mut c = Conn::new();
-    let block = c.enc[CLIENT].encode(
+    let block = c.enc[CLIENT.index()].encode(
         [
             (":method", "POST"),
             (":path", "/pkg.Svc/Pad"),
@@ -267,7 +303,7 @@ fn padding_priority_continuation_and_split_frames() {
     );
     let r = &c.out.ended[0];
     assert_eq!(r.method.as_deref(), Some("/pkg.Svc/Pad"));
-    assert_eq!((r.req_msgs, r.req_bytes), (2, 6));
+    assert_eq!((r.req.msgs, r.req.bytes), (2, 6));
     assert_eq!(r.call_type, CallType::ClientStream);
     assert!(
         c.out
@@ -283,8 +319,8 @@ fn padding_priority_continuation_and_split_frames() {
 fn joining_mid_stream_resyncs_after_junk_and_gaps() {
     let a: std::net::SocketAddr = "10.0.0.1:40000".parse().expect("addr");
     let b: std::net::SocketAddr = "10.0.0.2:50051".parse().expect("addr");
-    // Roles unknown: the capture layer guessed the wrong way round (dir 0 is the server).
-    let mut dec = ConnDecoder::new(1, b, a, false, DecoderLimits::default());
+    // Roles unknown: the capture layer guessed the wrong way round (ToServer is the server's).
+    let mut dec = conn(1, b, a, false);
     let mut out = Rec::default();
     let mut enc_c = ::hpack::Encoder::new();
     let mut enc_s = ::hpack::Encoder::new();
@@ -296,7 +332,7 @@ fn joining_mid_stream_resyncs_after_junk_and_gaps() {
     let mut client = vec![0x55; 7];
     client.extend(frame(kind::HEADERS, flag::END_HEADERS, 41, &req));
     client.extend(frame(kind::DATA, flag::END_STREAM, 41, &msg(b"hi")));
-    dec.handle_data(1, 10, &client, &mut out);
+    dec.handle_data(Dir::ToClient, Nanos(10), &client, &mut out);
     let resp = enc_s.encode([(&b":status"[..], &b"200"[..])]);
     let trl = enc_s.encode([(&b"grpc-status"[..], &b"0"[..])]);
     let mut server = frame(kind::HEADERS, flag::END_HEADERS, 41, &resp);
@@ -308,7 +344,7 @@ fn joining_mid_stream_resyncs_after_junk_and_gaps() {
         41,
         &trl,
     ));
-    dec.handle_data(0, 20, &server, &mut out);
+    dec.handle_data(Dir::ToServer, Nanos(20), &server, &mut out);
     let r = &out.ended[0];
     assert_eq!(r.method.as_deref(), Some("/pkg.Svc/Late"));
     assert_eq!(r.status, Some(Code::OK));
@@ -328,7 +364,7 @@ fn joining_mid_stream_resyncs_after_junk_and_gaps() {
     );
     let data = frame(kind::DATA, 0, 1, &msg(&[7u8; 100]));
     c.send(CLIENT, &data[..30]);
-    c.dec.handle_gap(CLIENT, c.ts, 40, &mut c.out);
+    c.dec.handle_gap(CLIENT, Nanos(c.ts), 40, &mut c.out);
     c.send(CLIENT, &data[70..]);
     c.send(CLIENT, &frame(kind::DATA, flag::END_STREAM, 1, &msg(b"z")));
     c.send_headers(
@@ -351,11 +387,11 @@ fn joining_mid_stream_resyncs_after_junk_and_gaps() {
 fn not_http2_is_dropped_cheaply() {
     let a: std::net::SocketAddr = "10.0.0.1:40000".parse().expect("addr");
     let b: std::net::SocketAddr = "10.0.0.2:443".parse().expect("addr");
-    let mut dec = ConnDecoder::new(1, a, b, true, DecoderLimits::default());
+    let mut dec = conn(1, a, b, true);
     let mut out = Rec::default();
     dec.handle_data(
-        0,
-        1,
+        Dir::ToServer,
+        Nanos(1),
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
         &mut out,
     ); // TLS ClientHello
@@ -375,15 +411,16 @@ proptest! {
     ) {
         let a: std::net::SocketAddr = "10.0.0.1:40000".parse().expect("addr");
         let b: std::net::SocketAddr = "10.0.0.2:50051".parse().expect("addr");
-        let mut dec = ConnDecoder::new(1, a, b, roles, DecoderLimits::default());
+        let mut dec = conn(1, a, b, roles);
         let mut out = Rec::default();
         if prefix {
-            dec.handle_data(0, 0, PREFACE, &mut out);
+            dec.handle_data(Dir::ToServer, Nanos(0), PREFACE, &mut out);
         }
         for (i, (d, bytes, op)) in ops.iter().enumerate() {
+            let d = Dir::BOTH[*d];
             match op {
-                0 => dec.handle_gap(*d, i as u64, bytes.len() as u64 + 1, &mut out),
-                _ => dec.handle_data(*d, i as u64, bytes, &mut out),
+                0 => dec.handle_gap(d, Nanos(i as u64), bytes.len() as u64 + 1, &mut out),
+                _ => dec.handle_data(d, Nanos(i as u64), bytes, &mut out),
             }
         }
         dec.finish(&mut out);

@@ -1,0 +1,87 @@
+//! The header fields call tracking reads, and the strings it keeps of them.
+
+use std::sync::Arc;
+
+use crate::hpack::{HeaderList, Text};
+
+/// The fields of one header block that call tracking reads, found in one pass.
+#[derive(Debug, Default)]
+pub(crate) struct Wanted<'a> {
+    pub(crate) path: Option<Text<'a>>,
+    pub(crate) status: Option<&'a [u8]>,
+    pub(crate) authority: Option<&'a [u8]>,
+    pub(crate) content_type: Option<&'a [u8]>,
+    pub(crate) user_agent: Option<&'a [u8]>,
+    pub(crate) encoding: Option<&'a [u8]>,
+    pub(crate) timeout: Option<&'a [u8]>,
+    pub(crate) grpc_status: Option<&'a [u8]>,
+    pub(crate) grpc_message: Option<&'a [u8]>,
+    pub(crate) traceparent: Option<&'a [u8]>,
+    pub(crate) status_details: Option<&'a [u8]>,
+}
+
+impl<'a> Wanted<'a> {
+    /// The first of each field in `list` (a field sent twice keeps its first value).
+    pub(crate) fn of(list: &'a HeaderList) -> Wanted<'a> {
+        let mut w = Wanted::default();
+        for f in list.iter() {
+            let Text::Bytes(name) = f.name else { continue };
+            let v = f.value.bytes();
+            match name {
+                b":path" => {
+                    w.path.get_or_insert(f.value);
+                }
+                b":status" => w.status = w.status.or(v),
+                b":authority" => w.authority = w.authority.or(v),
+                b"content-type" => w.content_type = w.content_type.or(v),
+                b"user-agent" => w.user_agent = w.user_agent.or(v),
+                b"grpc-encoding" => w.encoding = w.encoding.or(v),
+                b"grpc-timeout" => w.timeout = w.timeout.or(v),
+                b"grpc-status" => w.grpc_status = w.grpc_status.or(v),
+                b"grpc-message" => w.grpc_message = w.grpc_message.or(v),
+                b"traceparent" => w.traceparent = w.traceparent.or(v),
+                b"grpc-status-details-bin" => w.status_details = w.status_details.or(v),
+                _ => {}
+            }
+        }
+        w
+    }
+}
+
+/// Strings that repeat on every call of a connection (method, authority, user agent, ...),
+/// shared instead of allocated per call. Bounded: a peer sending ever-new paths gets fresh
+/// strings once the table is full.
+#[derive(Debug, Default)]
+pub(crate) struct Interner {
+    entries: Vec<(Box<[u8]>, Arc<str>)>,
+}
+
+impl Interner {
+    const MAX: usize = 256;
+
+    pub(crate) fn get(&mut self, b: &[u8]) -> Arc<str> {
+        if let Some((_, s)) = self.entries.iter().find(|(k, _)| **k == *b) {
+            return s.clone();
+        }
+        let s: Arc<str> = Arc::from(String::from_utf8_lossy(b));
+        if self.entries.len() < Self::MAX {
+            self.entries.push((b.into(), s.clone()));
+        }
+        s
+    }
+}
+
+/// The trace id of a W3C trace context `traceparent` value ("00-<32 hex>-<16 hex>-<2 hex>"),
+/// if it is well formed and not all zeros.
+pub(crate) fn trace_id(v: &[u8]) -> Option<Arc<str>> {
+    let s = std::str::from_utf8(v).ok()?;
+    let mut parts = s.split('-');
+    let (version, id) = (parts.next()?, parts.next()?);
+    let valid = version.len() == 2
+        && id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && id.bytes().any(|b| b != b'0');
+    valid.then(|| Arc::from(id))
+}

@@ -1,0 +1,282 @@
+//! The call record: everything known about one gRPC call, as sinks receive it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use types::{ConnId, Nanos};
+
+use crate::grpc::Code;
+use crate::grpc::msg::Body;
+use crate::h2::event::Side;
+
+/// How sure the method name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confidence {
+    /// From the `:path` header.
+    Exact,
+    /// From fitting the messages to a schema.
+    Inferred,
+    /// `:path` was lost (a header table entry from before the capture, or lost bytes).
+    Unknown,
+}
+
+impl Confidence {
+    /// Name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Confidence::Exact => "exact",
+            Confidence::Inferred => "inferred",
+            Confidence::Unknown => "unknown",
+        }
+    }
+}
+
+/// Where the effective status came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusSource {
+    /// `grpc-status` in trailers after response headers.
+    Trailers,
+    /// `grpc-status` in a trailers-only response.
+    TrailersOnly,
+    /// An HTTP status other than 200 without `grpc-status`.
+    HttpStatus,
+    /// The server ended the stream without trailers.
+    NoTrailers,
+    /// RST_STREAM, mapped by its error code.
+    Reset,
+    /// A reset at or after the `grpc-timeout` deadline.
+    Deadline,
+    /// The stream was above a GOAWAY's last stream id: never processed.
+    Goaway,
+    /// The TCP connection closed with the call open.
+    ConnectionClosed,
+    /// Still open when the capture ended (no status).
+    Unfinished,
+    /// The stream ended, but its `grpc-status` was a header table entry from before the capture
+    /// (no status: it cannot be known).
+    HpackUnknown,
+}
+
+impl StatusSource {
+    /// Name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatusSource::Trailers => "trailers",
+            StatusSource::TrailersOnly => "trailers_only",
+            StatusSource::HttpStatus => "http_status",
+            StatusSource::NoTrailers => "no_trailers",
+            StatusSource::Reset => "reset",
+            StatusSource::Deadline => "deadline",
+            StatusSource::Goaway => "goaway",
+            StatusSource::ConnectionClosed => "connection_closed",
+            StatusSource::Unfinished => "unfinished",
+            StatusSource::HpackUnknown => "hpack_unknown",
+        }
+    }
+}
+
+/// The four gRPC call types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CallType {
+    /// One request, one response.
+    Unary,
+    /// Many requests, one response.
+    ClientStream,
+    /// One request, many responses.
+    ServerStream,
+    /// Both directions stream.
+    BidiStream,
+}
+
+impl CallType {
+    /// Name used in JSON and Prometheus (`grpc_type`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CallType::Unary => "unary",
+            CallType::ClientStream => "client_stream",
+            CallType::ServerStream => "server_stream",
+            CallType::BidiStream => "bidi_stream",
+        }
+    }
+
+    /// The type a schema's `stream` keywords give.
+    pub fn from_streaming(client: bool, server: bool) -> CallType {
+        match (client, server) {
+            (false, false) => CallType::Unary,
+            (true, false) => CallType::ClientStream,
+            (false, true) => CallType::ServerStream,
+            (true, true) => CallType::BidiStream,
+        }
+    }
+
+    /// (client streams, server streams).
+    pub fn streaming(self) -> (bool, bool) {
+        match self {
+            CallType::Unary => (false, false),
+            CallType::ClientStream => (true, false),
+            CallType::ServerStream => (false, true),
+            CallType::BidiStream => (true, true),
+        }
+    }
+}
+
+/// An RST_STREAM that ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reset {
+    /// Who sent it.
+    pub by: Side,
+    /// HTTP/2 error code (RFC 9113 section 7).
+    pub code: u32,
+}
+
+/// One direction of a call: the requests (client to server) or the responses.
+#[derive(Debug, Clone, Default)]
+pub struct Half {
+    /// Messages.
+    pub msgs: u64,
+    /// Message bytes (after the 5-byte prefixes).
+    pub bytes: u64,
+    /// Messages with the compressed flag.
+    pub compressed: u64,
+    /// `grpc-encoding` of this direction.
+    pub encoding: Option<Arc<str>>,
+    /// Messages, when the decoder keeps them (bounded by its limits).
+    pub bodies: Vec<Body>,
+}
+
+/// Everything known about one call. Sent when it starts (partly filled) and when it ends.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    /// The connection.
+    pub conn: ConnId,
+    /// HTTP/2 stream id.
+    pub stream_id: u32,
+    /// Client address.
+    pub client: SocketAddr,
+    /// Server address.
+    pub server: SocketAddr,
+    /// "/pkg.Service/Method".
+    pub method: Option<Arc<str>>,
+    /// How sure `method` is.
+    pub method_confidence: Confidence,
+    /// `:authority`.
+    pub authority: Option<Arc<str>>,
+    /// Request `content-type`.
+    pub content_type: Option<Arc<str>>,
+    /// `user-agent`.
+    pub user_agent: Option<Arc<str>>,
+    /// First packet of the request HEADERS; `None` if the call began before the capture.
+    pub start: Option<Nanos>,
+    /// The packet that ended the stream.
+    pub end: Option<Nanos>,
+    /// When the response headers came (`None` for a trailers-only response).
+    pub response_headers: Option<Nanos>,
+    /// When the first response message began.
+    pub first_response: Option<Nanos>,
+    /// When the client half-closed.
+    pub client_end: Option<Nanos>,
+    /// `grpc-timeout`.
+    pub timeout: Option<Duration>,
+    /// The requests.
+    pub req: Half,
+    /// The responses.
+    pub resp: Half,
+    /// HTTP `:status`.
+    pub http_status: Option<u16>,
+    /// `grpc-status` as it came on the wire.
+    pub grpc_status: Option<u32>,
+    /// `grpc-message`, percent-decoded.
+    pub grpc_message: Option<String>,
+    /// Effective status (inferred when the wire has none); `None` while unfinished.
+    pub status: Option<Code>,
+    /// Which rule gave `status`.
+    pub status_source: StatusSource,
+    /// The RST_STREAM that ended the call.
+    pub reset: Option<Reset>,
+    /// Call type from message counts and half-close timing (or the schema).
+    pub call_type: CallType,
+    /// Bytes of this call were lost (capture gap): counts are lower bounds.
+    pub lost_bytes: bool,
+    /// Metadata, when the decoder keeps it.
+    pub metadata: Option<Box<crate::metadata::Metadata>>,
+    /// The trace id of a W3C `traceparent` request header (32 lowercase hex digits).
+    pub trace_id: Option<Arc<str>>,
+    /// `grpc-status-details-bin` (a serialized google.rpc.Status), kept with the bodies.
+    pub status_details: Option<Vec<u8>>,
+}
+
+impl CallRecord {
+    /// A blank record for stream `stream_id` of connection `conn`, as request HEADERS
+    /// seen at `start` (or `None`: the call began before the capture) would open it.
+    pub fn new(
+        conn: ConnId,
+        stream_id: u32,
+        client: SocketAddr,
+        server: SocketAddr,
+        start: Option<Nanos>,
+    ) -> Self {
+        Self {
+            conn,
+            stream_id,
+            client,
+            server,
+            method: None,
+            method_confidence: Confidence::Unknown,
+            authority: None,
+            content_type: None,
+            user_agent: None,
+            start,
+            end: None,
+            response_headers: None,
+            first_response: None,
+            client_end: None,
+            timeout: None,
+            req: Half::default(),
+            resp: Half::default(),
+            http_status: None,
+            grpc_status: None,
+            grpc_message: None,
+            status: None,
+            status_source: StatusSource::Unfinished,
+            reset: None,
+            call_type: CallType::Unary,
+            lost_bytes: false,
+            metadata: None,
+            trace_id: None,
+            status_details: None,
+        }
+    }
+
+    /// Latency: request HEADERS to the end of the stream, when both are known.
+    pub fn duration(&self) -> Option<Duration> {
+        self.end?.checked_since(self.start?)
+    }
+
+    /// The half a side sent: the client sends requests.
+    pub fn half(&self, from: Side) -> &Half {
+        match from {
+            Side::Client => &self.req,
+            Side::Server => &self.resp,
+        }
+    }
+}
+
+/// A call in progress, seen through `ConnDecoder::for_each_open`.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenCall<'a> {
+    /// The record so far (message counts in it are filled only when the call ends).
+    pub rec: &'a CallRecord,
+    /// Request messages so far.
+    pub req_msgs: u64,
+    /// Response messages so far.
+    pub resp_msgs: u64,
+}
+
+/// A blank record, as a call's request headers would start it (for tests).
+#[cfg(test)]
+pub(crate) fn test_record() -> CallRecord {
+    let a: SocketAddr = "10.0.0.1:40000".parse().expect("addr");
+    let b: SocketAddr = "10.0.0.2:50051".parse().expect("addr");
+    CallRecord::new(ConnId::new(0, 1), 1, a, b, Some(Nanos(1)))
+}

@@ -1,0 +1,77 @@
+//! What the call tracker hands on: call records and connection events, to a [`Sink`].
+
+use std::net::SocketAddr;
+
+use types::{ConnId, Nanos};
+
+use super::record::CallRecord;
+use crate::anomaly::AnomalyKind;
+use crate::h2::event::Side;
+
+/// Connection-level events other than calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// The connection is HTTP/2 (sent once).
+    Http2 {
+        /// Client address (as known when the bytes were recognised).
+        client: SocketAddr,
+        /// Server address.
+        server: SocketAddr,
+        /// When the capture layer began tracking the connection.
+        opened: Nanos,
+    },
+    /// The TCP connection ended (sent once, before its open calls end; not sent for a
+    /// connection already declared not HTTP/2).
+    Closed {
+        /// Payload bytes each way, indexed by `types::Dir::index` (the capture's naming).
+        bytes: [u64; 2],
+        /// It was recognised as HTTP/2 (false: it ended before its bytes said either way).
+        http2: bool,
+    },
+    /// A PING (not an ACK) from a side.
+    Ping(Side),
+    /// A GOAWAY from a side.
+    Goaway {
+        /// Sender.
+        by: Side,
+        /// HTTP/2 error code.
+        code: u32,
+        /// Last stream id the sender processed.
+        last_stream: u32,
+    },
+    /// A SETTINGS parameter a side announced (RFC 9113 6.5.2; unknown ids too, such as
+    /// gRPC C-core's 0xfe03).
+    Setting {
+        /// Sender.
+        by: Side,
+        /// Identifier.
+        id: u16,
+        /// Value.
+        value: u32,
+    },
+    /// An anomaly.
+    Anomaly(AnomalyKind),
+}
+
+/// Receives what the decoder finds. Every output of grpctap (the summary, JSON Lines, the
+/// exporter, the terminal UI) implements it; calls reach a sink only once their method has
+/// been inferred where it can be.
+pub trait Sink {
+    /// A call began (request headers seen).
+    fn call_started(&mut self, _call: &CallRecord) {}
+    /// A call ended, or was still open at the end.
+    fn call_ended(&mut self, call: &CallRecord);
+    /// Something about the connection.
+    fn conn_event(&mut self, _conn: ConnId, _event: ConnEvent) {}
+    /// A whole gRPC message of `len` bytes went from `from` (counted by the call too; this is
+    /// for per-message statistics).
+    fn message(&mut self, _conn: ConnId, _from: Side, _len: u32) {}
+}
+
+/// A sink that keeps nothing (fuzzing, benchmarks).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullSink;
+
+impl Sink for NullSink {
+    fn call_ended(&mut self, _call: &CallRecord) {}
+}

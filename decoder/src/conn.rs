@@ -1,0 +1,225 @@
+//! One TCP connection's decoding: the HTTP/2 layer and the call tracker, wired together.
+//!
+//! ```text
+//! handle_data(dir, ts, bytes) -> h2::Connection -> h2::Event -> calls::Tracker -> Sink
+//! ```
+//!
+//! The two stages meet only through [`crate::h2::Event`]; this type owns both and lends the
+//! tracker to the framer as its event sink for the length of each call.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use types::{ConnId, Dir, Nanos};
+
+use crate::calls::record::OpenCall;
+use crate::calls::sink::{ConnEvent, Sink};
+use crate::calls::tracker::{CallLimits, Tracker};
+use crate::h2::connection::{Connection, H2Limits};
+use crate::h2::event::{Event, EventSink};
+use crate::hpack::HpackLimits;
+
+/// Bounds and options of one connection's decoding: the one config struct of the decoder.
+#[derive(Debug, Clone, Copy)]
+pub struct DecoderLimits {
+    /// Largest non-DATA frame payload buffered; larger ones are skipped (and counted).
+    pub max_buffered_frame: usize,
+    /// Largest header block (HEADERS + CONTINUATION).
+    pub max_header_block: usize,
+    /// Calls tracked at once per connection.
+    pub max_streams: usize,
+    /// Bytes searched for a frame boundary before the oldest are dropped.
+    pub hunt_window: usize,
+    /// Bytes a direction may carry without any plausible HTTP/2 frame before the connection is
+    /// declared not HTTP/2.
+    pub detect_bytes: u64,
+    /// HPACK bounds.
+    pub hpack: HpackLimits,
+    /// Keep each call's metadata (bounded, secrets redacted) in its record.
+    pub capture_metadata: bool,
+    /// Keep message bytes in call records: up to this many messages each way per call (0: none).
+    pub bodies_per_call: usize,
+    /// Bytes kept of one message.
+    pub body_bytes: usize,
+    /// Name calls whose `:path` was lost from their kept messages and the schemas, letting a
+    /// message decompress to at most this many bytes (`None`: do not).
+    pub infer_methods: Option<usize>,
+}
+
+impl Default for DecoderLimits {
+    fn default() -> Self {
+        let h2 = H2Limits::default();
+        let calls = CallLimits::default();
+        DecoderLimits {
+            max_buffered_frame: h2.max_buffered_frame,
+            max_header_block: h2.max_header_block,
+            max_streams: calls.max_streams,
+            hunt_window: h2.hunt_window,
+            detect_bytes: h2.detect_bytes,
+            hpack: h2.hpack,
+            capture_metadata: calls.capture_metadata,
+            bodies_per_call: calls.bodies_per_call,
+            body_bytes: calls.body_bytes,
+            infer_methods: calls.infer_methods,
+        }
+    }
+}
+
+impl DecoderLimits {
+    /// The HTTP/2 layer's part.
+    pub fn h2(&self) -> H2Limits {
+        H2Limits {
+            max_buffered_frame: self.max_buffered_frame,
+            max_header_block: self.max_header_block,
+            hunt_window: self.hunt_window,
+            detect_bytes: self.detect_bytes,
+            hpack: self.hpack,
+        }
+    }
+
+    /// The call tracker's part.
+    pub fn calls(&self) -> CallLimits {
+        CallLimits {
+            max_streams: self.max_streams,
+            capture_metadata: self.capture_metadata,
+            bodies_per_call: self.bodies_per_call,
+            body_bytes: self.body_bytes,
+            infer_methods: self.infer_methods,
+        }
+    }
+}
+
+/// Decodes one TCP connection.
+#[derive(Debug)]
+pub struct ConnDecoder {
+    h2: Connection,
+    calls: Tracker,
+    /// Payload bytes each way, indexed by [`Dir::index`].
+    bytes: [u64; 2],
+}
+
+/// Lends the tracker and the caller's sink to the HTTP/2 layer.
+struct Feed<'a, S: ?Sized> {
+    calls: &'a mut Tracker,
+    out: &'a mut S,
+}
+
+impl<S: Sink + ?Sized> EventSink for Feed<'_, S> {
+    // Inlined where the framer emits an event: the variant is known there, so DATA, the most
+    // frequent event, goes straight to the tracker's message counting.
+    #[inline(always)]
+    fn h2_event(&mut self, event: Event<'_>) {
+        match event {
+            Event::Data {
+                stream,
+                from,
+                ts,
+                bytes,
+            } => self.calls.data(stream, from, ts, bytes, self.out),
+            other => self.calls.handle(other, self.out),
+        }
+    }
+}
+
+impl ConnDecoder {
+    /// A decoder for connection `id` between `client` and `server` (as the capture layer named
+    /// them), tracked since `opened`. `roles_certain`: the capture saw the handshake, so the
+    /// client is known and its bytes start at the preface.
+    pub fn new(
+        id: ConnId,
+        (client, server): (SocketAddr, SocketAddr),
+        opened: Nanos,
+        roles_certain: bool,
+        limits: DecoderLimits,
+    ) -> ConnDecoder {
+        ConnDecoder {
+            h2: Connection::new(roles_certain, limits.h2()),
+            calls: Tracker::new(id, (client, server), opened, roles_certain, limits.calls()),
+            bytes: [0; 2],
+        }
+    }
+
+    /// Uses `schemas` to type calls of the methods they describe (the `stream` keywords) and,
+    /// when the limits ask for it, to infer lost methods.
+    pub fn with_schemas(mut self, schemas: Option<Arc<crate::schema::Schemas>>) -> ConnDecoder {
+        self.calls = self.calls.with_schemas(schemas);
+        self
+    }
+
+    /// The connection.
+    pub fn id(&self) -> ConnId {
+        self.calls.id()
+    }
+
+    /// True once the connection was recognised as HTTP/2.
+    pub fn is_http2(&self) -> bool {
+        self.h2.is_http2()
+    }
+
+    /// True when neither direction can carry HTTP/2 any more: the caller may drop the decoder.
+    pub fn is_dead(&self) -> bool {
+        self.h2.is_dead()
+    }
+
+    /// Payload bytes each way, indexed by [`Dir::index`].
+    pub fn bytes(&self) -> [u64; 2] {
+        self.bytes
+    }
+
+    /// Calls in progress.
+    pub fn open_calls(&self) -> usize {
+        self.calls.open_calls()
+    }
+
+    /// Each call in progress as it stands now: its record so far (method, start, headers) and
+    /// the messages counted each way. Cheap: nothing is copied.
+    pub fn for_each_open(&self, f: impl FnMut(OpenCall<'_>)) {
+        self.calls.for_each_open(f);
+    }
+
+    /// Bytes of direction `d`, in order.
+    pub fn handle_data<S: Sink + ?Sized>(&mut self, d: Dir, ts: Nanos, data: &[u8], sink: &mut S) {
+        self.bytes[d.index()] += data.len() as u64;
+        let mut feed = Feed {
+            calls: &mut self.calls,
+            out: sink,
+        };
+        self.h2.handle_data(d, ts, data, &mut feed);
+    }
+
+    /// `len` bytes of direction `d` were lost.
+    pub fn handle_gap<S: Sink + ?Sized>(&mut self, d: Dir, _ts: Nanos, len: u64, sink: &mut S) {
+        let mut feed = Feed {
+            calls: &mut self.calls,
+            out: sink,
+        };
+        self.h2.handle_gap(d, len, &mut feed);
+    }
+
+    /// The TCP connection closed (FIN both ways, or RST): open calls end with it.
+    pub fn handle_closed<S: Sink + ?Sized>(&mut self, ts: Nanos, sink: &mut S) {
+        self.closed(sink);
+        self.calls.handle_closed(ts, sink);
+    }
+
+    /// The capture ended (or the connection was expired by the tap): open calls are reported
+    /// as unfinished, with no status.
+    pub fn finish<S: Sink + ?Sized>(&mut self, sink: &mut S) {
+        self.closed(sink);
+        self.calls.finish(sink);
+    }
+
+    fn closed<S: Sink + ?Sized>(&self, sink: &mut S) {
+        if !self.is_dead() {
+            let event = ConnEvent::Closed {
+                bytes: self.bytes,
+                http2: self.is_http2(),
+            };
+            sink.conn_event(self.id(), event);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

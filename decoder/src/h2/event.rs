@@ -1,0 +1,137 @@
+//! What the HTTP/2 layer reports: frames turned into events, with the side that sent them and
+//! the packet time. No gRPC rule is applied here; the call tracker reads these.
+
+use types::{Dir, Nanos};
+
+use super::frame::head::{ErrorCode, SettingId};
+use crate::anomaly::AnomalyKind;
+use crate::hpack::HeaderList;
+
+/// Which end of the connection (RFC 9113 section 3: the client sends the preface and opens
+/// odd-numbered streams).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The client (the gRPC caller).
+    Client,
+    /// The server.
+    Server,
+}
+
+impl Side {
+    /// "client" or "server".
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// One thing that happened on the connection.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// The bytes are HTTP/2 (sent once per connection).
+    Detected,
+    /// The bytes told who the client is: the capture layer's direction `client` carries the
+    /// client's bytes (sent once, when the roles are settled).
+    Roles {
+        /// The direction of the client's bytes.
+        client: Dir,
+    },
+    /// A complete header block (HEADERS + CONTINUATION), decoded.
+    Headers {
+        /// Stream.
+        stream: u32,
+        /// Sender.
+        from: Side,
+        /// END_STREAM was set.
+        end_stream: bool,
+        /// When the HEADERS frame began.
+        ts: Nanos,
+        /// The fields (names or values from before the capture are `Text::Unknown`).
+        list: &'a HeaderList,
+    },
+    /// Payload bytes of a DATA frame, as they arrive (padding removed).
+    Data {
+        /// Stream.
+        stream: u32,
+        /// Sender.
+        from: Side,
+        /// When these bytes arrived.
+        ts: Nanos,
+        /// The bytes.
+        bytes: &'a [u8],
+    },
+    /// A DATA frame with END_STREAM ended.
+    DataEndStream {
+        /// Stream.
+        stream: u32,
+        /// Sender.
+        from: Side,
+        /// When the frame began.
+        ts: Nanos,
+    },
+    /// RST_STREAM.
+    Reset {
+        /// Stream.
+        stream: u32,
+        /// Sender.
+        from: Side,
+        /// Error code.
+        code: ErrorCode,
+        /// When the frame began.
+        ts: Nanos,
+    },
+    /// GOAWAY.
+    GoAway {
+        /// Sender.
+        from: Side,
+        /// Highest stream id the sender processed.
+        last_stream: u32,
+        /// Error code.
+        code: ErrorCode,
+        /// When the frame began.
+        ts: Nanos,
+    },
+    /// One SETTINGS parameter (sent for each; ACKs are not reported).
+    Setting {
+        /// Sender.
+        from: Side,
+        /// Identifier.
+        id: SettingId,
+        /// Value.
+        value: u32,
+    },
+    /// A PING.
+    Ping {
+        /// Sender.
+        from: Side,
+        /// It answers another PING.
+        ack: bool,
+    },
+    /// WINDOW_UPDATE.
+    WindowUpdate {
+        /// Stream (0: the connection).
+        stream: u32,
+        /// Sender.
+        from: Side,
+        /// Credit.
+        increment: u32,
+    },
+    /// Bytes sent by `from` were lost: inside one DATA frame of `stream` (only that stream's
+    /// counts suffer), or (`stream: None`) where frames could not be followed.
+    Lost {
+        /// Sender of the lost bytes.
+        from: Side,
+        /// The stream whose DATA lost bytes, when it is known.
+        stream: Option<u32>,
+    },
+    /// An anomaly (counted, decoding goes on).
+    Anomaly(AnomalyKind),
+}
+
+/// Receives HTTP/2 events.
+pub trait EventSink {
+    /// Handles one event.
+    fn h2_event(&mut self, event: Event<'_>);
+}

@@ -1,0 +1,148 @@
+//! The one fan-out: every output of a run gets every event, in the same order. Outputs are
+//! boxed; the verb that built them takes them back by type at the end (for its report).
+
+use std::any::Any;
+
+use decoder::output::{Output, Tick};
+use decoder::{CallRecord, ConnEvent, ConnId, Side, Sink};
+
+/// An output the fan-out can hand back by type.
+pub(crate) trait AnyOutput: Output + Any {}
+
+impl<T: Output + Any> AnyOutput for T {}
+
+/// Every output of a run.
+#[derive(Default)]
+pub(crate) struct Fanout {
+    outputs: Vec<Box<dyn AnyOutput>>,
+    /// Indexes of the outputs that count single messages.
+    per_message: Vec<usize>,
+}
+
+impl Fanout {
+    /// Adds an output; it hears events after the ones added before it.
+    pub(crate) fn push(&mut self, o: impl AnyOutput) {
+        if o.wants_messages() {
+            self.per_message.push(self.outputs.len());
+        }
+        self.outputs.push(Box::new(o));
+    }
+
+    /// The output of type `T`, if there is one.
+    pub(crate) fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.outputs
+            .iter_mut()
+            .find_map(|o| (&mut **o as &mut dyn Any).downcast_mut::<T>())
+    }
+
+    /// Takes the output of type `T` out of the fan-out.
+    pub(crate) fn take<T: Any>(&mut self) -> Option<T> {
+        let i = self
+            .outputs
+            .iter()
+            .position(|o| (&**o as &dyn Any).is::<T>())?;
+        let o: Box<dyn Any> = self.outputs.remove(i);
+        self.per_message.retain(|&j| j != i);
+        for j in &mut self.per_message {
+            if *j > i {
+                *j -= 1;
+            }
+        }
+        o.downcast::<T>().ok().map(|b| *b)
+    }
+
+    /// Every output's `tick`.
+    pub(crate) fn tick(&mut self, t: &Tick<'_>) {
+        for o in &mut self.outputs {
+            o.tick(t);
+        }
+    }
+
+    /// Every output's `end_of_input`.
+    pub(crate) fn end_of_input(&mut self, t: &Tick<'_>) {
+        for o in &mut self.outputs {
+            o.end_of_input(t);
+        }
+    }
+
+    /// Finishes every output; the first error, if any (the others are finished regardless).
+    pub(crate) fn finish(&mut self) -> std::io::Result<()> {
+        let mut first = Ok(());
+        for o in &mut self.outputs {
+            let r = o.finish();
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+impl Sink for Fanout {
+    fn call_started(&mut self, call: &CallRecord) {
+        for o in &mut self.outputs {
+            o.call_started(call);
+        }
+    }
+
+    fn call_ended(&mut self, call: &CallRecord) {
+        for o in &mut self.outputs {
+            o.call_ended(call);
+        }
+    }
+
+    fn conn_event(&mut self, conn: ConnId, event: ConnEvent) {
+        for o in &mut self.outputs {
+            o.conn_event(conn, event);
+        }
+    }
+
+    fn message(&mut self, conn: ConnId, from: Side, len: u32) {
+        for &i in &self.per_message {
+            if let Some(o) = self.outputs.get_mut(i) {
+                o.message(conn, from, len);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Count(u64);
+    impl Sink for Count {
+        fn call_ended(&mut self, _: &CallRecord) {
+            self.0 += 1;
+        }
+    }
+    impl Output for Count {}
+
+    #[derive(Default)]
+    struct Other;
+    impl Sink for Other {
+        fn call_ended(&mut self, _: &CallRecord) {}
+    }
+    impl Output for Other {}
+
+    #[test]
+    fn outputs_hear_every_call_and_come_back_by_type() {
+        let mut f = Fanout::default();
+        f.push(Other);
+        f.push(Count::default());
+        let rec = CallRecord::new(
+            ConnId::new(0, 1),
+            1,
+            "10.0.0.1:1".parse().expect("addr"),
+            "10.0.0.2:2".parse().expect("addr"),
+            None,
+        );
+        f.call_ended(&rec);
+        f.call_ended(&rec);
+        assert_eq!(f.get_mut::<Count>().map(|c| c.0), Some(2));
+        assert_eq!(f.take::<Count>().map(|c| c.0), Some(2));
+        assert!(f.take::<Count>().is_none());
+        assert!(f.get_mut::<Other>().is_some());
+    }
+}

@@ -1,0 +1,423 @@
+//! One run, whatever the input: builds every output the arguments ask for, reads the source
+//! through the capture layer and the decoder (the one input loop), then hands over to
+//! [`crate::report`].
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use capture::input::{Next, PacketSource};
+use capture::{CaptureStats, Reassembler};
+use decoder::DecoderLimits;
+use decoder::output::{Health, Tick};
+
+use crate::cli::ReplayArgs;
+use crate::connections::Connections;
+use crate::fanout::Fanout;
+use crate::files::writer;
+use crate::pipeline::Pipeline;
+use crate::summary::Summary;
+
+/// What a verb adds to the arguments: how the run may be stopped and what happens once
+/// everything is open.
+#[derive(Default)]
+pub(crate) struct RunOptions {
+    /// Stop after this much wall time (live capture).
+    pub(crate) duration: Option<Duration>,
+    /// Set by a signal handler (live capture without the UI).
+    pub(crate) stop: Option<Arc<AtomicBool>>,
+    /// Runs once every input and output is open, before the UI starts (dropping privileges).
+    pub(crate) when_open: Option<Box<dyn FnOnce() -> anyhow::Result<()>>>,
+    /// Lines for stderr, printed after the UI has given the terminal back.
+    pub(crate) notes: Vec<String>,
+}
+
+/// What the decoder keeps of each call: metadata for `--metadata` and the UI, messages for
+/// `--bodies` and (fewer, shorter) for the UI.
+pub(crate) fn decoder_limits(metadata: bool, bodies: bool, tui: bool, cap: usize) -> DecoderLimits {
+    DecoderLimits {
+        capture_metadata: metadata || tui,
+        bodies_per_call: match (bodies, tui) {
+            (true, _) => 64,
+            (false, true) => 16,
+            (false, false) => 0,
+        },
+        body_bytes: if bodies { 4 << 20 } else { 256 << 10 },
+        // Naming calls from their messages costs a decode of each kept message: done when the
+        // messages are decoded anyway.
+        infer_methods: bodies.then_some(cap),
+        ..DecoderLimits::default()
+    }
+}
+
+/// The capture layer's counters as outputs show them.
+pub(crate) fn health(s: &CaptureStats, drops: u64) -> Health {
+    Health {
+        packets: s.packets,
+        bytes: s.bytes,
+        drops,
+        gaps: s.gaps,
+        gap_bytes: s.gap_bytes,
+        truncated: s.truncated,
+    }
+}
+
+/// Sends every event to the decoder pipeline and, when asked, the connection list.
+pub(crate) struct Tee<'a> {
+    pub(crate) pipeline: &'a mut Pipeline,
+    pub(crate) conns: Option<&'a mut Connections>,
+}
+
+impl capture::StreamSink for Tee<'_> {
+    fn on_event(&mut self, ev: capture::StreamEvent<'_>) {
+        if let Some(c) = self.conns.as_mut() {
+            c.on_event(ev);
+        }
+        self.pipeline.on_event(ev);
+    }
+}
+
+/// Decodes `src` into every output `args` asks for, then reports.
+pub(crate) fn run<S: PacketSource>(
+    args: &ReplayArgs,
+    src: &mut S,
+    mut opts: RunOptions,
+) -> anyhow::Result<ExitCode> {
+    let limits = args.out.limits.to_limits();
+    let to_stdout = args.outputs_to_stdout();
+    anyhow::ensure!(
+        !(args.tui && to_stdout > 0),
+        "--tui draws on stdout: write --calls, --summary-json, --connections-json or --metrics-text to a file"
+    );
+    anyhow::ensure!(
+        to_stdout <= 1,
+        "only one of --calls, --summary-json, --connections-json, --metrics-text can write to stdout"
+    );
+    let calls = args.out.calls.as_deref().map(writer).transpose()?;
+    let dec_limits = decoder_limits(
+        args.out.metadata,
+        args.out.bodies,
+        args.tui,
+        args.out.max_decompressed,
+    );
+    let mut registry = prometheus_client::registry::Registry::default();
+    let want_metrics =
+        args.out.metrics.is_some() || args.out.metrics_text.is_some() || args.openmetrics.is_some();
+    let mut recorder = want_metrics.then(|| {
+        let config = exporter::ExporterConfig {
+            server_label: args.out.metrics_server_label,
+            max_methods: args.out.max_methods,
+        };
+        exporter::Recorder::new(exporter::Metrics::new(&mut registry), config)
+    });
+    let registry = Arc::new(registry);
+    let server = match &args.out.metrics {
+        Some(addr) => {
+            let s = exporter::server::MetricsServer::start(addr, registry.clone())
+                .context("starting the metrics server")?;
+            eprintln!("grpctap: serving metrics on http://{}/metrics", s.addr());
+            Some(s)
+        }
+        None => None,
+    };
+    let sources = args.out.schemas.sources();
+    // --bodies and the UI always need schemas: google.rpc.Status decodes rich errors without
+    // any.
+    let schemas = (!sources.is_empty() || args.out.bodies || args.tui).then(|| {
+        let (schemas, errors) = crate::schemas::load(&sources);
+        for e in &errors {
+            eprintln!("grpctap: schema {e} (left out)");
+        }
+        Arc::new(schemas)
+    });
+    if let (Some(r), Some(s)) = (recorder.as_mut(), &schemas) {
+        let methods: Vec<(&str, decoder::CallType)> = s
+            .methods()
+            .into_iter()
+            .map(|(p, m)| {
+                let ty = decoder::CallType::from_streaming(m.client_streaming, m.server_streaming);
+                (p, ty)
+            })
+            .collect();
+        r.use_schemas(&methods, args.out.metrics_precreate);
+    }
+    // Everything that needs root is open (interface, output files, metrics port).
+    if let Some(f) = opts.when_open.take() {
+        f()?;
+    }
+    let watch = if args.tui {
+        let decode = tui::detail::Decode {
+            schemas: schemas.clone(),
+            cap: args.out.max_decompressed,
+        };
+        Some(crate::watch::start(
+            args.out.max_methods,
+            decode,
+            args.speed,
+        )?)
+    } else {
+        None
+    };
+    let mut out = Fanout::default();
+    out.push(Summary::new(args.out.max_methods));
+    if let Some(r) = recorder {
+        out.push(r);
+    }
+    if let Some(w) = calls {
+        let bodies = args.out.bodies.then(|| crate::calls_json::Bodies {
+            schemas: schemas.clone(),
+            cap: args.out.max_decompressed,
+        });
+        out.push(crate::calls_json::JsonLines::new(
+            w,
+            args.out.metadata,
+            bodies,
+        ));
+    }
+    let (watch, shared) = match watch {
+        Some((w, feeder)) => {
+            out.push(feeder);
+            let shared = w.shared.clone();
+            (Some(w), Some(shared))
+        }
+        None => (None, None),
+    };
+    let mut pipeline = Pipeline::new(dec_limits, schemas, out);
+    let mut conns =
+        (args.connections || args.connections_json.is_some()).then(Connections::default);
+    let mut reasm = Reassembler::new(limits);
+    let mut backfill = args
+        .openmetrics
+        .as_ref()
+        .map(|_| exporter::backfill::Backfill::new(args.openmetrics_step, 50_000_000));
+    let started = Instant::now();
+    let mut tee = Tee {
+        pipeline: &mut pipeline,
+        conns: conns.as_mut(),
+    };
+    let stop = opts
+        .stop
+        .clone()
+        .or_else(|| shared.as_ref().map(|s| s.quit.clone()));
+    let mut input = Input {
+        reasm: &mut reasm,
+        tee: &mut tee,
+        pace: crate::watch::Pace::new(if src.is_live() {
+            crate::cli::Speed::Max
+        } else {
+            args.speed
+        }),
+        shared: shared.as_deref(),
+        stop: stop.as_deref(),
+        deadline: opts.duration.map(|d| started + d),
+        backfill: backfill.as_mut(),
+        registry: &registry,
+        progress: crate::progress::Progress::new(!args.tui && !src.is_live()),
+        name: String::new(),
+        name_of: usize::MAX,
+        drops: 0,
+    };
+    let outcome = input.read(src);
+    let drops = if src.is_live() {
+        src.drops()
+    } else {
+        input.drops
+    };
+    let name = std::mem::take(&mut input.name);
+    // The live views see the calls still open as open; then the capture layer ends them.
+    {
+        let t = Tick {
+            now: tee.pipeline.last_ts,
+            health: health(reasm.stats(), drops),
+            source: &name,
+            progress: None,
+            done: true,
+            conns: &tee.pipeline.conns,
+        };
+        tee.pipeline.out.end_of_input(&t);
+    }
+    reasm.finish(&mut tee);
+    opts.notes.extend(src.finish());
+    if let (Some(b), Some(path)) = (backfill.as_mut(), &args.openmetrics) {
+        if let Some(r) = pipeline.out.get_mut::<exporter::Recorder>() {
+            r.set_capture(health(reasm.stats(), drops));
+        }
+        b.finish(&registry);
+        let mut w = writer(path)?;
+        b.write(&mut w)
+            .and_then(|()| w.flush())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(w) = watch {
+        w.wait()?;
+    }
+    for n in &opts.notes {
+        eprintln!("grpctap: {n}");
+    }
+    if outcome == Outcome::Stopped && !src.is_live() {
+        eprintln!(
+            "grpctap: replay stopped before the end, as asked: the figures cover the {} packets read",
+            reasm.stats().packets
+        );
+    }
+    pipeline.out.finish().context("writing calls")?;
+    if let Some(r) = pipeline.out.get_mut::<exporter::Recorder>() {
+        r.set_capture(health(reasm.stats(), drops));
+    }
+    crate::report::report(
+        args,
+        crate::report::Done {
+            pipeline: &mut pipeline,
+            stats: reasm.stats(),
+            conns: conns.as_ref(),
+            inputs: src.reports(),
+            registry: &registry,
+            started,
+            server,
+        },
+    )
+}
+
+/// How reading ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Every packet was read.
+    End,
+    /// Asked to stop (q, a signal, --duration).
+    Stopped,
+    /// The source failed.
+    Failed(String),
+}
+
+/// The input loop's state: written once for files and live capture.
+struct Input<'a, 't> {
+    reasm: &'a mut Reassembler,
+    tee: &'a mut Tee<'t>,
+    pace: crate::watch::Pace,
+    shared: Option<&'a tui::feed::Shared>,
+    stop: Option<&'a AtomicBool>,
+    deadline: Option<Instant>,
+    backfill: Option<&'a mut exporter::backfill::Backfill>,
+    registry: &'a prometheus_client::registry::Registry,
+    progress: crate::progress::Progress,
+    /// The source's name, for the input it had when last asked.
+    name: String,
+    name_of: usize,
+    drops: u64,
+}
+
+/// Packets between two ticks of the outputs.
+const TICK_PACKETS: u64 = 256;
+/// How often a live capture reads the kernel's drop counters.
+const DROPS_EVERY: Duration = Duration::from_secs(1);
+
+impl Input<'_, '_> {
+    fn tick(&mut self, progress: Option<(u64, u64)>, done: bool) {
+        let t = Tick {
+            now: self.tee.pipeline.last_ts,
+            health: health(self.reasm.stats(), self.drops),
+            source: &self.name,
+            progress,
+            done,
+            conns: &self.tee.pipeline.conns,
+        };
+        self.tee.pipeline.out.tick(&t);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Reads `src` to its end (generic, so a file source's packets come without a virtual call).
+    fn read<S: PacketSource>(&mut self, src: &mut S) -> Outcome {
+        let live = src.is_live();
+        let mut packets = 0u64;
+        let mut last_drops = Instant::now();
+        let mut last_tick = Instant::now();
+        let mut pos = src.position();
+        loop {
+            if self.stopping() {
+                self.progress.clear();
+                return Outcome::Stopped;
+            }
+            // A replay refreshes its outputs every few hundred packets; a live capture by the
+            // clock too, as packets may trickle.
+            let due = packets.is_multiple_of(TICK_PACKETS)
+                || (live
+                    && packets.is_multiple_of(4)
+                    && last_tick.elapsed() >= Duration::from_millis(50));
+            if due {
+                last_tick = Instant::now();
+                pos = src.position();
+                if pos.input != self.name_of {
+                    self.name = src.name();
+                    self.name_of = pos.input;
+                }
+                if live && last_drops.elapsed() >= DROPS_EVERY {
+                    last_drops = Instant::now();
+                    self.drops = src.drops();
+                }
+                if packets.is_multiple_of(16_384) {
+                    self.progress.show(&self.name, pos.bytes);
+                }
+                self.tick(pos.bytes, false);
+            }
+            let pkt = match src.next_packet() {
+                Ok(Next::Packet(p)) => p,
+                Ok(Next::Idle) => {
+                    self.tick(pos.bytes, false);
+                    continue;
+                }
+                Ok(Next::End) => break,
+                Err(e) => {
+                    self.progress.clear();
+                    return Outcome::Failed(e);
+                }
+            };
+            packets += 1;
+            let ts = pkt.ts;
+            let mut paced = true;
+            {
+                let Input {
+                    pace,
+                    shared,
+                    reasm,
+                    tee,
+                    name,
+                    drops,
+                    ..
+                } = self;
+                let mut tick = || {
+                    let t = Tick {
+                        now: tee.pipeline.last_ts,
+                        health: health(reasm.stats(), *drops),
+                        source: name,
+                        progress: pos.bytes,
+                        done: false,
+                        conns: &tee.pipeline.conns,
+                    };
+                    tee.pipeline.out.tick(&t);
+                };
+                if !pace.wait(ts, *shared, &mut tick) {
+                    paced = false;
+                }
+            }
+            if !paced {
+                self.progress.clear();
+                return Outcome::Stopped;
+            }
+            if self.backfill.as_ref().is_some_and(|b| b.due(ts)) {
+                self.tick(pos.bytes, false);
+                if let Some(b) = self.backfill.as_mut() {
+                    b.sample(ts, self.registry);
+                }
+            }
+            self.reasm.handle_packet(&pkt, &mut *self.tee);
+        }
+        self.progress.clear();
+        Outcome::End
+    }
+}
