@@ -1,7 +1,7 @@
 //! The Echo test service on tonic, for making captures (see testdata/README.md).
 //!
 //! server: `tonic-echo server --addr 127.0.0.1:50091`
-//! client: `tonic-echo client --target http://127.0.0.1:50091 [--target ...] --scenario basic|edge --log calls.jsonl`
+//! client: `tonic-echo client --target http://127.0.0.1:50091 [--target ...] --scenario basic|edge|midstream|bodies|midjoin|deadlines --log calls.jsonl [--marker F]`
 //!
 //! Behaves exactly like testdata/gen/py_echo.py, and the client writes the same log: one JSON
 //! line per call with what the client saw, the ground truth of a capture.
@@ -29,6 +29,8 @@ use tonic::{Code, Request, Response, Status, Streaming};
 mod pb {
     tonic::include_proto!("grpctap.test");
 }
+
+mod midjoin;
 
 use pb::echo_client::EchoClient;
 use pb::echo_server::{Echo, EchoServer};
@@ -205,6 +207,7 @@ async fn serve(addr: &str) {
     .send_compressed(CompressionEncoding::Zstd)
     .send_compressed(CompressionEncoding::Gzip)
     .send_compressed(CompressionEncoding::Deflate);
+    let store = pb::store_server::StoreServer::new(midjoin::StoreSvc::default());
     let addr = addr.parse().unwrap();
     println!("ready");
     let signal = async move {
@@ -215,6 +218,7 @@ async fn serve(addr: &str) {
     };
     Server::builder()
         .add_service(svc)
+        .add_service(store)
         .serve_with_shutdown(addr, signal)
         .await
         .unwrap();
@@ -253,6 +257,8 @@ struct CallOpts {
     cancel_after: Option<Duration>,
     metadata: Vec<(&'static str, Vec<u8>)>,
     call_id: Option<u64>,
+    /// midjoin: "before" or "during" the capture, logged as `phase`.
+    phase: Option<&'static str>,
 }
 
 fn req(message: &str) -> EchoRequest {
@@ -276,12 +282,21 @@ impl Log {
         peer: Option<String>,
         start: f64,
     ) {
-        let line = serde_json::json!({
-            "conn": conn, "call_id": o.call_id, "method": format!("/grpctap.test.Echo/{method}"),
+        // A bare method name is one of Echo's; Store calls pass the whole path.
+        let method = if method.starts_with('/') {
+            method.to_owned()
+        } else {
+            format!("/grpctap.test.Echo/{method}")
+        };
+        let mut line = serde_json::json!({
+            "conn": conn, "call_id": o.call_id, "method": method,
             "req_msgs": req_msgs, "resp_msgs": resp_msgs, "status": status, "message": message,
             "timeout_s": o.timeout.map(|t| t.as_secs_f64()), "cancelled": o.cancel_after.is_some(),
             "client_peer": peer, "start": start, "end": now(),
         });
+        if let Some(phase) = o.phase {
+            line["phase"] = phase.into();
+        }
         use std::io::Write;
         let mut f = self.0.lock().unwrap();
         writeln!(f, "{line}").unwrap();
@@ -354,20 +369,21 @@ async fn call(
                         .await?
                         .into_inner()
                 };
-                let read = async {
-                    while let Some(m) = stream.message().await? {
-                        got(m);
-                    }
-                    Ok::<(), Status>(())
-                };
-                match o.cancel_after {
-                    // Dropping the stream resets it (RST_STREAM CANCEL): a client cancellation.
-                    Some(after) => tokio::time::timeout(after, read)
-                        .await
-                        .unwrap_or_else(|_| Err(Status::cancelled("cancelled by the client"))),
-                    None => read.await,
+                while let Some(m) = stream.message().await? {
+                    got(m);
                 }
+                Ok::<(), Status>(())
             }
+        }
+    };
+    // Dropping the call resets its stream (RST_STREAM CANCEL): a client cancellation, timed
+    // from the start of the call.
+    let work = async {
+        match o.cancel_after {
+            Some(after) => tokio::time::timeout(after, work)
+                .await
+                .unwrap_or_else(|_| Err(Status::cancelled("cancelled by the client"))),
+            None => work.await,
         }
     };
     let result = match deadline {
@@ -611,6 +627,8 @@ async fn main() {
                 "edge" => edge(&targets, &log).await,
                 "midstream" => midstream(&targets, &log, &arg("--marker")[0]).await,
                 "bodies" => bodies(&targets, &log).await,
+                "midjoin" => midjoin::midjoin(&targets, &log, &arg("--marker")[0]).await,
+                "deadlines" => midjoin::deadlines(&targets, &log).await,
                 other => panic!("unknown scenario {other}"),
             }
         }
