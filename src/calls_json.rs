@@ -22,6 +22,9 @@ pub(crate) struct CallJson<'a> {
     service: Option<&'a str>,
     rpc: Option<&'a str>,
     method_confidence: &'static str,
+    /// When the `:path` was a header table entry from before the capture: the call's group on
+    /// its connection (calls of one group have one method).
+    method_group: Option<u32>,
     call_type: &'static str,
     client: String,
     server: String,
@@ -34,6 +37,10 @@ pub(crate) struct CallJson<'a> {
     grpc_status: Option<u32>,
     status: Option<&'static str>,
     status_source: &'static str,
+    status_confidence: &'static str,
+    /// Whether the call failed; `null` when its status is not known (true with `status` null:
+    /// an error whose code could not be known).
+    error: Option<bool>,
     grpc_message: Option<&'a str>,
     http_status: Option<u16>,
     timeout_s: Option<f64>,
@@ -118,6 +125,7 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             service: split.map(|s| s.0),
             rpc: split.map(|s| s.1),
             method_confidence: c.method_confidence.name(),
+            method_group: c.method_group,
             call_type: c.call_type.name(),
             client: c.client.to_string(),
             server: c.server.to_string(),
@@ -133,6 +141,8 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             grpc_status: c.grpc_status,
             status: c.status.map(|s| s.name()),
             status_source: c.status_source.name(),
+            status_confidence: c.status_confidence.name(),
+            error: c.is_error(),
             grpc_message: c.grpc_message.as_deref(),
             http_status: c.http_status,
             timeout_s: c.timeout.map(|t| t.as_secs_f64()),

@@ -33,11 +33,17 @@ impl Conns for ConnTable {
     }
 }
 
+/// Bytes of messages kept, across all connections, to infer the methods of calls whose `:path`
+/// was lost (64 MiB: 512 such calls in flight at once keep their first messages).
+const KEEP_FOR_INFERENCE: usize = 64 << 20;
+
 /// Capture events in, decoder calls out.
 pub(crate) struct Pipeline {
     pub(crate) conns: ConnTable,
     limits: DecoderLimits,
     schemas: Option<Arc<Schemas>>,
+    /// Bytes of messages kept to infer methods, across all connections.
+    keep: Arc<decoder::KeepBudget>,
     /// Every output.
     pub(crate) out: Fanout,
     /// Time of the first and the newest stream event.
@@ -55,6 +61,7 @@ impl Pipeline {
             conns: ConnTable::default(),
             limits,
             schemas,
+            keep: decoder::KeepBudget::new(KEEP_FOR_INFERENCE),
             out,
             first_ts: None,
             last_ts: Nanos::ZERO,
@@ -77,7 +84,8 @@ impl StreamSink for Pipeline {
                     info.roles != RoleSource::Guess,
                     self.limits,
                 )
-                .with_schemas(self.schemas.clone());
+                .with_schemas(self.schemas.clone())
+                .with_keep_budget(self.keep.clone());
                 self.conns.map.insert(
                     id,
                     Conn {

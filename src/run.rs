@@ -45,9 +45,9 @@ pub(crate) fn decoder_limits(metadata: bool, bodies: bool, tui: bool, cap: usize
             (false, false) => 0,
         },
         body_bytes: if bodies { 4 << 20 } else { 256 << 10 },
-        // Naming calls from their messages costs a decode of each kept message: done when the
-        // messages are decoded anyway.
-        infer_methods: bodies.then_some(cap),
+        // Calls whose :path was lost are named from their messages whenever schemas are given
+        // (without schemas there is nothing to fit them to).
+        infer_methods: Some(cap),
         ..DecoderLimits::default()
     }
 }

@@ -14,7 +14,7 @@ use types::{ConnId, Dir, Nanos};
 
 use crate::calls::record::OpenCall;
 use crate::calls::sink::{ConnEvent, Sink};
-use crate::calls::tracker::{CallLimits, Tracker};
+use crate::calls::tracker::{CallLimits, KeepBudget, Tracker};
 use crate::h2::connection::{Connection, H2Limits};
 use crate::h2::event::{Event, EventSink};
 use crate::hpack::HpackLimits;
@@ -143,6 +143,12 @@ impl ConnDecoder {
     /// when the limits ask for it, to infer lost methods.
     pub fn with_schemas(mut self, schemas: Option<Arc<crate::schema::Schemas>>) -> ConnDecoder {
         self.calls = self.calls.with_schemas(schemas);
+        self
+    }
+
+    /// Keeps messages for method inference within `budget`, shared with other connections.
+    pub fn with_keep_budget(mut self, budget: Arc<KeepBudget>) -> ConnDecoder {
+        self.calls = self.calls.with_keep_budget(budget);
         self
     }
 

@@ -28,8 +28,8 @@ pub mod schema;
 
 pub use anomaly::AnomalyKind;
 pub use calls::{
-    CallLimits, CallRecord, CallType, Confidence, ConnEvent, Half, NullSink, OpenCall, Reset, Sink,
-    StatusSource,
+    CallLimits, CallRecord, CallType, Confidence, ConnEvent, Half, KeepBudget, NullSink, OpenCall,
+    Reset, Sink, StatusSource,
 };
 pub use conn::{ConnDecoder, DecoderLimits};
 pub use h2::Side;

@@ -55,7 +55,7 @@ pub fn capture(list: &HeaderList) -> Block {
         let name = match f.name {
             Text::Bytes(n) if n.first() == Some(&b':') => continue,
             Text::Bytes(n) => String::from_utf8_lossy(n).into_owned(),
-            Text::Unknown(i) => format!("<unknown {i}>"),
+            Text::Unknown(id) => format!("<unknown {id}>"),
         };
         if b.fields.len() >= MAX_FIELDS {
             b.dropped += 1;

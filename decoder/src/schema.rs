@@ -25,6 +25,8 @@ pub struct MethodInfo {
 pub struct Schemas {
     pool: DescriptorPool,
     methods: HashMap<String, MethodInfo>,
+    /// The same methods sorted by path (inference walks them in this order).
+    sorted: Vec<(String, MethodInfo)>,
 }
 
 /// google.rpc.Status and the standard error details (the wire format of
@@ -116,7 +118,21 @@ impl Schemas {
                 methods.insert(format!("/{}/{}", service.full_name(), m.name()), info);
             }
         }
-        Schemas { pool, methods }
+        let mut sorted: Vec<(String, MethodInfo)> = methods
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        Schemas {
+            pool,
+            methods,
+            sorted,
+        }
+    }
+
+    /// Every method, sorted by path, without allocating.
+    pub fn method_list(&self) -> &[(String, MethodInfo)] {
+        &self.sorted
     }
 
     /// What the schemas say about the method at `path` ("/pkg.Service/Method").
@@ -126,10 +142,7 @@ impl Schemas {
 
     /// Every method, sorted by path.
     pub fn methods(&self) -> Vec<(&str, &MethodInfo)> {
-        let mut v: Vec<(&str, &MethodInfo)> =
-            self.methods.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        v.sort_by(|a, b| a.0.cmp(b.0));
-        v
+        self.sorted.iter().map(|(k, v)| (k.as_str(), v)).collect()
     }
 
     /// The descriptor pool (message types for decoding payloads).

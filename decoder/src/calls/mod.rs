@@ -13,8 +13,10 @@
 //!
 //! Nothing here reads HTTP/2 frames: an HTTP/1.1-based protocol can feed the same rules.
 
+mod groups;
 mod headers;
 pub mod infer;
+mod learn;
 pub mod record;
 pub mod sink;
 pub mod status;
@@ -22,4 +24,4 @@ pub mod tracker;
 
 pub use record::{CallRecord, CallType, Confidence, Half, OpenCall, Reset, StatusSource};
 pub use sink::{ConnEvent, NullSink, Sink};
-pub use tracker::{CallLimits, Tracker};
+pub use tracker::{CallLimits, KeepBudget, Tracker};

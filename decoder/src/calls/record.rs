@@ -54,8 +54,26 @@ pub enum StatusSource {
     /// Still open when the capture ended (no status).
     Unfinished,
     /// The stream ended, but its `grpc-status` was a header table entry from before the capture
-    /// (no status: it cannot be known).
+    /// and nothing told its value (no status).
     HpackUnknown,
+    /// `grpc-status` was an entry from before the capture whose value other calls taught
+    /// (inferred: see `calls::learn`).
+    HpackLearned,
+    /// `grpc-status` was sent as a value under a name from before the capture, and that name
+    /// was learned to be `grpc-status` (inferred: see `calls::learn`).
+    HpackName,
+    /// `grpc-status` was unreadable; `grpc-status-details-bin` (a google.rpc.Status) carried the
+    /// code (inferred).
+    StatusDetails,
+    /// `grpc-status` was unreadable; a unary or client-streaming call whose single response
+    /// message came before the trailers ended OK (inferred).
+    OneResponse,
+    /// `grpc-status` was unreadable; a `grpc-message` says it failed, with a code not known
+    /// (inferred: an error).
+    ErrorMessage,
+    /// `grpc-status` was unreadable; a unary or client-streaming call answered with trailers
+    /// only (no response message) failed, with a code not known (inferred: an error).
+    NoResponse,
 }
 
 impl StatusSource {
@@ -72,6 +90,12 @@ impl StatusSource {
             StatusSource::ConnectionClosed => "connection_closed",
             StatusSource::Unfinished => "unfinished",
             StatusSource::HpackUnknown => "hpack_unknown",
+            StatusSource::HpackLearned => "hpack_learned",
+            StatusSource::HpackName => "hpack_name",
+            StatusSource::StatusDetails => "status_details",
+            StatusSource::OneResponse => "one_response",
+            StatusSource::ErrorMessage => "error_message",
+            StatusSource::NoResponse => "no_response",
         }
     }
 }
@@ -160,6 +184,9 @@ pub struct CallRecord {
     pub method: Option<Arc<str>>,
     /// How sure `method` is.
     pub method_confidence: Confidence,
+    /// When the `:path` was an entry from before the capture: the call's group on its
+    /// connection (calls of one group have one method; see `calls::groups`).
+    pub method_group: Option<u32>,
     /// `:authority`.
     pub authority: Option<Arc<str>>,
     /// Request `content-type`.
@@ -188,10 +215,16 @@ pub struct CallRecord {
     pub grpc_status: Option<u32>,
     /// `grpc-message`, percent-decoded.
     pub grpc_message: Option<String>,
-    /// Effective status (inferred when the wire has none); `None` while unfinished.
+    /// Effective status (inferred when the wire has none); `None` while unfinished, or when it
+    /// could not be known.
     pub status: Option<Code>,
     /// Which rule gave `status`.
     pub status_source: StatusSource,
+    /// How sure `status` is: exact (the wire said it, or a rule that reads the wire, such as
+    /// an HTTP status or a reset after the deadline), inferred, or unknown.
+    pub status_confidence: Confidence,
+    /// The call failed, with a code that could not be known (`status` is `None`).
+    pub error_unknown_code: bool,
     /// The RST_STREAM that ended the call.
     pub reset: Option<Reset>,
     /// Call type from message counts and half-close timing (or the schema).
@@ -223,6 +256,7 @@ impl CallRecord {
             server,
             method: None,
             method_confidence: Confidence::Unknown,
+            method_group: None,
             authority: None,
             content_type: None,
             user_agent: None,
@@ -239,6 +273,8 @@ impl CallRecord {
             grpc_message: None,
             status: None,
             status_source: StatusSource::Unfinished,
+            status_confidence: Confidence::Unknown,
+            error_unknown_code: false,
             reset: None,
             call_type: CallType::Unary,
             lost_bytes: false,
@@ -251,6 +287,27 @@ impl CallRecord {
     /// Latency: request HEADERS to the end of the stream, when both are known.
     pub fn duration(&self) -> Option<Duration> {
         self.end?.checked_since(self.start?)
+    }
+
+    /// Whether the call failed: `None` when its status is not known.
+    pub fn is_error(&self) -> Option<bool> {
+        match self.status {
+            Some(c) => Some(c != Code::OK),
+            None => self.error_unknown_code.then_some(true),
+        }
+    }
+
+    /// The name the call is counted under: its method, the placeholder of its group on its
+    /// connection (`<unknown:c3/2>`), or `None`.
+    pub fn method_label(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match (&self.method, self.method_group) {
+            (Some(m), _) => Some(std::borrow::Cow::Borrowed(m)),
+            (None, Some(g)) => Some(std::borrow::Cow::Owned(format!(
+                "<unknown:{}/{g}>",
+                self.conn
+            ))),
+            (None, None) => None,
+        }
     }
 
     /// The half a side sent: the client sends requests.

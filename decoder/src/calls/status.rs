@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use types::Nanos;
 
-use super::record::StatusSource;
+use super::record::{Confidence, StatusSource};
 use crate::grpc::{self, Code};
 
 /// How a stream ended, as the call tracker saw it: the inputs of the rules.
@@ -87,6 +87,29 @@ pub fn decide(e: Ending) -> (Option<Code>, StatusSource) {
             deadline_passed: false,
         } => (Some(Code::UNAVAILABLE), StatusSource::ConnectionClosed),
         Ending::EndOfCapture => (None, StatusSource::Unfinished),
+    }
+}
+
+/// How sure a status given by `source` is. `start_seen`: the call's request headers were seen
+/// (without them a reset's meaning is unsure: the deadline they carried is not known).
+pub fn confidence(source: StatusSource, start_seen: bool) -> Confidence {
+    match source {
+        StatusSource::Trailers
+        | StatusSource::TrailersOnly
+        | StatusSource::HttpStatus
+        | StatusSource::NoTrailers
+        | StatusSource::Goaway
+        | StatusSource::ConnectionClosed => Confidence::Exact,
+        StatusSource::Reset | StatusSource::Deadline if start_seen => Confidence::Exact,
+        StatusSource::Reset
+        | StatusSource::Deadline
+        | StatusSource::HpackLearned
+        | StatusSource::HpackName
+        | StatusSource::StatusDetails
+        | StatusSource::OneResponse
+        | StatusSource::ErrorMessage
+        | StatusSource::NoResponse => Confidence::Inferred,
+        StatusSource::HpackUnknown | StatusSource::Unfinished => Confidence::Unknown,
     }
 }
 

@@ -8,17 +8,67 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use types::{ConnId, Dir, Nanos};
 
+use super::groups::Groups;
 use super::headers::{Interner, Wanted, trace_id};
-use super::record::{CallRecord, CallType, Confidence, OpenCall, Reset};
+use super::learn::{StatusEntries, Unseen};
+use super::record::{CallRecord, CallType, Confidence, OpenCall, Reset, StatusSource};
 use super::sink::{ConnEvent, Sink};
 use super::status::{self, Ending};
 use crate::grpc::msg::{Keep, MsgParser};
-use crate::grpc::{self};
+use crate::grpc::{self, Code};
 use crate::h2::event::{Event, Side};
 use crate::hpack::{HeaderList, Text};
+
+/// Messages kept each way of a call whose method is not known yet, to infer it (in every
+/// mode, not only when bodies are asked for), and bytes kept of each.
+const INFER_KEEP: Keep = Keep {
+    per_message: 16 << 10,
+    messages: 4,
+};
+
+/// Bytes of messages kept to infer methods, shared by every connection that uses it: a call
+/// reserves what it may keep when it starts and gives it back when it ends; when the budget is
+/// spent, new calls keep nothing (and are named from what their group learned, if anything).
+#[derive(Debug)]
+pub struct KeepBudget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl KeepBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: usize) -> Arc<KeepBudget> {
+        Arc::new(KeepBudget {
+            used: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    fn take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u + n <= self.max).then_some(u + n)
+            })
+            .is_ok()
+    }
+
+    fn give(&self, n: usize) {
+        self.used
+            .fetch_sub(n.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+/// What a call reserves of the [`KeepBudget`]: the most its two parsers keep.
+const INFER_RESERVE: usize = 2 * INFER_KEEP.per_message * INFER_KEEP.messages;
 
 /// Bounds and options of call tracking on one connection.
 #[derive(Debug, Clone, Copy)]
@@ -31,8 +81,9 @@ pub struct CallLimits {
     pub bodies_per_call: usize,
     /// Bytes kept of one message.
     pub body_bytes: usize,
-    /// Name calls whose `:path` was lost from their kept messages and the schemas, allowing
-    /// messages to decompress to at most this many bytes (`None`: do not infer).
+    /// Name calls whose `:path` was lost from their messages and the schemas (kept for that
+    /// within a budget, whatever `bodies_per_call` says), letting a message decompress to at
+    /// most this many bytes (`None`: do not infer).
     pub infer_methods: Option<usize>,
 }
 
@@ -59,6 +110,15 @@ struct Call {
     partial: bool,
     /// The call type came from a schema: keep it, infer nothing.
     typed: bool,
+    /// Bytes of the keep budget this call holds.
+    reserved: usize,
+    /// The unseen entries of the trailers, when they ended the call with no readable status.
+    trailers: Option<Unseen>,
+    /// The code `grpc-status-details-bin` carried.
+    details_code: Option<Code>,
+    /// The request headers had fields we could not read and no readable `grpc-timeout`: the
+    /// call may have had a deadline (so a cancel may have been its expiry).
+    deadline_unknown: bool,
 }
 
 /// Tracks the gRPC calls of one connection.
@@ -82,6 +142,14 @@ pub struct Tracker {
     first_request: Option<u32>,
     strings: Interner,
     schemas: Option<Arc<crate::schema::Schemas>>,
+    /// Calls grouped by the unseen `:path` entry they used.
+    groups: Groups,
+    /// Which unseen entries of the server's table hold which status.
+    learned: StatusEntries,
+    /// Streams that began before the capture and have ended: a late frame of one (the
+    /// server's RST_STREAM(NO_ERROR) after its trailers) must not open it again.
+    ended_early: std::collections::HashSet<u32, foldhash::fast::RandomState>,
+    budget: Arc<KeepBudget>,
 }
 
 impl Tracker {
@@ -106,7 +174,18 @@ impl Tracker {
             first_request: None,
             strings: Interner::default(),
             schemas: None,
+            groups: Groups::default(),
+            learned: StatusEntries::default(),
+            ended_early: Default::default(),
+            budget: KeepBudget::new(16 << 20),
         }
+    }
+
+    /// Keeps messages for inference within `budget` (shared with other connections) instead of
+    /// a budget of its own.
+    pub fn with_keep_budget(mut self, budget: Arc<KeepBudget>) -> Tracker {
+        self.budget = budget;
+        self
     }
 
     /// Uses `schemas` to type calls of the methods they describe (the `stream` keywords) and to
@@ -320,7 +399,14 @@ impl Tracker {
                 rec.method = Some(self.strings.get(p));
                 rec.method_confidence = Confidence::Exact;
             }
-            _ => rec.method_confidence = Confidence::Unknown,
+            _ => {
+                rec.method_group = self.groups.of(list);
+                rec.method = rec.method_group.and_then(|g| self.groups.name(g));
+                rec.method_confidence = match rec.method {
+                    Some(_) => Confidence::Inferred,
+                    None => Confidence::Unknown,
+                };
+            }
         }
         let schema_type = rec
             .method
@@ -348,17 +434,59 @@ impl Tracker {
             }));
         }
         sink.call_started(&rec);
-        self.calls.insert(
-            stream,
-            Call {
-                rec,
-                req: self.parser(),
-                resp: self.parser(),
-                resp_headers: false,
-                partial: false,
-                typed,
-            },
-        );
+        let infer = rec.method.is_none();
+        let mut call = Call {
+            rec,
+            req: self.parser(infer),
+            resp: self.parser(infer),
+            resp_headers: false,
+            partial: false,
+            typed,
+            reserved: 0,
+            trailers: None,
+            details_code: None,
+            deadline_unknown: w.timeout.is_none() && list.unknown_refs > 0,
+        };
+        call.reserved = self.reserve(&call);
+        self.calls.insert(stream, call);
+    }
+
+    /// The keep budget a new call takes: when it keeps messages for inference only.
+    fn reserve(&self, call: &Call) -> usize {
+        let infer_only = self.limits.bodies_per_call == 0 && call.req.keep.is_some();
+        if !infer_only {
+            return 0;
+        }
+        if self.budget.take(INFER_RESERVE) {
+            INFER_RESERVE
+        } else {
+            0
+        }
+    }
+
+    /// Whether stream `stream` may have begun before the capture: its request headers were not
+    /// seen, and not because it came after the first one we saw and was over before.
+    fn began_before(&self, stream: u32) -> bool {
+        stream % 2 == 1
+            && !self.seen_from_start
+            && self.first_request.is_none_or(|f| stream < f)
+            && !self.ended_early.contains(&stream)
+    }
+
+    /// A record for a call that began before the capture, first seen by `stream`'s later frames.
+    fn partial(&self, stream: u32) -> Call {
+        Call {
+            rec: self.new_record(stream, None),
+            req: MsgParser::lost(),
+            resp: MsgParser::lost(),
+            resp_headers: false,
+            partial: true,
+            typed: false,
+            reserved: 0,
+            trailers: None,
+            details_code: None,
+            deadline_unknown: true,
+        }
     }
 
     fn response_headers<S: Sink + ?Sized>(
@@ -373,22 +501,10 @@ impl Tracker {
         if !self.calls.contains_key(&stream) {
             // A stream we saw end already (a late answer after a reset), or one that began
             // before the capture.
-            let began_before =
-                !self.seen_from_start && self.first_request.is_none_or(|f| stream < f);
-            if !began_before {
+            if !self.began_before(stream) || self.full(sink) {
                 return;
             }
-            if self.full(sink) {
-                return;
-            }
-            let call = Call {
-                rec: self.new_record(stream, None),
-                req: MsgParser::lost(),
-                resp: MsgParser::lost(),
-                resp_headers: false,
-                partial: true,
-                typed: false,
-            };
+            let call = self.partial(stream);
             self.calls.insert(stream, call);
         }
         let bodies = self.limits.bodies_per_call > 0;
@@ -410,8 +526,11 @@ impl Tracker {
         if let Some(m) = w.grpc_message {
             call.rec.grpc_message = Some(grpc::decode_message(m));
         }
-        if bodies && let Some(d) = w.status_details {
-            call.rec.status_details = crate::metadata::decode_bin(d);
+        if let Some(details) = w.status_details.and_then(crate::metadata::decode_bin) {
+            call.details_code = grpc::details_code(&details);
+            if bodies {
+                call.rec.status_details = Some(details);
+            }
         }
         if metadata {
             let md = call.rec.metadata.get_or_insert_with(Default::default);
@@ -440,6 +559,14 @@ impl Tracker {
             unreadable: list.unknown_refs > 0,
         };
         (call.rec.status, call.rec.status_source) = status::decide(ending);
+        if list.unknown_refs > 0 {
+            let unseen = Unseen::of(list);
+            if let Some(code) = grpc_status {
+                self.learned.readable(&unseen, code);
+            } else {
+                call.trailers = Some(unseen);
+            }
+        }
         self.end_call(call, Some(ts), sink);
     }
 
@@ -453,13 +580,17 @@ impl Tracker {
         full
     }
 
-    /// A message parser that keeps bodies when the limits ask for them.
-    fn parser(&self) -> MsgParser {
-        let keep = (self.limits.bodies_per_call > 0).then_some(Keep {
+    /// A message parser that keeps bodies when the limits ask for them, or (`infer`) enough of
+    /// them to infer the method.
+    fn parser(&self, infer: bool) -> MsgParser {
+        let asked = (self.limits.bodies_per_call > 0).then_some(Keep {
             per_message: self.limits.body_bytes,
             messages: self.limits.bodies_per_call,
         });
-        MsgParser::keeping(keep)
+        let for_inference =
+            (infer && self.limits.infer_methods.is_some() && self.schemas.is_some())
+                .then_some(INFER_KEEP);
+        MsgParser::keeping(asked.or(for_inference))
     }
 
     fn new_record(&self, stream: u32, start: Option<Nanos>) -> CallRecord {
@@ -496,6 +627,11 @@ impl Tracker {
         ts: Nanos,
         sink: &mut S,
     ) {
+        if !self.calls.contains_key(&stream) && self.began_before(stream) && !self.full(sink) {
+            // A call from before the capture, ended by a reset: counted, its status inferred.
+            let call = self.partial(stream);
+            self.calls.insert(stream, call);
+        }
         let Some(mut call) = self.calls.remove(&stream) else {
             return;
         };
@@ -505,6 +641,12 @@ impl Tracker {
             deadline_passed: status::deadline_passed(call.rec.start, call.rec.timeout, ts),
         };
         (call.rec.status, call.rec.status_source) = status::decide(ending);
+        if call.rec.status == Some(Code::CANCELLED) && call.deadline_unknown {
+            // CANCEL ends a cancelled call and an expired one alike (PROTOCOL-HTTP2.md); which
+            // one, only the deadline we could not read would tell. It failed either way.
+            call.rec.status = None;
+            call.rec.error_unknown_code = true;
+        }
         self.end_call(call, Some(ts), sink);
     }
 
@@ -525,20 +667,122 @@ impl Tracker {
     }
 
     /// Finishes the record (`end`: when the stream ended; `None`: it did not), names it from
-    /// its messages when its method was lost, and hands it on.
+    /// its messages when its method was lost, infers its status when the wire's was unreadable,
+    /// and hands it on.
     fn end_call<S: Sink + ?Sized>(&mut self, mut call: Call, end: Option<Nanos>, sink: &mut S) {
         if end.is_some() {
             call.rec.end = end;
         }
+        if call.partial {
+            if self.ended_early.len() >= self.limits.max_streams {
+                self.ended_early.clear();
+            }
+            self.ended_early.insert(call.rec.stream_id);
+        }
         finalize_counts(&mut call);
-        if call.rec.method.is_none()
-            && let (Some(cap), Some(schemas)) = (self.limits.infer_methods, &self.schemas)
-            && let Some(path) = super::infer::infer_method(schemas, &call.rec, cap)
-        {
-            call.rec.method = Some(self.strings.get(path.as_bytes()));
-            call.rec.method_confidence = Confidence::Inferred;
+        self.name(&mut call);
+        if call.rec.status_source == StatusSource::HpackUnknown {
+            self.infer_status(&mut call);
+        }
+        call.rec.status_confidence = if call.rec.error_unknown_code {
+            Confidence::Inferred
+        } else {
+            status::confidence(call.rec.status_source, call.rec.start.is_some())
+        };
+        if call.reserved > 0 {
+            // The messages were kept for inference only.
+            self.budget.give(call.reserved);
+            call.rec.req.bodies.clear();
+            call.rec.resp.bodies.clear();
         }
         sink.call_ended(&call.rec);
+    }
+
+    /// Names a call whose `:path` was lost: from its group (what earlier calls of it showed,
+    /// narrowed by this one), or from its own messages.
+    fn name(&mut self, call: &mut Call) {
+        let (Some(cap), Some(schemas)) = (self.limits.infer_methods, self.schemas.clone()) else {
+            return;
+        };
+        if call.rec.method.is_some() {
+            if let Some(g) = call.rec.method_group {
+                // Already named by its group: still evidence for it.
+                self.groups.observe(g, &call.rec, &schemas, cap);
+            }
+            return;
+        }
+        let name = match call.rec.method_group {
+            Some(g) => self.groups.observe(g, &call.rec, &schemas, cap),
+            None => super::infer::infer_method(&schemas, &call.rec, cap)
+                .map(|p| self.strings.get(p.as_bytes())),
+        };
+        let Some(name) = name else { return };
+        if let Some(m) = schemas.method(&name)
+            && !call.typed
+        {
+            call.rec.call_type = CallType::from_streaming(m.client_streaming, m.server_streaming);
+            call.typed = true;
+        }
+        call.rec.method = Some(name);
+        call.rec.method_confidence = Confidence::Inferred;
+    }
+
+    /// The status of a call whose `grpc-status` was an unseen entry: from what that entry is
+    /// known to hold, or from evidence in the call itself (which then teaches the entry).
+    fn infer_status(&mut self, call: &mut Call) {
+        let unseen = call.trailers.take().unwrap_or_default();
+        let named = self.learned.named_status(&unseen);
+        if let Some(code) = named.or_else(|| self.learned.name_by_elimination(&unseen)) {
+            // As good as readable: what else the block holds is no status.
+            self.learned.readable(&unseen, code);
+            call.rec.status = Some(code);
+            call.rec.status_source = StatusSource::HpackName;
+            return;
+        }
+        // A unary or client-streaming call answers with one message exactly when it succeeds
+        // (gRPC servers send the response, then OK; on failure no response).
+        let single_response = call.typed
+            && matches!(call.rec.call_type, CallType::Unary | CallType::ClientStream)
+            && !call.rec.lost_bytes;
+        let evidence = match call.details_code {
+            Some(c) => Some((c, StatusSource::StatusDetails)),
+            None if single_response && call.resp_headers && call.rec.resp.msgs == 1 => {
+                Some((Code::OK, StatusSource::OneResponse))
+            }
+            None => None,
+        };
+        if let Some((code, _)) = evidence {
+            self.learned.learn(&unseen, code);
+        }
+        let learned = self
+            .learned
+            .status(&unseen)
+            .map(|c| (c, StatusSource::HpackLearned));
+        // Direct evidence of this call first, then what the entry taught, the weaker guess last.
+        let found = match (evidence, learned) {
+            (Some(e @ (_, StatusSource::StatusDetails)), _) => Some(e),
+            (_, Some(l)) => Some(l),
+            (e, None) => e,
+        };
+        if let Some((code, source)) = found {
+            call.rec.status = Some(code);
+            call.rec.status_source = source;
+            return;
+        }
+        let message = call
+            .rec
+            .grpc_message
+            .as_deref()
+            .is_some_and(|m| !m.is_empty());
+        let no_response = single_response && !call.resp_headers && call.rec.resp.msgs == 0;
+        if message || no_response {
+            call.rec.error_unknown_code = true;
+            call.rec.status_source = if message {
+                StatusSource::ErrorMessage
+            } else {
+                StatusSource::NoResponse
+            };
+        }
     }
 }
 

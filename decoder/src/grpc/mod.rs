@@ -157,6 +157,43 @@ pub fn from_reset(code: u32) -> Code {
     }
 }
 
+/// The `code` of a serialized google.rpc.Status (the bytes of `grpc-status-details-bin`):
+/// field 1, a varint. `None` when the bytes do not hold one.
+pub fn details_code(status: &[u8]) -> Option<Code> {
+    let mut at = 0;
+    let varint = |at: &mut usize| -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *status.get(*at)?;
+            *at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    };
+    let mut code = None;
+    while at < status.len() {
+        let key = varint(&mut at)?;
+        match (key >> 3, key & 7) {
+            (1, 0) => code = Some(Code(u32::try_from(varint(&mut at)?).ok()?)),
+            (_, 0) => {
+                varint(&mut at)?;
+            }
+            (_, 1) => at = at.checked_add(8)?,
+            (_, 2) => {
+                let len = usize::try_from(varint(&mut at)?).ok()?;
+                at = at.checked_add(len)?;
+            }
+            (_, 5) => at = at.checked_add(4)?,
+            _ => return None,
+        }
+    }
+    // proto3 leaves out a zero: a Status without field 1 is OK.
+    (at == status.len()).then(|| code.unwrap_or(Code::OK))
+}
+
 /// Splits "/pkg.Service/Method" into ("pkg.Service", "Method").
 pub fn split_path(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix('/')?;
@@ -203,5 +240,12 @@ mod tests {
             Some(("grpctap.test.Echo", "Unary"))
         );
         assert_eq!(split_path("/nope"), None);
+        // google.rpc.Status { code: 5, message: "x", details: [..] }.
+        assert_eq!(
+            details_code(&[0x08, 0x05, 0x12, 0x01, b'x', 0x1a, 0x00]),
+            Some(Code(5))
+        );
+        assert_eq!(details_code(&[0x12, 0x01, b'x']), Some(Code::OK));
+        assert_eq!(details_code(&[0x12, 0x05, b'x']), None, "cut");
     }
 }

@@ -96,7 +96,7 @@ struct DirState {
 }
 
 impl DirState {
-    fn new(state: State, limits: &H2Limits) -> DirState {
+    fn new(state: State, limits: &H2Limits, joined: bool) -> DirState {
         DirState {
             state,
             head_buf: [0; HEADER_LEN],
@@ -116,7 +116,11 @@ impl DirState {
             hunt: Vec::new(),
             unsynced_bytes: 0,
             synced_once: false,
-            hpack: hpack::Decoder::new(limits.hpack),
+            hpack: if joined {
+                hpack::Decoder::joined(limits.hpack)
+            } else {
+                hpack::Decoder::new(limits.hpack)
+            },
             block: None,
             block_buf: Vec::new(),
             max_frame: 16_384,
@@ -156,7 +160,10 @@ impl Connection {
         };
         Connection {
             limits,
-            dirs: [DirState::new(c, &limits), DirState::new(s, &limits)],
+            dirs: [
+                DirState::new(c, &limits, !roles_certain),
+                DirState::new(s, &limits, !roles_certain),
+            ],
             client_dir: Dir::ToServer,
             roles_settled: roles_certain,
             is_h2: false,
@@ -603,14 +610,13 @@ impl Connection {
         s: &Settings<'_>,
         sink: &mut S,
     ) {
-        // Sent by the receiver of the other direction: each limits what comes to it.
+        // Sent by the receiver of the other direction: each limits what comes to it. (A smaller
+        // SETTINGS_HEADER_TABLE_SIZE reaches the HPACK table through the encoder's size update.)
         let other = self.dir(d.reverse());
         for (id, value) in s.iter() {
             sink.h2_event(Event::Setting { from, id, value });
-            match id {
-                SettingId::MAX_FRAME_SIZE => other.max_frame = value.clamp(16_384, (1 << 24) - 1),
-                SettingId::HEADER_TABLE_SIZE => other.hpack.settings_table_size(value as usize),
-                _ => {}
+            if id == SettingId::MAX_FRAME_SIZE {
+                other.max_frame = value.clamp(16_384, (1 << 24) - 1);
             }
         }
     }

@@ -7,6 +7,33 @@
 //! state from before the capture and decodes to [`Text::Unknown`] instead of failing; decoding
 //! goes on. After a block fails to decode, or bytes of the direction were lost, the decoder
 //! forgets its entries (see [`Decoder::forget`]) so it never resolves an index to a wrong header.
+//!
+//! ## Entries from before the capture have a stable identity
+//!
+//! RFC 7541 section 2.3.3: "the dynamic table [...] the first and newest entry is at the lowest
+//! index, and the oldest entry [...] at the highest index"; section 4.4: "Before a new entry is
+//! added to the dynamic table, entries are evicted from the end of the dynamic table until the
+//! size of the dynamic table is less than or equal to (maximum size - new entry size)", and 4.3:
+//! a size change also evicts "from the end". So the table is a queue: entries enter at the front
+//! and leave from the back, oldest first. Call the entries inserted before we started watching
+//! (or before we last lost track) the *unseen* ones. They are older than every entry we saw
+//! inserted, so they sit behind all of them and leave first. Hence, while an unseen entry lives:
+//! - every entry we saw inserted is still in the table (the encoder evicts one of ours only once
+//!   every unseen entry is gone), so the unseen entries start at index `62 + known`, where
+//!   `known` is the number of entries we hold;
+//! - an insertion moves the unseen entries back by one, and `known` grows by one with it;
+//!   an eviction removes the oldest unseen entry, from the back.
+//!
+//! So `index - 62 - known` (the entry's position among the unseen ones, newest first) names one
+//! and the same entry for as long as it lives: an [`EntryId`] with that position and the epoch of
+//! the table (an epoch ends when the decoder forgets its entries). This needs `known` to be
+//! exact while unseen entries live, that is, never to drop one of our entries before the encoder
+//! does: our sizes are exact or lower bounds (a name we never saw counts as empty), and the
+//! table's maximum is either known (a connection seen from its start, or a size update seen) or
+//! taken as the largest the limits allow ([`Decoder::joined`]) until a size update says it.
+//! Keeping an entry longer than the encoder is harmless: it has then evicted every unseen entry
+//! and will never refer to the one we kept. SETTINGS_HEADER_TABLE_SIZE changes nothing by
+//! itself: a smaller maximum is always signalled by a size update in a header block (4.2).
 
 pub mod huffman;
 mod table;
@@ -77,13 +104,30 @@ impl fmt::Display for HpackError {
 
 impl std::error::Error for HpackError {}
 
+/// A dynamic table entry inserted before the decoder started watching (or before it last
+/// forgot its entries): the same entry keeps the same id for as long as it lives (see the
+/// module doc for why). Ids are per decoder, that is per connection direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryId {
+    /// Which stretch of the table's life: a new epoch starts when the decoder forgets.
+    pub epoch: u32,
+    /// Position among the unseen entries, newest first.
+    pub pos: u32,
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.pos)
+    }
+}
+
 /// A name or value: bytes, or a reference to a table entry from before the capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Text<'a> {
     /// Known bytes.
     Bytes(&'a [u8]),
-    /// Dynamic table index whose entry was inserted before we started watching.
-    Unknown(u32),
+    /// An entry inserted before we started watching: its value is not known, its identity is.
+    Unknown(EntryId),
 }
 
 impl<'a> Text<'a> {
@@ -99,7 +143,7 @@ impl<'a> Text<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Span {
     At { start: u32, len: u32 },
-    Unknown(u32),
+    Unknown(EntryId),
 }
 
 /// One decoded field of a [`HeaderList`].
@@ -184,8 +228,10 @@ impl HeaderList {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    /// `None`: the name came from an entry we never saw.
+    /// `None`: the name came from an entry we never saw (`name_of` says which).
     name: Option<Box<[u8]>>,
+    /// The unseen entry the name came from.
+    name_of: Option<EntryId>,
     value: Box<[u8]>,
 }
 
@@ -205,6 +251,8 @@ pub struct Decoder {
     max_size: usize,
     /// Entries whose name was unknown make our size accounting a lower bound.
     approximate: u32,
+    /// Counts the times the decoder forgot its entries (see [`EntryId`]).
+    epoch: u32,
     scratch: Vec<u8>,
 }
 
@@ -212,12 +260,13 @@ pub struct Decoder {
 enum Source {
     Static(usize),
     Dynamic(usize),
-    Unknown,
+    Unknown(EntryId),
     Literal,
 }
 
 impl Decoder {
-    /// A decoder with an empty table of the default size (4096, RFC 7541 section 4.2).
+    /// A decoder for a connection seen from its start: an empty table of the default size
+    /// (4096, RFC 7541 section 4.2).
     pub fn new(limits: HpackLimits) -> Decoder {
         Decoder {
             limits,
@@ -225,7 +274,19 @@ impl Decoder {
             size: 0,
             max_size: 4096,
             approximate: 0,
+            epoch: 0,
             scratch: Vec::new(),
+        }
+    }
+
+    /// A decoder for a connection joined mid-way: its table holds entries we never saw, and its
+    /// maximum size is not known, so it is taken as the largest the limits allow until a size
+    /// update says what it is (keeping entries longer than the encoder is safe, dropping them
+    /// earlier is not: see the module doc).
+    pub fn joined(limits: HpackLimits) -> Decoder {
+        Decoder {
+            max_size: limits.max_table_size,
+            ..Decoder::new(limits)
         }
     }
 
@@ -234,22 +295,14 @@ impl Decoder {
         self.entries.len()
     }
 
-    /// The receiver announced SETTINGS_HEADER_TABLE_SIZE. An encoder must not use more than
-    /// it (RFC 7541 section 4.2), so a smaller value shrinks the table at once; a larger one
-    /// only takes effect through a size update in a header block.
-    pub fn settings_table_size(&mut self, size: usize) {
-        if size < self.max_size {
-            self.max_size = size;
-            self.evict(0);
-        }
-    }
-
-    /// Forgets every entry: later references to them decode as unknown. Used when bytes of the
-    /// direction were lost (a missed insertion would shift every index) or a block failed.
+    /// Forgets every entry: later references to them decode as unknown, under a new epoch.
+    /// Used when bytes of the direction were lost (a missed insertion would shift every index)
+    /// or a block failed.
     pub fn forget(&mut self) {
         self.entries.clear();
         self.size = 0;
         self.approximate = 0;
+        self.epoch = self.epoch.wrapping_add(1);
     }
 
     /// Decodes one complete header block into `out` (cleared first). On error the table is
@@ -271,7 +324,7 @@ impl Decoder {
                 // Indexed header field (section 6.1).
                 let idx = int(block, &mut at, 7)?;
                 let src = self.lookup(idx, at)?;
-                self.emit_indexed(out, &src, idx);
+                self.emit_indexed(out, &src);
             } else if b & 0xe0 == 0x20 {
                 // Dynamic table size update (section 6.3).
                 let size = int(block, &mut at, 5)? as usize;
@@ -283,6 +336,10 @@ impl Decoder {
                 }
                 self.max_size = size;
                 self.evict(0);
+                if size == 0 {
+                    // Every entry is gone, seen or not: positions start again.
+                    self.epoch = self.epoch.wrapping_add(1);
+                }
             } else {
                 // Literals (sections 6.2.1-6.2.3).
                 let (prefix, indexing, sensitive) = if b & 0xc0 == 0x40 {
@@ -309,16 +366,24 @@ impl Decoder {
                         (Source::Dynamic(i), None) => {
                             self.entries.get(*i).and_then(|e| e.name.clone())
                         }
-                        (Source::Unknown, None) | (Source::Literal, None) => None,
+                        (Source::Unknown(_), None) | (Source::Literal, None) => None,
                     };
                     let value = self.scratch[value_range.clone()]
                         .to_vec()
                         .into_boxed_slice();
+                    let name_of = match (&name, self.unknown_span(&name_src)) {
+                        (None, Span::Unknown(id)) => Some(id),
+                        _ => None,
+                    };
                     // Copy into the list before inserting: insertion shifts dynamic indexes.
-                    self.emit_literal(out, &name_src, name_lit, value_range, (idx, sensitive));
-                    self.insert(Entry { name, value });
+                    self.emit_literal(out, &name_src, name_lit, value_range, sensitive);
+                    self.insert(Entry {
+                        name,
+                        name_of,
+                        value,
+                    });
                 } else {
-                    self.emit_literal(out, &name_src, name_lit, value_range, (idx, sensitive));
+                    self.emit_literal(out, &name_src, name_lit, value_range, sensitive);
                 }
                 self.scratch.clear();
             }
@@ -336,12 +401,16 @@ impl Decoder {
             }),
             1..=61 => Ok(Source::Static(i - 1)),
             _ if i - 62 < self.entries.len() => Ok(Source::Dynamic(i - 62)),
-            _ => Ok(Source::Unknown),
+            // Past the entries we saw: an unseen one, named by its place among them.
+            _ => Ok(Source::Unknown(EntryId {
+                epoch: self.epoch,
+                pos: u32::try_from(i - 62 - self.entries.len()).unwrap_or(u32::MAX),
+            })),
         }
     }
 
     /// Appends an indexed field (name and value both from `src`).
-    fn emit_indexed(&self, out: &mut HeaderList, src: &Source, idx: u32) {
+    fn emit_indexed(&self, out: &mut HeaderList, src: &Source) {
         let (name, value): (Option<&[u8]>, Option<&[u8]>) = match src {
             Source::Static(i) => (
                 Some(STATIC_TABLE[*i].0.as_bytes()),
@@ -351,19 +420,20 @@ impl Decoder {
                 Some(e) => (e.name.as_deref(), Some(&e.value[..])),
                 None => (None, None),
             },
-            Source::Unknown | Source::Literal => (None, None),
+            Source::Unknown(_) | Source::Literal => (None, None),
         };
         let size = name.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len) + 32;
         if !Self::room(out, size, self.limits.max_list_size) {
             return;
         }
+        let unknown = self.unknown_span(src);
         let n = match name {
             Some(n) => out.push_bytes(n),
-            None => Span::Unknown(idx),
+            None => unknown,
         };
         let v = match value {
             Some(v) => out.push_bytes(v),
-            None => Span::Unknown(idx),
+            None => unknown,
         };
         if matches!(n, Span::Unknown(_)) || matches!(v, Span::Unknown(_)) {
             out.unknown_refs += 1;
@@ -378,7 +448,7 @@ impl Decoder {
         name_src: &Source,
         name_lit: Option<Range<usize>>,
         value: Range<usize>,
-        (idx, sensitive): (u32, bool),
+        sensitive: bool,
     ) {
         let name: Option<&[u8]> = match (name_lit, name_src) {
             (Some(r), _) => self.scratch.get(r),
@@ -395,11 +465,25 @@ impl Decoder {
             Some(n) => out.push_bytes(n),
             None => {
                 out.unknown_refs += 1;
-                Span::Unknown(idx)
+                self.unknown_span(name_src)
             }
         };
         let v = out.push_bytes(value_bytes);
         out.fields.push((n, v, sensitive));
+    }
+
+    /// The unseen entry behind what `src` does not tell: the entry itself, or for an entry we
+    /// hold whose name we never saw, the unseen entry that name came from.
+    fn unknown_span(&self, src: &Source) -> Span {
+        let id = match src {
+            Source::Unknown(id) => Some(*id),
+            Source::Dynamic(i) => self.entries.get(*i).and_then(|e| e.name_of),
+            Source::Static(_) | Source::Literal => None,
+        };
+        Span::Unknown(id.unwrap_or(EntryId {
+            epoch: self.epoch,
+            pos: u32::MAX,
+        }))
     }
 
     fn room(out: &mut HeaderList, size: usize, max: usize) -> bool {

@@ -16,7 +16,7 @@ fn pairs(list: &HeaderList) -> Vec<(String, String)> {
         .map(|f| {
             let t = |t: Text<'_>| match t {
                 Text::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-                Text::Unknown(i) => format!("<unknown {i}>"),
+                Text::Unknown(id) => format!("<unknown {id}>"),
             };
             (t(f.name), t(f.value))
         })
@@ -177,6 +177,95 @@ fn sensitive_literals_and_size_limits() {
     }
 }
 
+/// An HPACK encoder that indexes like gRPC stacks do, written as plainly as the RFC says: a
+/// field already in the table (name and value) is sent by index; a new one as a literal with
+/// incremental indexing, its name by index when the table (static or dynamic) has it; entries
+/// evicted from the end (RFC 7541 4.4). No Huffman. The `hpack` crate's encoder never refers to
+/// the dynamic table, so it cannot test what a join mid-way sees.
+struct IndexingEncoder {
+    table: std::collections::VecDeque<(Vec<u8>, Vec<u8>)>,
+    size: usize,
+    max: usize,
+}
+
+impl IndexingEncoder {
+    fn new(max: usize) -> IndexingEncoder {
+        IndexingEncoder {
+            table: Default::default(),
+            size: 0,
+            max,
+        }
+    }
+
+    fn int(out: &mut Vec<u8>, first: u8, prefix: u32, mut v: usize) {
+        let mask = (1usize << prefix) - 1;
+        if v < mask {
+            out.push(first | v as u8);
+            return;
+        }
+        out.push(first | mask as u8);
+        v -= mask;
+        while v >= 128 {
+            out.push((v % 128) as u8 | 0x80);
+            v /= 128;
+        }
+        out.push(v as u8);
+    }
+
+    fn string(out: &mut Vec<u8>, s: &[u8]) {
+        Self::int(out, 0, 7, s.len());
+        out.extend_from_slice(s);
+    }
+
+    fn encode(&mut self, list: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (n, v) in list {
+            let stat = STATIC_TABLE
+                .iter()
+                .position(|(sn, sv)| sn.as_bytes() == n && sv.as_bytes() == v);
+            let dynm = self.table.iter().position(|(tn, tv)| tn == n && tv == v);
+            if let Some(i) = stat {
+                Self::int(&mut out, 0x80, 7, i + 1);
+                continue;
+            }
+            if let Some(i) = dynm {
+                Self::int(&mut out, 0x80, 7, 62 + i);
+                continue;
+            }
+            let name_idx = STATIC_TABLE
+                .iter()
+                .position(|(sn, _)| sn.as_bytes() == n)
+                .map(|i| i + 1)
+                .or_else(|| {
+                    self.table
+                        .iter()
+                        .position(|(tn, _)| tn == n)
+                        .map(|i| 62 + i)
+                });
+            match name_idx {
+                Some(i) => Self::int(&mut out, 0x40, 6, i),
+                None => {
+                    out.push(0x40);
+                    Self::string(&mut out, n);
+                }
+            }
+            Self::string(&mut out, v);
+            let size = n.len() + v.len() + 32;
+            while self.size + size > self.max {
+                match self.table.pop_back() {
+                    Some((a, b)) => self.size -= a.len() + b.len() + 32,
+                    None => break,
+                }
+            }
+            if size <= self.max {
+                self.table.push_front((n.clone(), v.clone()));
+                self.size += size;
+            }
+        }
+        out
+    }
+}
+
 /// Header lists a gRPC client might send, as input for the differential tests.
 fn header_lists() -> impl Strategy<Value = Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
     let name = prop_oneof![
@@ -189,6 +278,18 @@ fn header_lists() -> impl Strategy<Value = Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
     ];
     let value = prop::collection::vec(any::<u8>(), 0..40);
     prop::collection::vec(prop::collection::vec((name, value), 1..8), 1..30)
+}
+
+/// Header lists drawn from a small set of fields, so values repeat and come back by index, with
+/// unique values among them that churn the table.
+fn repeating_lists() -> impl Strategy<Value = Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
+    let field = prop_oneof![
+        (0usize..6).prop_map(|i| (b":path".to_vec(), format!("/s.S/M{i}").into_bytes())),
+        (0usize..3).prop_map(|i| (b"grpc-status".to_vec(), i.to_string().into_bytes())),
+        (0usize..4).prop_map(|i| (format!("x-h{i}").into_bytes(), b"v".repeat(i * 20))),
+        (0u32..1_000_000).prop_map(|i| (b"x-call-id".to_vec(), i.to_string().into_bytes())),
+    ];
+    prop::collection::vec(prop::collection::vec(field, 1..6), 1..120)
 }
 
 proptest! {
@@ -229,6 +330,53 @@ proptest! {
         }
     }
 
+    /// Joining at any block: an unseen entry keeps one identity for as long as it is used,
+    /// across insertions and evictions (the module doc's argument, checked against a real
+    /// encoder): every field decoded as `Unknown(id)` is the same header each time `id` shows.
+    #[test]
+    fn unseen_entries_keep_their_identity(lists in repeating_lists(), join in any::<prop::sample::Index>(), max in 256usize..16384) {
+        // The table size is set once, in the first block (RFC 7541 4.2): a tap that joins later
+        // never learns it, and may not assume the default.
+        let mut enc = IndexingEncoder::new(max);
+        let blocks: Vec<Vec<u8>> = lists.iter().enumerate().map(|(i, l)| {
+            let mut b = Vec::new();
+            if i == 0 {
+                IndexingEncoder::int(&mut b, 0x20, 5, max);
+            }
+            b.extend(enc.encode(l));
+            b
+        }).collect();
+        let start = join.index(blocks.len());
+        let mut d = Decoder::joined(HpackLimits::default());
+        let mut out = HeaderList::default();
+        let mut seen: std::collections::HashMap<EntryId, (Vec<u8>, Option<Vec<u8>>)> = Default::default();
+        // The encoder holds one entry per field at a time, so while a field's entry is unseen it
+        // has one id.
+        let mut id_of: std::collections::HashMap<(Vec<u8>, Vec<u8>), EntryId> = Default::default();
+        for (block, list) in blocks.iter().zip(&lists).skip(start) {
+            d.decode(block, &mut out).expect("valid block");
+            for (f, (n, v)) in out.iter().zip(list) {
+                let Text::Unknown(id) = f.name else { continue };
+                let value = matches!(f.value, Text::Unknown(_)).then(|| v.clone());
+                if value.is_some() {
+                    let first = *id_of.entry((n.clone(), v.clone())).or_insert(id);
+                    prop_assert_eq!(first, id, "one entry, two ids");
+                }
+                match seen.get(&id) {
+                    Some((n0, v0)) => {
+                        prop_assert_eq!(n0, n, "entry {} changed its name", id);
+                        if let (Some(v0), Some(v)) = (v0, &value) {
+                            prop_assert_eq!(v0, v, "entry {} changed its value", id);
+                        }
+                    }
+                    None => {
+                        seen.insert(id, (n.clone(), value));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(blocks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..20)) {
         let mut d = Decoder::new(HpackLimits { max_table_size: 4096, max_string_len: 256, max_list_size: 1024 });
@@ -238,4 +386,85 @@ proptest! {
             prop_assert!(d.size <= d.max_size);
         }
     }
+}
+
+/// A gRPC-like connection joined mid-way: the same paths and statuses come back by index while
+/// new values (call ids) push entries in front of them and the oldest get evicted. Each unseen
+/// entry keeps its id although its index grows with every insertion.
+#[test]
+fn unseen_entries_keep_their_id_through_insertions_and_evictions() {
+    let paths = ["/a.S/Get", "/a.S/Put", "/a.S/List"];
+    let lists: Vec<Vec<(Vec<u8>, Vec<u8>)>> = (0..400)
+        .map(|i: usize| {
+            vec![
+                (b":path".to_vec(), paths[i % 3].as_bytes().to_vec()),
+                (b"content-type".to_vec(), b"application/grpc".to_vec()),
+                (b"x-call-id".to_vec(), format!("{i:08}").into_bytes()),
+            ]
+        })
+        .collect();
+    let mut enc = IndexingEncoder::new(4096);
+    let blocks: Vec<Vec<u8>> = lists.iter().map(|l| enc.encode(l)).collect();
+    // Join after the paths were indexed, before they are evicted.
+    let mut d = Decoder::joined(HpackLimits::default());
+    let mut out = HeaderList::default();
+    let mut ids: std::collections::HashMap<EntryId, Vec<u8>> = Default::default();
+    let mut unknown_uses = 0;
+    for (block, list) in blocks.iter().zip(&lists).skip(10).take(40) {
+        d.decode(block, &mut out).expect("valid");
+        let path = out.iter().next().expect("field");
+        if let Text::Unknown(id) = path.value {
+            unknown_uses += 1;
+            let truth = &list[0].1;
+            assert_eq!(
+                ids.entry(id).or_insert_with(|| truth.clone()),
+                truth,
+                "{id}"
+            );
+        }
+    }
+    assert!(
+        unknown_uses >= 30,
+        "the paths came by index: {unknown_uses}"
+    );
+    assert_eq!(ids.len(), 3, "one id per path: {ids:?}");
+}
+
+/// The encoder's table is larger than the default, set before the capture: a decoder that
+/// joins later must not assume 4096 (it would drop entries the encoder still has, and the unseen
+/// entries' ids would shift).
+#[test]
+fn unseen_ids_hold_when_the_table_size_was_set_before_the_capture() {
+    let paths = ["/a.S/Get", "/a.S/Put"];
+    let mut enc = IndexingEncoder::new(16_384);
+    let mut blocks = Vec::new();
+    let mut truth = Vec::new();
+    for i in 0..300usize {
+        let list = vec![
+            (b":path".to_vec(), paths[i % 2].as_bytes().to_vec()),
+            (b"x-call-id".to_vec(), format!("{i:032}").into_bytes()),
+        ];
+        let mut b = Vec::new();
+        if i == 0 {
+            IndexingEncoder::int(&mut b, 0x20, 5, 16_384);
+        }
+        b.extend(enc.encode(&list));
+        blocks.push(b);
+        truth.push(list[0].1.clone());
+    }
+    let mut d = Decoder::joined(HpackLimits::default());
+    let mut out = HeaderList::default();
+    let mut ids: std::collections::HashMap<EntryId, Vec<u8>> = Default::default();
+    let mut unknown = 0;
+    // 250 call ids of 32 digits push over 16 KiB of new entries in front of the paths.
+    for (block, path) in blocks.iter().zip(&truth).skip(20) {
+        d.decode(block, &mut out).expect("valid");
+        if let Some(Text::Unknown(id)) = out.iter().next().map(|f| f.value) {
+            unknown += 1;
+            assert_eq!(ids.entry(id).or_insert_with(|| path.clone()), path, "{id}");
+        }
+    }
+    assert!(unknown > 100, "{unknown}");
+    // One entry per path lived through the whole stretch: one id each.
+    assert_eq!(ids.len(), 2, "{ids:?}");
 }
