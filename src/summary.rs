@@ -100,6 +100,9 @@ struct MethodJson<'a> {
     errors: u64,
     unfinished: u64,
     status_unknown: u64,
+    error_unknown_code: u64,
+    method_inferred: u64,
+    status_inferred: u64,
     rate_per_s: Option<f64>,
     status: &'a BTreeMap<&'static str, u64>,
     status_source: &'a BTreeMap<&'static str, u64>,
@@ -118,6 +121,9 @@ struct Totals<'a> {
     errors: u64,
     unfinished: u64,
     status_unknown: u64,
+    error_unknown_code: u64,
+    method_inferred: u64,
+    status_inferred: u64,
     status: &'a BTreeMap<&'static str, u64>,
     req_msgs: u64,
     resp_msgs: u64,
@@ -162,6 +168,9 @@ fn method_json<'a>(name: &'a str, m: &'a MethodStats, span: f64) -> MethodJson<'
         errors: m.errors(),
         unfinished: m.unfinished,
         status_unknown: m.status_unknown,
+        error_unknown_code: m.error_unknown_code,
+        method_inferred: m.method_inferred,
+        status_inferred: m.status_inferred,
         rate_per_s: (span > 0.0).then(|| m.calls as f64 / span),
         status: &m.status,
         status_source: &m.sources,
@@ -199,6 +208,9 @@ pub(crate) fn to_json(
             errors: t.errors(),
             unfinished: t.unfinished,
             status_unknown: t.status_unknown,
+            error_unknown_code: t.error_unknown_code,
+            method_inferred: t.method_inferred,
+            status_inferred: t.status_inferred,
             status: &t.status,
             req_msgs: t.req_msgs,
             resp_msgs: t.resp_msgs,
@@ -250,6 +262,9 @@ fn error_codes(m: &MethodStats) -> String {
         .collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let mut s: Vec<String> = v.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+    if m.error_unknown_code > 0 {
+        s.push(format!("error-code-unknown:{}", m.error_unknown_code));
+    }
     if m.status_unknown > 0 {
         s.push(format!("status-unreadable:{}", m.status_unknown));
     }
@@ -257,6 +272,20 @@ fn error_codes(m: &MethodStats) -> String {
         "-".into()
     } else {
         s.join(" ")
+    }
+}
+
+/// ERR%: errors among the calls whose outcome is known; marked `*` when some calls' status
+/// could not be read (the share is then of fewer calls), `?` when none could.
+fn err_share(m: &MethodStats) -> String {
+    let known = m.known_outcome();
+    match (m.calls, known) {
+        (0, _) => "-".into(),
+        (_, 0) => "?".into(),
+        (calls, known) => {
+            let share = format!("{:.1}", 100.0 * m.errors() as f64 / known as f64);
+            if known < calls { share + "*" } else { share }
+        }
     }
 }
 
@@ -282,11 +311,7 @@ pub(crate) fn render_table(
                 "-".into()
             },
             m.errors().to_string(),
-            if m.calls > 0 {
-                format!("{:.1}", 100.0 * m.errors() as f64 / m.calls as f64)
-            } else {
-                "-".into()
-            },
+            err_share(m),
             fmt_dur(m.latency.quantile(0.5)),
             fmt_dur(m.latency.quantile(0.9)),
             fmt_dur(m.latency.quantile(0.99)),
@@ -347,5 +372,16 @@ pub(crate) fn render_table(
         let _ = write!(out, " ({})", list.join(" "));
     }
     out.push('\n');
+    let t = &agg.total;
+    if t.method_inferred > 0 || t.status_inferred > 0 || t.status_unknown > 0 {
+        // Joined mid-way: say how much was read and how much inferred (docs/calls.md).
+        let _ = writeln!(
+            out,
+            "joined mid-connection: {} calls named by inference, {} given a status by inference \
+             ({} of them errors whose code is unknown), {} with no status (ERR% * is of the \
+             calls with one)",
+            t.method_inferred, t.status_inferred, t.error_unknown_code, t.status_unknown
+        );
+    }
     out
 }

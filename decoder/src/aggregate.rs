@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use crate::calls::record::{CallRecord, CallType, StatusSource};
+use crate::calls::record::{CallRecord, CallType, Confidence, StatusSource};
 
 /// Buckets per doubling: each bucket is 2^(1/16) = 4.4% wide.
 const SUB: f64 = 16.0;
@@ -103,8 +103,14 @@ pub struct MethodStats {
     /// Calls still open when the capture ended.
     pub unfinished: u64,
     /// Calls that ended with a status we cannot read (header table entries from before the
-    /// capture): neither OK nor an error.
+    /// capture, and nothing to infer it from): neither OK nor an error.
     pub status_unknown: u64,
+    /// Calls that failed with a code that could not be known (errors all the same).
+    pub error_unknown_code: u64,
+    /// Calls named by inference (`method_confidence` inferred).
+    pub method_inferred: u64,
+    /// Ended calls whose status (or failure) was inferred.
+    pub status_inferred: u64,
     /// Finished calls by canonical status name.
     pub status: BTreeMap<&'static str, u64>,
     /// Finished calls by status source.
@@ -126,9 +132,15 @@ pub struct MethodStats {
 }
 
 impl MethodStats {
-    /// Ended calls with a known status other than OK.
+    /// Ended calls that failed: a known status other than OK, or an error whose code is not
+    /// known.
     pub fn errors(&self) -> u64 {
         self.calls - self.status_unknown - self.status.get("OK").copied().unwrap_or(0)
+    }
+
+    /// Ended calls whose outcome (OK or failed) is known.
+    pub fn known_outcome(&self) -> u64 {
+        self.calls - self.status_unknown
     }
 }
 
@@ -215,7 +227,8 @@ impl Aggregator {
 
     /// Adds one ended call.
     pub fn record(&mut self, rec: &CallRecord) {
-        let name = rec.method.as_deref().unwrap_or(UNKNOWN_METHOD);
+        let label = rec.method_label();
+        let name = label.as_deref().unwrap_or(UNKNOWN_METHOD);
         self.total.record(rec);
         // The common case, a method already seen, allocates nothing.
         if let Some(m) = self.methods.get_mut(name) {
@@ -243,6 +256,9 @@ impl MethodStats {
         m.req_bytes += rec.req.bytes;
         m.resp_bytes += rec.resp.bytes;
         *m.call_types.entry(rec.call_type).or_default() += 1;
+        if rec.method_confidence == Confidence::Inferred {
+            m.method_inferred += 1;
+        }
         if rec.status_source == StatusSource::Unfinished {
             m.unfinished += 1;
             return;
@@ -251,7 +267,11 @@ impl MethodStats {
         *m.sources.entry(rec.status_source.name()).or_default() += 1;
         match rec.status {
             Some(status) => *m.status.entry(status.name()).or_default() += 1,
+            None if rec.error_unknown_code => m.error_unknown_code += 1,
             None => m.status_unknown += 1,
+        }
+        if rec.status_confidence == Confidence::Inferred {
+            m.status_inferred += 1;
         }
         match rec.duration() {
             Some(d) => m.latency.record(d),

@@ -115,7 +115,8 @@ impl<S: Sink + ?Sized> EventSink for Feed<'_, S> {
                 from,
                 ts,
                 bytes,
-            } => self.calls.data(stream, from, ts, bytes, self.out),
+                at,
+            } => self.calls.data(stream, from, ts, (bytes, at), self.out),
             other => self.calls.handle(other, self.out),
         }
     }

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::anomaly::AnomalyKind;
-use crate::calls::record::{CallRecord, CallType, Reset, StatusSource};
+use crate::calls::record::{CallRecord, CallType, Confidence, Reset, StatusSource};
 use crate::grpc::Code;
 use crate::h2::event::Side;
 use crate::h2::frame::PREFACE;
@@ -246,21 +246,41 @@ fn traceparent_gives_the_trace_id() {
 }
 
 #[test]
-fn cancel_before_and_after_the_deadline() {
+fn cancel_before_near_and_after_the_deadline() {
     let mut c = Conn::new();
     c.request(1, &[("grpc-timeout", "50m")]);
     c.send(CLIENT, &frame(kind::RST_STREAM, 0, 1, &8u32.to_be_bytes())); // 2 ms in: cancelled
     c.request(3, &[("grpc-timeout", "5m")]);
-    c.ts += 10_000_000;
-    c.send(CLIENT, &frame(kind::RST_STREAM, 0, 3, &8u32.to_be_bytes())); // past 5 ms: deadline
+    c.ts += 40_000_000;
+    c.send(CLIENT, &frame(kind::RST_STREAM, 0, 3, &8u32.to_be_bytes())); // well past 5 ms
+    c.request(5, &[("grpc-timeout", "5m")]);
+    c.ts += 5_000_000;
+    c.send(CLIENT, &frame(kind::RST_STREAM, 0, 5, &8u32.to_be_bytes())); // just past 5 ms
     let e = &c.out.ended;
+    let got: Vec<_> = e
+        .iter()
+        .map(|r| (r.status, r.status_source, r.status_confidence))
+        .collect();
     assert_eq!(
-        (e[0].status, e[0].status_source),
-        (Some(Code::CANCELLED), StatusSource::Reset)
-    );
-    assert_eq!(
-        (e[1].status, e[1].status_source),
-        (Some(Code::DEADLINE_EXCEEDED), StatusSource::Deadline)
+        got,
+        [
+            (
+                Some(Code::CANCELLED),
+                StatusSource::Reset,
+                Confidence::Exact
+            ),
+            (
+                Some(Code::DEADLINE_EXCEEDED),
+                StatusSource::Deadline,
+                Confidence::Exact
+            ),
+            // Near the deadline an expiry and a late cancel look the same: inferred.
+            (
+                Some(Code::DEADLINE_EXCEEDED),
+                StatusSource::DeadlineNear,
+                Confidence::Inferred
+            ),
+        ]
     );
     assert_eq!(e[1].timeout, Some(Duration::from_millis(5)));
 }

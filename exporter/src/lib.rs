@@ -32,6 +32,11 @@ pub const DEFAULT_BUCKETS: [f64; 11] = [
 /// Label value for methods past the cardinality cap (the same name every output uses).
 pub const OTHER: &str = OTHER_METHOD;
 
+/// `grpc_code` of calls that failed with a code that could not be read (see docs/metrics.md):
+/// not one of Go's code names, so it is never taken for a real code, and not `OK`, so error
+/// ratios computed as `grpc_code!="OK"` count it.
+pub const ERROR_CODE_UNKNOWN: &str = "ErrorCodeUnknown";
+
 /// What the exporter is asked to do.
 #[derive(Debug, Clone)]
 pub struct ExporterConfig {
@@ -106,6 +111,7 @@ pub struct Metrics {
     anomalies: Family<Labels<1>, Counter>,
     unknown_method: Counter,
     status_unreadable: Counter,
+    inferred: Family<Labels<1>, Counter>,
     folded: Counter,
     packets: Counter,
     bytes: Counter,
@@ -159,6 +165,7 @@ impl Metrics {
             anomalies: Family::default(),
             unknown_method: Counter::default(),
             status_unreadable: Counter::default(),
+            inferred: Family::default(),
             folded: Counter::default(),
             packets: Counter::default(),
             bytes: Counter::default(),
@@ -235,8 +242,13 @@ impl Metrics {
         );
         r.register(
             "grpctap_calls_status_unreadable",
-            "Calls that ended with a grpc-status that could not be read",
+            "Calls that ended with a grpc-status that could not be read nor inferred",
             m.status_unreadable.clone(),
+        );
+        r.register(
+            "grpctap_calls_inferred",
+            "Calls whose method (what=method) or status (what=status) was inferred, not read",
+            m.inferred.clone(),
         );
         r.register(
             "grpctap_methods_folded",
@@ -492,13 +504,38 @@ impl Recorder {
         }
         h.received.inc_by(rec.req.msgs);
         h.sent.inc_by(rec.resp.msgs);
-        let Some(status) = rec.status else {
-            if rec.status_source != decoder::StatusSource::Unfinished {
-                metrics.status_unreadable.inc();
-            }
+        if rec.status_source == decoder::StatusSource::Unfinished {
             return;
+        }
+        let infer = |what: &str| {
+            metrics
+                .inferred
+                .get_or_create(&Labels([("what", what.into())]))
+                .inc();
         };
-        let code = status.go_name();
+        if rec.method_confidence == decoder::Confidence::Inferred {
+            infer("method");
+        }
+        if rec.status_confidence == decoder::Confidence::Inferred {
+            infer("status");
+        }
+        // Every ended call has a latency, whatever its status.
+        Self::observe_latency(h, rec, &metrics);
+        if let Some(r) = rec.reset {
+            let code = decoder::h2::frame::ErrorCode(r.code).name().to_owned();
+            metrics
+                .resets
+                .get_or_create(&Labels([("by", side(r.by).into()), ("code", code)]))
+                .inc();
+        }
+        let code = match (rec.status, rec.error_unknown_code) {
+            (Some(status), _) => status.go_name(),
+            (None, true) => ERROR_CODE_UNKNOWN,
+            (None, false) => {
+                metrics.status_unreadable.inc();
+                return;
+            }
+        };
         match h.handled.iter().find(|(c, _)| *c == code) {
             Some((_, c)) => {
                 c.inc();
@@ -513,6 +550,10 @@ impl Recorder {
                 h.handled.push((code, c));
             }
         }
+    }
+
+    /// The latency histogram, and how much of its deadline the call used.
+    fn observe_latency(h: &mut Handles, rec: &CallRecord, metrics: &Metrics) {
         if let Some(d) = rec.duration() {
             let exemplar = rec
                 .trace_id
@@ -534,13 +575,6 @@ impl Recorder {
                     c.inc();
                 }
             }
-        }
-        if let Some(r) = rec.reset {
-            let code = decoder::h2::frame::ErrorCode(r.code).name().to_owned();
-            metrics
-                .resets
-                .get_or_create(&Labels([("by", side(r.by).into()), ("code", code)]))
-                .inc();
         }
     }
 

@@ -8,6 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 pub(crate) mod tmux;
+pub(crate) mod truth;
 
 /// The repository root.
 pub(crate) fn root() -> &'static Path {
@@ -21,10 +22,16 @@ pub(crate) fn captures() -> PathBuf {
 
 /// Runs `grpctap replay ARGS... testdata/captures/CAPTURE`, requires success, returns stdout.
 pub(crate) fn replay_stdout(args: &[&str], capture: &str) -> String {
+    replay_file_stdout(args, &captures().join(capture))
+}
+
+/// The same for a capture anywhere.
+pub(crate) fn replay_file_stdout(args: &[&str], file: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .current_dir(root())
         .arg("replay")
         .args(args)
-        .arg(captures().join(capture))
+        .arg(file)
         .output()
         .expect("run grpctap");
     assert!(
@@ -37,8 +44,12 @@ pub(crate) fn replay_stdout(args: &[&str], capture: &str) -> String {
 
 /// The same, stdout read as JSON Lines.
 pub(crate) fn replay_lines(args: &[&str], capture: &str) -> Vec<Value> {
-    replay_stdout(args, capture)
-        .lines()
+    json_lines(&replay_stdout(args, capture))
+}
+
+/// JSON Lines, parsed.
+pub(crate) fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect()
 }

@@ -64,6 +64,7 @@ fn status_line(c: &CallRecord) -> String {
     let mut s = match c.status {
         Some(code) => code.name().to_owned(),
         None if c.status_source == StatusSource::Unfinished => "still open".to_owned(),
+        None if c.error_unknown_code => "an error (code unknown)".to_owned(),
         None => "unknown".to_owned(),
     };
     if let Some(g) = c.grpc_status {
@@ -71,7 +72,11 @@ fn status_line(c: &CallRecord) -> String {
     } else {
         s.push_str(" (no grpc-status");
     }
-    s.push_str(&format!(", from {})", c.status_source.name()));
+    s.push_str(&format!(", from {}", c.status_source.name()));
+    if c.status_confidence == decoder::Confidence::Inferred {
+        s.push_str(", inferred");
+    }
+    s.push(')');
     s
 }
 
@@ -88,7 +93,7 @@ fn titled(method: Option<&str>) -> Vec<Line<'static>> {
 
 /// The detail of a finished call.
 pub fn build(c: &CallRecord, d: &Decode) -> Detail {
-    let mut lines = titled(c.method.as_deref());
+    let mut lines = titled(c.method_label().as_deref());
     let error = crate::model::is_error(c);
     lines.push(Line::from(vec![
         Span::styled(

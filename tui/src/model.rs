@@ -159,9 +159,9 @@ pub struct MethodRow {
     pub service: Arc<str>,
     /// Ended calls since the start.
     pub calls: u64,
-    /// Ended calls by status code since the start (codes above 16 in the last slot); calls
-    /// whose status could not be read are in none.
-    pub codes: [u64; 18],
+    /// Ended calls by status code since the start (codes above 16 in slot 17, errors whose
+    /// code could not be known in slot 18); calls whose status could not be read are in none.
+    pub codes: [u64; CODE_SLOTS],
     /// Per-second calls and errors.
     pub series: Series,
     latency: WindowLatency,
@@ -172,7 +172,7 @@ pub struct MethodRow {
 }
 
 impl MethodRow {
-    /// Ended calls with a known status other than OK.
+    /// Ended calls that failed (a known status other than OK, or an error of unknown code).
     pub fn errors(&self) -> u64 {
         self.codes[1..].iter().sum()
     }
@@ -186,7 +186,7 @@ impl MethodRow {
             name,
             service,
             calls: 0,
-            codes: [0; 18],
+            codes: [0; CODE_SLOTS],
             series: Series::default(),
             latency: WindowLatency::default(),
             open: 0,
@@ -201,6 +201,8 @@ impl MethodRow {
         self.calls += 1;
         if let Some(code) = call.status {
             self.codes[usize::try_from(code.0).unwrap_or(17).min(17)] += 1;
+        } else if call.error_unknown_code {
+            self.codes[ERROR_CODE_UNKNOWN] += 1;
         }
         self.series.add(at.0 / NS, is_error(call));
         self.latency.rotate(at.0 / NS / WINDOW_SECS);
@@ -210,10 +212,15 @@ impl MethodRow {
     }
 }
 
-/// A finished call with a known status other than OK.
+/// A finished call that failed (a known status other than OK, or an error of unknown code).
 pub fn is_error(call: &CallRecord) -> bool {
-    call.status.is_some_and(|s| s.0 != 0)
+    call.is_error() == Some(true)
 }
+
+/// Slots of [`MethodRow::codes`]: the 17 codes, "other" codes, errors of unknown code.
+pub const CODE_SLOTS: usize = 19;
+/// The slot of errors whose code could not be known.
+const ERROR_CODE_UNKNOWN: usize = 18;
 
 /// What a Methods row shows (also used for a service's row).
 #[derive(Debug, Clone, PartialEq)]
@@ -468,7 +475,11 @@ impl Model {
         if let Some(s) = call.start {
             self.tick(s);
         }
-        let i = self.method_index(call.method.as_ref());
+        let label = call.method_label().map(|l| match (&call.method, l) {
+            (Some(m), _) => m.clone(),
+            (None, l) => Arc::from(l.as_ref()),
+        });
+        let i = self.method_index(label.as_ref());
         let m = &mut self.methods[i];
         m.record(&call, at);
         let finished = call.status_source != StatusSource::Unfinished;
@@ -602,7 +613,7 @@ impl Model {
 
     /// The most frequent error codes of the methods `members` together.
     pub fn top_errors(&self, members: &[usize]) -> Vec<(&'static str, u64)> {
-        let mut codes = [0; 18];
+        let mut codes = [0; CODE_SLOTS];
         for &i in members {
             for (sum, n) in codes.iter_mut().zip(&self.methods[i].codes) {
                 *sum += n;
@@ -616,7 +627,7 @@ fn quantiles(h: &Histogram) -> [Option<Duration>; 3] {
     [h.quantile(0.5), h.quantile(0.9), h.quantile(0.99)]
 }
 
-fn top_errors(codes: &[u64; 18]) -> Vec<(&'static str, u64)> {
+fn top_errors(codes: &[u64; CODE_SLOTS]) -> Vec<(&'static str, u64)> {
     let mut v: Vec<(&'static str, u64)> = codes
         .iter()
         .enumerate()
@@ -626,6 +637,8 @@ fn top_errors(codes: &[u64; 18]) -> Vec<(&'static str, u64)> {
             (
                 if code == 17 {
                     "OTHER"
+                } else if code == ERROR_CODE_UNKNOWN {
+                    "ERROR(code unknown)"
                 } else {
                     Code(u32::try_from(code).unwrap_or(u32::MAX)).name()
                 },

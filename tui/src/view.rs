@@ -641,21 +641,31 @@ fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             }
             CallLine::Done(i) => {
                 let c = &m.recent[i];
-                let status = c.status.map_or_else(
-                    || c.status_source.name().to_owned(),
-                    |s| s.name().to_owned(),
-                );
-                let color = match c.status {
-                    Some(s) if s.0 == 0 => Color::Green,
-                    Some(_) => Color::Red,
+                // Inferred names and statuses are marked `~` (docs/tui.md).
+                let inferred = |conf| {
+                    if conf == decoder::Confidence::Inferred {
+                        "~"
+                    } else {
+                        ""
+                    }
+                };
+                let status = match (c.status, c.error_unknown_code) {
+                    (Some(s), _) => format!("{}{}", s.name(), inferred(c.status_confidence)),
+                    (None, true) => "ERROR~".to_owned(),
+                    (None, false) => c.status_source.name().to_owned(),
+                };
+                let color = match c.is_error() {
+                    Some(false) => Color::Green,
+                    Some(true) => Color::Red,
                     None => Color::Yellow,
+                };
+                let method = match c.method_label() {
+                    Some(l) => format!("{}{l}", inferred(c.method_confidence)),
+                    None => "<unknown>".to_owned(),
                 };
                 let mut cells = vec![
                     Cell::from(ago(m.now, c.end.or(c.start))),
-                    Cell::from(fmt::fit_method(
-                        c.method.as_deref().unwrap_or("<unknown>"),
-                        name_w,
-                    )),
+                    Cell::from(fmt::fit_method(&method, name_w)),
                     Cell::from(status).style(Style::new().fg(color)),
                     Cell::from(fmt::opt_duration(c.duration())),
                     Cell::from(format!("{}/{}", c.req.msgs, c.resp.msgs)),

@@ -7,6 +7,8 @@ use crate::hpack::{HeaderList, Text};
 /// The fields of one header block that call tracking reads, found in one pass.
 #[derive(Debug, Default)]
 pub(crate) struct Wanted<'a> {
+    /// `:method` or `:path` is readable: the block is a request's.
+    pub(crate) request: bool,
     pub(crate) path: Option<Text<'a>>,
     pub(crate) status: Option<&'a [u8]>,
     pub(crate) authority: Option<&'a [u8]>,
@@ -29,8 +31,10 @@ impl<'a> Wanted<'a> {
             let v = f.value.bytes();
             match name {
                 b":path" => {
+                    w.request = true;
                     w.path.get_or_insert(f.value);
                 }
+                b":method" => w.request = true,
                 b":status" => w.status = w.status.or(v),
                 b":authority" => w.authority = w.authority.or(v),
                 b"content-type" => w.content_type = w.content_type.or(v),

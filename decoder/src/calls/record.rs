@@ -45,8 +45,11 @@ pub enum StatusSource {
     NoTrailers,
     /// RST_STREAM, mapped by its error code.
     Reset,
-    /// A reset at or after the `grpc-timeout` deadline.
+    /// A CANCEL well after the `grpc-timeout` deadline: the call expired.
     Deadline,
+    /// A CANCEL within a few milliseconds of the deadline, where clients' expiries and
+    /// cancellations overlap: taken as an expiry (inferred).
+    DeadlineNear,
     /// The stream was above a GOAWAY's last stream id: never processed.
     Goaway,
     /// The TCP connection closed with the call open.
@@ -86,6 +89,7 @@ impl StatusSource {
             StatusSource::NoTrailers => "no_trailers",
             StatusSource::Reset => "reset",
             StatusSource::Deadline => "deadline",
+            StatusSource::DeadlineNear => "deadline_near",
             StatusSource::Goaway => "goaway",
             StatusSource::ConnectionClosed => "connection_closed",
             StatusSource::Unfinished => "unfinished",

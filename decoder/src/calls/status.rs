@@ -33,15 +33,15 @@ pub enum Ending {
     Reset {
         /// HTTP/2 error code.
         code: u32,
-        /// The call's `grpc-timeout` had run out (see [`deadline_passed`]).
-        deadline_passed: bool,
+        /// Where the reset fell against the call's `grpc-timeout` (see [`deadline`]).
+        deadline: Deadline,
     },
     /// Above the last stream id of the server's GOAWAY: never processed (RFC 9113 6.8).
     Refused,
     /// The TCP connection closed (FIN or RST) with the call open.
     ConnectionClosed {
-        /// The call's `grpc-timeout` had run out.
-        deadline_passed: bool,
+        /// Where the close fell against the call's `grpc-timeout`.
+        deadline: Deadline,
     },
     /// The capture ended with the call open.
     EndOfCapture,
@@ -76,15 +76,22 @@ pub fn decide(e: Ending) -> (Option<Code>, StatusSource) {
         // A client cancels an expired call with CANCEL (PROTOCOL-HTTP2.md, "Errors").
         Ending::Reset {
             code: 0x8,
-            deadline_passed: true,
+            deadline: Deadline::Passed,
         } => (Some(Code::DEADLINE_EXCEEDED), StatusSource::Deadline),
+        Ending::Reset {
+            code: 0x8,
+            deadline: Deadline::Near,
+        } => (Some(Code::DEADLINE_EXCEEDED), StatusSource::DeadlineNear),
         Ending::Reset { code, .. } => (Some(grpc::from_reset(code)), StatusSource::Reset),
         Ending::Refused => (Some(Code::UNAVAILABLE), StatusSource::Goaway),
         Ending::ConnectionClosed {
-            deadline_passed: true,
+            deadline: Deadline::Passed,
         } => (Some(Code::DEADLINE_EXCEEDED), StatusSource::Deadline),
         Ending::ConnectionClosed {
-            deadline_passed: false,
+            deadline: Deadline::Near,
+        } => (Some(Code::DEADLINE_EXCEEDED), StatusSource::DeadlineNear),
+        Ending::ConnectionClosed {
+            deadline: Deadline::Before,
         } => (Some(Code::UNAVAILABLE), StatusSource::ConnectionClosed),
         Ending::EndOfCapture => (None, StatusSource::Unfinished),
     }
@@ -103,6 +110,7 @@ pub fn confidence(source: StatusSource, start_seen: bool) -> Confidence {
         StatusSource::Reset | StatusSource::Deadline if start_seen => Confidence::Exact,
         StatusSource::Reset
         | StatusSource::Deadline
+        | StatusSource::DeadlineNear
         | StatusSource::HpackLearned
         | StatusSource::HpackName
         | StatusSource::StatusDetails
@@ -113,16 +121,89 @@ pub fn confidence(source: StatusSource, start_seen: bool) -> Confidence {
     }
 }
 
-/// Whether a call that started at `start` with `grpc-timeout` `timeout` had run out of time by
-/// `now`. The capture sees the request a little after the client started its clock, so a reset
-/// up to 1% (at least 2 ms) early still counts.
-pub fn deadline_passed(start: Option<Nanos>, timeout: Option<Duration>, now: Nanos) -> bool {
+/// Where an end fell against a call's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// Before it (or the call had no deadline we know of): not an expiry.
+    Before,
+    /// Within the few milliseconds around it where clients' expiries and cancellations overlap
+    /// on the wire: taken as an expiry, inferred.
+    Near,
+    /// Well past it: an expiry.
+    Passed,
+}
+
+/// How a client stack's deadline shows on the wire, from its `user-agent`: how early its
+/// expiry can come against the wire's `grpc-timeout`, and how late a user's cancellation can.
+/// Measured per stack from real captures (testdata/gen/DEADLINES.md); a stack not measured, or
+/// a call whose `user-agent` could not be read, gets the widest of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineHabit {
+    /// grpc-go and tonic: the wire value is the time left (grpc-go) or the configured one with
+    /// the timer started before the headers left (tonic); they reset 0 to 2.3 ms after it.
+    /// A cancellation cannot come after the deadline (the timer ends the call first).
+    Precise,
+    /// gRPC C-core (python, C++, ruby, PHP, ...): the wire value is rounded up (`1010m` for
+    /// 1 s) but the timer fires at the configured deadline: up to 10.5 ms early at 1 s; and a
+    /// python client's cancel can come late, past the wire deadline (8 ms after its delay was
+    /// seen, python against python).
+    RoundsUp,
+    /// grpc-js, and stacks not measured: whole milliseconds left on the wire, a timer on an
+    /// event loop that fires up to 14 ms late, so a user's cancel can land after the wire
+    /// deadline (one did, 1.4 ms after).
+    Loose,
+}
+
+impl DeadlineHabit {
+    /// The habit of the client whose `user-agent` is `ua`.
+    pub fn of(ua: Option<&str>) -> DeadlineHabit {
+        let Some(ua) = ua else {
+            return DeadlineHabit::Loose;
+        };
+        if ua.starts_with("grpc-go/") || ua.starts_with("tonic/") {
+            DeadlineHabit::Precise
+        } else if ua.contains("grpc-c/") {
+            DeadlineHabit::RoundsUp
+        } else {
+            DeadlineHabit::Loose
+        }
+    }
+
+    /// (how early an expiry can come, how late a cancellation can).
+    fn window(self, timeout: Duration) -> (Duration, Duration) {
+        // The capture sees the request a little after the client started its clock.
+        let capture = Duration::from_millis(2);
+        match self {
+            DeadlineHabit::Precise => (capture, Duration::ZERO),
+            DeadlineHabit::RoundsUp | DeadlineHabit::Loose => {
+                (timeout / 100 + capture, Duration::from_millis(15))
+            }
+        }
+    }
+}
+
+/// Where `now` falls against the deadline of a call that started at `start` with `grpc-timeout`
+/// `timeout`, for a client with `habit`. From the earliest its expiry can come to the latest a
+/// cancellation can, the two look alike: [`Deadline::Near`] (for stacks whose cancellations
+/// cannot come late, that stretch is empty: every end from the earliest expiry on is one).
+pub fn deadline(
+    start: Option<Nanos>,
+    timeout: Option<Duration>,
+    now: Nanos,
+    habit: DeadlineHabit,
+) -> Deadline {
     let (Some(start), Some(timeout)) = (start, timeout) else {
-        return false;
+        return Deadline::Before;
     };
+    let (early, late) = habit.window(timeout);
     let elapsed = now.saturating_since(start);
-    let slack = (timeout / 100).max(Duration::from_millis(2));
-    elapsed + slack >= timeout
+    if elapsed + early < timeout {
+        Deadline::Before
+    } else if late > Duration::ZERO && elapsed <= timeout + late {
+        Deadline::Near
+    } else {
+        Deadline::Passed
+    }
 }
 
 #[cfg(test)]
@@ -141,7 +222,9 @@ mod tests {
 
     #[test]
     fn every_rule() {
-        let table: [(Ending, Option<u32>, StatusSource); 16] = [
+        let reset = |code, deadline| Ending::Reset { code, deadline };
+        let closed = |deadline| Ending::ConnectionClosed { deadline };
+        let table: [(Ending, Option<u32>, StatusSource); 19] = [
             (
                 trailers(Some(0), Some(200), true, false),
                 Some(0),
@@ -172,75 +255,54 @@ mod tests {
             (trailers(None, None, false, true), None, S::HpackUnknown),
             (trailers(None, Some(200), true, false), Some(2), S::Trailers),
             (Ending::NoTrailers, Some(13), S::NoTrailers),
-            (
-                Ending::Reset {
-                    code: 8,
-                    deadline_passed: true,
-                },
-                Some(4),
-                S::Deadline,
-            ),
-            (
-                Ending::Reset {
-                    code: 8,
-                    deadline_passed: false,
-                },
-                Some(1),
-                S::Reset,
-            ),
+            (reset(8, Deadline::Passed), Some(4), S::Deadline),
+            (reset(8, Deadline::Near), Some(4), S::DeadlineNear),
+            (reset(8, Deadline::Before), Some(1), S::Reset),
             // Only CANCEL says the client gave up; other codes keep their mapping.
-            (
-                Ending::Reset {
-                    code: 2,
-                    deadline_passed: true,
-                },
-                Some(13),
-                S::Reset,
-            ),
-            (
-                Ending::Reset {
-                    code: 7,
-                    deadline_passed: false,
-                },
-                Some(14),
-                S::Reset,
-            ),
+            (reset(2, Deadline::Passed), Some(13), S::Reset),
+            (reset(7, Deadline::Before), Some(14), S::Reset),
             (Ending::Refused, Some(14), S::Goaway),
-            (
-                Ending::ConnectionClosed {
-                    deadline_passed: true,
-                },
-                Some(4),
-                S::Deadline,
-            ),
-            (
-                Ending::ConnectionClosed {
-                    deadline_passed: false,
-                },
-                Some(14),
-                S::ConnectionClosed,
-            ),
+            (closed(Deadline::Passed), Some(4), S::Deadline),
+            (closed(Deadline::Near), Some(4), S::DeadlineNear),
+            (closed(Deadline::Before), Some(14), S::ConnectionClosed),
+            (Ending::EndOfCapture, None, S::Unfinished),
         ];
         for (ending, code, source) in table {
             assert_eq!(decide(ending), (code.map(Code), source), "{ending:?}");
         }
-        assert_eq!(decide(Ending::EndOfCapture), (None, S::Unfinished));
     }
 
     #[test]
-    fn deadlines_with_slack() {
+    fn deadlines_with_measured_tolerances() {
         let ms = |n: u64| Nanos(n * 1_000_000);
-        let t = Some(Duration::from_millis(100));
-        assert!(!deadline_passed(Some(ms(0)), t, ms(97)));
-        assert!(deadline_passed(Some(ms(0)), t, ms(98)), "2 ms early counts");
-        assert!(deadline_passed(Some(ms(0)), t, ms(150)));
-        let long = Some(Duration::from_secs(10));
-        assert!(
-            deadline_passed(Some(ms(0)), long, ms(9_900)),
-            "1% early counts"
+        let d =
+            |h, t: u64, at: u64| deadline(Some(ms(0)), Some(Duration::from_millis(t)), ms(at), h);
+        use DeadlineHabit::{Loose, Precise, RoundsUp};
+        // grpc-js and unknown stacks, 100 ms: early 3 ms, a cancel may come 15 ms late.
+        assert_eq!(d(Loose, 100, 96), Deadline::Before);
+        assert_eq!(d(Loose, 100, 97), Deadline::Near);
+        assert_eq!(d(Loose, 100, 115), Deadline::Near);
+        assert_eq!(d(Loose, 100, 116), Deadline::Passed);
+        // grpc-go and tonic: an end from 2 ms before the deadline on is its expiry.
+        assert_eq!(d(Precise, 100, 97), Deadline::Before);
+        assert_eq!(d(Precise, 100, 98), Deadline::Passed);
+        // C-core's 1 s (1010m on the wire) expiring 10.5 ms early.
+        assert_eq!(d(RoundsUp, 1010, 999), Deadline::Near);
+        assert_eq!(d(RoundsUp, 1010, 990), Deadline::Before);
+        assert_eq!(d(RoundsUp, 1010, 1030), Deadline::Passed);
+        assert_eq!(DeadlineHabit::of(Some("grpc-go/1.33.3")), Precise);
+        assert_eq!(DeadlineHabit::of(Some("tonic/0.14.9")), Precise);
+        assert_eq!(
+            DeadlineHabit::of(Some("grpc-python/1.85.3 grpc-c/58.0.0 (linux; chttp2)")),
+            RoundsUp
         );
-        assert!(!deadline_passed(Some(ms(0)), long, ms(9_800)));
-        assert!(!deadline_passed(None, t, ms(500)), "start unknown");
-        assert!(!deadline_passed(Some(ms(0)), None, ms(500)), "no deadline");
+        assert_eq!(DeadlineHabit::of(Some("grpc-node-js/1.14.7")), Loose);
+        assert_eq!(DeadlineHabit::of(None), Loose);
+        let none = deadline(None, Some(Duration::from_millis(1)), ms(500), Loose);
+        assert_eq!(none, Deadline::Before);
+        assert_eq!(
+            deadline(Some(ms(0)), None, ms(500), Loose),
+            Deadline::Before
+        );
     }
 }

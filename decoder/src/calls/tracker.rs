@@ -236,6 +236,12 @@ impl Tracker {
                 // The capture layer guessed the other way round.
                 if client == Dir::ToClient {
                     std::mem::swap(&mut self.client, &mut self.server);
+                    // Calls from before the capture seen by their DATA alone were opened under
+                    // the guess: what was taken for requests were responses.
+                    for call in self.calls.values_mut() {
+                        std::mem::swap(&mut call.req, &mut call.resp);
+                        std::mem::swap(&mut call.rec.client, &mut call.rec.server);
+                    }
                 }
             }
             Event::Headers {
@@ -250,7 +256,8 @@ impl Tracker {
                 from,
                 ts,
                 bytes,
-            } => self.data(stream, from, ts, bytes, sink),
+                at,
+            } => self.data(stream, from, ts, (bytes, at), sink),
             Event::DataEndStream { stream, from, ts } => {
                 self.end_stream_data(stream, from, ts, sink)
             }
@@ -313,15 +320,23 @@ impl Tracker {
         stream: u32,
         from: Side,
         ts: Nanos,
-        bytes: &[u8],
+        (bytes, at): (&[u8], (u32, u32)),
         sink: &mut S,
     ) {
+        if !self.calls.contains_key(&stream) && self.began_before(stream) && !self.full(sink) {
+            // A call from before the capture: its later messages are the evidence of its method.
+            let call = self.partial(stream);
+            self.calls.insert(stream, call);
+        }
         if let Some(call) = self.calls.get_mut(&stream) {
             let id = self.id;
             let parser = match from {
                 Side::Client => &mut call.req,
                 Side::Server => &mut call.resp,
             };
+            if parser.aligning {
+                parser.align(bytes, at);
+            }
             parser.feed(bytes, ts, &mut |len| sink.message(id, from, len));
         }
     }
@@ -330,9 +345,8 @@ impl Tracker {
     pub fn handle_closed<S: Sink + ?Sized>(&mut self, ts: Nanos, sink: &mut S) {
         for id in self.sorted_open() {
             if let Some(mut call) = self.calls.remove(&id) {
-                let passed = status::deadline_passed(call.rec.start, call.rec.timeout, ts);
                 let ending = Ending::ConnectionClosed {
-                    deadline_passed: passed,
+                    deadline: deadline_of(&call.rec, ts),
                 };
                 (call.rec.status, call.rec.status_source) = status::decide(ending);
                 self.end_call(call, Some(ts), sink);
@@ -387,6 +401,11 @@ impl Tracker {
             if end_stream {
                 call.rec.client_end.get_or_insert(ts);
             }
+            return;
+        }
+        if !w.request {
+            // Not a request's headers (a block all from before the capture, taken for the
+            // client's while the roles are a guess): opening a call would invent one.
             return;
         }
         if self.full(sink) {
@@ -474,11 +493,17 @@ impl Tracker {
     }
 
     /// A record for a call that began before the capture, first seen by `stream`'s later frames.
+    /// Its messages are found again where a DATA frame holds exactly one (see
+    /// `MsgParser::align`), and kept to infer its method.
     fn partial(&self, stream: u32) -> Call {
-        Call {
+        let aligning = |mut p: MsgParser| {
+            p.aligning = true;
+            p
+        };
+        let mut call = Call {
             rec: self.new_record(stream, None),
-            req: MsgParser::lost(),
-            resp: MsgParser::lost(),
+            req: aligning(self.parser(true)),
+            resp: aligning(self.parser(true)),
             resp_headers: false,
             partial: true,
             typed: false,
@@ -486,7 +511,9 @@ impl Tracker {
             trailers: None,
             details_code: None,
             deadline_unknown: true,
-        }
+        };
+        call.reserved = self.reserve(&call);
+        call
     }
 
     fn response_headers<S: Sink + ?Sized>(
@@ -638,7 +665,7 @@ impl Tracker {
         call.rec.reset = Some(Reset { by, code });
         let ending = Ending::Reset {
             code,
-            deadline_passed: status::deadline_passed(call.rec.start, call.rec.timeout, ts),
+            deadline: deadline_of(&call.rec, ts),
         };
         (call.rec.status, call.rec.status_source) = status::decide(ending);
         if call.rec.status == Some(Code::CANCELLED) && call.deadline_unknown {
@@ -784,6 +811,12 @@ impl Tracker {
             };
         }
     }
+}
+
+/// Where `ts` falls against the call's deadline, by the habits of its client's stack.
+fn deadline_of(rec: &CallRecord, ts: Nanos) -> status::Deadline {
+    let habit = status::DeadlineHabit::of(rec.user_agent.as_deref());
+    status::deadline(rec.start, rec.timeout, ts, habit)
 }
 
 /// Copies message counts into the record and decides the call type.

@@ -40,6 +40,9 @@ pub(crate) struct MsgParser {
     left: Option<u32>,
     /// Bytes were lost mid-stream: counting stopped (counts are lower bounds).
     pub(crate) lost: bool,
+    /// The stream was joined mid-way: where a message starts is not known until
+    /// [`MsgParser::align`] finds a DATA frame that holds exactly one.
+    pub(crate) aligning: bool,
     pub(crate) msgs: u64,
     pub(crate) bytes: u64,
     pub(crate) compressed: u64,
@@ -54,10 +57,25 @@ pub(crate) struct MsgParser {
 }
 
 impl MsgParser {
+    /// For a stream joined mid-way: `data` lies at `at.0` of a DATA frame of `at.1` data bytes.
+    /// A frame whose data is exactly one message (a compressed flag of 0 or 1 and a length of
+    /// the rest of the frame: gRPC stacks write a message per frame when it fits) starts one
+    /// for sure; from there on the parser follows the messages.
+    pub(crate) fn align(&mut self, data: &[u8], at: (u32, u32)) {
+        let (offset, frame) = at;
+        if offset != 0 || data.len() < 5 || data[0] > 1 {
+            return;
+        }
+        let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]);
+        if len.checked_add(5) == Some(frame) {
+            self.aligning = false;
+        }
+    }
+
     /// Feeds DATA payload bytes that arrived at `ts`; `on_msg` hears each completed message's
     /// length.
     pub(crate) fn feed(&mut self, mut data: &[u8], ts: Nanos, on_msg: &mut impl FnMut(u32)) {
-        if self.lost {
+        if self.lost || self.aligning {
             return;
         }
         while !data.is_empty() {
@@ -139,14 +157,6 @@ impl MsgParser {
     pub(crate) fn keeping(keep: Option<Keep>) -> MsgParser {
         MsgParser {
             keep,
-            ..MsgParser::default()
-        }
-    }
-
-    /// A parser for a stream whose start we did not see: it counts nothing.
-    pub(crate) fn lost() -> MsgParser {
-        MsgParser {
-            lost: true,
             ..MsgParser::default()
         }
     }

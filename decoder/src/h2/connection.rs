@@ -77,6 +77,8 @@ struct DirState {
     need_pad_len: bool,
     /// DATA: data bytes (before padding) still to come.
     data_left: u32,
+    /// DATA: data bytes the frame carries.
+    data_len: u32,
     /// The current frame's payload is being skipped.
     skipping: bool,
     /// Buffered payload of the current non-DATA frame.
@@ -110,6 +112,7 @@ impl DirState {
             remaining: 0,
             need_pad_len: false,
             data_left: 0,
+            data_len: 0,
             skipping: false,
             buf: Vec::new(),
             frame_ts: Nanos::ZERO,
@@ -412,6 +415,7 @@ impl Connection {
         if head.kind == Kind::DATA {
             dir.need_pad_len = head.has(Flags::PADDED);
             dir.data_left = if dir.need_pad_len { 0 } else { head.len };
+            dir.data_len = dir.data_left;
         } else {
             let max = match head.kind {
                 k if k.carries_header_block() => limits.max_header_block,
@@ -464,9 +468,11 @@ impl Connection {
                         dir.data_left = 0;
                     }
                 }
+                dir.data_len = dir.data_left;
                 chunk = &chunk[1..];
             }
             let take = (dir.data_left as usize).min(chunk.len());
+            let offset = dir.data_len - dir.data_left;
             dir.data_left -= u32::try_from(take).unwrap_or(dir.data_left);
             if take > 0 {
                 sink.h2_event(Event::Data {
@@ -474,6 +480,7 @@ impl Connection {
                     from,
                     ts,
                     bytes: &chunk[..take],
+                    at: (offset, dir.data_len),
                 });
             }
         } else if !dir.skipping {
@@ -639,7 +646,7 @@ impl Connection {
                 }
                 // The bytes tell who is who.
                 if !self.roles_settled {
-                    let (request, response) = kind_of_block(&list);
+                    let (request, response) = kind_of_block(&list, head.has(Flags::END_STREAM));
                     if request {
                         self.settle_roles(d, sink);
                     } else if response {
@@ -661,17 +668,21 @@ impl Connection {
 }
 
 /// (request headers, response headers): `:method` or `:path` make a request, `:status` a
-/// response (RFC 9113 8.3.1, 8.3.2).
-fn kind_of_block(list: &HeaderList) -> (bool, bool) {
+/// response (RFC 9113 8.3.1, 8.3.2); so do `grpc-status` and `grpc-message`, which only
+/// trailers carry (gRPC PROTOCOL-HTTP2.md), and END_STREAM on a block that is no request (a
+/// gRPC client ends its stream with DATA; a server ends it with trailers): a tap that joins a
+/// long stream may see its trailers before any other header block, all of it by index.
+fn kind_of_block(list: &HeaderList, end_stream: bool) -> (bool, bool) {
     let (mut request, mut response) = (false, false);
     for f in list.iter() {
         match f.name {
             Text::Bytes(b":path" | b":method") => request = true,
             Text::Bytes(b":status") if f.value.bytes().is_some() => response = true,
+            Text::Bytes(b"grpc-status" | b"grpc-message") => response = true,
             _ => {}
         }
     }
-    (request, response)
+    (request && !response, (response || end_stream) && !request)
 }
 
 enum Boundary {

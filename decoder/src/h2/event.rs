@@ -61,6 +61,9 @@ pub enum Event<'a> {
         ts: Nanos,
         /// The bytes.
         bytes: &'a [u8],
+        /// Where they lie in the frame: the offset of `bytes[0]` among the frame's data bytes,
+        /// and how many data bytes the frame carries.
+        at: (u32, u32),
     },
     /// A DATA frame with END_STREAM ended.
     DataEndStream {

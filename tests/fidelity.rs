@@ -1,0 +1,259 @@
+//! Joining mid-way, as a tap started on a running host does: every capture in testdata/ is
+//! replayed whole and from a quarter, a half and three quarters of its packets on (dropping the
+//! first packets of a real capture is a faithful late start), and the calls are judged against
+//! what the client logged. An inferred name is never wrong, an exact status never, an inferred
+//! status in at most 0.5% of the calls inferred; and a cut replay never names a call or gives it
+//! an exact status other than the whole replay does.
+//!
+//! `cargo test --release --test fidelity -- --ignored --nocapture` prints the table of
+//! docs/fidelity.md.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+mod common;
+use common::truth::{self, Score};
+
+/// Fractions of the packets dropped from the start.
+const CUTS: [f64; 4] = [0.0, 0.25, 0.5, 0.75];
+
+fn captures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(common::captures())
+        .expect("captures")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".pcap") || n.ends_with(".pcapng") || n.ends_with(".pcap.gz")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The packets of `capture` from the `skip`-th on, as a pcapng in `dir`; `None` when the file
+/// mixes link types (one pcapng interface is written).
+fn cut(capture: &Path, skip: u64, dir: &Path) -> Option<PathBuf> {
+    let out = dir.join(format!(
+        "{}-from-{skip}.pcapng",
+        capture.file_name()?.to_string_lossy()
+    ));
+    let mut src = capture::FileSource::open(capture, 16 << 20).expect("open");
+    let mut w: Option<(u32, capture::write::PcapngWriter)> = None;
+    let mut n = 0u64;
+    while let Some(p) = src.next_packet().expect("read") {
+        n += 1;
+        if n <= skip {
+            continue;
+        }
+        let (lt, writer) = match &mut w {
+            Some(x) => x,
+            None => {
+                let writer =
+                    capture::write::PcapngWriter::create(&out, p.linktype, 262_144, None).ok()?;
+                w.insert((p.linktype, writer))
+            }
+        };
+        if p.linktype != *lt {
+            return None;
+        }
+        writer.write(&p).expect("write");
+    }
+    w?.1.flush().ok()?;
+    Some(out)
+}
+
+fn packets(capture: &Path) -> u64 {
+    let mut src = capture::FileSource::open(capture, 16 << 20).expect("open");
+    let mut n = 0;
+    while src.next_packet().expect("read").is_some() {
+        n += 1;
+    }
+    n
+}
+
+fn replay(file: &Path, schemas: bool) -> Vec<Value> {
+    let mut args = vec!["--calls", "-", "--metadata"];
+    if schemas {
+        args.extend(["--proto-path", "testdata/proto"]);
+    }
+    common::json_lines(&common::replay_file_stdout(&args, file))
+}
+
+/// A call's place on the wire, the same in a whole and a cut replay.
+fn key(c: &Value) -> (String, String, u64) {
+    (
+        c["client"].as_str().unwrap_or("").to_owned(),
+        c["server"].as_str().unwrap_or("").to_owned(),
+        c["stream_id"].as_u64().unwrap_or(0),
+    )
+}
+
+/// Every capture, cut at every point: scores per (capture, cut), and what was wrong.
+fn run_all(schemas: bool) -> (BTreeMap<(String, usize), Score>, Vec<String>) {
+    let dir =
+        std::env::temp_dir().join(format!("grpctap-fidelity-{}-{schemas}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut scores = BTreeMap::new();
+    let mut problems = Vec::new();
+    for cap in captures() {
+        let name = cap
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let log = truth::truth_of(&cap).map(|t| truth::load(&t));
+        let total = packets(&cap);
+        let whole = replay(&cap, schemas);
+        let by_key: BTreeMap<_, &Value> = whole.iter().map(|c| (key(c), c)).collect();
+        // The whole replay reads the most of each call's metadata: a cut replay's calls are
+        // paired with the log through it.
+        let whole_truth: BTreeMap<_, &Value> = match &log {
+            Some(log) => truth::pair(&whole, log)
+                .into_iter()
+                .filter_map(|(c, t)| Some((key(c), t?)))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        for (i, frac) in CUTS.iter().enumerate() {
+            // Cut points are packet counts: the fraction of this capture's packets.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let skip = (total as f64 * frac) as u64;
+            let ours = if skip == 0 {
+                whole.clone()
+            } else {
+                let Some(file) = cut(&cap, skip, &dir) else {
+                    continue;
+                };
+                let calls = replay(&file, schemas);
+                let _ = std::fs::remove_file(&file);
+                calls
+            };
+            for c in &ours {
+                let Some(w) = by_key.get(&key(c)) else {
+                    continue;
+                };
+                if c["method"].is_string() && w["method"].is_string() && c["method"] != w["method"]
+                {
+                    problems.push(format!(
+                        "{name} from {skip}: named {} where the whole replay says {}",
+                        c["method"], w["method"]
+                    ));
+                }
+                if c["status_confidence"] == "exact"
+                    && w["status_confidence"] == "exact"
+                    && c["status"] != w["status"]
+                {
+                    problems.push(format!(
+                        "{name} from {skip}: exact status {} where the whole replay says {}",
+                        c["status"], w["status"]
+                    ));
+                }
+            }
+            if log.is_some() {
+                let pairs = ours
+                    .iter()
+                    .map(|c| (c, whole_truth.get(&key(c)).copied()))
+                    .collect();
+                let (score, wrong) = Score::of_pairs(pairs);
+                problems.extend(
+                    wrong
+                        .into_iter()
+                        .map(|w| format!("{name} from {skip}: {w}")),
+                );
+                scores.insert((name.clone(), i), score);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    (scores, problems)
+}
+
+fn check(schemas: bool) {
+    let (scores, mut problems) = run_all(schemas);
+    let mut all = Score::default();
+    for s in scores.values() {
+        all.add(s);
+        if s.wrong_names > 0 || s.wrong_exact > 0 {
+            problems.push(format!("{s:?}"));
+        }
+    }
+    assert!(all.calls > 5_000, "too few calls judged: {all:?}");
+    // Wrong names and wrong exact statuses are listed above; wrong inferred statuses are
+    // allowed up to 0.5% of the inferred ones.
+    let inferred = all.status_inferred + all.error_only;
+    if std::env::var_os("FIDELITY_DEBUG").is_some() {
+        for p in &problems {
+            eprintln!("P {p}");
+        }
+    }
+    assert!(
+        all.wrong_inferred * 200 <= inferred,
+        "{} of {inferred} inferred statuses wrong",
+        all.wrong_inferred
+    );
+    // The inferred ones are within the bound checked above.
+    problems.retain(|p| p.contains(": name ") || p.contains("exact") || p.contains("whole replay"));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Joining late must still tell something: statuses (and, with schemas, names) do not all
+    // vanish.
+    assert!(all.status_inferred > 0, "{all:?}");
+    assert_eq!(all.named_inferred > 0, schemas, "{all:?}");
+}
+
+#[test]
+fn joining_late_is_never_wrong_with_schemas() {
+    check(true);
+}
+
+#[test]
+fn joining_late_is_never_wrong_without_schemas() {
+    check(false);
+}
+
+fn pct(n: u64, of: u64) -> String {
+    if of == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}%", 100.0 * n as f64 / of as f64)
+    }
+}
+
+/// The table of docs/fidelity.md.
+#[test]
+#[ignore = "a report: run with --ignored --nocapture"]
+fn fidelity_report() {
+    for schemas in [true, false] {
+        let (scores, _) = run_all(schemas);
+        println!(
+            "\n### {}\n",
+            if schemas {
+                "With the schemas (testdata/proto)"
+            } else {
+                "Without schemas"
+            }
+        );
+        println!(
+            "| capture | joined at | calls | named (headers seen) | named (began before) | named inferred | wrong names | with a status | inferred | error, code unknown | wrong (exact / inferred) |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        for ((name, i), s) in &scores {
+            let before = s.calls - s.started;
+            println!(
+                "| {name} | {:.0}% | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+                CUTS[*i] * 100.0,
+                s.calls,
+                pct(s.started_named, s.started),
+                pct(s.began_before_named, before),
+                s.named_inferred,
+                s.wrong_names,
+                pct(s.status_exact + s.status_inferred, s.ended),
+                s.status_inferred,
+                s.error_only,
+                s.wrong_exact,
+                s.wrong_inferred,
+            );
+        }
+    }
+}
