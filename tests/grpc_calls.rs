@@ -124,6 +124,14 @@ fn compare(capture: &str, log: &str, expect: Expect) -> usize {
             };
             match g["status"].as_str() {
                 Some(s) => assert_eq!(s, want_status, "{ctx}"),
+                // A cancel near the deadline: an error, DEADLINE_EXCEEDED or CANCELLED.
+                None if g["status_source"] == "deadline_near" => {
+                    assert!(
+                        ["DEADLINE_EXCEEDED", "CANCELLED"].contains(&want_status),
+                        "{ctx}: {want_status} near the deadline"
+                    );
+                    assert_eq!(g["error"], true, "{ctx}");
+                }
                 None => {
                     assert!(expect.joined_mid_connection, "{ctx}: status lost");
                     assert_eq!(g["status_source"], "hpack_unknown", "{ctx}");

@@ -274,13 +274,14 @@ fn cancel_before_near_and_after_the_deadline() {
                 StatusSource::Deadline,
                 Confidence::Exact
             ),
-            // Near the deadline an expiry and a late cancel look the same: inferred.
-            (
-                Some(Code::DEADLINE_EXCEEDED),
-                StatusSource::DeadlineNear,
-                Confidence::Inferred
-            ),
+            // Near the deadline an expiry and a late cancel look the same: an error, which
+            // one unknown.
+            (None, StatusSource::DeadlineNear, Confidence::Inferred),
         ]
+    );
+    assert_eq!(
+        e.iter().map(CallRecord::is_error).collect::<Vec<_>>(),
+        [Some(true), Some(true), Some(true)]
     );
     assert_eq!(e[1].timeout, Some(Duration::from_millis(5)));
 }

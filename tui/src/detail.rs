@@ -64,6 +64,10 @@ fn status_line(c: &CallRecord) -> String {
     let mut s = match c.status {
         Some(code) => code.name().to_owned(),
         None if c.status_source == StatusSource::Unfinished => "still open".to_owned(),
+        None if c.status_source == StatusSource::DeadlineNear => {
+            "DEADLINE_EXCEEDED or CANCELLED (ended at its deadline; only the client can tell)"
+                .to_owned()
+        }
         None if c.error_unknown_code => "an error (code unknown)".to_owned(),
         None => "unknown".to_owned(),
     };

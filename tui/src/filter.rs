@@ -32,6 +32,8 @@ pub struct Fields<'a> {
     pub status: Option<&'a str>,
     /// Still open.
     pub open: bool,
+    /// Ended in an error, its code known or not.
+    pub error: bool,
     /// `grpc-message`.
     pub message: Option<&'a str>,
     /// Client address.
@@ -102,7 +104,7 @@ impl Filter {
             Term::Status(v) => match v.as_str() {
                 "open" => f.open,
                 "ok" => f.status == Some("OK"),
-                "error" | "err" | "errors" => f.status.is_some_and(|s| s != "OK"),
+                "error" | "err" | "errors" => f.error,
                 _ => f
                     .status
                     .is_some_and(|s| s.to_ascii_lowercase().starts_with(v.as_str())),
@@ -136,6 +138,7 @@ mod tests {
             method: Some(method),
             status,
             open: status.is_none(),
+            error: status.is_some_and(|s| s != "OK"),
             message,
             client: "10.1.0.7:41000".parse().expect("addr"),
             server: "10.2.0.9:50051".parse().expect("addr"),
@@ -155,6 +158,13 @@ mod tests {
         let open = fields("/echo.Echo/Chat", None, None);
         let f = Filter::parse("status:error");
         assert!(!f.matches(&ok) && f.matches(&bad) && !f.matches(&open));
+        // An error whose code is unknown is an error all the same.
+        let unknown_code = Fields {
+            error: true,
+            open: false,
+            ..fields("/echo.Echo/Unary", None, None)
+        };
+        assert!(f.matches(&unknown_code) && !Filter::parse("status:ok").matches(&unknown_code));
         let f = Filter::parse("Status:unav method:UNARY");
         assert!(!f.matches(&ok) && f.matches(&bad));
         assert!(Filter::parse("status:open").matches(&open));

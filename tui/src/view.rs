@@ -504,6 +504,7 @@ fn call_lines(app: &App) -> Vec<CallLine> {
             method: o.method.as_deref(),
             status: None,
             open: true,
+            error: false,
             message: None,
             client: o.client,
             server: o.server,
@@ -526,6 +527,7 @@ fn call_lines(app: &App) -> Vec<CallLine> {
             method: c.method.as_deref(),
             status: c.status.map(|s| s.name()),
             open: false,
+            error: c.is_error() == Some(true),
             message: c.grpc_message.as_deref(),
             client: c.client,
             server: c.server,
@@ -651,6 +653,9 @@ fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
                 };
                 let status = match (c.status, c.error_unknown_code) {
                     (Some(s), _) => format!("{}{}", s.name(), inferred(c.status_confidence)),
+                    (None, true) if c.status_source == decoder::StatusSource::DeadlineNear => {
+                        "DEADLINE|CANCEL~".to_owned()
+                    }
                     (None, true) => "ERROR~".to_owned(),
                     (None, false) => c.status_source.name().to_owned(),
                 };

@@ -47,8 +47,9 @@ pub enum StatusSource {
     Reset,
     /// A CANCEL well after the `grpc-timeout` deadline: the call expired.
     Deadline,
-    /// A CANCEL within a few milliseconds of the deadline, where clients' expiries and
-    /// cancellations overlap: taken as an expiry (inferred).
+    /// A CANCEL (or the connection's close) within a few milliseconds of the deadline, where
+    /// clients' expiries and their users' cancellations overlap: an error, its code unknown
+    /// (`DEADLINE_EXCEEDED` or `CANCELLED`; only the client can tell).
     DeadlineNear,
     /// The stream was above a GOAWAY's last stream id: never processed.
     Goaway,

@@ -78,10 +78,12 @@ pub fn decide(e: Ending) -> (Option<Code>, StatusSource) {
             code: 0x8,
             deadline: Deadline::Passed,
         } => (Some(Code::DEADLINE_EXCEEDED), StatusSource::Deadline),
+        // Near the deadline a user's cancel and the expiry look alike: an error, which one
+        // only the client knows.
         Ending::Reset {
             code: 0x8,
             deadline: Deadline::Near,
-        } => (Some(Code::DEADLINE_EXCEEDED), StatusSource::DeadlineNear),
+        } => (None, StatusSource::DeadlineNear),
         Ending::Reset { code, .. } => (Some(grpc::from_reset(code)), StatusSource::Reset),
         Ending::Refused => (Some(Code::UNAVAILABLE), StatusSource::Goaway),
         Ending::ConnectionClosed {
@@ -89,7 +91,7 @@ pub fn decide(e: Ending) -> (Option<Code>, StatusSource) {
         } => (Some(Code::DEADLINE_EXCEEDED), StatusSource::Deadline),
         Ending::ConnectionClosed {
             deadline: Deadline::Near,
-        } => (Some(Code::DEADLINE_EXCEEDED), StatusSource::DeadlineNear),
+        } => (None, StatusSource::DeadlineNear),
         Ending::ConnectionClosed {
             deadline: Deadline::Before,
         } => (Some(Code::UNAVAILABLE), StatusSource::ConnectionClosed),
@@ -256,14 +258,14 @@ mod tests {
             (trailers(None, Some(200), true, false), Some(2), S::Trailers),
             (Ending::NoTrailers, Some(13), S::NoTrailers),
             (reset(8, Deadline::Passed), Some(4), S::Deadline),
-            (reset(8, Deadline::Near), Some(4), S::DeadlineNear),
+            (reset(8, Deadline::Near), None, S::DeadlineNear),
             (reset(8, Deadline::Before), Some(1), S::Reset),
             // Only CANCEL says the client gave up; other codes keep their mapping.
             (reset(2, Deadline::Passed), Some(13), S::Reset),
             (reset(7, Deadline::Before), Some(14), S::Reset),
             (Ending::Refused, Some(14), S::Goaway),
             (closed(Deadline::Passed), Some(4), S::Deadline),
-            (closed(Deadline::Near), Some(4), S::DeadlineNear),
+            (closed(Deadline::Near), None, S::DeadlineNear),
             (closed(Deadline::Before), Some(14), S::ConnectionClosed),
             (Ending::EndOfCapture, None, S::Unfinished),
         ];

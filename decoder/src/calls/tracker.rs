@@ -348,7 +348,7 @@ impl Tracker {
                 let ending = Ending::ConnectionClosed {
                     deadline: deadline_of(&call.rec, ts),
                 };
-                (call.rec.status, call.rec.status_source) = status::decide(ending);
+                settle(&mut call, ending);
                 self.end_call(call, Some(ts), sink);
             }
         }
@@ -667,7 +667,7 @@ impl Tracker {
             code,
             deadline: deadline_of(&call.rec, ts),
         };
-        (call.rec.status, call.rec.status_source) = status::decide(ending);
+        settle(&mut call, ending);
         if call.rec.status == Some(Code::CANCELLED) && call.deadline_unknown {
             // CANCEL ends a cancelled call and an expired one alike (PROTOCOL-HTTP2.md); which
             // one, only the deadline we could not read would tell. It failed either way.
@@ -811,6 +811,13 @@ impl Tracker {
             };
         }
     }
+}
+
+/// Gives `call` the status its `ending` decides; an end near the deadline is an error whose code
+/// only the client knows.
+fn settle(call: &mut Call, ending: Ending) {
+    (call.rec.status, call.rec.status_source) = status::decide(ending);
+    call.rec.error_unknown_code |= call.rec.status_source == StatusSource::DeadlineNear;
 }
 
 /// Where `ts` falls against the call's deadline, by the habits of its client's stack.
