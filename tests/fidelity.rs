@@ -1,5 +1,6 @@
 //! Joining mid-way, as a tap started on a running host does: every capture in testdata/ is
-//! replayed whole and from a quarter, a half and three quarters of its packets on (dropping the
+//! replayed whole and from thirteen cut points on (a quarter, a half, three quarters of its
+//! packets and others between) (dropping the
 //! first packets of a real capture is a faithful late start), and the calls are judged against
 //! what the client logged. No name, no status, exact or inferred, is wrong; and a cut replay never names a call or gives it
 //! an exact status other than the whole replay does.
@@ -15,8 +16,14 @@ use serde_json::Value;
 mod common;
 use common::truth::{self, Score};
 
-/// Fractions of the packets dropped from the start.
-const CUTS: [f64; 4] = [0.0, 0.25, 0.5, 0.75];
+/// Fractions of the packets dropped from the start, for the report.
+const REPORT_CUTS: [f64; 4] = [0.0, 0.25, 0.5, 0.75];
+
+/// And for the checks: the report's and more, so that a cut lands inside header blocks, between
+/// a table insertion and its first use, in the middle of messages, at every stage of a call.
+const CHECK_CUTS: [f64; 14] = [
+    0.0, 0.02, 0.07, 0.13, 0.25, 0.31, 0.38, 0.5, 0.57, 0.64, 0.75, 0.83, 0.91, 0.97,
+];
 
 fn captures() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(common::captures())
@@ -91,7 +98,7 @@ fn key(c: &Value) -> (String, String, u64) {
 }
 
 /// Every capture, cut at every point: scores per (capture, cut), and what was wrong.
-fn run_all(schemas: bool) -> (BTreeMap<(String, usize), Score>, Vec<String>) {
+fn run_all(schemas: bool, cuts: &[f64]) -> (BTreeMap<(String, usize), Score>, Vec<String>) {
     let dir =
         std::env::temp_dir().join(format!("grpctap-fidelity-{}-{schemas}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -115,7 +122,7 @@ fn run_all(schemas: bool) -> (BTreeMap<(String, usize), Score>, Vec<String>) {
                 .collect(),
             None => BTreeMap::new(),
         };
-        for (i, frac) in CUTS.iter().enumerate() {
+        for (i, frac) in cuts.iter().enumerate() {
             // Cut points are packet counts: the fraction of this capture's packets.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let skip = (total as f64 * frac) as u64;
@@ -170,7 +177,15 @@ fn run_all(schemas: bool) -> (BTreeMap<(String, usize), Score>, Vec<String>) {
 }
 
 fn check(schemas: bool) {
-    let (scores, mut problems) = run_all(schemas);
+    // FIDELITY_CUTS=N checks N evenly spaced cut points instead (a denser sweep, by hand).
+    let cuts: Vec<f64> = match std::env::var("FIDELITY_CUTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        Some(n) => (0..n).map(|i| f64::from(i) / f64::from(n)).collect(),
+        None => CHECK_CUTS.to_vec(),
+    };
+    let (scores, mut problems) = run_all(schemas, &cuts);
     let mut all = Score::default();
     for s in scores.values() {
         all.add(s);
@@ -215,7 +230,7 @@ fn pct(n: u64, of: u64) -> String {
 #[ignore = "a report: run with --ignored --nocapture"]
 fn fidelity_report() {
     for schemas in [true, false] {
-        let (scores, _) = run_all(schemas);
+        let (scores, _) = run_all(schemas, &REPORT_CUTS);
         println!(
             "\n### {}\n",
             if schemas {
@@ -232,7 +247,7 @@ fn fidelity_report() {
             let before = s.calls - s.started;
             println!(
                 "| {name} | {:.0}% | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
-                CUTS[*i] * 100.0,
+                REPORT_CUTS[*i] * 100.0,
                 s.calls,
                 pct(s.started_named, s.started),
                 pct(s.began_before_named, before),

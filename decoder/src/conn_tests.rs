@@ -337,6 +337,57 @@ fn padding_priority_continuation_and_split_frames() {
 }
 
 #[test]
+fn joining_inside_a_long_run_of_large_frames() {
+    // gRPC C-core announces a 4 MiB SETTINGS_MAX_FRAME_SIZE and sends DATA frames of hundreds
+    // of KiB; the capture starts inside one, before the client has sent anything.
+    let a: std::net::SocketAddr = "10.0.0.1:40000".parse().expect("addr");
+    let b: std::net::SocketAddr = "10.0.0.2:50051".parse().expect("addr");
+    // Joined: no handshake, so the roles are a guess.
+    let mut dec = conn(1, a, b, false);
+    let mut out = Rec::default();
+    let tail = vec![0x55u8; 300 << 10];
+    dec.handle_data(Dir::ToClient, Nanos(10), &tail, &mut out);
+    // The client's frames show the connection is HTTP/2.
+    let mut enc_c = ::hpack::Encoder::new();
+    let req = enc_c.encode([(&b":method"[..], &b"POST"[..]), (b":path", b"/pkg.Svc/Big")]);
+    let mut client = frame(kind::HEADERS, flag::END_HEADERS, 43, &req);
+    client.extend(frame(kind::DATA, flag::END_STREAM, 43, &msg(b"hi")));
+    dec.handle_data(Dir::ToServer, Nanos(20), &client, &mut out);
+    // The server's next frames: short headers, then one DATA frame of 40 KiB.
+    let mut enc_s = ::hpack::Encoder::new();
+    let resp = enc_s.encode([(&b":status"[..], &b"200"[..])]);
+    let trl = enc_s.encode([(&b"grpc-status"[..], &b"0"[..])]);
+    let mut server = frame(kind::HEADERS, flag::END_HEADERS, 43, &resp);
+    server.extend(frame(kind::DATA, 0, 43, &msg(&[7u8; 40 << 10])));
+    server.extend(frame(
+        kind::HEADERS,
+        flag::END_HEADERS | flag::END_STREAM,
+        43,
+        &trl,
+    ));
+    dec.handle_data(Dir::ToClient, Nanos(30), &server, &mut out);
+    let r = out.ended.first().expect("the call ended");
+    assert_eq!(r.method.as_deref(), Some("/pkg.Svc/Big"));
+    assert_eq!((r.status, r.resp.msgs), (Some(Code::OK), 1));
+
+    // DATA on a stream from before the capture (a server's frames still in flight after the
+    // client reset it, as likely as a live stream), then the connection closes: no status.
+    dec.handle_data(
+        Dir::ToClient,
+        Nanos(40),
+        &frame(kind::DATA, 0, 41, &msg(b"x")),
+        &mut out,
+    );
+    dec.handle_closed(Nanos(50), &mut out);
+    let r = out.ended.last().expect("the partial call ended");
+    assert_eq!(r.stream_id, 41);
+    assert_eq!(
+        (r.status, r.status_source, r.status_confidence),
+        (None, StatusSource::ConnectionClosed, Confidence::Unknown)
+    );
+}
+
+#[test]
 fn joining_mid_stream_resyncs_after_junk_and_gaps() {
     let a: std::net::SocketAddr = "10.0.0.1:40000".parse().expect("addr");
     let b: std::net::SocketAddr = "10.0.0.2:50051".parse().expect("addr");

@@ -53,7 +53,8 @@ pub enum StatusSource {
     DeadlineNear,
     /// The stream was above a GOAWAY's last stream id: never processed.
     Goaway,
-    /// The TCP connection closed with the call open.
+    /// The TCP connection closed with the call open (UNAVAILABLE, or DEADLINE_EXCEEDED past
+    /// its deadline); no status for a call from before the capture, which may have ended unseen.
     ConnectionClosed,
     /// Still open when the capture ended (no status).
     Unfinished,

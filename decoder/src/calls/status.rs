@@ -107,8 +107,10 @@ pub fn confidence(source: StatusSource, start_seen: bool) -> Confidence {
         | StatusSource::TrailersOnly
         | StatusSource::HttpStatus
         | StatusSource::NoTrailers
-        | StatusSource::Goaway
-        | StatusSource::ConnectionClosed => Confidence::Exact,
+        | StatusSource::Goaway => Confidence::Exact,
+        // Without its start, a call may have ended before the capture began: see the tracker.
+        StatusSource::ConnectionClosed if start_seen => Confidence::Exact,
+        StatusSource::ConnectionClosed => Confidence::Unknown,
         StatusSource::Reset | StatusSource::Deadline if start_seen => Confidence::Exact,
         StatusSource::Reset
         | StatusSource::Deadline

@@ -345,10 +345,18 @@ impl Tracker {
     pub fn handle_closed<S: Sink + ?Sized>(&mut self, ts: Nanos, sink: &mut S) {
         for id in self.sorted_open() {
             if let Some(mut call) = self.calls.remove(&id) {
-                let ending = Ending::ConnectionClosed {
-                    deadline: deadline_of(&call.rec, ts),
-                };
-                settle(&mut call, ending);
+                if call.partial {
+                    // A call from before the capture may have ended before it too (DATA the
+                    // server had in flight still arrives after a reset): that it was open
+                    // when the connection closed is not known.
+                    call.rec.status = None;
+                    call.rec.status_source = StatusSource::ConnectionClosed;
+                } else {
+                    let ending = Ending::ConnectionClosed {
+                        deadline: deadline_of(&call.rec, ts),
+                    };
+                    settle(&mut call, ending);
+                }
                 self.end_call(call, Some(ts), sink);
             }
         }

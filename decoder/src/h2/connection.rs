@@ -95,6 +95,8 @@ struct DirState {
     block_buf: Vec<u8>,
     /// SETTINGS_MAX_FRAME_SIZE the receiver announced: frames in this direction stay below.
     max_frame: u32,
+    /// The receiver's SETTINGS were seen: `max_frame` is what it announced, not the default.
+    max_frame_known: bool,
 }
 
 impl DirState {
@@ -127,6 +129,7 @@ impl DirState {
             block: None,
             block_buf: Vec::new(),
             max_frame: 16_384,
+            max_frame_known: false,
         }
     }
 
@@ -296,6 +299,15 @@ impl Connection {
         if !self.is_h2 {
             self.is_h2 = true;
             sink.h2_event(Event::Detected);
+            // A direction given up for finding no frame (joined inside a long run of large
+            // frames) is HTTP/2 after all: it hunts again from its next bytes.
+            for dir in &mut self.dirs {
+                if dir.state == State::Dead {
+                    dir.state = State::Hunting;
+                    dir.hunt.clear();
+                    dir.unsynced_bytes = 0;
+                }
+            }
         }
     }
 
@@ -343,8 +355,16 @@ impl Connection {
         let take = data.len().min(limits.hunt_window);
         dir.hunt.extend_from_slice(&data[..take]);
         let rest = &data[take..];
-        let max_len = dir.max_frame.max(16_384);
-        match find_boundary(&dir.hunt, max_len) {
+        // Joined mid-way, the receiver's SETTINGS_MAX_FRAME_SIZE is unknown: gRPC C-core
+        // announces 4 MiB and sends DATA frames of hundreds of KiB. A boundary is then a frame
+        // within the default size followed by one of any legal size (a message's last, short
+        // DATA frame before the next message's long one; a HEADERS before its DATA).
+        let (max_len, next_max) = if dir.max_frame_known {
+            (dir.max_frame, dir.max_frame)
+        } else {
+            (16_384, (1 << 24) - 1)
+        };
+        match find_boundary(&dir.hunt, max_len, next_max) {
             Boundary::At(i) => {
                 let buf = std::mem::take(&mut dir.hunt);
                 dir.state = State::Header;
@@ -624,6 +644,7 @@ impl Connection {
             sink.h2_event(Event::Setting { from, id, value });
             if id == SettingId::MAX_FRAME_SIZE {
                 other.max_frame = value.clamp(16_384, (1 << 24) - 1);
+                other.max_frame_known = true;
             }
         }
     }
@@ -697,7 +718,7 @@ enum Boundary {
 /// Finds the first offset where a plausible frame header starts and the frame after it is
 /// plausible too (or the buffer ends exactly at the frame's end, as when a sender's segment
 /// ends at a frame boundary).
-fn find_boundary(buf: &[u8], max_len: u32) -> Boundary {
+fn find_boundary(buf: &[u8], max_len: u32, next_max: u32) -> Boundary {
     let mut i = 0;
     while i + HEADER_LEN <= buf.len() {
         let mut raw = [0u8; HEADER_LEN];
@@ -710,7 +731,7 @@ fn find_boundary(buf: &[u8], max_len: u32) -> Boundary {
             if next + HEADER_LEN <= buf.len() {
                 let mut raw2 = [0u8; HEADER_LEN];
                 raw2.copy_from_slice(&buf[next..next + HEADER_LEN]);
-                if Head::plausible(&raw2, max_len) {
+                if Head::plausible(&raw2, next_max) {
                     return Boundary::At(i);
                 }
             } else {
