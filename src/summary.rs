@@ -262,8 +262,20 @@ fn error_codes(m: &MethodStats) -> String {
         .collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let mut s: Vec<String> = v.iter().map(|(k, n)| format!("{k}:{n}")).collect();
-    if m.error_unknown_code > 0 {
-        s.push(format!("error-code-unknown:{}", m.error_unknown_code));
+    // Of the errors of unknown code, those that ended at their deadline are one of two codes.
+    let near = m
+        .sources
+        .get(decoder::StatusSource::DeadlineNear.name())
+        .copied()
+        .unwrap_or(0);
+    if near > 0 {
+        s.push(format!("DEADLINE_EXCEEDED|CANCELLED:{near}"));
+    }
+    if m.error_unknown_code > near {
+        s.push(format!(
+            "error-code-unknown:{}",
+            m.error_unknown_code - near
+        ));
     }
     if m.status_unknown > 0 {
         s.push(format!("status-unreadable:{}", m.status_unknown));

@@ -37,6 +37,10 @@ pub const OTHER: &str = OTHER_METHOD;
 /// ratios computed as `grpc_code!="OK"` count it.
 pub const ERROR_CODE_UNKNOWN: &str = "ErrorCodeUnknown";
 
+/// `grpc_code` of calls that ended at their deadline with the client's CANCEL, where an expiry
+/// and a cancellation look the same on the wire: one of the two, the client alone knows which.
+pub const DEADLINE_OR_CANCELED: &str = "DeadlineExceededOrCanceled";
+
 /// What the exporter is asked to do.
 #[derive(Debug, Clone)]
 pub struct ExporterConfig {
@@ -530,6 +534,9 @@ impl Recorder {
         }
         let code = match (rec.status, rec.error_unknown_code) {
             (Some(status), _) => status.go_name(),
+            (None, true) if rec.status_source == decoder::StatusSource::DeadlineNear => {
+                DEADLINE_OR_CANCELED
+            }
             (None, true) => ERROR_CODE_UNKNOWN,
             (None, false) => {
                 metrics.status_unreadable.inc();

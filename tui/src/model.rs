@@ -201,6 +201,8 @@ impl MethodRow {
         self.calls += 1;
         if let Some(code) = call.status {
             self.codes[usize::try_from(code.0).unwrap_or(17).min(17)] += 1;
+        } else if call.status_source == StatusSource::DeadlineNear {
+            self.codes[DEADLINE_OR_CANCEL] += 1;
         } else if call.error_unknown_code {
             self.codes[ERROR_CODE_UNKNOWN] += 1;
         }
@@ -217,10 +219,13 @@ pub fn is_error(call: &CallRecord) -> bool {
     call.is_error() == Some(true)
 }
 
-/// Slots of [`MethodRow::codes`]: the 17 codes, "other" codes, errors of unknown code.
-pub const CODE_SLOTS: usize = 19;
+/// Slots of [`MethodRow::codes`]: the 17 codes, "other" codes, errors of unknown code, ends at
+/// the deadline (DEADLINE_EXCEEDED or CANCELLED).
+pub const CODE_SLOTS: usize = 20;
 /// The slot of errors whose code could not be known.
 const ERROR_CODE_UNKNOWN: usize = 18;
+/// The slot of errors that are DEADLINE_EXCEEDED or CANCELLED, which one unknown.
+const DEADLINE_OR_CANCEL: usize = 19;
 
 /// What a Methods row shows (also used for a service's row).
 #[derive(Debug, Clone, PartialEq)]
@@ -639,6 +644,8 @@ fn top_errors(codes: &[u64; CODE_SLOTS]) -> Vec<(&'static str, u64)> {
                     "OTHER"
                 } else if code == ERROR_CODE_UNKNOWN {
                     "ERROR(code unknown)"
+                } else if code == DEADLINE_OR_CANCEL {
+                    "DEADLINE|CANCEL"
                 } else {
                     Code(u32::try_from(code).unwrap_or(u32::MAX)).name()
                 },

@@ -590,7 +590,8 @@ impl Tracker {
         let ending = Ending::Trailers {
             grpc_status,
             http_status: call.rec.http_status,
-            after_headers: call.resp_headers,
+            // A call from before the capture may have had its response headers before it too.
+            after_headers: call.resp_headers || call.partial,
             unreadable: list.unknown_refs > 0,
         };
         (call.rec.status, call.rec.status_source) = status::decide(ending);
