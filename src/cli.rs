@@ -192,6 +192,11 @@ pub(crate) struct OutputArgs {
     #[arg(long)]
     pub(crate) metadata: bool,
 
+    /// Also redact metadata whose name contains TEXT (any case; repeatable). Built in: auth,
+    /// token, key, secret, password, passwd, cookie, session, jwt, credential.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) secret_header: Vec<String>,
+
     /// Serve Prometheus metrics on ADDR (`127.0.0.1:9464`, `:9464` for all addresses) at
     /// /metrics while replaying, and afterwards until interrupted (or --metrics-linger).
     #[arg(long, value_name = "ADDR")]

@@ -29,6 +29,8 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of stdout went away (`| head`): nothing more to say to anyone.
+        Err(e) if files::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("grpctap: {e:#}");
             std::process::ExitCode::from(2)

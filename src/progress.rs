@@ -18,13 +18,19 @@ impl Progress {
         }
     }
 
-    /// Shows how far into `name` the replay is (`bytes`: read and size).
-    pub(crate) fn show(&mut self, name: &str, bytes: Option<(u64, u64)>) {
+    /// Shows how far into `name` the replay is (`bytes`: read, and the size when known).
+    pub(crate) fn show(&mut self, name: &str, bytes: Option<(u64, Option<u64>)>) {
         let Some((done, total)) = bytes else { return };
         if !self.on || self.last.elapsed() < std::time::Duration::from_millis(250) {
             return;
         }
         self.last = std::time::Instant::now();
+        let Some(total) = total else {
+            // A pipe: how much came so far.
+            eprint!("\r{name} {:.0} MB read", done as f64 / 1e6);
+            self.shown = true;
+            return;
+        };
         let pct = if total > 0 {
             100.0 * done as f64 / total as f64
         } else {

@@ -141,11 +141,10 @@ pub(crate) fn report(args: &ReplayArgs, done: Done<'_>) -> anyhow::Result<ExitCo
         );
     }
     for r in &inputs {
-        if let Some(e) = &r.error {
-            eprintln!(
-                "grpctap: {e} ({} packets read before it were processed)",
-                r.packets
-            );
+        match (&r.error, r.packets) {
+            (Some(e), 0) => eprintln!("grpctap: {e}"),
+            (Some(e), n) => eprintln!("grpctap: {e} (the {n} packets before it were read)"),
+            (None, _) => {}
         }
     }
     let stats = s;
@@ -171,8 +170,12 @@ pub(crate) fn report(args: &ReplayArgs, done: Done<'_>) -> anyhow::Result<ExitCo
         };
         write_json(path, &report)?;
     }
-    if to_stdout == 0 {
-        let mut w = std::io::stdout().lock();
+    // No file could be read at all: the errors above say so; an empty table would only suggest
+    // a capture without gRPC.
+    let nothing_read =
+        !inputs.is_empty() && inputs.iter().all(|r| r.error.is_some() && r.packets == 0);
+    if to_stdout == 0 && !nothing_read {
+        let mut w = crate::files::Stdout;
         w.write_all(summary::render_table(&sum.agg, stats, &sum.stats, span_s).as_bytes())?;
         if let (true, Some(conns)) = (args.connections, conns) {
             writeln!(w)?;

@@ -95,6 +95,19 @@ pub(crate) fn run<S: PacketSource>(
         to_stdout <= 1,
         "only one of --calls, --summary-json, --connections-json, --metrics-text can write to stdout"
     );
+    decoder::metadata::add_secret_parts(&args.out.secret_header);
+    if args.out.calls.is_none() && !args.tui {
+        for (on, flag) in [
+            (args.out.metadata, "--metadata"),
+            (args.out.bodies, "--bodies"),
+        ] {
+            if on {
+                eprintln!(
+                    "grpctap: {flag} shows in --calls records and the UI: add --calls PATH (or --tui)"
+                );
+            }
+        }
+    }
     let calls = args.out.calls.as_deref().map(writer).transpose()?;
     let dec_limits = decoder_limits(
         args.out.metadata,
@@ -123,6 +136,15 @@ pub(crate) fn run<S: PacketSource>(
         None => None,
     };
     let sources = args.out.schemas.sources();
+    for (flag, paths) in [
+        ("--proto-path", &sources.proto_paths),
+        ("--proto", &sources.protos),
+        ("--descriptor-set", &sources.descriptor_sets),
+    ] {
+        if let Some(p) = paths.iter().find(|p| !p.exists()) {
+            anyhow::bail!("{flag} {}: no such file or directory", p.display());
+        }
+    }
     // --bodies and the UI always need schemas: google.rpc.Status decodes rich errors without
     // any.
     let schemas = (!sources.is_empty() || args.out.bodies || args.tui).then(|| {
@@ -256,7 +278,7 @@ pub(crate) fn run<S: PacketSource>(
     for n in &opts.notes {
         eprintln!("grpctap: {n}");
     }
-    if outcome == Outcome::Stopped && !src.is_live() {
+    if outcome == Outcome::Stopped && !src.is_live() && !crate::files::stdout_closed() {
         eprintln!(
             "grpctap: replay stopped before the end, as asked: the figures cover the {} packets read",
             reasm.stats().packets
@@ -278,6 +300,12 @@ pub(crate) fn run<S: PacketSource>(
             server,
         },
     )
+}
+
+/// Read and total bytes, when the input has a size (a pipe has none).
+fn sized(bytes: Option<(u64, Option<u64>)>) -> Option<(u64, u64)> {
+    let (done, total) = bytes?;
+    Some((done, total?))
 }
 
 /// How reading ended.
@@ -328,6 +356,7 @@ impl Input<'_, '_> {
 
     fn stopping(&self) -> bool {
         self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+            || crate::files::stdout_closed()
             || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
@@ -363,12 +392,12 @@ impl Input<'_, '_> {
                 if packets.is_multiple_of(16_384) {
                     self.progress.show(&self.name, pos.bytes);
                 }
-                self.tick(pos.bytes, false);
+                self.tick(sized(pos.bytes), false);
             }
             let pkt = match src.next_packet() {
                 Ok(Next::Packet(p)) => p,
                 Ok(Next::Idle) => {
-                    self.tick(pos.bytes, false);
+                    self.tick(sized(pos.bytes), false);
                     continue;
                 }
                 Ok(Next::End) => break,
@@ -395,7 +424,7 @@ impl Input<'_, '_> {
                         now: tee.pipeline.last_ts,
                         health: health(reasm.stats(), *drops),
                         source: name,
-                        progress: pos.bytes,
+                        progress: sized(pos.bytes),
                         done: false,
                         conns: &tee.pipeline.conns,
                     };
@@ -410,7 +439,7 @@ impl Input<'_, '_> {
                 return Outcome::Stopped;
             }
             if self.backfill.as_ref().is_some_and(|b| b.due(ts)) {
-                self.tick(pos.bytes, false);
+                self.tick(sized(pos.bytes), false);
                 if let Some(b) = self.backfill.as_mut() {
                     b.sample(ts, self.registry);
                 }

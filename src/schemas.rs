@@ -81,6 +81,12 @@ pub(crate) fn load(src: &SchemaSources) -> (Schemas, Vec<SchemaError>) {
     for dir in &src.proto_paths {
         let mut found = Vec::new();
         protos_below(dir, &mut found);
+        if found.is_empty() {
+            errors.push(SchemaError {
+                file: dir.clone(),
+                message: "no .proto files below it".to_owned(),
+            });
+        }
         for f in found {
             let rel = f
                 .strip_prefix(dir)

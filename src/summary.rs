@@ -315,7 +315,8 @@ pub(crate) fn render_table(
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     let mut add = |name: &str, m: &MethodStats| {
         rows.push(vec![
-            name.to_owned(),
+            // A method name is wire text: no control character reaches the terminal.
+            types::printable(name).into_owned(),
             m.calls.to_string(),
             if span_s > 0.0 {
                 format!("{:.1}", m.calls as f64 / span_s)
@@ -386,13 +387,21 @@ pub(crate) fn render_table(
     out.push('\n');
     let t = &agg.total;
     if t.method_inferred > 0 || t.status_inferred > 0 || t.status_unknown > 0 {
-        // Joined mid-way: say how much was read and how much inferred (docs/calls.md).
+        // Say how much was read and how much inferred (docs/calls.md): mostly connections
+        // joined mid-way, and cancels at a deadline.
         let _ = writeln!(
             out,
-            "joined mid-connection: {} calls named by inference, {} given a status by inference \
-             ({} of them errors whose code is unknown), {} with no status (ERR% * is of the \
-             calls with one)",
-            t.method_inferred, t.status_inferred, t.error_unknown_code, t.status_unknown
+            "inferred: {} calls named by inference, {} given a status or an error by inference \
+             ({} of them errors whose code is unknown), {} with no status{}",
+            t.method_inferred,
+            t.status_inferred,
+            t.error_unknown_code,
+            t.status_unknown,
+            if t.status_unknown > 0 {
+                " (ERR% * is of the calls with one)"
+            } else {
+                ""
+            }
         );
     }
     out

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 fn captures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/captures")
 }
@@ -146,7 +148,7 @@ fn truncated_file_reports_where_and_keeps_the_rest() {
     let read = (offsets.len() - 1) / 2;
     assert_eq!(v["capture"]["packets"], read as u64);
     assert!(
-        err.contains(&format!("{read} packets read before it")),
+        err.contains(&format!("the {read} packets before it were read")),
         "{err}"
     );
     // The connections seen before the cut are still reported, open at the end.
@@ -300,4 +302,167 @@ fn capture_without_the_live_feature_says_how_to_get_it() {
             "{err}"
         );
     }
+}
+
+/// Runs grpctap with `input` on its standard input.
+fn grpctap_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run grpctap");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    // Written from a thread: grpctap reads as it writes, and a full pipe would block us both.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("writer");
+    out
+}
+
+#[test]
+fn standard_input_is_read_as_a_stream() {
+    // The same calls as from the file, for pcap, pcapng and gzip, from a pipe (no seeking).
+    for name in [
+        "py-basic-lo.pcap",
+        "py-basic-multi.pcapng",
+        "go-midjoin-lo.pcap.gz",
+    ] {
+        let file = captures().join(name);
+        let path = file.to_str().expect("path");
+        let want = grpctap(&["replay", "--calls", "-", path]);
+        assert!(want.status.success(), "{}", text(&want.stderr));
+        let bytes = std::fs::read(&file).expect("read");
+        let got = grpctap_stdin(&["replay", "--calls", "-", "-"], &bytes);
+        assert!(got.status.success(), "{name}: {}", text(&got.stderr));
+        assert!(!got.stdout.is_empty(), "{name}: no calls");
+        assert_eq!(text(&got.stdout), text(&want.stdout), "{name}");
+    }
+}
+
+#[test]
+fn empty_short_and_missing_inputs_say_what_they_are() {
+    let dir = tmp_dir();
+    let pcap = std::fs::read(captures().join("py-basic-lo.pcap")).expect("read");
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("empty.pcap", b"", "empty file: no capture header"),
+        (
+            "ten.pcap",
+            &pcap[..10],
+            "the pcap file header is cut short (10 bytes, 24 expected)",
+        ),
+        ("text.pcap", b"hello there\n", "not a pcap or pcapng file"),
+    ];
+    for (name, bytes, says) in cases {
+        let f = dir.join(name);
+        std::fs::write(&f, bytes).expect("write");
+        let out = grpctap(&["replay", f.to_str().expect("path")]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{name}: {}",
+            text(&out.stderr)
+        );
+        // Nothing was read: no empty table that looks like a capture without gRPC.
+        assert!(out.stdout.is_empty(), "{name}: {}", text(&out.stdout));
+        let piped = grpctap_stdin(&["replay", "-"], bytes);
+        assert_eq!(piped.status.code(), Some(2), "{name} on stdin");
+        assert!(
+            text(&piped.stderr).contains(says),
+            "{name}: {}",
+            text(&piped.stderr)
+        );
+    }
+    let out = grpctap(&["replay", dir.join("missing.pcap").to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("No such file"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    // `grpctap replay --calls - x | head -1`: the reader goes away after one line.
+    let file = captures().join("py-mixed-veth.pcap");
+    for args in [
+        vec!["replay", "--calls", "-", file.to_str().expect("path")],
+        vec!["replay", file.to_str().expect("path")],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        let mut line = [0u8; 1];
+        let mut stdout = child.stdout.take().expect("stdout");
+        std::io::Read::read_exact(&mut stdout, &mut line).expect("a first byte");
+        drop(stdout);
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn options_that_do_nothing_or_name_nothing_are_reported() {
+    let file = captures().join("py-basic-lo.pcap");
+    let path = file.to_str().expect("path");
+    let out = grpctap(&["replay", "--proto-path", "/nonexistent/protos", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--proto-path /nonexistent/protos: no such file or directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    let empty = tmp_dir().join("no-protos");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let out = grpctap(&["replay", "--proto-path", empty.to_str().expect("dir"), path]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("no .proto files below it"),
+        "{}",
+        text(&out.stderr)
+    );
+    for flag in ["--metadata", "--bodies"] {
+        let out = grpctap(&["replay", flag, path]);
+        assert!(out.status.success());
+        assert!(
+            text(&out.stderr).contains(&format!("{flag} shows in --calls records")),
+            "{flag}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn wire_text_cannot_drive_the_terminal() {
+    // A method name with OSC 52 (writes the clipboard) and other control characters.
+    let mut c = common::craft::Craft::default();
+    let mut f = c.open(40000, 1_000_000_000);
+    common::craft::handshake(&mut c, &mut f, 1_000_000_000);
+    let evil = b"/pkg.Svc/\x1b]52;c;aGVsbG8=\x07Evil\x9b";
+    common::craft::unary(&mut c, &mut f, 1, evil, 1_001_000_000, "0");
+    c.close(&mut f, 1_010_000_000);
+    let file = tmp_dir().join("evil-path.pcap");
+    c.write(&file);
+    let out = grpctap(&["replay", file.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        !out.stdout.iter().any(|&b| b == 0x1b || b == 0x07),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\\u{1b}]52;c;aGVsbG8=\\u{7}Evil"),
+        "{stdout}"
+    );
 }

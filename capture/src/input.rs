@@ -22,7 +22,7 @@ pub struct Position {
     /// Index of the input being read (a file), counting from 0.
     pub input: usize,
     /// Bytes of it read and its size, when it has one.
-    pub bytes: Option<(u64, u64)>,
+    pub bytes: Option<(u64, Option<u64>)>,
 }
 
 /// How one input went.

@@ -7,7 +7,7 @@
 //! everything before it has already been handed out.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +52,26 @@ pub enum SourceError {
         path: PathBuf,
         /// First bytes, in hex.
         magic: String,
+    },
+    /// The file (or its decompressed data) holds no byte at all.
+    #[error("{path}: empty file{where_}: no capture header")]
+    Empty {
+        /// File.
+        path: PathBuf,
+        /// " (after decompression)" for gzip files.
+        where_: &'static str,
+    },
+    /// The file starts like a capture but ends inside its file header.
+    #[error("{path}: the {format} file header is cut short ({have} bytes, {needed} expected)")]
+    ShortHeader {
+        /// File.
+        path: PathBuf,
+        /// "pcap" or "pcapng".
+        format: &'static str,
+        /// Bytes present.
+        have: usize,
+        /// Bytes the header needs.
+        needed: usize,
     },
     /// The file ends inside a block.
     #[error(
@@ -170,7 +190,7 @@ pub struct FileSource {
     capacity: usize,
     max_block: usize,
     gzip: bool,
-    file_len: u64,
+    file_len: Option<u64>,
     file_read: Arc<AtomicU64>,
     last_error: Arc<std::sync::Mutex<Option<io::Error>>>,
     ifaces: Vec<Iface>,
@@ -200,26 +220,40 @@ impl std::fmt::Debug for FileSource {
 }
 
 const INITIAL_BUFFER: usize = 1 << 20;
+/// Bytes read before the format is decided (or all of a shorter input).
+const HEAD_LEN: usize = 4096;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const OBSOLETE_PB_MAGIC: u32 = 0x0000_0002;
 
 impl FileSource {
     /// Opens `path`, detecting gzip and the capture format from the first bytes.
+    /// `-` is standard input (`tcpdump -w - | grpctap replay -`): read as a stream, never
+    /// seeked, like a named pipe or a process substitution.
     pub fn open(path: &Path, max_block_size: usize) -> Result<FileSource, SourceError> {
         let io_err = |source| SourceError::Io {
             path: path.to_owned(),
             source,
         };
-        let mut file = File::open(path).map_err(io_err)?;
-        let file_len = file.metadata().map_err(io_err)?.len();
-        let mut magic = [0u8; 2];
-        let got = read_up_to(&mut file, &mut magic).map_err(io_err)?;
-        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-        let gzip = got == 2 && magic == GZIP_MAGIC;
+        let (mut input, file_len): (Box<dyn Read + Send>, Option<u64>) = if path == Path::new("-") {
+            (Box::new(io::stdin()), None)
+        } else {
+            let file = File::open(path).map_err(io_err)?;
+            let meta = file.metadata().map_err(io_err)?;
+            // A pipe or a device has no length to show progress against.
+            let len = meta.is_file().then_some(meta.len());
+            (Box::new(file), len)
+        };
+        // The first bytes tell gzip and the format; they are handed back in front of the rest,
+        // in one piece: the capture header (pcapng's with its options) must arrive in the
+        // parser's first read.
+        let mut head = vec![0u8; HEAD_LEN];
+        let got = read_up_to(&mut input, &mut head).map_err(io_err)?;
+        head.truncate(got);
+        let gzip = got >= 2 && head[..2] == GZIP_MAGIC;
         let file_read = Arc::new(AtomicU64::new(0));
         let last_error = Arc::new(std::sync::Mutex::new(None));
         let counted = Counted {
-            inner: file,
+            inner: io::Cursor::new(head.clone()).chain(input),
             read: file_read.clone(),
         };
         let inner: Box<dyn Read + Send> = if gzip {
@@ -241,11 +275,9 @@ impl FileSource {
         let reader = match pcap_parser::create_reader(INITIAL_BUFFER, input) {
             Ok(r) => r,
             Err(PcapError::Eof) => {
-                return Err(SourceError::Truncated {
+                return Err(SourceError::Empty {
                     path: path.to_owned(),
-                    offset: 0,
-                    have: 0,
-                    where_,
+                    where_: if gzip { " (after decompression)" } else { "" },
                 });
             }
             Err(PcapError::ReadError) => {
@@ -262,11 +294,36 @@ impl FileSource {
                 });
             }
             Err(_) => {
-                let mut head = [0u8; 8];
-                let n = File::open(path)
-                    .and_then(|mut f| read_up_to(&mut f, &mut head))
-                    .unwrap_or(0);
-                let magic = head[..n]
+                let n = got;
+                // A capture's magic, then too little: a header cut short, not another format.
+                let format = match head.get(..4) {
+                    Some(
+                        [0xa1, 0xb2, 0xc3, 0xd4]
+                        | [0xd4, 0xc3, 0xb2, 0xa1]
+                        | [0xa1, 0xb2, 0x3c, 0x4d]
+                        | [0x4d, 0x3c, 0xb2, 0xa1],
+                    ) if !gzip => Some(("pcap", 24)),
+                    Some([0x0a, 0x0d, 0x0d, 0x0a]) if !gzip => Some(("pcapng", 28)),
+                    _ => None,
+                };
+                // The whole input: the file's length, or all a stream had (it ended within
+                // the first bytes).
+                let have = match file_len {
+                    Some(len) => usize::try_from(len).unwrap_or(usize::MAX),
+                    None if n < HEAD_LEN => n,
+                    None => usize::MAX,
+                };
+                if let Some((format, needed)) = format
+                    && have < needed
+                {
+                    return Err(SourceError::ShortHeader {
+                        path: path.to_owned(),
+                        format,
+                        have,
+                        needed,
+                    });
+                }
+                let magic = head[..n.min(8)]
                     .iter()
                     .map(|b| format!("{b:02x}"))
                     .collect::<Vec<_>>()
@@ -298,8 +355,9 @@ impl FileSource {
         &self.path
     }
 
-    /// Bytes of the file read so far and the file's length (compressed bytes for gzip).
-    pub fn progress(&self) -> (u64, u64) {
+    /// Bytes of the file read so far and the file's length (compressed bytes for gzip); the
+    /// length is `None` for standard input and pipes.
+    pub fn progress(&self) -> (u64, Option<u64>) {
         (self.file_read.load(Ordering::Relaxed), self.file_len)
     }
 

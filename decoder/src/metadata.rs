@@ -8,23 +8,58 @@ const MAX_FIELDS: usize = 64;
 /// Bytes kept of a value; longer values are cut and say how long they were.
 const MAX_VALUE: usize = 256;
 
-/// Header names whose values are secrets (compared lowercase, as HTTP/2 sends them).
-const SECRET_NAMES: [&str; 8] = [
-    "authorization",
-    "proxy-authorization",
+/// Parts of a header name that mark its value a secret ("authorization", "x-api-key",
+/// "x-auth-token", "client-secret", "set-cookie", "x-session-id", "x-jwt", ...). Matched anywhere
+/// in the name, ignoring ASCII case, after a `grpc-metadata-` prefix (gRPC-gateway's) is
+/// stripped. docs/calls.md lists them; `--secret-header` adds more.
+pub const SECRET_PARTS: [&str; 10] = [
+    "auth",
+    "token",
+    "key",
+    "secret",
+    "password",
+    "passwd",
     "cookie",
-    "set-cookie",
-    "x-api-key",
-    "api-key",
-    "x-amz-security-token",
-    "x-csrf-token",
+    "session",
+    "jwt",
+    "credential",
 ];
-/// Parts of a name that mark a secret ("x-auth-token", "client-secret", ...).
-const SECRET_PARTS: [&str; 5] = ["token", "secret", "password", "passwd", "session"];
+
+/// Parts added by the user, for the whole process (lowercase).
+static EXTRA_PARTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Adds name parts that mark secrets (`--secret-header`); the first call wins. An empty part
+/// would match every name and is left out.
+pub fn add_secret_parts(parts: &[String]) {
+    let v = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| p.to_ascii_lowercase())
+        .collect();
+    let _ = EXTRA_PARTS.set(v);
+}
+
+/// Whether `hay` contains `needle` (lowercase ASCII), ignoring ASCII case; allocates nothing.
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
 
 /// Whether a header name carries secrets.
 pub fn is_secret(name: &str) -> bool {
-    SECRET_NAMES.contains(&name) || SECRET_PARTS.iter().any(|p| name.contains(p))
+    let n = name.as_bytes();
+    let prefix = b"grpc-metadata-";
+    let n = if n.len() > prefix.len() && n[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        &n[prefix.len()..]
+    } else {
+        n
+    };
+    SECRET_PARTS.iter().any(|p| contains_ci(n, p.as_bytes()))
+        || EXTRA_PARTS
+            .get()
+            .is_some_and(|v| v.iter().any(|p| contains_ci(n, p.as_bytes())))
 }
 
 /// The metadata of one header block.
@@ -153,14 +188,32 @@ mod tests {
     fn secrets_are_recognised() {
         for n in [
             "authorization",
+            "Authorization",
+            "PROXY-AUTHORIZATION",
+            "grpc-metadata-authorization",
             "cookie",
+            "set-cookie",
             "x-auth-token",
+            "x-custom-auth",
+            "x-access-key",
+            "x-goog-api-key",
+            "x-jwt",
             "client-secret",
             "x-session-id",
+            "x-amz-security-token",
+            "google-credentials-bin",
         ] {
             assert!(is_secret(n), "{n}");
         }
-        for n in ["x-request-id", "trace-bin", "user-agent"] {
+        for n in [
+            "x-request-id",
+            "trace-bin",
+            "user-agent",
+            "grpc-timeout",
+            "content-type",
+            "x-call-id",
+            "grpc-metadata-x-request-id",
+        ] {
             assert!(!is_secret(n), "{n}");
         }
     }

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+pub(crate) mod craft;
 pub(crate) mod tmux;
 pub(crate) mod truth;
 

@@ -201,3 +201,40 @@ mod tests {
         assert_eq!(Dir::ToServer.reverse().index(), 1);
     }
 }
+
+/// `s` with every control character (C0, DEL, C1) written as a Rust-style escape (`\u{1b}`), for
+/// text from the wire printed to a terminal: a method name holding ESC or OSC sequences would
+/// otherwise drive the terminal (OSC 52 writes the clipboard). Borrowed when there is none.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert!(matches!(
+            printable("/pkg.Svc/Do"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            printable("/a\u{1b}]52;c;aGk=\u{7}/b\u{9b}x\u{7f}"),
+            "/a\\u{1b}]52;c;aGk=\\u{7}/b\\u{9b}x\\u{7f}"
+        );
+        assert_eq!(printable("tab\there"), "tab\\u{9}here");
+        assert_eq!(printable("é ü"), "é ü");
+    }
+}
