@@ -70,7 +70,8 @@ pub(crate) struct CallJson<'a> {
 /// How `--bodies` decodes messages.
 #[derive(Debug, Clone)]
 pub(crate) struct Bodies {
-    pub(crate) schemas: Option<std::sync::Arc<decoder::schema::Schemas>>,
+    /// The schemas (the user's, and what server reflection in the capture taught).
+    pub(crate) store: std::sync::Arc<decoder::reflection::SchemaStore>,
     /// Largest decompressed message.
     pub(crate) cap: usize,
 }
@@ -79,11 +80,9 @@ impl CallJson<'_> {
     /// Adds the call's messages, decoded; returns how many could not be read.
     pub(crate) fn decode_bodies(&mut self, c: &CallRecord, b: &Bodies) -> usize {
         use decoder::payload::message_json;
-        let schemas = b.schemas.as_deref();
-        let info = c
-            .method
-            .as_deref()
-            .and_then(|m| b.schemas.as_ref()?.method(m));
+        let current = b.store.current();
+        let schemas = current.as_deref();
+        let info = c.method.as_deref().and_then(|m| schemas?.method(m));
         let req_type = info.map(|i| i.input.as_str());
         let resp_type = info.map(|i| i.output.as_str());
         let half = |h: &decoder::Half, ty| -> Vec<serde_json::Value> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use capture::{CloseReason, ConnId, EventKind, Nanos, RoleSource, StreamEvent, StreamSink};
 use decoder::output::Conns;
-use decoder::schema::Schemas;
+use decoder::reflection::SchemaStore;
 use decoder::{ConnDecoder, DecoderLimits};
 
 use crate::fanout::Fanout;
@@ -41,7 +41,8 @@ const KEEP_FOR_INFERENCE: usize = 64 << 20;
 pub(crate) struct Pipeline {
     pub(crate) conns: ConnTable,
     limits: DecoderLimits,
-    schemas: Option<Arc<Schemas>>,
+    /// The schemas every connection uses, growing with server reflection seen in the capture.
+    pub(crate) store: Arc<SchemaStore>,
     /// Bytes of messages kept to infer methods, across all connections.
     keep: Arc<decoder::KeepBudget>,
     /// Every output.
@@ -52,15 +53,11 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub(crate) fn new(
-        limits: DecoderLimits,
-        schemas: Option<Arc<Schemas>>,
-        out: Fanout,
-    ) -> Pipeline {
+    pub(crate) fn new(limits: DecoderLimits, store: Arc<SchemaStore>, out: Fanout) -> Pipeline {
         Pipeline {
             conns: ConnTable::default(),
             limits,
-            schemas,
+            store,
             keep: decoder::KeepBudget::new(KEEP_FOR_INFERENCE),
             out,
             first_ts: None,
@@ -84,7 +81,7 @@ impl StreamSink for Pipeline {
                     info.roles != RoleSource::Guess,
                     self.limits,
                 )
-                .with_schemas(self.schemas.clone())
+                .with_schema_store(self.store.clone())
                 .with_keep_budget(self.keep.clone());
                 self.conns.map.insert(
                     id,

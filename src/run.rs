@@ -165,13 +165,15 @@ pub(crate) fn run<S: PacketSource>(
             .collect();
         r.use_schemas(&methods, args.out.metrics_precreate);
     }
+    // Server reflection seen in the capture adds to them (docs/architecture.md).
+    let store = decoder::reflection::SchemaStore::new(schemas);
     // Everything that needs root is open (interface, output files, metrics port).
     if let Some(f) = opts.when_open.take() {
         f()?;
     }
     let watch = if args.tui {
         let decode = tui::detail::Decode {
-            schemas: schemas.clone(),
+            store: Some(store.clone()),
             cap: args.out.max_decompressed,
         };
         Some(crate::watch::start(
@@ -189,7 +191,7 @@ pub(crate) fn run<S: PacketSource>(
     }
     if let Some(w) = calls {
         let bodies = args.out.bodies.then(|| crate::calls_json::Bodies {
-            schemas: schemas.clone(),
+            store: store.clone(),
             cap: args.out.max_decompressed,
         });
         out.push(crate::calls_json::JsonLines::new(
@@ -206,7 +208,7 @@ pub(crate) fn run<S: PacketSource>(
         }
         None => (None, None),
     };
-    let mut pipeline = Pipeline::new(dec_limits, schemas, out);
+    let mut pipeline = Pipeline::new(dec_limits, store, out);
     let mut conns =
         (args.connections || args.connections_json.is_some()).then(Connections::default);
     let mut reasm = Reassembler::new(limits);
@@ -277,6 +279,21 @@ pub(crate) fn run<S: PacketSource>(
     }
     for n in &opts.notes {
         eprintln!("grpctap: {n}");
+    }
+    let learned = pipeline.store.learned();
+    if learned.files > 0 || learned.waiting > 0 {
+        eprintln!(
+            "grpctap: schemas from server reflection in the capture: {} files ({} services: {}){}",
+            learned.files,
+            learned.services.len(),
+            learned.services.join(", "),
+            match learned.waiting {
+                0 => String::new(),
+                n => format!(
+                    "; {n} files left out (their dependencies never came, or they did not build)"
+                ),
+            }
+        );
     }
     if outcome == Outcome::Stopped && !src.is_live() && !crate::files::stdout_closed() {
         eprintln!(

@@ -43,7 +43,11 @@ fn replay_events(name: &str, stop_after: Option<u64>) -> Vec<tui::feed::UiEvent>
     let mut out = Fanout::default();
     out.push(feeder);
     let limits = decoder_limits(false, false, true, 16 << 20);
-    let mut pipeline = Pipeline::new(limits, Some(schemas()), out);
+    let mut pipeline = Pipeline::new(
+        limits,
+        decoder::reflection::SchemaStore::new(Some(schemas())),
+        out,
+    );
     let climits = capture::CaptureLimits::default();
     let mut files = capture::input::Files::new(vec![capture(name)], climits.max_block_size);
     let mut reasm = Reassembler::new(climits);
@@ -75,7 +79,7 @@ fn app_of(events: Vec<tui::feed::UiEvent>) -> App {
     let mut app = App::new(
         tui::model::Model::new(tui::model::ModelLimits::default()),
         tui::detail::Decode {
-            schemas: Some(schemas()),
+            store: Some(decoder::reflection::SchemaStore::new(Some(schemas()))),
             cap: 16 << 20,
         },
     );

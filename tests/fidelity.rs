@@ -98,12 +98,21 @@ fn key(c: &Value) -> (String, String, u64) {
 }
 
 /// Every capture, cut at every point: scores per (capture, cut), and what was wrong.
-fn run_all(schemas: bool, cuts: &[f64]) -> (BTreeMap<(String, usize), Score>, Vec<String>) {
+/// What a sweep found: the score of each capture at each cut point, the problems, and the
+/// captures that carry a server reflection exchange (schemas without --proto-path).
+type Sweep = (
+    BTreeMap<(String, usize), Score>,
+    Vec<String>,
+    std::collections::BTreeSet<String>,
+);
+
+fn run_all(schemas: bool, cuts: &[f64]) -> Sweep {
     let dir =
         std::env::temp_dir().join(format!("grpctap-fidelity-{}-{schemas}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let mut scores = BTreeMap::new();
     let mut problems = Vec::new();
+    let mut reflecting = std::collections::BTreeSet::new();
     for cap in captures() {
         let name = cap
             .file_name()
@@ -112,6 +121,13 @@ fn run_all(schemas: bool, cuts: &[f64]) -> (BTreeMap<(String, usize), Score>, Ve
         let log = truth::truth_of(&cap).map(|t| truth::load(&t));
         let total = packets(&cap);
         let whole = replay(&cap, schemas);
+        if whole.iter().any(|c| {
+            c["method"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("ServerReflection/ServerReflectionInfo"))
+        }) {
+            reflecting.insert(name.clone());
+        }
         let by_key: BTreeMap<_, &Value> = whole.iter().map(|c| (key(c), c)).collect();
         // The whole replay reads the most of each call's metadata: a cut replay's calls are
         // paired with the log through it.
@@ -173,7 +189,7 @@ fn run_all(schemas: bool, cuts: &[f64]) -> (BTreeMap<(String, usize), Score>, Ve
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    (scores, problems)
+    (scores, problems, reflecting)
 }
 
 fn check(schemas: bool) {
@@ -185,7 +201,7 @@ fn check(schemas: bool) {
         Some(n) => (0..n).map(|i| f64::from(i) / f64::from(n)).collect(),
         None => CHECK_CUTS.to_vec(),
     };
-    let (scores, mut problems) = run_all(schemas, &cuts);
+    let (scores, mut problems, reflecting) = run_all(schemas, &cuts);
     let mut all = Score::default();
     for s in scores.values() {
         all.add(s);
@@ -202,9 +218,24 @@ fn check(schemas: bool) {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert_eq!(all.wrong_inferred, 0, "{all:?}");
     // Joining late must still tell something: statuses (and, with schemas, names) do not all
-    // vanish.
+    // vanish. Without --proto-path, names are inferred only from schemas that server reflection
+    // in the capture itself carried, and there they are.
     assert!(all.status_inferred > 0, "{all:?}");
-    assert_eq!(all.named_inferred > 0, schemas, "{all:?}");
+    assert!(all.named_inferred > 0, "{all:?}");
+    if !schemas {
+        for ((name, _), s) in &scores {
+            assert!(
+                s.named_inferred == 0 || reflecting.contains(name),
+                "{name}: named without schemas: {s:?}"
+            );
+        }
+        assert!(
+            scores
+                .iter()
+                .any(|((name, _), s)| reflecting.contains(name) && s.named_inferred > 0),
+            "reflection taught no names: {reflecting:?}"
+        );
+    }
 }
 
 #[test]
@@ -230,7 +261,7 @@ fn pct(n: u64, of: u64) -> String {
 #[ignore = "a report: run with --ignored --nocapture"]
 fn fidelity_report() {
     for schemas in [true, false] {
-        let (scores, _) = run_all(schemas, &REPORT_CUTS);
+        let (scores, _, _) = run_all(schemas, &REPORT_CUTS);
         println!(
             "\n### {}\n",
             if schemas {

@@ -147,6 +147,13 @@ impl ConnDecoder {
         self
     }
 
+    /// Takes its schemas from `store` (the user's and what server reflection teaches), shared
+    /// with every connection.
+    pub fn with_schema_store(mut self, store: Arc<crate::reflection::SchemaStore>) -> ConnDecoder {
+        self.calls = self.calls.with_schema_store(store);
+        self
+    }
+
     /// Keeps messages for method inference within `budget`, shared with other connections.
     pub fn with_keep_budget(mut self, budget: Arc<KeepBudget>) -> ConnDecoder {
         self.calls = self.calls.with_keep_budget(budget);

@@ -24,6 +24,7 @@ pub mod hpack;
 pub mod metadata;
 pub mod output;
 pub mod payload;
+pub mod reflection;
 pub mod schema;
 
 pub use anomaly::AnomalyKind;

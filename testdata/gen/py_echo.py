@@ -3,6 +3,7 @@
 
 server: python3 py_echo.py server --port P [--host H]
 client: python3 py_echo.py client --target H:P --scenario NAME --log calls.jsonl
+server reflection (v1 and v1alpha): python3 py_echo.py server --port P --reflection
 
 The client writes one JSON line per call it made: the ground truth the tests compare with.
 """
@@ -147,6 +148,74 @@ class Store(shared_pb2_grpc.StoreServicer if shared_pb2_grpc else object):
             self._check(k.id, ctx)
             yield self._item(k.id, ctx)
 
+# ---- server reflection (--reflection) ----
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+REFLECTION_V1ALPHA = "grpc.reflection.v1alpha.ServerReflection"
+
+def reflection_v1_file():
+    """grpcio-reflection (1.85) ships and serves only v1alpha
+    (grpc_reflection/v1alpha/reflection.proto). grpc.reflection.v1 has the same messages with the
+    same field numbers in package grpc.reflection.v1, file grpc/reflection/v1/reflection.proto:
+    this makes that FileDescriptorProto from the v1alpha one (package, type names, file options
+    as v1 sets them) and adds it to the default pool, so the servicer finds its symbols."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    from grpc_reflection.v1alpha import reflection_pb2 as alpha
+    fdp = descriptor_pb2.FileDescriptorProto()
+    alpha.DESCRIPTOR.CopyToProto(fdp)
+    fdp.name, fdp.package = "grpc/reflection/v1/reflection.proto", "grpc.reflection.v1"
+    def v1(name):
+        return name.replace(".grpc.reflection.v1alpha.", ".grpc.reflection.v1.")
+    def fix(msgs):
+        for m in msgs:
+            for f in m.field:
+                if f.HasField("type_name"):
+                    f.type_name = v1(f.type_name)
+            fix(m.nested_type)
+    fix(fdp.message_type)
+    for svc in fdp.service:
+        for m in svc.method:
+            m.input_type, m.output_type = v1(m.input_type), v1(m.output_type)
+    fdp.options.Clear()
+    fdp.options.go_package = "google.golang.org/grpc/reflection/grpc_reflection_v1"
+    fdp.options.java_multiple_files = True
+    fdp.options.java_package = "io.grpc.reflection.v1"
+    fdp.options.java_outer_classname = "ServerReflectionProto"
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName(fdp.name)
+    except KeyError:
+        pool.AddSerializedFile(fdp.SerializeToString())
+    return fdp
+
+def reflection_descriptors(path):
+    """The v1alpha and v1 reflection files as a FileDescriptorSet (for the node client)."""
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha import reflection_pb2 as alpha
+    fds = descriptor_pb2.FileDescriptorSet()
+    alpha.DESCRIPTOR.CopyToProto(fds.file.add())
+    fds.file.add().CopyFrom(reflection_v1_file())
+    with open(path, "wb") as f:
+        f.write(fds.SerializeToString())
+
+def enable_reflection(server):
+    """Server reflection as grpc-go serves it: both grpc.reflection.v1 and v1alpha. v1alpha is
+    grpcio-reflection's own servicer; v1 is the same servicer under the v1 name (the messages
+    are the same on the wire), with the v1 file in the pool."""
+    from grpc_reflection.v1alpha import reflection, reflection_pb2 as alpha
+    reflection_v1_file()
+    names = [echo_pb2.DESCRIPTOR.services_by_name["Echo"].full_name, REFLECTION_V1, REFLECTION_V1ALPHA]
+    if shared_pb2:
+        names.append(shared_pb2.DESCRIPTOR.services_by_name["Store"].full_name)
+    reflection.enable_server_reflection(names, server)
+    servicer = reflection.ReflectionServicer(names)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {
+        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+            servicer.ServerReflectionInfo,
+            request_deserializer=alpha.ServerReflectionRequest.FromString,
+            response_serializer=alpha.ServerReflectionResponse.SerializeToString),
+    }),))
+
 def serve(args):
     global SERVER
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers),
@@ -159,6 +228,8 @@ def serve(args):
     echo_pb2_grpc.add_EchoServicer_to_server(Echo(), server)
     if shared_pb2_grpc:
         shared_pb2_grpc.add_StoreServicer_to_server(Store(), server)
+    if args.reflection:
+        enable_reflection(server)
     server.add_insecure_port(f"{args.host}:{args.port}")
     server.start()
     print("ready", flush=True)
@@ -398,6 +469,7 @@ def run_spec(stubs, log, conn, s, call_id, phase=None):
     if phase:
         rec["phase"] = phase
     log.call(**rec)
+    return rec
 
 class _Cancelled(Exception):
     pass
@@ -613,6 +685,99 @@ def scenario_deadlines(targets, log):
     time.sleep(0.5)  # the last reset reaches the wire before the connection closes
     st.channel.close()
 
+def reflection_info(channel, log, conn, call_id, version, asks):
+    """One ServerReflectionInfo call as grpcurl makes it: one bidi stream, each request sent only
+    after the previous response arrived. asks: the first requests (kind, value); a file received
+    names dependencies not received yet, they are asked for by file_by_filename, and a
+    list_services answer is followed by file_containing_symbol for each service. Returns the log
+    record (written by the caller, which knows the connection's client_peer)."""
+    import hashlib, queue
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha import reflection_pb2 as R
+    method = f"/{REFLECTION_V1 if version == 'v1' else REFLECTION_V1ALPHA}/ServerReflectionInfo"
+    rpc = channel.stream_stream(method, request_serializer=R.ServerReflectionRequest.SerializeToString,
+                                response_deserializer=R.ServerReflectionResponse.FromString)
+    q = queue.Queue()
+    def requests():
+        while (r := q.get()) is not None:
+            yield r
+    start = time.time()
+    call = rpc(requests(), metadata=[("x-call-id", str(call_id))])
+    todo, exchanges, files, services = list(asks), [], {}, []
+    code, details, got = "OK", "", 0
+    try:
+        while todo:
+            kind, value = todo.pop(0)
+            q.put(R.ServerReflectionRequest(**{kind: value}))
+            resp = next(call)
+            got += 1
+            ex = {"request": kind, "value": value, "response": resp.WhichOneof("message_response")}
+            if ex["response"] == "list_services_response":
+                ex["services"] = [s.name for s in resp.list_services_response.service]
+                services += ex["services"]
+                todo += [("file_containing_symbol", s) for s in ex["services"]]
+            elif ex["response"] == "file_descriptor_response":
+                ex["files"] = []
+                for raw in resp.file_descriptor_response.file_descriptor_proto:
+                    fdp = descriptor_pb2.FileDescriptorProto.FromString(raw)
+                    ex["files"].append(dict(name=fdp.name, package=fdp.package, bytes=len(raw),
+                                            sha256=hashlib.sha256(raw).hexdigest(),
+                                            dependencies=list(fdp.dependency),
+                                            services=[f"{fdp.package}.{s.name}" for s in fdp.service]))
+                    files.setdefault(fdp.name, len(raw))
+                    for dep in fdp.dependency:
+                        if dep not in files and ("file_by_filename", dep) not in todo:
+                            todo.append(("file_by_filename", dep))
+            elif ex["response"] == "error_response":
+                ex["error_code"] = resp.error_response.error_code
+                ex["error_message"] = resp.error_response.error_message
+            exchanges.append(ex)
+        q.put(None)
+        for _ in call:
+            got += 1
+    except grpc.RpcError as e:
+        q.put(None)
+        code, details = e.code().name, e.details() or ""
+    fdp_msgs = [f for ex in exchanges for f in ex.get("files", [])]
+    return dict(conn=conn, call_id=call_id, method=method, req_msgs=len(exchanges), resp_msgs=got,
+                status=code, message=details, timeout_s=None, cancelled=False, client_peer=None,
+                start=start, end=time.time(), phase="reflect", reflection=dict(
+                    version=version, services=services, files=sorted(files),
+                    file_descriptor_protos=len(fdp_msgs),
+                    file_descriptor_proto_bytes=sum(f["bytes"] for f in fdp_msgs),
+                    exchanges=exchanges))
+
+def scenario_reflect(targets, log, marker):
+    """One long-lived connection: 150 calls over every method of Echo and Store (plan(0, i), as
+    midjoin) before `marker` appears (the capture starts in between). Then, on a new connection,
+    a reflection exchange over grpc.reflection.v1 as grpcurl makes it (list_services,
+    file_containing_symbol for each service, file_by_filename for missing dependencies) followed
+    by one Echo call on that connection, as grpcurl's invocation would; on another new
+    connection the same over v1alpha, plus a method symbol, a file by name and a missing symbol
+    (an error_response), followed by one Store call. Then 200 more calls on the long-lived
+    connection, whose :path the capture never saw literally (phase "after")."""
+    main = Stubs(targets[0])
+    midjoin_calls(main, log, 0, 0, 150, "before")
+    open(marker + ".ready", "w").close()
+    while not os.path.exists(marker):
+        time.sleep(0.05)
+    runs = [
+        (1, "v1", [("list_services", "*")],
+         dict(svc="Echo", method="Unary", reqs=[echo_pb2.EchoRequest(message="after reflection", reply_size=10)])),
+        (2, "v1alpha", [("list_services", "*"), ("file_containing_symbol", "grpctap.test.Store.Get"),
+                        ("file_by_filename", "echo.proto"), ("file_containing_symbol", "grpctap.test.Missing")],
+         dict(svc="Store", method="List", reqs=[shared_pb2.Key(id="c0-k1")])),
+    ]
+    for conn, version, asks, then in runs:
+        st = Stubs(targets[0])
+        rec = reflection_info(st.channel, log, conn, conn * 10000 + 1, version, asks)
+        after = run_spec(st, log, conn, then, conn * 10000 + 2, "reflect")
+        rec["client_peer"] = after["client_peer"]  # the same channel, the same TCP connection
+        log.call(**rec)
+        st.channel.close()
+    midjoin_calls(main, log, 0, 150, 350, "after")
+    main.channel.close()
+
 def client(args):
     log = Log(args.log)
     targets = args.target
@@ -630,6 +795,8 @@ def client(args):
         scenario_midstream(targets, log, args.marker)
     elif args.scenario == "midjoin":
         scenario_midjoin(targets, log, args.marker)
+    elif args.scenario == "reflect":
+        scenario_reflect(targets, log, args.marker)
     elif args.scenario == "deadlines":
         scenario_deadlines(targets, log)
     else:
@@ -640,9 +807,14 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("server"); s.add_argument("--host", default="127.0.0.1"); s.add_argument("--port", type=int, required=True)
     s.add_argument("--workers", type=int, default=32)
+    s.add_argument("--reflection", action="store_true", help="serve grpc.reflection.v1 and v1alpha")
     c = sub.add_parser("client"); c.add_argument("--target", action="append", required=True)
     c.add_argument("--scenario", required=True); c.add_argument("--log", required=True); c.add_argument("--marker")
+    d = sub.add_parser("reflection-descriptors", help="write the two reflection files the server serves, as a FileDescriptorSet")
+    d.add_argument("out")
     args = p.parse_args()
+    if args.cmd == "reflection-descriptors":
+        return reflection_descriptors(args.out)
     serve(args) if args.cmd == "server" else client(args)
 
 if __name__ == "__main__":

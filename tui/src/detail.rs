@@ -17,8 +17,9 @@ use crate::model::Model;
 /// How messages are decoded.
 #[derive(Debug, Clone, Default)]
 pub struct Decode {
-    /// Loaded schemas (google.rpc error details are always in them).
-    pub schemas: Option<Arc<decoder::schema::Schemas>>,
+    /// The schemas: loaded (google.rpc error details are always in them), and learned from
+    /// server reflection in the capture.
+    pub store: Option<Arc<decoder::reflection::SchemaStore>>,
     /// Largest decompressed message.
     pub cap: usize,
 }
@@ -170,8 +171,9 @@ pub fn build(c: &CallRecord, d: &Decode) -> Detail {
     lines.push(Line::default());
     timeline(c, &mut lines);
     metadata(c, &mut lines);
-    messages(c, d, &mut lines);
-    if let (Some(details), Some(s)) = (&c.status_details, &d.schemas) {
+    let schemas = d.store.as_ref().and_then(|s| s.current());
+    messages(c, schemas.as_deref(), d.cap, &mut lines);
+    if let (Some(details), Some(s)) = (&c.status_details, &schemas) {
         lines.push(Line::default());
         lines.push(heading("Error details (google.rpc.Status)"));
         json_lines(
@@ -333,11 +335,13 @@ fn metadata(c: &CallRecord, lines: &mut Vec<Line<'static>>) {
     }
 }
 
-fn messages(c: &CallRecord, d: &Decode, lines: &mut Vec<Line<'static>>) {
-    let info = c
-        .method
-        .as_deref()
-        .and_then(|m| d.schemas.as_ref()?.method(m));
+fn messages(
+    c: &CallRecord,
+    schemas: Option<&decoder::schema::Schemas>,
+    cap: usize,
+    lines: &mut Vec<Line<'static>>,
+) {
+    let info = c.method.as_deref().and_then(|m| schemas?.method(m));
     let sides = [
         (
             "Request",
@@ -359,8 +363,7 @@ fn messages(c: &CallRecord, d: &Decode, lines: &mut Vec<Line<'static>>) {
             lines.push(Line::default());
             let ty = type_name.map_or_else(|| "raw: field numbers".to_owned(), str::to_owned);
             lines.push(heading(&format!("{name} #{} ({ty})", i + 1)));
-            let v =
-                decoder::payload::message_json(b, encoding, type_name, d.schemas.as_deref(), d.cap);
+            let v = decoder::payload::message_json(b, encoding, type_name, schemas, cap);
             json_lines(&v, lines);
         }
         if (bodies.len() as u64) < count && !bodies.is_empty() {

@@ -74,6 +74,14 @@ impl Groups {
         Some(g)
     }
 
+    /// The schemas changed: candidates (indexes into the old method list) are dropped; groups
+    /// not named yet are narrowed again from their next calls.
+    pub(crate) fn forget_candidates(&mut self) {
+        for g in &mut self.groups {
+            g.candidates = None;
+        }
+    }
+
     /// The group's method, if its calls have told it.
     pub(crate) fn name(&self, g: u32) -> Option<Arc<str>> {
         self.groups.get(g as usize)?.name.clone()

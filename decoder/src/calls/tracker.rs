@@ -22,6 +22,7 @@ use crate::grpc::msg::{Keep, MsgParser};
 use crate::grpc::{self, Code};
 use crate::h2::event::{Event, Side};
 use crate::hpack::{HeaderList, Text};
+use crate::reflection::SchemaStore;
 
 /// Messages kept each way of a call whose method is not known yet, to infer it (in every
 /// mode, not only when bodies are asked for), and bytes kept of each.
@@ -119,6 +120,10 @@ struct Call {
     /// The request headers had fields we could not read and no readable `grpc-timeout`: the
     /// call may have had a deadline (so a cancel may have been its expiry).
     deadline_unknown: bool,
+    /// A server reflection call whose responses are read for schemas.
+    reflection: bool,
+    /// Of its kept responses, how many were read (when they are also kept for output).
+    reflected: usize,
 }
 
 /// Tracks the gRPC calls of one connection.
@@ -142,6 +147,10 @@ pub struct Tracker {
     first_request: Option<u32>,
     strings: Interner,
     schemas: Option<Arc<crate::schema::Schemas>>,
+    /// Where the schemas come from (they grow when the capture carries server reflection),
+    /// and the generation of it `schemas` is.
+    store: Option<Arc<SchemaStore>>,
+    schemas_gen: u64,
     /// Calls grouped by the unseen `:path` entry they used.
     groups: Groups,
     /// Which unseen entries of the server's table hold which status.
@@ -174,6 +183,8 @@ impl Tracker {
             first_request: None,
             strings: Interner::default(),
             schemas: None,
+            store: None,
+            schemas_gen: 0,
             groups: Groups::default(),
             learned: StatusEntries::default(),
             ended_early: Default::default(),
@@ -193,6 +204,36 @@ impl Tracker {
     pub fn with_schemas(mut self, schemas: Option<Arc<crate::schema::Schemas>>) -> Tracker {
         self.schemas = schemas;
         self
+    }
+
+    /// Takes its schemas from `store`, shared with every connection: the user's, and what
+    /// server reflection seen on any connection teaches (a reflection call on this one feeds it).
+    pub fn with_schema_store(mut self, store: Arc<SchemaStore>) -> Tracker {
+        self.schemas = store.current();
+        self.schemas_gen = store.generation();
+        self.store = Some(store);
+        self
+    }
+
+    /// Picks up schemas learned since last time; the groups' narrowing was over the old method
+    /// list and starts again (names already given stay).
+    fn refresh_schemas(&mut self) {
+        let Some(store) = &self.store else { return };
+        let g = store.generation();
+        if g != self.schemas_gen {
+            self.schemas = store.current();
+            self.schemas_gen = g;
+            self.groups.forget_candidates();
+        }
+    }
+
+    /// Whether the schemas have methods to infer from.
+    fn can_infer(&self) -> bool {
+        self.limits.infer_methods.is_some()
+            && self
+                .schemas
+                .as_ref()
+                .is_some_and(|s| !s.method_list().is_empty())
     }
 
     /// The connection.
@@ -338,6 +379,43 @@ impl Tracker {
                 parser.align(bytes, at);
             }
             parser.feed(bytes, ts, &mut |len| sink.message(id, from, len));
+            if call.reflection && from == Side::Server && call.resp.bodies.len() > call.reflected {
+                self.reflect(stream);
+            }
+        }
+    }
+
+    /// New responses of a server reflection call: their file descriptors go to the store.
+    #[cold]
+    fn reflect(&mut self, stream: u32) {
+        let keep_for_output = self.limits.bodies_per_call > 0;
+        let (Some(call), Some(store)) = (self.calls.get_mut(&stream), &self.store) else {
+            return;
+        };
+        let encoding = call.rec.resp.encoding.clone();
+        for body in &call.resp.bodies[call.reflected..] {
+            if body.cut() {
+                continue;
+            }
+            let data = if body.compressed {
+                match crate::payload::decompress(
+                    encoding.as_deref(),
+                    &body.data,
+                    crate::reflection::MAX_MESSAGE,
+                ) {
+                    Ok(d) => std::borrow::Cow::Owned(d),
+                    Err(_) => continue,
+                }
+            } else {
+                std::borrow::Cow::Borrowed(&body.data[..])
+            };
+            store.learn(&crate::reflection::file_descriptors(&data));
+        }
+        if keep_for_output {
+            call.reflected = call.resp.bodies.len();
+        } else {
+            call.resp.bodies.clear();
+            call.reflected = 0;
         }
     }
 
@@ -419,6 +497,7 @@ impl Tracker {
         if self.full(sink) {
             return;
         }
+        self.refresh_schemas();
         self.first_request.get_or_insert(stream);
         let mut rec = self.new_record(stream, Some(ts));
         match w.path {
@@ -473,8 +552,26 @@ impl Tracker {
             trailers: None,
             details_code: None,
             deadline_unknown: w.timeout.is_none() && list.unknown_refs > 0,
+            reflection: false,
+            reflected: 0,
         };
         call.reserved = self.reserve(&call);
+        if call
+            .rec
+            .method
+            .as_deref()
+            .is_some_and(crate::reflection::is_reflection)
+            && self.store.is_some()
+            && self.budget.take(crate::reflection::MAX_MESSAGE)
+        {
+            // Its responses are read whole, one at a time, within the keep budget.
+            call.reflection = true;
+            call.reserved += crate::reflection::MAX_MESSAGE;
+            call.resp.keep = Some(Keep {
+                per_message: crate::reflection::MAX_MESSAGE,
+                messages: self.limits.bodies_per_call.max(1),
+            });
+        }
         self.calls.insert(stream, call);
     }
 
@@ -519,6 +616,8 @@ impl Tracker {
             trailers: None,
             details_code: None,
             deadline_unknown: true,
+            reflection: false,
+            reflected: 0,
         };
         call.reserved = self.reserve(&call);
         call
@@ -623,9 +722,7 @@ impl Tracker {
             per_message: self.limits.body_bytes,
             messages: self.limits.bodies_per_call,
         });
-        let for_inference =
-            (infer && self.limits.infer_methods.is_some() && self.schemas.is_some())
-                .then_some(INFER_KEEP);
+        let for_inference = (infer && self.can_infer()).then_some(INFER_KEEP);
         MsgParser::keeping(asked.or(for_inference))
     }
 
@@ -726,10 +823,12 @@ impl Tracker {
             status::confidence(call.rec.status_source, call.rec.start.is_some())
         };
         if call.reserved > 0 {
-            // The messages were kept for inference only.
             self.budget.give(call.reserved);
-            call.rec.req.bodies.clear();
-            call.rec.resp.bodies.clear();
+            if self.limits.bodies_per_call == 0 {
+                // The messages were kept for inference (or reflection) only.
+                call.rec.req.bodies.clear();
+                call.rec.resp.bodies.clear();
+            }
         }
         sink.call_ended(&call.rec);
     }
@@ -737,6 +836,7 @@ impl Tracker {
     /// Names a call whose `:path` was lost: from its group (what earlier calls of it showed,
     /// narrowed by this one), or from its own messages.
     fn name(&mut self, call: &mut Call) {
+        self.refresh_schemas();
         let (Some(cap), Some(schemas)) = (self.limits.infer_methods, self.schemas.clone()) else {
             return;
         };

@@ -4,7 +4,7 @@
 // the midjoin and deadlines scenarios are the same calls as in go-echo, py_echo.py, tonic-echo.
 //
 //   node echo.js server --addr 127.0.0.1:50300
-//   node echo.js client --target 127.0.0.1:50300 --scenario midjoin|deadlines --log calls.jsonl [--marker F]
+//   node echo.js client --target 127.0.0.1:50300 --scenario midjoin|deadlines|reflect --log calls.jsonl [--marker F]
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -234,7 +234,7 @@ function run(conn, c, log, s, callId, phase) {
       };
       if (phase) rec.phase = phase;
       log.call(rec);
-      resolve();
+      resolve(rec);
     });
   });
 }
@@ -388,6 +388,114 @@ async function midjoin(target, log, marker) {
   for (const c of conns) c.close();
 }
 
+// The grpc.reflection.v1 and v1alpha clients. grpc-js has no reflection client and this
+// package ships no reflection.proto: they are loaded from the FileDescriptorSet that
+// `py_echo.py reflection-descriptors F` writes (the files the python server serves), named by
+// REFLECTION_FDS.
+function reflectionClients() {
+  const def = protoLoader.loadFileDescriptorSetFromBuffer(fs.readFileSync(process.env.REFLECTION_FDS), {
+    keepCase: true, longs: Number, enums: String, defaults: false, oneofs: true,
+  });
+  const r = grpc.loadPackageDefinition(def).grpc.reflection;
+  return { v1: r.v1.ServerReflection, v1alpha: r.v1alpha.ServerReflection };
+}
+
+// One ServerReflectionInfo call as grpcurl makes it, on connection c (see reflection_info in
+// py_echo.py): one bidi stream, each request written after the previous response arrived; a
+// list_services answer is followed by file_containing_symbol for each service, a file naming a
+// dependency not received yet by file_by_filename for it. Resolves with the log record.
+function reflectionInfo(c, conn, callId, version, asks) {
+  const descriptor = require('protobufjs/ext/descriptor');
+  const crypto = require('crypto');
+  const Client = reflectionClients()[version];
+  const client = new Client('unused', grpc.credentials.createInsecure(), { channelOverride: c.echo.getChannel() });
+  const method = `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`;
+  return new Promise((resolve) => {
+    const md = new grpc.Metadata();
+    md.set('x-call-id', String(callId));
+    const start = now();
+    const call = client.ServerReflectionInfo(md);
+    const todo = asks.slice(), exchanges = [], files = new Map(), services = [];
+    let got = 0, current = null;
+    const next = () => {
+      if (!todo.length) { call.end(); return; }
+      current = todo.shift();
+      call.write({ [current[0]]: current[1] });
+    };
+    call.on('data', (resp) => {
+      got++;
+      const kind = resp.message_response;
+      const ex = { request: current[0], value: current[1], response: kind };
+      if (kind === 'list_services_response') {
+        ex.services = resp.list_services_response.service.map((sv) => sv.name);
+        services.push(...ex.services);
+        for (const sv of ex.services) todo.push(['file_containing_symbol', sv]);
+      } else if (kind === 'file_descriptor_response') {
+        ex.files = [];
+        for (const raw of resp.file_descriptor_response.file_descriptor_proto) {
+          const fdp = descriptor.FileDescriptorProto.decode(raw);
+          ex.files.push({
+            bytes: raw.length, dependencies: fdp.dependency || [], name: fdp.name, package: fdp.package,
+            services: (fdp.service || []).map((sv) => `${fdp.package}.${sv.name}`),
+            sha256: crypto.createHash('sha256').update(raw).digest('hex'),
+          });
+          if (!files.has(fdp.name)) files.set(fdp.name, raw.length);
+          for (const dep of fdp.dependency || []) {
+            if (!files.has(dep) && !todo.some(([k, v]) => k === 'file_by_filename' && v === dep)) todo.push(['file_by_filename', dep]);
+          }
+        }
+      } else if (kind === 'error_response') {
+        ex.error_code = resp.error_response.error_code;
+        ex.error_message = resp.error_response.error_message;
+      }
+      exchanges.push(ex);
+      next();
+    });
+    call.on('error', () => {});
+    call.on('status', (st) => {
+      const fdps = exchanges.flatMap((ex) => ex.files || []);
+      resolve({
+        conn, call_id: callId, method, req_msgs: exchanges.length, resp_msgs: got, status: codeName(st.code),
+        message: st.details || '', timeout_s: null, cancelled: false, client_peer: null, start, end: now(),
+        phase: 'reflect',
+        reflection: {
+          exchanges, file_descriptor_proto_bytes: fdps.reduce((n, f) => n + f.bytes, 0),
+          file_descriptor_protos: fdps.length, files: [...files.keys()].sort(), services, version,
+        },
+      });
+    });
+    next();
+  });
+}
+
+// One long-lived connection: 150 calls (plan(0, i)) before the marker, then a reflection
+// exchange over v1 on a new connection and one Echo call on it, the same over v1alpha (plus a
+// method symbol, a file by name, a missing symbol) and one Store call, then 200 more calls on
+// the long-lived connection. The same as scenario_reflect in py_echo.py.
+async function reflect(target, log, marker) {
+  const main = new Conn(target);
+  await calls(0, main, log, 0, 150, 'before');
+  fs.writeFileSync(`${marker}.ready`, '');
+  while (!fs.existsSync(marker)) await sleep(50);
+  const runs = [
+    [1, 'v1', [['list_services', '*']],
+      { svc: 'Echo', method: 'Unary', reqs: [E({ message: 'after reflection', reply_size: 10 })] }],
+    [2, 'v1alpha', [['list_services', '*'], ['file_containing_symbol', 'grpctap.test.Store.Get'],
+      ['file_by_filename', 'echo.proto'], ['file_containing_symbol', 'grpctap.test.Missing']],
+    { svc: 'Store', method: 'List', reqs: [{ id: 'c0-k1' }] }],
+  ];
+  for (const [conn, version, asks, then] of runs) {
+    const c = new Conn(target);
+    const rec = await reflectionInfo(c, conn, conn * 10000 + 1, version, asks);
+    const after = await run(conn, c, log, then, conn * 10000 + 2, 'reflect');
+    rec.client_peer = after.client_peer; // the same channel, the same TCP connection
+    log.call(rec);
+    c.close();
+  }
+  await calls(0, main, log, 150, 350, 'after');
+  main.close();
+}
+
 // One connection, captured from its start: Unary calls past their deadline (some 4 at once),
 // calls that finish just before it, ServerStreams that hit it mid-stream, and client
 // cancellations shortly before it.
@@ -417,12 +525,13 @@ function main() {
   const arg = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
   if (args[0] === 'server') return serve(arg('--addr'));
   if (args[0] !== 'client') {
-    console.error('usage: echo.js server --addr A | client --target H:P --scenario midjoin|deadlines --log F [--marker M]');
+    console.error('usage: echo.js server --addr A | client --target H:P --scenario midjoin|deadlines|reflect --log F [--marker M]');
     process.exit(2);
   }
   const log = new Log(arg('--log'));
   const scenario = arg('--scenario');
   const p = scenario === 'midjoin' ? midjoin(arg('--target'), log, arg('--marker'))
+    : scenario === 'reflect' ? reflect(arg('--target'), log, arg('--marker'))
     : scenario === 'deadlines' ? deadlines(arg('--target'), log) : Promise.reject(new Error(`unknown scenario ${scenario}`));
   p.then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
 }
