@@ -85,10 +85,12 @@ impl CallJson<'_> {
         let info = c.method.as_deref().and_then(|m| schemas?.method(m));
         let req_type = info.map(|i| i.input.as_str());
         let resp_type = info.map(|i| i.output.as_str());
-        let half = |h: &decoder::Half, ty| -> Vec<serde_json::Value> {
+        // One output budget for the whole call (docs/calls.md).
+        let mut budget = decoder::payload::OutputBudget::CALLS;
+        let mut half = |h: &decoder::Half, ty| -> Vec<serde_json::Value> {
             h.bodies
                 .iter()
-                .map(|m| message_json(m, h.encoding.as_deref(), ty, schemas, b.cap))
+                .map(|m| message_json(m, h.encoding.as_deref(), ty, schemas, b.cap, &mut budget))
                 .collect()
         };
         self.requests = Some(half(&c.req, req_type));

@@ -424,7 +424,9 @@ impl Input<'_, '_> {
                 }
             };
             packets += 1;
-            let ts = pkt.ts;
+            // A timestamp far off the others is taken at the clock's time (capture::clock).
+            let ts = self.reasm.time_of(pkt.ts);
+            let pkt = capture::Packet { ts, ..pkt };
             let mut paced = true;
             {
                 let Input {

@@ -142,6 +142,7 @@ struct CaptureJson<'a> {
     gap_bytes: u64,
     truncated_packets: u64,
     malformed_packets: u64,
+    time_jumps: u64,
     calls_unknown_method: u64,
     payload_errors: u64,
     anomalies: &'a BTreeMap<&'static str, u64>,
@@ -232,6 +233,7 @@ pub(crate) fn to_json(
             gap_bytes: cap.gap_bytes,
             truncated_packets: cap.truncated,
             malformed_packets: cap.malformed,
+            time_jumps: cap.time_jumps,
             calls_unknown_method: dec.calls_unknown_method,
             payload_errors: dec.payload_errors,
             anomalies: &dec.anomalies,
@@ -383,6 +385,13 @@ pub(crate) fn render_table(
             .map(|(k, v)| format!("{k}:{v}"))
             .collect();
         let _ = write!(out, " ({})", list.join(" "));
+    }
+    if cap.time_jumps > 0 {
+        let _ = write!(
+            out,
+            "; {} packets with a timestamp far off the others (taken at the time before them)",
+            cap.time_jumps
+        );
     }
     out.push('\n');
     let t = &agg.total;

@@ -18,6 +18,7 @@
 //! - Events are handed to a [`StreamSink`]: in-order payload is lent straight from the packet
 //!   buffer, so the common path copies and allocates nothing.
 
+pub mod clock;
 pub mod config;
 pub mod event;
 pub mod flow;
@@ -50,6 +51,7 @@ pub struct Reassembler {
     flows: FlowTable,
     defrag: Defrag,
     stats: CaptureStats,
+    clock: clock::Clock,
 }
 
 impl Reassembler {
@@ -59,7 +61,15 @@ impl Reassembler {
             defrag: Defrag::new(limits.max_fragmented_datagrams, limits.fragment_timeout),
             flows: FlowTable::new(limits),
             stats: CaptureStats::default(),
+            clock: clock::Clock::default(),
         }
+    }
+
+    /// The time to give a packet stamped `ts` (see [`clock`]): its own, unless it jumped far
+    /// from the packets before it. Call it once per packet, before everything that uses the
+    /// packet's time (pacing, sampling, [`Reassembler::handle_packet`]).
+    pub fn time_of(&mut self, ts: Nanos) -> Nanos {
+        self.clock.accept(ts, &mut self.stats)
     }
 
     /// What has been counted so far.

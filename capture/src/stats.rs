@@ -50,6 +50,9 @@ pub struct CaptureStats {
     pub conns_evicted: u64,
     /// Connections replaced by a new SYN on the same 4-tuple before they were seen to close.
     pub conns_reused: u64,
+    /// Packets whose timestamp jumped far from the packets before it, taken at the time of the
+    /// packet before (see [`crate::clock`]).
+    pub time_jumps: u64,
 }
 
 /// Peak resident memory of this process in KiB (Linux `VmHWM`), 0 where unknown: the memory

@@ -22,6 +22,143 @@ pub enum PayloadError {
     },
     /// The bytes are not a message of the expected type.
     Decode(String),
+    /// Decoded, the message would be bigger than the output budget allows: more fields (at
+    /// every depth) than `nodes`, or nesting deeper than `depth`.
+    TooComplex {
+        /// What was exceeded.
+        what: &'static str,
+    },
+    /// The call's output budget was used up by its earlier messages.
+    BudgetUsed,
+}
+
+/// Bounds on what decoding produces (not only on what it reads): a message of 16 KiB that
+/// inflates to 16 MiB of tiny nested submessages would otherwise become millions of JSON nodes.
+/// One budget per call; each message takes from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputBudget {
+    /// Fields (at every depth) one message may have.
+    pub message_nodes: usize,
+    /// Fields left for the call's remaining messages.
+    pub call_nodes: usize,
+    /// Decompressed bytes left for the call's remaining messages.
+    pub call_bytes: usize,
+    /// Nesting of messages (and `Any`) a message may have.
+    pub depth: usize,
+}
+
+impl OutputBudget {
+    /// For `--calls` with `--bodies`: 200,000 fields a message, 1,000,000 and 64 MiB a call,
+    /// 64 levels (JSON parsers commonly stop at 128).
+    pub const CALLS: OutputBudget = OutputBudget {
+        message_nodes: 200_000,
+        call_nodes: 1_000_000,
+        call_bytes: 64 << 20,
+        depth: 64,
+    };
+    /// For one call shown in the terminal UI: 20,000 fields a message, 100,000 and 16 MiB a call.
+    pub const SCREEN: OutputBudget = OutputBudget {
+        message_nodes: 20_000,
+        call_nodes: 100_000,
+        call_bytes: 16 << 20,
+        depth: 64,
+    };
+}
+
+/// What a message would produce, found with bounded work: its fields at every depth (a
+/// length-delimited field is looked into when it parses as a message) and its nesting.
+#[derive(Debug, Default)]
+struct Shape {
+    nodes: usize,
+    depth: usize,
+    work: usize,
+}
+
+/// Walks `b` as a message at `depth`; false when it does not parse as one (the caller then
+/// takes it as bytes). Stops early once over `limit` nodes, `max_depth` levels or `max_work`.
+fn shape(b: &[u8], depth: usize, st: &mut Shape, limit: (usize, usize, usize)) -> bool {
+    let (max_nodes, max_depth, max_work) = limit;
+    st.depth = st.depth.max(depth);
+    st.work += b.len();
+    let mut at = 0;
+    while at < b.len() {
+        if st.nodes > max_nodes || st.depth > max_depth || st.work > max_work {
+            return true;
+        }
+        let Some(key) = varint(b, &mut at) else {
+            return false;
+        };
+        if key >> 3 == 0 {
+            return false;
+        }
+        st.nodes += 1;
+        match key & 7 {
+            0 => {
+                if varint(b, &mut at).is_none() {
+                    return false;
+                }
+            }
+            1 => at += 8,
+            5 => at += 4,
+            2 => {
+                let Some(len) = varint(b, &mut at).and_then(|l| usize::try_from(l).ok()) else {
+                    return false;
+                };
+                let Some(sub) = at.checked_add(len).and_then(|end| b.get(at..end)) else {
+                    return false;
+                };
+                at += len;
+                // Text is a leaf, as `raw` shows it (a schema's strings and bytes are leaves too).
+                if !sub.is_empty() && !is_text(sub) {
+                    let saved = (st.nodes, st.depth);
+                    if !shape(sub, depth + 1, st, limit) {
+                        (st.nodes, st.depth) = saved;
+                    }
+                }
+            }
+            _ => return false,
+        }
+    }
+    at == b.len()
+}
+
+/// Text a person reads: no control characters but newlines and tabs.
+fn printable(t: &str) -> bool {
+    t.chars().all(|c| !c.is_control() || c == '\n' || c == '\t')
+}
+
+/// Whether `b` is printable UTF-8 text.
+fn is_text(b: &[u8]) -> bool {
+    std::str::from_utf8(b).is_ok_and(printable)
+}
+
+/// Checks `plain` against the budget and takes its share; `Err` when it would produce too much.
+fn within(plain: &[u8], budget: &mut OutputBudget) -> Result<(), PayloadError> {
+    if plain.len() > budget.call_bytes {
+        return Err(PayloadError::BudgetUsed);
+    }
+    let limit = budget.message_nodes.min(budget.call_nodes);
+    let mut st = Shape::default();
+    // Each byte is looked at once per level it is nested in: bounded by the depth limit, and
+    // by 32 passes over the message.
+    let max_work = plain.len().saturating_mul(32).max(1 << 20);
+    shape(plain, 0, &mut st, (limit, budget.depth, max_work));
+    if st.depth > budget.depth {
+        return Err(PayloadError::TooComplex { what: "nesting" });
+    }
+    if st.nodes > limit {
+        return Err(if limit < budget.message_nodes {
+            PayloadError::BudgetUsed
+        } else {
+            PayloadError::TooComplex { what: "fields" }
+        });
+    }
+    if st.work > max_work {
+        return Err(PayloadError::TooComplex { what: "nesting" });
+    }
+    budget.call_nodes -= st.nodes;
+    budget.call_bytes -= plain.len();
+    Ok(())
 }
 
 impl std::fmt::Display for PayloadError {
@@ -31,6 +168,15 @@ impl std::fmt::Display for PayloadError {
             PayloadError::Decompress(e) => write!(f, "does not decompress: {e}"),
             PayloadError::TooLarge { cap } => write!(f, "decompresses to more than {cap} bytes"),
             PayloadError::Decode(e) => write!(f, "does not decode: {e}"),
+            PayloadError::TooComplex { what } => {
+                write!(f, "too large to show: its {what} exceed the output budget")
+            }
+            PayloadError::BudgetUsed => {
+                write!(
+                    f,
+                    "not shown: the call's output budget was used by its earlier messages"
+                )
+            }
         }
     }
 }
@@ -201,9 +347,7 @@ fn raw(b: &[u8], depth: usize) -> Option<Value> {
                 at += len;
                 // Printable text first: most text also parses as a message (every byte a small
                 // varint field), and text is what a person wants to read.
-                let text = std::str::from_utf8(s)
-                    .ok()
-                    .filter(|t| t.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'));
+                let text = std::str::from_utf8(s).ok().filter(|t| printable(t));
                 match text {
                     Some(t) => Value::from(t),
                     None => (depth < RAW_DEPTH && !s.is_empty())
@@ -234,13 +378,15 @@ pub fn message_json(
     type_name: Option<&str>,
     schemas: Option<&crate::schema::Schemas>,
     cap: usize,
+    budget: &mut OutputBudget,
 ) -> Value {
     if body.cut() {
         return serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())});
     }
     let decompressed;
     let plain = if body.compressed {
-        match decompress(encoding, &body.data, cap) {
+        // No more than what the call's budget has left.
+        match decompress(encoding, &body.data, cap.min(budget.call_bytes)) {
             Ok(p) => {
                 decompressed = p;
                 &decompressed
@@ -250,6 +396,9 @@ pub fn message_json(
     } else {
         &body.data
     };
+    if let Err(e) = within(plain, budget) {
+        return serde_json::json!({"error": e.to_string(), "truncated": true, "bytes": plain.len()});
+    }
     let decoded = match (type_name, schemas) {
         (Some(t), Some(s)) => to_json(s.pool(), t, plain),
         _ => decode_raw(plain),
@@ -257,8 +406,14 @@ pub fn message_json(
     decoded.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
 }
 
-/// `grpc-status-details-bin` bytes as google.rpc.Status JSON with its details resolved.
+/// `grpc-status-details-bin` bytes as google.rpc.Status JSON with its details resolved, within
+/// a budget of its own (its `Any` details nest: thousands of levels would take memory growing
+/// with the square of the depth).
 pub fn status_details_json(details: &[u8], schemas: &crate::schema::Schemas) -> Value {
+    let mut budget = OutputBudget::SCREEN;
+    if let Err(e) = within(details, &mut budget) {
+        return serde_json::json!({"error": e.to_string(), "truncated": true, "bytes": details.len()});
+    }
     to_json(schemas.pool(), "google.rpc.Status", details)
         .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
 }
@@ -394,5 +549,118 @@ mod tests {
             deep = outer;
         }
         assert!(decode_raw(&deep).is_ok());
+    }
+
+    fn gzip(b: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b).expect("gz");
+        gz.finish().expect("gz")
+    }
+
+    fn body(data: Vec<u8>, compressed: bool) -> crate::grpc::msg::Body {
+        crate::grpc::msg::Body {
+            compressed,
+            len: data.len() as u32,
+            data,
+            ts: types::Nanos(0),
+        }
+    }
+
+    #[test]
+    fn output_is_bounded_not_only_input() {
+        // A few KiB of gzip that inflate to 16 MiB of tiny nested submessages (`0a 02 08 00`).
+        let amp = gzip(&[0x0a, 0x02, 0x08, 0x00].repeat(4 << 20));
+        assert!(amp.len() < 200 << 10, "{}", amp.len());
+        let mut budget = OutputBudget::CALLS;
+        let started = std::time::Instant::now();
+        let v = message_json(
+            &body(amp, true),
+            Some("gzip"),
+            None,
+            None,
+            16 << 20,
+            &mut budget,
+        );
+        assert_eq!(v["truncated"], true, "{v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains("fields")),
+            "{v}"
+        );
+        assert_eq!(v["bytes"], 16 << 20);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // A normal message still decodes, and takes its share of the call's budget.
+        let ok = message_json(
+            &body(vec![0x0a, 0x02, 0x68, 0x69], false),
+            None,
+            None,
+            None,
+            1 << 20,
+            &mut budget,
+        );
+        assert_eq!(ok, serde_json::json!({"1": "hi"}));
+        assert_eq!(budget.call_nodes, OutputBudget::CALLS.call_nodes - 1);
+        // Messages that are each within bounds use the call's budget up; later ones say so.
+        let mut budget = OutputBudget {
+            call_nodes: 250_000,
+            ..OutputBudget::CALLS
+        };
+        let big = [0x08, 0x01].repeat(150_000);
+        let first = message_json(
+            &body(big.clone(), false),
+            None,
+            None,
+            None,
+            1 << 20,
+            &mut budget,
+        );
+        assert!(first.is_object() && first.get("error").is_none());
+        let second = message_json(&body(big, false), None, None, None, 1 << 20, &mut budget);
+        assert_eq!(second["truncated"], true, "{second}");
+        assert!(
+            second["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("earlier messages"))
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_decoding() {
+        // google.rpc.Status whose details hold an Any holding a Status ..., 14,000 levels.
+        let schemas =
+            crate::schema::tests::from_source("x.proto", "syntax = \"proto3\"; package x;");
+        let ld = |field: u8, b: &[u8]| {
+            let mut v = vec![(field << 3) | 2];
+            let mut n = b.len();
+            while n >= 0x80 {
+                v.push((n as u8 & 0x7f) | 0x80);
+                n >>= 7;
+            }
+            v.push(n as u8);
+            v.extend_from_slice(b);
+            v
+        };
+        let mut status = vec![0x08, 0x05];
+        for _ in 0..14_000 {
+            let mut any = ld(1, b"type.googleapis.com/google.rpc.Status");
+            any.extend(ld(2, &status));
+            status = vec![0x08, 0x05];
+            status.extend(ld(3, &any));
+        }
+        let started = std::time::Instant::now();
+        let v = status_details_json(&status, &schemas);
+        assert_eq!(v["truncated"], true, "{v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains("nesting")),
+            "{v}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // A few levels are fine.
+        let mut shallow = vec![0x08, 0x05];
+        let mut any = ld(1, b"type.googleapis.com/google.rpc.ErrorInfo");
+        any.extend(ld(2, &ld(1, b"QUOTA")));
+        shallow.extend(ld(3, &any));
+        let v = status_details_json(&shallow, &schemas);
+        assert_eq!(v["code"], 5, "{v}");
+        assert_eq!(v["details"][0]["reason"], "QUOTA", "{v}");
     }
 }

@@ -51,21 +51,21 @@ impl Backfill {
         self.next.is_none_or(|n| ts.0 >= n)
     }
 
-    /// Records the registry at every step boundary up to `ts` (all with the current values:
-    /// nothing changed between the boundaries the clock jumped over). Call it before handling
-    /// the packet at `ts`, so the values are those of the boundaries' own time.
+    /// Records the registry at the step boundary the clock reached, with the current values.
+    /// Call it before handling the packet at `ts`, so the values are those of the boundary's own
+    /// time. When packets skipped several steps (a quiet stretch, a capture resumed later), the
+    /// steps between have no data and get no sample: one sample per step that has data, and
+    /// the work is bounded by the packets, not by how far time jumped.
     pub fn sample(&mut self, ts: decoder::Nanos, registry: &Registry) {
         let ts = ts.0;
-        let mut at = self.next.unwrap_or(ts - ts % self.step_ns);
+        let at = self.next.unwrap_or(ts - ts % self.step_ns);
         if at > ts {
             return;
         }
         let Some(text) = encode(registry) else { return };
-        while at <= ts {
-            self.add(&text, at);
-            at += self.step_ns;
-        }
-        self.next = Some(at);
+        self.add(&text, at);
+        // The next boundary after the packet's own step.
+        self.next = Some((ts - ts % self.step_ns).saturating_add(self.step_ns));
     }
 
     /// The capture ended: one last sample at the next boundary, with the final values.

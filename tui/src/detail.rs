@@ -358,12 +358,15 @@ fn messages(
             info.map(|i| i.output.as_str()),
         ),
     ];
+    // Shown on screen: a smaller budget than --calls, for the whole call.
+    let mut budget = decoder::payload::OutputBudget::SCREEN;
     for (name, bodies, count, encoding, type_name) in sides {
         for (i, b) in bodies.iter().enumerate() {
             lines.push(Line::default());
             let ty = type_name.map_or_else(|| "raw: field numbers".to_owned(), str::to_owned);
             lines.push(heading(&format!("{name} #{} ({ty})", i + 1)));
-            let v = decoder::payload::message_json(b, encoding, type_name, schemas, cap);
+            let v =
+                decoder::payload::message_json(b, encoding, type_name, schemas, cap, &mut budget);
             json_lines(&v, lines);
         }
         if (bodies.len() as u64) < count && !bodies.is_empty() {

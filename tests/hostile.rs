@@ -1,0 +1,205 @@
+//! Hostile traffic through the real binary: hand-built captures (what no real stack sends),
+//! each run with a time bound and its peak memory read from `--stats`; the bad connection is
+//! bounded and reported, and a normal call on another connection in the same capture still
+//! decodes.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::craft::{self, Craft, h2};
+use serde_json::Value;
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("grpctap-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("tmp");
+    d.join(name)
+}
+
+/// Runs `grpctap replay --stats ARGS FILE`: (stdout, stderr, peak RSS in MiB, time taken).
+fn run(args: &[&str], file: &std::path::Path) -> (String, String, f64, Duration) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .arg("replay")
+        .arg("--stats")
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("run grpctap");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let rss = stderr
+        .split("peak RSS ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in {stderr}"));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+        rss,
+        took,
+    )
+}
+
+/// A normal call on its own connection, to check it survives whatever else is in the capture.
+fn normal_call(c: &mut Craft, t: u64) {
+    let mut f = c.open(41000, t);
+    craft::handshake(c, &mut f, t);
+    craft::unary(c, &mut f, 1, b"/pkg.Normal/Call", t + 1_000_000, "0");
+    c.close(&mut f, t + 5_000_000);
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b).expect("gz");
+    gz.finish().expect("gz")
+}
+
+#[test]
+fn json_amplification_is_bounded_and_counted() {
+    // 8 messages in one call, each a small gzip that inflates to 4 MiB of tiny nested
+    // submessages (a million fields each): without output bounds, gigabytes of JSON nodes.
+    let bomb = gzip(&[0x0a, 0x02, 0x08, 0x00].repeat(1 << 20));
+    let mut c = Craft::default();
+    let t = 1_000_000_000;
+    let mut f = c.open(40000, t);
+    craft::handshake(&mut c, &mut f, t);
+    let req = craft::block(&[
+        (":method", b"POST"),
+        (":scheme", b"http"),
+        (":path", b"/pkg.Bomb/Stream"),
+        ("content-type", b"application/grpc"),
+        ("grpc-encoding", b"gzip"),
+    ]);
+    c.send(
+        &mut f,
+        true,
+        t,
+        &craft::frame(h2::HEADERS, h2::END_HEADERS, 1, &req),
+    );
+    let mut prefixed = vec![1];
+    prefixed.extend(u32::try_from(bomb.len()).expect("len").to_be_bytes());
+    prefixed.extend(&bomb);
+    for i in 0..8u64 {
+        for chunk in prefixed.chunks(16_000) {
+            c.send(&mut f, true, t + i, &craft::frame(h2::DATA, 0, 1, chunk));
+        }
+    }
+    c.send(
+        &mut f,
+        true,
+        t + 100,
+        &craft::frame(h2::DATA, h2::END_STREAM, 1, &[]),
+    );
+    let resp = craft::block(&[(":status", b"200"), ("grpc-status", b"0")]);
+    c.send(
+        &mut f,
+        false,
+        t + 200,
+        &craft::frame(h2::HEADERS, h2::END_HEADERS | h2::END_STREAM, 1, &resp),
+    );
+    c.close(&mut f, t + 300);
+    normal_call(&mut c, t + 400);
+    let file = tmp("bomb.pcap");
+    c.write(&file);
+
+    let (stdout, _, rss, took) = run(&["--calls", "-", "--bodies"], &file);
+    let calls = common::json_lines(&stdout);
+    let bomb = calls
+        .iter()
+        .find(|c| c["method"] == "/pkg.Bomb/Stream")
+        .expect("the bomb call");
+    let requests = bomb["requests"].as_array().expect("requests");
+    assert_eq!(requests.len(), 8);
+    assert!(
+        requests.iter().all(|m| m["truncated"] == true),
+        "{}",
+        requests[0]
+    );
+    let normal = calls
+        .iter()
+        .find(|c| c["method"] == "/pkg.Normal/Call")
+        .expect("the normal call");
+    assert_eq!(normal["responses"][0], serde_json::json!({"1": "ok"}));
+    assert!(rss < 512.0, "peak RSS {rss} MiB");
+    assert!(took < Duration::from_secs(120), "{took:?}");
+    // Counted: the summary's payload errors.
+    let (summary, _, _, _) = run(
+        &["--calls", "/dev/null", "--summary-json", "-", "--bodies"],
+        &file,
+    );
+    let v: Value = serde_json::from_str(&summary).expect("json");
+    assert!(
+        v["capture"]["payload_errors"]
+            .as_u64()
+            .is_some_and(|n| n == 8),
+        "{}",
+        v["capture"]
+    );
+}
+
+#[test]
+fn a_timestamp_far_off_drives_nothing() {
+    // Calls on one connection; between them, one packet stamped 30 days ahead and one 30 years
+    // back (on another connection). Without a guard: every connection expired as idle, a month
+    // in a latency histogram, and an OpenMetrics backfill that samples every step of the jump.
+    const S: u64 = 1_000_000_000;
+    let t = 1_700_000_000 * S;
+    let mut c = Craft::default();
+    let mut f = c.open(40000, t);
+    craft::handshake(&mut c, &mut f, t);
+    craft::unary(&mut c, &mut f, 1, b"/pkg.Svc/Before", t + S, "0");
+    let mut odd = c.open(40001, t + 2 * S);
+    let one = craft::frame(h2::SETTINGS, 0, 0, &[]);
+    c.send(&mut odd, true, t + 30 * 86_400 * S, &one);
+    craft::unary(&mut c, &mut f, 3, b"/pkg.Svc/Between", t + 3 * S, "0");
+    c.send(&mut odd, true, t - 30 * 365 * 86_400 * S, &one);
+    craft::unary(&mut c, &mut f, 5, b"/pkg.Svc/After", t + 4 * S, "0");
+    c.close(&mut f, t + 5 * S);
+    normal_call(&mut c, t + 6 * S);
+    let file = tmp("time.pcap");
+    c.write(&file);
+    let om = tmp("time.om");
+
+    let (stdout, _, rss, took) = run(
+        &[
+            "--calls",
+            "-",
+            "--openmetrics",
+            om.to_str().expect("path"),
+            "--openmetrics-step",
+            "15",
+        ],
+        &file,
+    );
+    let calls = common::json_lines(&stdout);
+    let on_f: Vec<&Value> = calls
+        .iter()
+        .filter(|c| c["conn"] == calls[0]["conn"])
+        .collect();
+    assert_eq!(
+        on_f.len(),
+        3,
+        "one connection, not split by an idle expiry: {calls:?}"
+    );
+    for c in &calls {
+        assert!(c["duration_s"].as_f64().is_some_and(|d| d < 1.0), "{c}");
+        assert_eq!(c["status"], "OK", "{c}");
+    }
+    let om_len = std::fs::metadata(&om).expect("openmetrics file").len();
+    assert!(om_len < 1 << 20, "{om_len} bytes of OpenMetrics");
+    assert!(rss < 256.0, "peak RSS {rss} MiB");
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    let (summary, _, _, _) = run(&["--summary-json", "-"], &file);
+    let v: Value = serde_json::from_str(&summary).expect("json");
+    assert_eq!(v["capture"]["time_jumps"], 2, "{}", v["capture"]);
+    let (table, _, _, _) = run(&[], &file);
+    assert!(
+        table.contains("2 packets with a timestamp far off the others"),
+        "{table}"
+    );
+}
