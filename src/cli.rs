@@ -326,6 +326,11 @@ pub(crate) struct LimitArgs {
     /// Seconds an open connection may stay silent before it is expired.
     #[arg(long, value_name = "SECS", default_value_t = capture::CaptureLimits::default().idle_timeout.as_secs())]
     pub(crate) idle_timeout: u64,
+
+    /// Bytes all open calls together keep for output (metadata, messages for --bodies and the
+    /// UI); past it, new ones are not kept (anomaly state_shed) and calls are still counted.
+    #[arg(long, value_name = "BYTES", default_value_t = decoder::calls::tracker::DEFAULT_KEPT_STATE)]
+    pub(crate) max_kept_bytes: usize,
 }
 
 impl LimitArgs {

@@ -45,6 +45,8 @@ pub(crate) struct Pipeline {
     pub(crate) store: Arc<SchemaStore>,
     /// Bytes of messages kept to infer methods, across all connections.
     keep: Arc<decoder::KeepBudget>,
+    /// Bytes open calls keep for output (metadata, messages), across all connections.
+    state: Arc<decoder::KeepBudget>,
     /// Every output.
     pub(crate) out: Fanout,
     /// Time of the first and the newest stream event.
@@ -59,6 +61,7 @@ impl Pipeline {
             limits,
             store,
             keep: decoder::KeepBudget::new(KEEP_FOR_INFERENCE),
+            state: decoder::KeepBudget::new(limits.max_kept_state),
             out,
             first_ts: None,
             last_ts: Nanos::ZERO,
@@ -82,7 +85,8 @@ impl StreamSink for Pipeline {
                     self.limits,
                 )
                 .with_schema_store(self.store.clone())
-                .with_keep_budget(self.keep.clone());
+                .with_keep_budget(self.keep.clone())
+                .with_state_budget(self.state.clone());
                 self.conns.map.insert(
                     id,
                     Conn {

@@ -109,12 +109,15 @@ pub(crate) fn run<S: PacketSource>(
         }
     }
     let calls = args.out.calls.as_deref().map(writer).transpose()?;
-    let dec_limits = decoder_limits(
-        args.out.metadata,
-        args.out.bodies,
-        args.tui,
-        args.out.max_decompressed,
-    );
+    let dec_limits = DecoderLimits {
+        max_kept_state: args.out.limits.max_kept_bytes,
+        ..decoder_limits(
+            args.out.metadata,
+            args.out.bodies,
+            args.tui,
+            args.out.max_decompressed,
+        )
+    };
     let mut registry = prometheus_client::registry::Registry::default();
     let want_metrics =
         args.out.metrics.is_some() || args.out.metrics_text.is_some() || args.openmetrics.is_some();

@@ -203,3 +203,164 @@ fn a_timestamp_far_off_drives_nothing() {
         "{table}"
     );
 }
+
+/// Request headers as literals, then `extra` (raw HPACK representations).
+fn request_block(path: &[u8], extra: &[u8]) -> Vec<u8> {
+    let mut b = craft::block(&[
+        (":method", b"POST"),
+        (":scheme", b"http"),
+        (":path", path),
+        ("content-type", b"application/grpc"),
+    ]);
+    b.extend_from_slice(extra);
+    b
+}
+
+#[test]
+fn state_kept_for_open_calls_is_bounded_across_connections() {
+    // One 250-byte metadata value put in the header table, then 5,000 streams that each refer
+    // to it 64 times with one byte, and stay open: with --metadata, 90 MB of kept state from
+    // under a megabyte of capture.
+    let t = 1_000_000_000;
+    let mut c = Craft::default();
+    let mut f = c.open(40000, t);
+    craft::handshake(&mut c, &mut f, t);
+    let mut insert = vec![0x40, 5];
+    insert.extend(b"x-pad");
+    insert.extend([0x7f, 250 - 127]);
+    insert.extend([b'v'; 250]);
+    let first = request_block(b"/pkg.Heavy/Open", &insert);
+    c.send(
+        &mut f,
+        true,
+        t,
+        &craft::frame(h2::HEADERS, h2::END_HEADERS, 1, &first),
+    );
+    let refs = [0xbe; 64]; // index 62: the newest dynamic entry
+    let block = request_block(b"/pkg.Heavy/Open", &refs);
+    for i in 1..5_000u32 {
+        let frame = craft::frame(h2::HEADERS, h2::END_HEADERS, 1 + 2 * i, &block);
+        c.send(&mut f, true, t + u64::from(i), &frame);
+    }
+    normal_call(&mut c, t + 10_000_000);
+    let file = tmp("state.pcap");
+    c.write(&file);
+
+    let (stdout, _, rss, took) = run(
+        &["--calls", "-", "--metadata", "--max-kept-bytes", "8000000"],
+        &file,
+    );
+    let calls = common::json_lines(&stdout);
+    let heavy: Vec<&Value> = calls
+        .iter()
+        .filter(|c| c["method"] == "/pkg.Heavy/Open")
+        .collect();
+    assert_eq!(heavy.len(), 5_000, "every call still counted");
+    let kept = heavy
+        .iter()
+        .filter(|c| {
+            c["metadata"]["request"]
+                .as_array()
+                .is_some_and(|a| a.len() == 64)
+        })
+        .count();
+    // Shed: no field kept, all of them (content-type and the 64 references) said to be left out.
+    let shed = heavy
+        .iter()
+        .filter(|c| {
+            c["metadata"]["request"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+                && c["metadata"]["dropped"] == 65
+        })
+        .count();
+    assert!((300..600).contains(&kept), "{kept} kept");
+    assert_eq!(kept + shed + 1, 5_000, "the first call holds one field");
+    // The normal call on another connection is still decoded, while the heavy ones stay open.
+    let normal = calls
+        .iter()
+        .find(|c| c["method"] == "/pkg.Normal/Call")
+        .expect("normal call");
+    assert_eq!(normal["status"], "OK");
+    assert!(rss < 128.0, "peak RSS {rss} MiB");
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    let (summary, _, _, _) = run(
+        &[
+            "--summary-json",
+            "-",
+            "--metadata",
+            "--max-kept-bytes",
+            "8000000",
+        ],
+        &file,
+    );
+    let v: Value = serde_json::from_str(&summary).expect("json");
+    let anomalies = &v["capture"]["anomalies"];
+    assert!(
+        anomalies["state_shed"].as_u64().is_some_and(|n| n >= 4_400),
+        "{anomalies}"
+    );
+}
+
+#[test]
+fn a_stream_that_ends_inside_a_message_is_flagged() {
+    // The server's message prefix announces 4 GB; three bytes follow, then the trailers.
+    let t = 1_000_000_000;
+    let mut c = Craft::default();
+    let mut f = c.open(40000, t);
+    craft::handshake(&mut c, &mut f, t);
+    let req = request_block(b"/pkg.Short/Call", &[]);
+    let mut client = craft::frame(h2::HEADERS, h2::END_HEADERS, 1, &req);
+    client.extend(craft::frame(
+        h2::DATA,
+        h2::END_STREAM,
+        1,
+        &craft::grpc_message(b"hi"),
+    ));
+    c.send(&mut f, true, t, &client);
+    let mut server = craft::frame(
+        h2::HEADERS,
+        h2::END_HEADERS,
+        1,
+        &craft::block(&[(":status", b"200")]),
+    );
+    server.extend(craft::frame(
+        h2::DATA,
+        0,
+        1,
+        &[0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+    ));
+    server.extend(craft::frame(
+        h2::HEADERS,
+        h2::END_HEADERS | h2::END_STREAM,
+        1,
+        &craft::block(&[("grpc-status", b"0")]),
+    ));
+    c.send(&mut f, false, t + 1_000_000, &server);
+    c.close(&mut f, t + 2_000_000);
+    normal_call(&mut c, t + 3_000_000);
+    let file = tmp("cut-short.pcap");
+    c.write(&file);
+    let (summary, _, _, _) = run(&["--summary-json", "-"], &file);
+    let v: Value = serde_json::from_str(&summary).expect("json");
+    assert_eq!(
+        v["capture"]["anomalies"]["message_cut_short"], 1,
+        "{}",
+        v["capture"]
+    );
+    let (calls, _, _, _) = run(&["--calls", "-"], &file);
+    let calls = common::json_lines(&calls);
+    let short = calls
+        .iter()
+        .find(|c| c["method"] == "/pkg.Short/Call")
+        .expect("call");
+    assert_eq!(
+        (short["status"].clone(), short["resp_msgs"].clone()),
+        ("OK".into(), 0.into())
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["method"] == "/pkg.Normal/Call" && c["status"] == "OK")
+    );
+}

@@ -31,6 +31,12 @@ pub enum AnomalyKind {
     /// Bytes were lost where frames could not be followed: every open call is marked, the
     /// direction's header table is forgotten.
     GapLostFrames,
+    /// A stream ended inside a gRPC message (its prefix announced more bytes than came): the
+    /// message is not counted.
+    MessageCutShort,
+    /// The bytes kept of open calls (metadata, messages for `--bodies` and the UI) reached
+    /// their bound: this call's were not kept; it is still tracked and counted.
+    StateShed,
 }
 
 impl AnomalyKind {
@@ -48,6 +54,8 @@ impl AnomalyKind {
             AnomalyKind::StreamLimit => "stream_limit",
             AnomalyKind::GapInFrame => "gap_in_frame",
             AnomalyKind::GapLostFrames => "gap_lost_frames",
+            AnomalyKind::MessageCutShort => "message_cut_short",
+            AnomalyKind::StateShed => "state_shed",
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct DecoderLimits {
     /// Name calls whose `:path` was lost from their kept messages and the schemas, letting a
     /// message decompress to at most this many bytes (`None`: do not).
     pub infer_methods: Option<usize>,
+    /// Bytes all open calls together keep for output (metadata, messages), across connections:
+    /// the size of the budget the binary shares between them.
+    pub max_kept_state: usize,
 }
 
 impl Default for DecoderLimits {
@@ -61,6 +64,7 @@ impl Default for DecoderLimits {
             bodies_per_call: calls.bodies_per_call,
             body_bytes: calls.body_bytes,
             infer_methods: calls.infer_methods,
+            max_kept_state: crate::calls::tracker::DEFAULT_KEPT_STATE,
         }
     }
 }
@@ -151,6 +155,13 @@ impl ConnDecoder {
     /// with every connection.
     pub fn with_schema_store(mut self, store: Arc<crate::reflection::SchemaStore>) -> ConnDecoder {
         self.calls = self.calls.with_schema_store(store);
+        self
+    }
+
+    /// Keeps open calls' metadata and messages for output within `state`, shared with other
+    /// connections.
+    pub fn with_state_budget(mut self, state: Arc<KeepBudget>) -> ConnDecoder {
+        self.calls = self.calls.with_state_budget(state);
         self
     }
 

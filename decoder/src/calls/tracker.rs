@@ -18,6 +18,7 @@ use super::learn::{StatusEntries, Unseen};
 use super::record::{CallRecord, CallType, Confidence, OpenCall, Reset, StatusSource};
 use super::sink::{ConnEvent, Sink};
 use super::status::{self, Ending};
+use crate::anomaly::AnomalyKind;
 use crate::grpc::msg::{Keep, MsgParser};
 use crate::grpc::{self, Code};
 use crate::h2::event::{Event, Side};
@@ -124,6 +125,10 @@ struct Call {
     reflection: bool,
     /// Of its kept responses, how many were read (when they are also kept for output).
     reflected: usize,
+    /// Bytes of the state budget it holds (metadata and messages kept for output).
+    held: usize,
+    /// Of the messages' bytes kept, those already charged to the state budget.
+    held_bodies: usize,
 }
 
 /// Tracks the gRPC calls of one connection.
@@ -159,7 +164,13 @@ pub struct Tracker {
     /// server's RST_STREAM(NO_ERROR) after its trailers) must not open it again.
     ended_early: std::collections::HashSet<u32, foldhash::fast::RandomState>,
     budget: Arc<KeepBudget>,
+    /// Bytes of open calls' metadata and of messages kept for output (`--bodies`, the UI),
+    /// shared by every connection.
+    state: Arc<KeepBudget>,
 }
+
+/// The default bound on the bytes open calls keep for output (metadata, messages).
+pub const DEFAULT_KEPT_STATE: usize = 256 << 20;
 
 impl Tracker {
     /// A tracker for connection `id` between `client` and `server` (as the capture layer
@@ -189,7 +200,15 @@ impl Tracker {
             learned: StatusEntries::default(),
             ended_early: Default::default(),
             budget: KeepBudget::new(16 << 20),
+            state: KeepBudget::new(DEFAULT_KEPT_STATE),
         }
+    }
+
+    /// Keeps open calls' metadata and messages for output within `state`, shared with other
+    /// connections: past it, a call's are not kept (anomaly `state_shed`).
+    pub fn with_state_budget(mut self, state: Arc<KeepBudget>) -> Tracker {
+        self.state = state;
+        self
     }
 
     /// Keeps messages for inference within `budget` (shared with other connections) instead of
@@ -379,6 +398,22 @@ impl Tracker {
                 parser.align(bytes, at);
             }
             parser.feed(bytes, ts, &mut |len| sink.message(id, from, len));
+            if self.limits.bodies_per_call > 0 {
+                let kept = call.req.kept + call.resp.kept;
+                if kept > call.held_bodies {
+                    let more = kept - call.held_bodies;
+                    if self.state.take(more) {
+                        call.held += more;
+                        call.held_bodies = kept;
+                    } else {
+                        // No room: this call keeps no more messages.
+                        call.req.keep = None;
+                        call.resp.keep = None;
+                        call.held_bodies = kept;
+                        sink.conn_event(id, ConnEvent::Anomaly(AnomalyKind::StateShed));
+                    }
+                }
+            }
             if call.reflection && from == Side::Server && call.resp.bodies.len() > call.reflected {
                 self.reflect(stream);
             }
@@ -532,8 +567,15 @@ impl Tracker {
         if end_stream {
             rec.client_end = Some(ts);
         }
+        let mut held = 0;
         if self.limits.capture_metadata {
-            let request = crate::metadata::capture(list);
+            let request = keep_block(
+                &self.state,
+                self.id,
+                &mut held,
+                crate::metadata::capture(list),
+                sink,
+            );
             rec.metadata = Some(Box::new(crate::metadata::Metadata {
                 request,
                 ..Default::default()
@@ -554,6 +596,8 @@ impl Tracker {
             deadline_unknown: w.timeout.is_none() && list.unknown_refs > 0,
             reflection: false,
             reflected: 0,
+            held,
+            held_bodies: 0,
         };
         call.reserved = self.reserve(&call);
         if call
@@ -618,6 +662,8 @@ impl Tracker {
             deadline_unknown: true,
             reflection: false,
             reflected: 0,
+            held: 0,
+            held_bodies: 0,
         };
         call.reserved = self.reserve(&call);
         call
@@ -667,8 +713,14 @@ impl Tracker {
             }
         }
         if metadata {
+            let block = keep_block(
+                &self.state,
+                self.id,
+                &mut call.held,
+                crate::metadata::capture(list),
+                sink,
+            );
             let md = call.rec.metadata.get_or_insert_with(Default::default);
-            let block = crate::metadata::capture(list);
             if end_stream {
                 md.trailers = block
             } else {
@@ -806,6 +858,19 @@ impl Tracker {
         if end.is_some() {
             call.rec.end = end;
         }
+        // Ended by its peers, not cut off: a side that finished mid-message sent less than its
+        // prefix announced.
+        let finished = matches!(
+            call.rec.status_source,
+            StatusSource::Trailers | StatusSource::TrailersOnly | StatusSource::NoTrailers
+        );
+        if finished
+            && (call.resp.mid_message()
+                || (call.rec.client_end.is_some() && call.req.mid_message()))
+        {
+            sink.conn_event(self.id, ConnEvent::Anomaly(AnomalyKind::MessageCutShort));
+        }
+        self.state.give(call.held);
         if call.partial {
             if self.ended_early.len() >= self.limits.max_streams {
                 self.ended_early.clear();
@@ -918,6 +983,33 @@ impl Tracker {
             } else {
                 StatusSource::NoResponse
             };
+        }
+    }
+}
+
+/// `block`, if the state budget has room for it (charged to `held`); else an empty block that
+/// says how many fields were left out, and the anomaly.
+fn keep_block<S: Sink + ?Sized>(
+    state: &KeepBudget,
+    conn: ConnId,
+    held: &mut usize,
+    block: crate::metadata::Block,
+    sink: &mut S,
+) -> crate::metadata::Block {
+    // RFC 9113 sizes: name + value + 32 per field.
+    let size: usize = block
+        .fields
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 32)
+        .sum();
+    if state.take(size) {
+        *held += size;
+        block
+    } else {
+        sink.conn_event(conn, ConnEvent::Anomaly(AnomalyKind::StateShed));
+        crate::metadata::Block {
+            dropped: block.fields.len() + block.dropped,
+            fields: Vec::new(),
         }
     }
 }

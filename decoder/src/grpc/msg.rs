@@ -54,6 +54,8 @@ pub(crate) struct MsgParser {
     pub(crate) keep: Option<Keep>,
     pub(crate) bodies: Vec<Body>,
     current: Vec<u8>,
+    /// Message bytes kept so far (the bodies' and the current one's).
+    pub(crate) kept: usize,
 }
 
 impl MsgParser {
@@ -116,6 +118,7 @@ impl MsgParser {
                     {
                         let room = k.per_message.saturating_sub(self.current.len());
                         self.current.extend_from_slice(&data[..n.min(room)]);
+                        self.kept += n.min(room);
                     }
                     data = &data[n..];
                     let left = left - u32::try_from(n).unwrap_or(left); // n <= left
@@ -151,6 +154,11 @@ impl MsgParser {
                 ts: self.current_start,
             });
         }
+    }
+
+    /// Whether the stream stopped inside a message (its prefix or its bytes).
+    pub(crate) fn mid_message(&self) -> bool {
+        !self.lost && !self.aligning && (self.left.is_some() || self.have > 0)
     }
 
     /// A parser that keeps message bytes within `keep`.
