@@ -152,6 +152,63 @@ fn calls_view_filters_by_status_and_method() {
     insta::assert_snapshot!("calls_of_second_method_80x24", screen(&mut app, 80, 24));
 }
 
+/// Every Calls row as (method, messages) cells read off the screen: the columns are
+/// separated by spaces and neither cell has one.
+fn call_cells(screen: &str) -> Vec<(String, String)> {
+    screen
+        .lines()
+        .skip(2)
+        .filter_map(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            (t.len() >= 5 && t[4].contains('/')).then(|| (t[1].to_owned(), t[4].to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn calls_view_shows_whole_method_names_and_message_counts() {
+    // The longest stream of each capture shows its counts whole at every width, and the
+    // method whole from 120 columns up, cut with a mark below.
+    for name in ["py-mixed-veth.pcap", "py-streams-lo.pcap.gz"] {
+        if !capture(name).exists() {
+            continue;
+        }
+        let mut app = replayed(name, None);
+        let calls: std::collections::HashSet<(String, String)> = app
+            .model
+            .recent
+            .iter()
+            .map(|c| {
+                (
+                    c.method_label()
+                        .map_or("<unknown>".to_owned(), |l| l.into_owned()),
+                    format!("{}/{}", c.req.msgs, c.resp.msgs),
+                )
+            })
+            .collect();
+        keys(&mut app, "2");
+        for width in [80, 120, 160] {
+            let text = screen(&mut app, width, 50);
+            let rows = call_cells(&text);
+            assert!(rows.len() > 10, "{name} at {width}: rows read");
+            for (method, msgs) in rows {
+                if width >= 120 {
+                    assert!(
+                        calls.contains(&(method.clone(), msgs.clone())),
+                        "{name} at {width} columns: {method} {msgs} is not a call"
+                    );
+                } else {
+                    assert!(
+                        calls.iter().any(|(m, n)| *n == msgs
+                            && (m == &method || method.contains('…') || m.ends_with(&method))),
+                        "{name} at {width} columns: {method} {msgs} is not a call"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn open_streams_show_mid_replay() {
     // The first 60 packets of the edge capture: streams still open.

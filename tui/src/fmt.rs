@@ -99,6 +99,18 @@ pub fn bytes_short(n: u64) -> String {
     }
 }
 
+/// `s` in at most `width` characters, cut on the right ("head…").
+pub fn fit_right(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_owned();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let head: String = s.chars().take(width - 1).collect();
+    format!("{head}…")
+}
+
 /// `s` in at most `width` characters, cut on the left ("…tail").
 pub fn fit_left(s: &str, width: usize) -> String {
     let n = s.chars().count();
@@ -196,5 +208,8 @@ mod tests {
         assert_eq!(fit_method("/grpctap.test.Echo/Unary", 12), "Echo/Unary");
         assert_eq!(fit_method("/grpctap.test.Echo/Unary", 6), "…Unary");
         assert_eq!(fit_left("abcdef", 4), "…def");
+        assert_eq!(fit_right("200/300", 7), "200/300");
+        assert_eq!(fit_right("200/300", 5), "200/…");
+        assert_eq!(fit_right("abc", 0), "");
     }
 }

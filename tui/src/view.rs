@@ -92,12 +92,55 @@ fn tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
     frame.render_widget(Line::from(spans), area);
 }
 
+/// How a list column is sized.
+#[derive(Clone, Copy)]
+enum Col {
+    /// As wide as its widest visible cell or its title, at least this many characters: a
+    /// number is never cut while there is room for it.
+    Fit(u16),
+    /// What the fitted columns leave, at least this many characters; flexible columns
+    /// are served in order, each up to its widest cell, and the last takes the rest.
+    Flex(u16),
+}
+
+/// How a cell too wide for its column is shortened: always with a visible `…`.
+#[derive(Clone, Copy)]
+enum Cut {
+    Right,
+    /// A method name: without its package first, then cut on the left.
+    Method,
+}
+
+/// One cell of a list: its text and style; the list fits it to the column.
+struct Text {
+    text: String,
+    style: Style,
+}
+
+impl Text {
+    fn new(text: impl Into<String>) -> Self {
+        Text {
+            text: text.into(),
+            style: Style::new(),
+        }
+    }
+
+    fn styled(text: impl Into<String>, style: Style) -> Self {
+        Text {
+            text: text.into(),
+            style,
+        }
+    }
+}
+
 /// A list view's table: header, the visible rows, the selected one highlighted, and a line
-/// saying why when there are none.
+/// saying why when there are none. Column widths follow the visible cells, so a cell is
+/// shown whole when the screen has room and never cut without a mark.
 struct List<'a> {
-    header: Row<'a>,
-    rows: Vec<Row<'a>>,
-    widths: Vec<Constraint>,
+    header: Vec<Text>,
+    /// The visible rows, each with its own style.
+    rows: Vec<(Vec<Text>, Style)>,
+    cols: Vec<(Col, Cut)>,
     /// Selected row among `rows`.
     selected: Option<usize>,
     /// Shown when there is no row.
@@ -107,8 +150,30 @@ struct List<'a> {
 impl List<'_> {
     fn draw(self, frame: &mut Frame<'_>, area: Rect) {
         let none = self.rows.is_empty();
-        let table = Table::new(self.rows, self.widths)
-            .header(self.header.style(HEADER))
+        let widths = column_widths(area.width, &self.cols, &self.header, &self.rows);
+        let fit = |cells: Vec<Text>| -> Vec<Cell<'static>> {
+            cells
+                .into_iter()
+                .zip(self.cols.iter().zip(&widths))
+                .map(|(c, ((_, cut), w))| {
+                    let w = usize::from(*w);
+                    let text = match cut {
+                        Cut::Right => fmt::fit_right(&c.text, w),
+                        Cut::Method => fmt::fit_method(&c.text, w),
+                    };
+                    Cell::from(text).style(c.style)
+                })
+                .collect()
+        };
+        let header = Row::new(fit(self.header)).style(HEADER);
+        let rows: Vec<Row<'_>> = self
+            .rows
+            .into_iter()
+            .map(|(cells, style)| Row::new(fit(cells)).style(style))
+            .collect();
+        let constraints: Vec<Constraint> = widths.iter().map(|w| Constraint::Length(*w)).collect();
+        let table = Table::new(rows, constraints)
+            .header(header)
             .row_highlight_style(HIGHLIGHT);
         let mut state = TableState::default().with_selected(self.selected);
         frame.render_stateful_widget(table, area, &mut state);
@@ -126,6 +191,80 @@ impl List<'_> {
     }
 }
 
+/// The width of each column in `total` characters with one space between columns: fitted
+/// columns as wide as their widest cell, flexible ones from what is left; when even that
+/// does not fit, flexible columns keep their minimum and the rightmost fitted ones shrink.
+fn column_widths(
+    total: u16,
+    cols: &[(Col, Cut)],
+    header: &[Text],
+    rows: &[(Vec<Text>, Style)],
+) -> Vec<u16> {
+    let chars = |t: &Text| u16::try_from(t.text.chars().count()).unwrap_or(u16::MAX);
+    let want: Vec<u16> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, (col, _))| {
+            let min = match col {
+                Col::Fit(m) | Col::Flex(m) => *m,
+            };
+            let cells = rows.iter().filter_map(|(r, _)| r.get(i)).map(chars);
+            header
+                .get(i)
+                .map(chars)
+                .into_iter()
+                .chain(cells)
+                .fold(min, u16::max)
+        })
+        .collect();
+    let gaps = u16::try_from(cols.len().saturating_sub(1)).unwrap_or(u16::MAX);
+    let avail = total.saturating_sub(gaps);
+    let mut widths = want.clone();
+    let flex_min = |from: usize| -> u16 {
+        cols.iter()
+            .skip(from)
+            .map(|(c, _)| match c {
+                Col::Flex(m) => *m,
+                Col::Fit(_) => 0,
+            })
+            .fold(0u16, u16::saturating_add)
+    };
+    let fixed = cols
+        .iter()
+        .zip(&want)
+        .filter(|((c, _), _)| matches!(c, Col::Fit(_)))
+        .map(|(_, w)| *w)
+        .fold(0u16, u16::saturating_add);
+    let mut left = avail.saturating_sub(fixed);
+    let last_flex = cols.iter().rposition(|(c, _)| matches!(c, Col::Flex(_)));
+    for (i, (col, _)) in cols.iter().enumerate() {
+        if let Col::Flex(min) = col {
+            let later = flex_min(i + 1);
+            let w = if Some(i) == last_flex {
+                left.max(*min)
+            } else {
+                want[i].min(left.saturating_sub(later)).max(*min)
+            };
+            widths[i] = w;
+            left = left.saturating_sub(w);
+        }
+    }
+    // Too narrow for everything: the rightmost columns give way, down to nothing.
+    let mut over = widths
+        .iter()
+        .fold(0u16, |a, w| a.saturating_add(*w))
+        .saturating_sub(avail);
+    for w in widths.iter_mut().rev() {
+        if over == 0 {
+            break;
+        }
+        let give = (*w).min(over);
+        *w -= give;
+        over -= give;
+    }
+    widths
+}
+
 /// The first row to show so that `selected` is visible in `height` rows.
 fn scroll_to(state: &mut TableState, selected: usize, height: usize, len: usize) -> usize {
     let height = height.max(1);
@@ -138,20 +277,6 @@ fn scroll_to(state: &mut TableState, selected: usize, height: usize, len: usize)
     }
     *state.offset_mut() = offset;
     offset
-}
-
-/// Width left for the one flexible column of a table whose other columns are `widths`
-/// (Length constraints; the flexible one counts 0), with one space between columns.
-fn flex_width(total: u16, widths: &[Constraint]) -> usize {
-    let fixed: u16 = widths
-        .iter()
-        .map(|c| match c {
-            Constraint::Length(n) => *n,
-            _ => 0,
-        })
-        .sum();
-    let gaps = u16::try_from(widths.len().saturating_sub(1)).unwrap_or(0);
-    usize::from(total.saturating_sub(fixed + gaps))
 }
 
 fn cmp_opt<T: PartialOrd>(a: Option<T>, b: Option<T>) -> Ordering {
@@ -289,54 +414,55 @@ fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     }
     titles.push((MethodSort::P99, "p99"));
     titles.push((MethodSort::Open, "Open"));
-    let mut header: Vec<Cell<'_>> = titles
+    let mut header: Vec<Text> = titles
         .iter()
         .map(|(s, t)| {
             if *s == app.method_sort {
-                Cell::from(format!("{t}{arrow}")).style(HEADER.add_modifier(Modifier::UNDERLINED))
+                Text::styled(
+                    format!("{t}{arrow}"),
+                    HEADER.add_modifier(Modifier::UNDERLINED),
+                )
             } else {
-                Cell::from(*t)
+                Text::new(*t)
             }
         })
         .collect();
-    header.push(Cell::from(format!("Last {}s", 10)));
+    header.push(Text::new(format!("Last {}s", 10)));
     if wide {
-        header.push(Cell::from("Top errors"));
+        header.push(Text::new("Top errors"));
     }
-    let mut widths = vec![
-        Constraint::Min(20),
-        Constraint::Length(8),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(8),
+    let mut cols = vec![
+        (Col::Flex(20), Cut::Method),
+        (Col::Fit(8), Cut::Right),
+        (Col::Fit(6), Cut::Right),
+        (Col::Fit(6), Cut::Right),
+        (Col::Fit(8), Cut::Right),
     ];
     if wide {
-        widths.push(Constraint::Length(8));
+        cols.push((Col::Fit(8), Cut::Right));
     }
-    widths.extend([
-        Constraint::Length(8),
-        Constraint::Length(5),
-        Constraint::Length(10),
+    cols.extend([
+        (Col::Fit(8), Cut::Right),
+        (Col::Fit(5), Cut::Right),
+        (Col::Fit(10), Cut::Right),
     ]);
     if wide {
-        widths.push(Constraint::Length(34));
+        cols.push((Col::Flex(10), Cut::Right));
     }
-    let name_w = flex_width(table_area.width, &widths);
     let visible = rows.iter().skip(offset).take(height);
-    let body: Vec<Row<'_>> = visible
+    let body: Vec<(Vec<Text>, Style)> = visible
         .map(|(line, r)| {
             let (name, style) = match line {
                 MethodLine::Service(_) => (
-                    fmt::fit_left(&r.name, name_w),
+                    r.name.to_string(),
                     Style::new().add_modifier(Modifier::BOLD),
                 ),
                 MethodLine::Method(_) if app.grouped => {
                     let short = decoder::grpc::split_path(&r.name)
                         .map_or(r.name.to_string(), |(_, m)| m.to_owned());
-                    let short = fmt::fit_left(&short, name_w.saturating_sub(2));
                     (format!("  {short}"), Style::new())
                 }
-                MethodLine::Method(_) => (fmt::fit_method(&r.name, name_w), Style::new()),
+                MethodLine::Method(_) => (r.name.to_string(), Style::new()),
             };
             let err_style = match r.error_ratio {
                 Some(e) if e > 0.0 => Style::new().fg(Color::Red),
@@ -347,27 +473,30 @@ fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
                 MethodLine::Service(_) => Vec::new(),
             };
             let mut cells = vec![
-                Cell::from(name),
-                Cell::from(fmt::rate(r.rate)),
-                Cell::from(fmt::count(r.calls)),
-                Cell::from(fmt::percent(r.error_ratio)).style(err_style),
-                Cell::from(fmt::opt_duration(r.latency[0])),
+                Text::new(name),
+                Text::new(fmt::rate(r.rate)),
+                Text::new(fmt::count(r.calls)),
+                Text::styled(fmt::percent(r.error_ratio), err_style),
+                Text::new(fmt::opt_duration(r.latency[0])),
             ];
             if wide {
-                cells.push(Cell::from(fmt::opt_duration(r.latency[1])));
+                cells.push(Text::new(fmt::opt_duration(r.latency[1])));
             }
-            cells.push(Cell::from(fmt::opt_duration(r.latency[2])));
-            cells.push(Cell::from(r.open.to_string()));
-            cells.push(Cell::from(fmt::spark(&hist)).style(Style::new().fg(Color::Green)));
+            cells.push(Text::new(fmt::opt_duration(r.latency[2])));
+            cells.push(Text::new(r.open.to_string()));
+            cells.push(Text::styled(
+                fmt::spark(&hist),
+                Style::new().fg(Color::Green),
+            ));
             if wide {
                 let top: Vec<String> = r
                     .top_errors
                     .iter()
                     .map(|(c, n)| format!("{c} {n}"))
                     .collect();
-                cells.push(Cell::from(top.join(", ")).style(Style::new().fg(Color::Red)));
+                cells.push(Text::styled(top.join(", "), Style::new().fg(Color::Red)));
             }
-            Row::new(cells).style(style)
+            (cells, style)
         })
         .collect();
     let empty = if app.method_filter.is_empty() {
@@ -377,9 +506,9 @@ fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     };
     let selected = (!rows.is_empty()).then_some(sel - offset);
     let list = List {
-        header: Row::new(header),
+        header,
         rows: body,
-        widths,
+        cols,
         selected,
         empty,
     };
@@ -595,51 +724,48 @@ fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     app.page = height;
     let offset = scroll_to(&mut app.tables[1], sel, height, lines.len());
     let m = &app.model;
-    let mut header = vec!["Ago", "Method", "Status", "Duration", "Msgs↑↓"];
-    let mut widths = vec![
-        Constraint::Length(7),
-        Constraint::Min(18),
-        Constraint::Length(19),
-        Constraint::Length(8),
-        Constraint::Length(6),
+    let mut header: Vec<Text> = ["Ago", "Method", "Status", "Duration", "Msgs↑↓"]
+        .into_iter()
+        .map(Text::new)
+        .collect();
+    let mut cols = vec![
+        (Col::Fit(6), Cut::Right),
+        (Col::Flex(18), Cut::Method),
+        (Col::Fit(11), Cut::Right),
+        (Col::Fit(8), Cut::Right),
+        (Col::Fit(6), Cut::Right),
     ];
     if with_server {
-        header.push("Server");
-        widths.push(Constraint::Length(21));
+        header.push(Text::new("Server"));
+        cols.push((Col::Fit(15), Cut::Right));
     }
     if wide {
-        header.extend(["Client", "Message"]);
-        widths.extend([Constraint::Length(21), Constraint::Length(24)]);
-    }
-    let name_w = flex_width(area.width, &widths);
-    if wide {
+        header.extend([Text::new("Client"), Text::new("Message")]);
         // The message takes what the method does not need.
-        widths[7] = Constraint::Min(10);
+        cols.extend([(Col::Fit(15), Cut::Right), (Col::Flex(10), Cut::Right)]);
     }
-    let rows: Vec<Row<'_>> = lines
+    let rows: Vec<(Vec<Text>, Style)> = lines
         .iter()
         .skip(offset)
         .take(height)
         .map(|line| match *line {
             CallLine::Open(i) => {
                 let o = &m.open[i];
+                let cyan = Style::new().fg(Color::Cyan);
                 let mut cells = vec![
-                    Cell::from("now"),
-                    Cell::from(fmt::fit_method(
-                        o.method.as_deref().unwrap_or("<unknown>"),
-                        name_w,
-                    )),
-                    Cell::from("open").style(Style::new().fg(Color::Cyan)),
-                    Cell::from(ago(m.now, o.start)).style(Style::new().fg(Color::Cyan)),
-                    Cell::from(format!("{}/{}", o.req_msgs, o.resp_msgs)),
+                    Text::new("now"),
+                    Text::new(o.method.as_deref().unwrap_or("<unknown>")),
+                    Text::styled("open", cyan),
+                    Text::styled(ago(m.now, o.start), cyan),
+                    Text::new(format!("{}/{}", o.req_msgs, o.resp_msgs)),
                 ];
                 if with_server {
-                    cells.push(Cell::from(o.server.to_string()));
+                    cells.push(Text::new(o.server.to_string()));
                 }
                 if wide {
-                    cells.extend([Cell::from(o.client.to_string()), Cell::from("")]);
+                    cells.extend([Text::new(o.client.to_string()), Text::new("")]);
                 }
-                Row::new(cells)
+                (cells, Style::new())
             }
             CallLine::Done(i) => {
                 let c = &m.recent[i];
@@ -669,22 +795,22 @@ fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
                     None => "<unknown>".to_owned(),
                 };
                 let mut cells = vec![
-                    Cell::from(ago(m.now, c.end.or(c.start))),
-                    Cell::from(fmt::fit_method(&method, name_w)),
-                    Cell::from(status).style(Style::new().fg(color)),
-                    Cell::from(fmt::opt_duration(c.duration())),
-                    Cell::from(format!("{}/{}", c.req.msgs, c.resp.msgs)),
+                    Text::new(ago(m.now, c.end.or(c.start))),
+                    Text::new(method),
+                    Text::styled(status, Style::new().fg(color)),
+                    Text::new(fmt::opt_duration(c.duration())),
+                    Text::new(format!("{}/{}", c.req.msgs, c.resp.msgs)),
                 ];
                 if with_server {
-                    cells.push(Cell::from(c.server.to_string()));
+                    cells.push(Text::new(c.server.to_string()));
                 }
                 if wide {
                     cells.extend([
-                        Cell::from(c.client.to_string()),
-                        Cell::from(c.grpc_message.clone().unwrap_or_default()),
+                        Text::new(c.client.to_string()),
+                        Text::new(c.grpc_message.clone().unwrap_or_default()),
                     ]);
                 }
-                Row::new(cells)
+                (cells, Style::new())
             }
         })
         .collect();
@@ -695,9 +821,9 @@ fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     };
     let selected = (!lines.is_empty()).then_some(sel - offset);
     let list = List {
-        header: Row::new(header),
+        header,
         rows,
-        widths,
+        cols,
         selected,
         empty,
     };
@@ -721,15 +847,15 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     let sel = app.selected[2].min(conns.len().saturating_sub(1));
     let height = usize::from(top.height.saturating_sub(1));
     let offset = scroll_to(&mut app.tables[2], sel, height, conns.len());
-    let widths = [
-        Constraint::Min(30),
-        Constraint::Length(4),
-        Constraint::Length(6),
-        Constraint::Length(5),
-        Constraint::Length(11),
-        Constraint::Length(6),
+    let cols = vec![
+        (Col::Flex(30), Cut::Right),
+        (Col::Fit(4), Cut::Right),
+        (Col::Fit(6), Cut::Right),
+        (Col::Fit(5), Cut::Right),
+        (Col::Fit(11), Cut::Right),
+        (Col::Fit(6), Cut::Right),
     ];
-    let rows: Vec<Row<'_>> = conns
+    let rows: Vec<(Vec<Text>, Style)> = conns
         .iter()
         .skip(offset)
         .take(height)
@@ -744,32 +870,35 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             } else {
                 Style::new()
             };
-            let row = Row::new(vec![
-                Cell::from(format!("{} → {}", c.client, c.server)),
-                Cell::from(c.open_streams.to_string()),
-                Cell::from(fmt::count(c.calls)),
-                Cell::from(fmt::count(c.errors)).style(errs),
-                Cell::from(format!(
+            let cells = vec![
+                Text::new(format!("{} → {}", c.client, c.server)),
+                Text::new(c.open_streams.to_string()),
+                Text::new(fmt::count(c.calls)),
+                Text::styled(fmt::count(c.errors), errs),
+                Text::new(format!(
                     "{}/{}",
                     fmt::bytes_short(c.bytes[0]),
                     fmt::bytes_short(c.bytes[1])
                 )),
-                Cell::from(c.goaways.to_string()).style(goaway),
-            ]);
-            if c.closed { row.style(DIM) } else { row }
+                Text::styled(c.goaways.to_string(), goaway),
+            ];
+            (cells, if c.closed { DIM } else { Style::new() })
         })
         .collect();
     let list = List {
-        header: Row::new([
+        header: [
             "Client → Server (closed: grey)",
             "Open",
             "Calls",
             "Errs",
             "Bytes ↑/↓",
             "GOAWAY",
-        ]),
+        ]
+        .into_iter()
+        .map(Text::new)
+        .collect(),
         rows,
-        widths: widths.to_vec(),
+        cols,
         selected: (!conns.is_empty()).then_some(sel - offset),
         empty: "no HTTP/2 connection yet",
     };
