@@ -261,10 +261,12 @@ pub fn to_json(
     Ok(v)
 }
 
-/// Adds, at every level, the fields the schema does not know (a newer sender) as `_unknown`,
-/// decoded by number like `protoc --decode_raw`.
+/// Completes the proto3 JSON of `msg` at every level: adds the fields the schema does not
+/// know (a newer sender) as `_unknown`, decoded by number like `protoc --decode_raw`, and
+/// writes `float` fields in the shortest form that reads back as the same 32-bit float
+/// (0.92650664, not the widened 0.9265066385269165), as protobuf's JSON printers do.
 fn add_unknown(msg: &DynamicMessage, json: &mut Value, depth: usize) {
-    use prost_reflect::Value as V;
+    use prost_reflect::{MapKey, Value as V};
     if depth > RAW_DEPTH {
         return;
     }
@@ -278,21 +280,55 @@ fn add_unknown(msg: &DynamicMessage, json: &mut Value, depth: usize) {
     {
         obj.insert("_unknown".to_owned(), raw);
     }
+    let complete = |value: &V, j: &mut Value| match value {
+        V::Message(m) => add_unknown(m, j, depth + 1),
+        V::F32(f) => shortest_f32(*f, j),
+        _ => {}
+    };
     for (field, value) in msg.fields() {
         let Some(child) = obj.get_mut(field.json_name()) else {
             continue;
         };
         match (value, child) {
-            (V::Message(m), j) => add_unknown(m, j, depth + 1),
             (V::List(items), Value::Array(js)) => {
                 for (item, j) in items.iter().zip(js.iter_mut()) {
-                    if let V::Message(m) = item {
-                        add_unknown(m, j, depth + 1);
+                    complete(item, j);
+                }
+            }
+            (V::Map(entries), Value::Object(js)) => {
+                for (k, item) in entries {
+                    let key = match k {
+                        MapKey::Bool(b) => b.to_string(),
+                        MapKey::I32(n) => n.to_string(),
+                        MapKey::I64(n) => n.to_string(),
+                        MapKey::U32(n) => n.to_string(),
+                        MapKey::U64(n) => n.to_string(),
+                        MapKey::String(s) => s.clone(),
+                    };
+                    if let Some(j) = js.get_mut(&key) {
+                        complete(item, j);
                     }
                 }
             }
-            _ => {}
+            (value, j) => complete(value, j),
         }
+    }
+}
+
+/// `j`, the JSON of the float `f`, as the shortest decimal that reads back as `f`. NaN and
+/// the infinities are strings in proto3 JSON and stay as they are.
+fn shortest_f32(f: f32, j: &mut Value) {
+    if !j.is_number() {
+        return;
+    }
+    // Rust prints the shortest round-trip decimal of an f32; as an f64 it prints the same
+    // digits (at most 9 significant ones round-trip through an f64).
+    if let Some(n) = format!("{f}")
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+    {
+        *j = Value::Number(n);
     }
 }
 
@@ -519,6 +555,44 @@ mod tests {
         let v = to_json(pool, "google.rpc.Status", &status).expect("shown raw");
         assert!(v["_error"].is_string(), "{v}");
         assert_eq!(v["_raw"]["1"], 5);
+    }
+
+    #[test]
+    fn floats_print_in_their_shortest_form() {
+        let schemas = crate::schema::tests::from_source(
+            "f.proto",
+            "syntax = \"proto3\";\npackage f;\n\
+             message In { float v = 1; }\n\
+             message M { float a = 1; double d = 2; repeated float r = 3; \
+             map<string, float> m = 4; In n = 5; repeated In rn = 6; }\n",
+        );
+        let f = |x: f32| x.to_le_bytes();
+        let mut msg = vec![0x0d];
+        msg.extend(f(0.926_506_64));
+        msg.push(0x11);
+        msg.extend(0.926_506_638_526_916_5f64.to_le_bytes());
+        // packed repeated: 0.1, -1e-30, NaN
+        msg.extend([0x1a, 12]);
+        for x in [0.1f32, -1e-30, f32::NAN] {
+            msg.extend(f(x));
+        }
+        // map entry {"k": 1/3}
+        let mut entry = vec![0x0a, 1, b'k', 0x15];
+        entry.extend(f(1.0 / 3.0));
+        msg.extend([0x22, entry.len() as u8]);
+        msg.extend(&entry);
+        let mut inner = vec![0x0d];
+        inner.extend(f(3.4e38));
+        msg.extend([0x2a, inner.len() as u8]);
+        msg.extend(&inner);
+        msg.extend([0x32, inner.len() as u8]);
+        msg.extend(&inner);
+        let v = to_json(schemas.pool(), "f.M", &msg).expect("decodes");
+        // serde_json prints what protobuf's printers print for these floats.
+        assert_eq!(
+            v.to_string(),
+            r#"{"a":0.92650664,"d":0.9265066385269165,"m":{"k":0.33333334},"n":{"v":3.4e+38},"r":[0.1,-1e-30,"NaN"],"rn":[{"v":3.4e+38}]}"#
+        );
     }
 
     #[test]
