@@ -1,6 +1,7 @@
-# Shared by make_midjoin_captures.sh and make_deadline_captures.sh: installs and builds the four
-# stacks (grpc-go from Debian's packages, @grpc/grpc-js from npm, python grpcio from PyPI, tonic
-# from crates.io) and starts their servers. Sourced, not run.
+# Shared by make_midjoin_captures.sh, make_deadline_captures.sh, make_reflection_capture.sh and
+# make_streams_capture.sh: installs and builds the four stacks (grpc-go from Debian's packages,
+# @grpc/grpc-js from npm, python grpcio from PyPI, tonic from crates.io) and starts their
+# servers. Sourced, not run.
 # Needs: here (testdata/gen), root (the repository), work (a temporary directory).
 
 # install_deps: what the stacks need, unless GRPCTAP_NO_INSTALL is set.
@@ -18,18 +19,29 @@ install_deps() {
 # build: go-echo into $work/go-echo, tonic-echo (cargo, CARGO_TARGET_DIR or the repository's
 # target/), the python stubs into $work/py.
 build() {
-  local gopath=$work/gopath
-  mkdir -p "$gopath/src/goecho/pb" "$work/py"
-  cp "$here/go-echo/main.go" "$gopath/src/goecho/"
-  # protoc-gen-go 1.3 (Debian's golang-goprotobuf-dev) writes the messages and, with
-  # plugins=grpc, the grpc-go services.
-  protoc -I "$here/../proto" --go_out=plugins=grpc:"$gopath/src/goecho/pb" echo.proto shared.proto
-  (cd "$gopath/src/goecho" && GOPATH="$gopath:/usr/share/gocode" GO111MODULE=off GOFLAGS= GOPROXY=off \
-    nice -n 19 go build -o "$work/go-echo" .)
+  build_go
   local target=${CARGO_TARGET_DIR:-$root/target}
   CARGO_TARGET_DIR=$target nice -n 19 cargo build --release -q -p tonic-echo --manifest-path "$root/Cargo.toml"
   tonic=$target/release/tonic-echo
-  python3 -m grpc_tools.protoc -I "$here/../proto" --python_out="$work/py" --grpc_python_out="$work/py" echo.proto shared.proto
+  build_py
+}
+
+# build_go: go-echo into $work/go-echo (GOPATH mode, offline, Debian's grpc-go).
+build_go() {
+  local gopath=$work/gopath
+  mkdir -p "$gopath/src/goecho/pb"
+  cp "$here"/go-echo/*.go "$gopath/src/goecho/"
+  # protoc-gen-go 1.3 (Debian's golang-goprotobuf-dev) writes the messages and, with
+  # plugins=grpc, the grpc-go services.
+  protoc -I "$here/../proto" --go_out=plugins=grpc:"$gopath/src/goecho/pb" echo.proto shared.proto gauge.proto
+  (cd "$gopath/src/goecho" && GOPATH="$gopath:/usr/share/gocode" GO111MODULE=off GOFLAGS= GOPROXY=off \
+    nice -n 19 go build -o "$work/go-echo" .)
+}
+
+# build_py: the python stubs into $work/py.
+build_py() {
+  mkdir -p "$work/py"
+  python3 -m grpc_tools.protoc -I "$here/../proto" --python_out="$work/py" --grpc_python_out="$work/py" echo.proto shared.proto gauge.proto
   export ECHO_PB_DIR=$work/py
 }
 

@@ -3,10 +3,12 @@
 //
 //	go-echo server --addr 127.0.0.1:50200
 //	go-echo client --target 127.0.0.1:50200 --scenario midjoin|deadlines --log calls.jsonl [--marker F]
+//	go-echo client --target 127.0.0.1:50200 --scenario streams --log calls.jsonl --messages messages.jsonl
 //
 // Built offline from Debian's packages (golang-google-grpc-dev, golang-goprotobuf-dev) in GOPATH
 // mode; see make_midjoin_captures.sh. The generated code (protoc --go_out=plugins=grpc) goes to
-// goecho/pb next to this file in a temporary GOPATH.
+// goecho/pb next to this file in a temporary GOPATH. The streams scenario (streams.go) also
+// needs proto/gauge.proto.
 package main
 
 import (
@@ -806,15 +808,16 @@ func deadlines(target string, log *logger) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go-echo server --addr A | client --target H:P --scenario midjoin|deadlines --log F [--marker M]")
+		fmt.Fprintln(os.Stderr, "usage: go-echo server --addr A | client --target H:P --scenario midjoin|deadlines|streams --log F [--marker M] [--messages F]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:50200", "server address")
 	target := fs.String("target", "", "server to call")
-	scenario := fs.String("scenario", "", "midjoin or deadlines")
+	scenario := fs.String("scenario", "", "midjoin, deadlines or streams")
 	logPath := fs.String("log", "", "calls.jsonl to write")
 	marker := fs.String("marker", "", "midjoin: writes MARKER.ready, waits for MARKER")
+	messages := fs.String("messages", "", "streams: the per-message log to write")
 	fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "server":
@@ -830,6 +833,8 @@ func main() {
 			midjoin(*target, log, *marker)
 		case "deadlines":
 			deadlines(*target, log)
+		case "streams":
+			streams(*target, log, *messages)
 		default:
 			panic("unknown scenario " + *scenario)
 		}
