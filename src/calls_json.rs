@@ -62,6 +62,11 @@ pub(crate) struct CallJson<'a> {
     requests: Option<Vec<serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     responses: Option<Vec<serde_json::Value>>,
+    /// Messages past the `--bodies-max-bytes` budget of each direction, not in the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requests_dropped: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    responses_dropped: Option<u64>,
     /// `grpc-status-details-bin` as google.rpc.Status JSON, details resolved (`--bodies`).
     #[serde(skip_serializing_if = "Option::is_none")]
     status_details: Option<serde_json::Value>,
@@ -95,6 +100,8 @@ impl CallJson<'_> {
         };
         self.requests = Some(half(&c.req, req_type));
         self.responses = Some(half(&c.resp, resp_type));
+        self.requests_dropped = Some(c.req.bodies_dropped);
+        self.responses_dropped = Some(c.resp.bodies_dropped);
         if let (Some(details), Some(s)) = (&c.status_details, schemas) {
             self.status_details = Some(decoder::payload::status_details_json(details, s));
         }
@@ -171,6 +178,8 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             }),
             requests: None,
             responses: None,
+            requests_dropped: None,
+            responses_dropped: None,
             status_details: None,
         }
     }
@@ -221,6 +230,114 @@ impl Sink for JsonLines {
 }
 
 impl Output for JsonLines {
+    fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.w.flush()
+    }
+}
+
+/// `--messages`: one JSON line per message as it is seen.
+pub(crate) struct MessageLines {
+    w: Box<dyn Write>,
+    bodies: Bodies,
+    /// Messages that could not be read.
+    pub(crate) payload_errors: u64,
+    /// The first write error; nothing is written after it.
+    error: Option<std::io::Error>,
+}
+
+impl MessageLines {
+    pub(crate) fn new(w: Box<dyn Write>, bodies: Bodies) -> MessageLines {
+        MessageLines {
+            w,
+            bodies,
+            payload_errors: 0,
+            error: None,
+        }
+    }
+}
+
+/// One `--messages` line (docs/calls.md).
+#[derive(Serialize)]
+struct MessageJson<'a> {
+    conn: ConnId,
+    stream_id: u32,
+    /// The method as known when the message was seen (a call joined mid-way may be named
+    /// only at its end: its record in `--calls` has the final name).
+    method: Option<&'a str>,
+    method_confidence: &'static str,
+    client: String,
+    server: String,
+    direction: &'static str,
+    /// Its number among the messages of its direction seen (from 0).
+    index: u64,
+    time: f64,
+    compressed: bool,
+    /// Length the prefix announced.
+    bytes: u32,
+    /// Only the first `bytes_kept` were kept (the per-message bound).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_kept: Option<usize>,
+    message: serde_json::Value,
+}
+
+impl Sink for MessageLines {
+    fn call_ended(&mut self, _call: &CallRecord) {}
+
+    fn message_body(
+        &mut self,
+        call: &CallRecord,
+        from: decoder::Side,
+        index: u64,
+        body: &decoder::grpc::msg::Body,
+    ) {
+        if self.error.is_some() {
+            return;
+        }
+        let current = self.bodies.store.current();
+        let schemas = current.as_deref();
+        let info = call.method.as_deref().and_then(|m| schemas?.method(m));
+        let (half, ty, direction) = match from {
+            decoder::Side::Client => (&call.req, info.map(|i| i.input.as_str()), "request"),
+            decoder::Side::Server => (&call.resp, info.map(|i| i.output.as_str()), "response"),
+        };
+        let mut budget = decoder::payload::OutputBudget::CALLS;
+        let message = decoder::payload::message_json(
+            body,
+            half.encoding.as_deref(),
+            ty,
+            schemas,
+            self.bodies.cap,
+            &mut budget,
+        );
+        if message.get("error").is_some() {
+            self.payload_errors += 1;
+        }
+        let json = MessageJson {
+            conn: call.conn,
+            stream_id: call.stream_id,
+            method: call.method.as_deref(),
+            method_confidence: call.method_confidence.name(),
+            client: call.client.to_string(),
+            server: call.server.to_string(),
+            direction,
+            index,
+            time: secs(body.ts),
+            compressed: body.compressed,
+            bytes: body.len,
+            bytes_kept: body.cut().then_some(body.data.len()),
+            message,
+        };
+        let line = serde_json::to_string(&json).map_err(std::io::Error::other);
+        if let Err(e) = line.and_then(|l| writeln!(self.w, "{l}")) {
+            self.error = Some(e);
+        }
+    }
+}
+
+impl Output for MessageLines {
     fn finish(&mut self) -> std::io::Result<()> {
         if let Some(e) = self.error.take() {
             return Err(e);

@@ -156,6 +156,7 @@ impl ReplayArgs {
     pub(crate) fn outputs_to_stdout(&self) -> usize {
         [
             &self.out.calls,
+            &self.out.messages,
             &self.out.summary_json,
             &self.connections_json,
             &self.out.metrics_text,
@@ -182,6 +183,18 @@ pub(crate) struct OutputArgs {
     /// decompressing them by their grpc-encoding (gzip, deflate, snappy, zstd).
     #[arg(long)]
     pub(crate) bodies: bool,
+
+    /// Bytes of messages each direction of a call keeps for --bodies: its first messages,
+    /// whole; past it the record says how many were dropped (`requests_dropped`,
+    /// `responses_dropped`). Use --messages to follow streams of any length.
+    #[arg(long, value_name = "BYTES", default_value_t = decoder::calls::tracker::DEFAULT_BODY_BUDGET)]
+    pub(crate) bodies_max_bytes: usize,
+
+    /// Write every message as a JSON line to PATH as it is seen (`-`: stdout, instead of the
+    /// table): its call (connection, stream, method as known then), direction, number, time
+    /// and the message decoded as --bodies decodes it.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) messages: Option<PathBuf>,
 
     /// Bytes a decompressed message may reach; larger ones are reported, not decoded.
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]

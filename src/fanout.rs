@@ -104,6 +104,18 @@ impl Sink for Fanout {
             }
         }
     }
+
+    fn message_body(
+        &mut self,
+        call: &CallRecord,
+        from: Side,
+        index: u64,
+        body: &decoder::grpc::msg::Body,
+    ) {
+        for o in &mut self.outputs {
+            o.message_body(call, from, index, body);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -120,6 +120,10 @@ pub(crate) fn report(args: &ReplayArgs, done: Done<'_>) -> anyhow::Result<ExitCo
     if let Some(j) = pipeline.out.get_mut::<crate::calls_json::JsonLines>() {
         sum.stats.payload_errors = j.payload_errors;
     }
+    if let Some(m) = pipeline.out.get_mut::<crate::calls_json::MessageLines>() {
+        // The same message unreadable in both outputs is counted once.
+        sum.stats.payload_errors = sum.stats.payload_errors.max(m.payload_errors);
+    }
     if let Some(path) = &args.out.metrics_text {
         let mut w = writer(path)?;
         w.write_all(exporter::server::render(registry, false).as_bytes())?;

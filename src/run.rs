@@ -39,8 +39,10 @@ pub(crate) struct RunOptions {
 pub(crate) fn decoder_limits(metadata: bool, bodies: bool, tui: bool, cap: usize) -> DecoderLimits {
     DecoderLimits {
         capture_metadata: metadata || tui,
+        // --bodies keeps every message within the per-call byte budget; the UI the first
+        // few of each call.
         bodies_per_call: match (bodies, tui) {
-            (true, _) => 64,
+            (true, _) => usize::MAX,
             (false, true) => 16,
             (false, false) => 0,
         },
@@ -93,10 +95,10 @@ pub(crate) fn run<S: PacketSource>(
     );
     anyhow::ensure!(
         to_stdout <= 1,
-        "only one of --calls, --summary-json, --connections-json, --metrics-text can write to stdout"
+        "only one of --calls, --messages, --summary-json, --connections-json, --metrics-text can write to stdout"
     );
     decoder::metadata::add_secret_parts(&args.out.secret_header);
-    if args.out.calls.is_none() && !args.tui {
+    if args.out.calls.is_none() && !args.tui && args.out.messages.is_none() {
         for (on, flag) in [
             (args.out.metadata, "--metadata"),
             (args.out.bodies, "--bodies"),
@@ -109,8 +111,10 @@ pub(crate) fn run<S: PacketSource>(
         }
     }
     let calls = args.out.calls.as_deref().map(writer).transpose()?;
-    let dec_limits = DecoderLimits {
+    let messages = args.out.messages.as_deref().map(writer).transpose()?;
+    let mut dec_limits = DecoderLimits {
         max_kept_state: args.out.limits.max_kept_bytes,
+        body_budget: args.out.bodies_max_bytes,
         ..decoder_limits(
             args.out.metadata,
             args.out.bodies,
@@ -118,6 +122,11 @@ pub(crate) fn run<S: PacketSource>(
             args.out.max_decompressed,
         )
     };
+    if args.out.messages.is_some() {
+        // Every message is handed on whole (to the 4 MiB bound), as --bodies keeps them.
+        dec_limits.stream_bodies = true;
+        dec_limits.body_bytes = dec_limits.body_bytes.max(4 << 20);
+    }
     let mut registry = prometheus_client::registry::Registry::default();
     let want_metrics =
         args.out.metrics.is_some() || args.out.metrics_text.is_some() || args.openmetrics.is_some();
@@ -202,6 +211,13 @@ pub(crate) fn run<S: PacketSource>(
             args.out.metadata,
             bodies,
         ));
+    }
+    if let Some(w) = messages {
+        let bodies = crate::calls_json::Bodies {
+            store: store.clone(),
+            cap: args.out.max_decompressed,
+        };
+        out.push(crate::calls_json::MessageLines::new(w, bodies));
     }
     let (watch, shared) = match watch {
         Some((w, feeder)) => {

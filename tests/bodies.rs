@@ -150,3 +150,199 @@ fn a_decompression_cap_is_reported_and_counted_not_fatal() {
     // Every other message still decoded (by field number: no schema in this run).
     assert!(text.lines().any(|l| l.contains("\"1\":\"hello")), "{text}");
 }
+
+/// `--messages` hands on every message of every call as it is seen: per call and direction,
+/// as many lines as the call counted, numbered from 0 in time order, decoded as `--bodies`
+/// decodes them (the same JSON, where the record kept them).
+#[test]
+fn every_message_is_written_as_it_is_seen() {
+    let proto = root().join("testdata/proto");
+    let proto = proto.to_str().expect("path");
+    for capture in [
+        "py-mixed-veth.pcap",
+        "py-bodies-lo.pcap",
+        "tonic-bodies-lo.pcap",
+    ] {
+        let calls = common::replay_lines(
+            &["--bodies", "--proto-path", proto, "--calls", "-"],
+            capture,
+        );
+        let messages = common::replay_lines(&["--proto-path", proto, "--messages", "-"], capture);
+        let total: u64 = calls
+            .iter()
+            .map(|c| c["req_msgs"].as_u64().expect("json") + c["resp_msgs"].as_u64().expect("json"))
+            .sum();
+        assert_eq!(
+            messages.len() as u64,
+            total,
+            "{capture}: one line per message"
+        );
+        let mut last_time = std::collections::HashMap::new();
+        for c in &calls {
+            let key = (c["conn"].as_u64(), c["stream_id"].as_u64());
+            for (direction, kept) in [("request", "requests"), ("response", "responses")] {
+                let ours: Vec<&Value> = messages
+                    .iter()
+                    .filter(|m| (m["conn"].as_u64(), m["stream_id"].as_u64()) == key)
+                    .filter(|m| m["direction"] == direction)
+                    .collect();
+                let count = &c[&format!(
+                    "{}_msgs",
+                    &direction[..if direction == "request" { 3 } else { 4 }]
+                )];
+                assert_eq!(
+                    ours.len() as u64,
+                    count.as_u64().expect("json"),
+                    "{capture} {key:?} {direction}"
+                );
+                for (i, m) in ours.iter().enumerate() {
+                    assert_eq!(m["index"], i as u64, "{capture} {key:?}: in order");
+                    assert_eq!(m["method"], c["method"]);
+                    assert_eq!(
+                        &m["message"], &c[kept][i],
+                        "{capture} {key:?} {direction} {i}"
+                    );
+                    let t = m["time"].as_f64().expect("json");
+                    let prev = last_time.insert((key, direction), t).unwrap_or(t);
+                    assert!(t >= prev, "{capture}: times grow");
+                }
+            }
+        }
+    }
+}
+
+/// `--bodies` keeps each direction's first messages within `--bodies-max-bytes` and says how
+/// many it dropped; by default a stream of small messages is kept whole.
+#[test]
+fn bodies_are_bounded_by_bytes_and_dropped_ones_counted() {
+    let proto = root().join("testdata/proto");
+    let proto = proto.to_str().expect("path");
+    for capture in ["py-mixed-veth.pcap", "py-streams-lo.pcap.gz"] {
+        let whole = common::replay_lines(
+            &["--bodies", "--proto-path", proto, "--calls", "-"],
+            capture,
+        );
+        let small = common::replay_lines(
+            &[
+                "--bodies",
+                "--bodies-max-bytes",
+                "3000",
+                "--proto-path",
+                proto,
+                "--calls",
+                "-",
+            ],
+            capture,
+        );
+        assert_eq!(whole.len(), small.len());
+        let mut dropped = 0;
+        for (w, s) in whole.iter().zip(&small) {
+            for (list, count, gone) in [
+                ("requests", "req_msgs", "requests_dropped"),
+                ("responses", "resp_msgs", "responses_dropped"),
+            ] {
+                let n = w[count].as_u64().expect("json");
+                assert_eq!(
+                    w[list].as_array().expect("json").len() as u64,
+                    n,
+                    "kept whole by default"
+                );
+                assert_eq!(w[gone], 0);
+                let kept = s[list].as_array().expect("json");
+                assert_eq!(kept.len() as u64 + s[gone].as_u64().expect("json"), n);
+                // The first ones, the same as unbounded.
+                assert_eq!(&kept[..], &w[list].as_array().expect("json")[..kept.len()]);
+                dropped += s[gone].as_u64().expect("json");
+            }
+        }
+        assert!(
+            dropped > 1000,
+            "{capture}: the small budget dropped messages: {dropped}"
+        );
+    }
+}
+
+/// Whether two JSON values are the same message: numbers equal as written (our float
+/// printed as the shortest decimal of the 32-bit float, which is what `other` wrote, or
+/// shorter where the log's printer writes more digits than needed for the same float).
+#[allow(clippy::cast_possible_truncation)] // the point: the values as 32-bit floats
+fn same(ours: &Value, log: &Value, path: &str) -> Result<(), String> {
+    match (ours, log) {
+        (Value::Object(a), Value::Object(b)) => {
+            let (ka, kb): (Vec<_>, Vec<_>) = (a.keys().collect(), b.keys().collect());
+            if ka != kb {
+                return Err(format!("{path}: fields {ka:?} vs {kb:?}"));
+            }
+            a.iter()
+                .try_for_each(|(k, v)| same(v, &b[k], &format!("{path}.{k}")))
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .try_for_each(|(i, (x, y))| same(x, y, &format!("{path}[{i}]"))),
+        (Value::Number(a), Value::Number(b)) => {
+            let (x, y) = (a.as_f64().expect("json"), b.as_f64().expect("json"));
+            let shorter = a.to_string().trim_start_matches('-').len()
+                < b.to_string().trim_start_matches('-').len();
+            if x == y || (x as f32 == y as f32 && shorter) {
+                Ok(())
+            } else {
+                Err(format!("{path}: {a} vs {b}"))
+            }
+        }
+        _ if ours == log => Ok(()),
+        _ => Err(format!("{path}: {ours} vs {log}")),
+    }
+}
+
+/// Each message `--messages` writes equals what the client logged for it (protobuf JSON from
+/// python's json_format and from grpc-go's jsonpb), `float` fields in their shortest form.
+#[test]
+fn messages_equal_the_clients_log_with_floats_in_shortest_form() {
+    let proto = root().join("testdata/proto");
+    let proto = proto.to_str().expect("path");
+    for name in ["py-streams", "go-to-py-streams"] {
+        let capture = format!("{name}-lo.pcap.gz");
+        let calls = common::replay_lines(&["--metadata", "--calls", "-"], &capture);
+        let ids: std::collections::HashMap<_, _> = calls
+            .iter()
+            .map(|c| ((c["conn"].as_u64(), c["stream_id"].as_u64()), call_id(c)))
+            .collect();
+        let ours = common::replay_lines(&["--proto-path", proto, "--messages", "-"], &capture);
+        let log = std::fs::read_to_string(
+            root().join(format!("testdata/captures/{name}.messages.jsonl")),
+        )
+        .expect("log");
+        let log: Vec<Value> = common::json_lines(&log);
+        assert_eq!(ours.len(), log.len(), "{name}: every message");
+        let mut floats = 0;
+        for m in &ours {
+            let id = ids[&(m["conn"].as_u64(), m["stream_id"].as_u64())].expect("call id");
+            let t = log
+                .iter()
+                .find(|t| {
+                    t["call_id"] == id
+                        && t["direction"] == m["direction"]
+                        && t["index"] == m["index"]
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{name}: call {id} {} {} not logged",
+                        m["direction"], m["index"]
+                    )
+                });
+            assert_eq!(m["method"], t["method"]);
+            if let Err(e) = same(&m["message"], &t["json"], "") {
+                panic!("{name}: call {id} {} {}: {e}", m["direction"], m["index"]);
+            }
+            if m["method"].as_str().expect("json").contains("Gauge") {
+                floats += 1;
+            }
+        }
+        assert!(
+            floats > 90,
+            "{name}: messages with float fields compared: {floats}"
+        );
+    }
+}

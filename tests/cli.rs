@@ -466,3 +466,33 @@ fn wire_text_cannot_drive_the_terminal() {
         "{stdout}"
     );
 }
+
+/// docs/calls.md's summary schema names every field `--summary-json` writes.
+#[test]
+fn the_summary_schema_in_the_docs_is_complete() {
+    let doc = std::fs::read_to_string(common::root().join("docs/calls.md")).expect("docs");
+    let start = doc.find("{ \"totals\":").expect("schema block");
+    let block = &doc[start..start + doc[start..].find("```").expect("end of block")];
+    let words: std::collections::HashSet<&str> = block
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    for capture in ["py-basic-lo.pcap", "go-midjoin-lo.pcap.gz"] {
+        let out = common::replay_stdout(&["--summary-json", "-"], capture);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let mut keys: Vec<&String> = Vec::new();
+        for part in ["totals", "capture"] {
+            keys.extend(v[part].as_object().expect("object").keys());
+        }
+        for m in v["methods"].as_array().expect("methods") {
+            keys.extend(m.as_object().expect("object").keys());
+        }
+        keys.extend(v.as_object().expect("object").keys());
+        for k in keys {
+            assert!(
+                words.contains(k.as_str()),
+                "{capture}: `{k}` is not in docs/calls.md"
+            );
+        }
+    }
+}

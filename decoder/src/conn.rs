@@ -41,6 +41,10 @@ pub struct DecoderLimits {
     pub bodies_per_call: usize,
     /// Bytes kept of one message.
     pub body_bytes: usize,
+    /// Bytes of messages each direction of a call keeps in its record (the first ones).
+    pub body_budget: usize,
+    /// Hand every message to the sink as it is seen (`--messages`).
+    pub stream_bodies: bool,
     /// Name calls whose `:path` was lost from their kept messages and the schemas, letting a
     /// message decompress to at most this many bytes (`None`: do not).
     pub infer_methods: Option<usize>,
@@ -63,6 +67,8 @@ impl Default for DecoderLimits {
             capture_metadata: calls.capture_metadata,
             bodies_per_call: calls.bodies_per_call,
             body_bytes: calls.body_bytes,
+            body_budget: calls.body_budget,
+            stream_bodies: calls.stream_bodies,
             infer_methods: calls.infer_methods,
             max_kept_state: crate::calls::tracker::DEFAULT_KEPT_STATE,
         }
@@ -88,6 +94,8 @@ impl DecoderLimits {
             capture_metadata: self.capture_metadata,
             bodies_per_call: self.bodies_per_call,
             body_bytes: self.body_bytes,
+            body_budget: self.body_budget,
+            stream_bodies: self.stream_bodies,
             infer_methods: self.infer_methods,
         }
     }

@@ -171,8 +171,10 @@ pub struct Half {
     pub compressed: u64,
     /// `grpc-encoding` of this direction.
     pub encoding: Option<Arc<str>>,
-    /// Messages, when the decoder keeps them (bounded by its limits).
+    /// Messages, when the decoder keeps them (bounded by its limits): the first ones.
     pub bodies: Vec<Body>,
+    /// Messages past the limits, not kept (when messages are kept).
+    pub bodies_dropped: u64,
 }
 
 /// Everything known about one call. Sent when it starts (partly filled) and when it ends.

@@ -6,6 +6,7 @@ use types::{ConnId, Nanos};
 
 use super::record::CallRecord;
 use crate::anomaly::AnomalyKind;
+use crate::grpc::msg::Body;
 use crate::h2::event::Side;
 
 /// Connection-level events other than calls.
@@ -66,6 +67,11 @@ pub trait Sink {
     /// A whole gRPC message of `len` bytes went from `from` (counted by the call too; this is
     /// for per-message statistics).
     fn message(&mut self, _conn: ConnId, _from: Side, _len: u32) {}
+    /// A whole message as it is seen, when the decoder limits ask for it
+    /// (`CallLimits::stream_bodies`): `call` is the call as known so far, `index` the
+    /// message's number among those of its direction seen (from 0), `body` its bytes (cut
+    /// at the per-message bound).
+    fn message_body(&mut self, _call: &CallRecord, _from: Side, _index: u64, _body: &Body) {}
 }
 
 /// A sink that keeps nothing (fuzzing, benchmarks).

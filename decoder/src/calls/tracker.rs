@@ -30,6 +30,8 @@ use crate::reflection::SchemaStore;
 const INFER_KEEP: Keep = Keep {
     per_message: 16 << 10,
     messages: 4,
+    bytes: usize::MAX,
+    passing: false,
 };
 
 /// Bytes of messages kept to infer methods, shared by every connection that uses it: a call
@@ -72,6 +74,9 @@ impl KeepBudget {
 /// What a call reserves of the [`KeepBudget`]: the most its two parsers keep.
 const INFER_RESERVE: usize = 2 * INFER_KEEP.per_message * INFER_KEEP.messages;
 
+/// Bytes of messages each direction of a call keeps for `--bodies` unless told otherwise.
+pub const DEFAULT_BODY_BUDGET: usize = 16 << 20;
+
 /// Bounds and options of call tracking on one connection.
 #[derive(Debug, Clone, Copy)]
 pub struct CallLimits {
@@ -83,6 +88,12 @@ pub struct CallLimits {
     pub bodies_per_call: usize,
     /// Bytes kept of one message.
     pub body_bytes: usize,
+    /// Bytes of messages each direction of a call keeps in its record (each message costs its
+    /// kept bytes and 64 more); the first messages are kept, the rest counted as dropped.
+    pub body_budget: usize,
+    /// Hand every message to the sink as it is seen (`Sink::message_body`), whether or not
+    /// the record keeps it.
+    pub stream_bodies: bool,
     /// Name calls whose `:path` was lost from their messages and the schemas (kept for that
     /// within a budget, whatever `bodies_per_call` says), letting a message decompress to at
     /// most this many bytes (`None`: do not infer).
@@ -96,6 +107,8 @@ impl Default for CallLimits {
             capture_metadata: false,
             bodies_per_call: 0,
             body_bytes: 4 << 20,
+            body_budget: DEFAULT_BODY_BUDGET,
+            stream_bodies: false,
             infer_methods: None,
         }
     }
@@ -398,7 +411,25 @@ impl Tracker {
                 parser.align(bytes, at);
             }
             parser.feed(bytes, ts, &mut |len| sink.message(id, from, len));
-            if self.limits.bodies_per_call > 0 {
+            if self.limits.stream_bodies && parser.bodies.len() > parser.handed {
+                let new = &parser.bodies[parser.handed..];
+                let first = parser.msgs - new.len() as u64;
+                for (k, body) in new.iter().enumerate() {
+                    sink.message_body(&call.rec, from, first + k as u64, body);
+                }
+                parser.handed = parser.bodies.len();
+            }
+            if call.reflection && from == Side::Server && call.resp.bodies.len() > call.reflected {
+                self.reflect(stream);
+            }
+            let Some(call) = self.calls.get_mut(&stream) else {
+                return;
+            };
+            call.req.release_passing();
+            call.resp.release_passing();
+            if self.limits.bodies_per_call > 0 || self.limits.stream_bodies {
+                // What the call holds is charged to the state budget as it grows, and given
+                // back as messages only passing through are let go.
                 let kept = call.req.kept + call.resp.kept;
                 if kept > call.held_bodies {
                     let more = kept - call.held_bodies;
@@ -407,15 +438,16 @@ impl Tracker {
                         call.held_bodies = kept;
                     } else {
                         // No room: this call keeps no more messages.
-                        call.req.keep = None;
-                        call.resp.keep = None;
-                        call.held_bodies = kept;
+                        call.req.full = true;
+                        call.resp.full = true;
                         sink.conn_event(id, ConnEvent::Anomaly(AnomalyKind::StateShed));
                     }
+                } else if kept < call.held_bodies {
+                    let less = call.held_bodies - kept;
+                    self.state.give(less);
+                    call.held -= less.min(call.held);
+                    call.held_bodies = kept;
                 }
-            }
-            if call.reflection && from == Side::Server && call.resp.bodies.len() > call.reflected {
-                self.reflect(stream);
             }
         }
     }
@@ -449,7 +481,7 @@ impl Tracker {
         if keep_for_output {
             call.reflected = call.resp.bodies.len();
         } else {
-            call.resp.bodies.clear();
+            call.resp.release_all();
             call.reflected = 0;
         }
     }
@@ -614,6 +646,8 @@ impl Tracker {
             call.resp.keep = Some(Keep {
                 per_message: crate::reflection::MAX_MESSAGE,
                 messages: self.limits.bodies_per_call.max(1),
+                bytes: usize::MAX,
+                passing: self.limits.stream_bodies,
             });
         }
         self.calls.insert(stream, call);
@@ -621,7 +655,8 @@ impl Tracker {
 
     /// The keep budget a new call takes: when it keeps messages for inference only.
     fn reserve(&self, call: &Call) -> usize {
-        let infer_only = self.limits.bodies_per_call == 0 && call.req.keep.is_some();
+        let infer_only =
+            self.limits.bodies_per_call == 0 && call.req.keep.is_some_and(|k| k.messages > 0);
         if !infer_only {
             return 0;
         }
@@ -770,12 +805,31 @@ impl Tracker {
     /// A message parser that keeps bodies when the limits ask for them, or (`infer`) enough of
     /// them to infer the method.
     fn parser(&self, infer: bool) -> MsgParser {
+        let passing = self.limits.stream_bodies;
         let asked = (self.limits.bodies_per_call > 0).then_some(Keep {
             per_message: self.limits.body_bytes,
             messages: self.limits.bodies_per_call,
+            bytes: self.limits.body_budget,
+            passing,
         });
-        let for_inference = (infer && self.can_infer()).then_some(INFER_KEEP);
-        MsgParser::keeping(asked.or(for_inference))
+        // Handing messages on, they are held whole (to the per-message bound), also the
+        // few kept to infer the method.
+        let for_inference = (infer && self.can_infer()).then_some(if passing {
+            Keep {
+                per_message: self.limits.body_bytes.max(INFER_KEEP.per_message),
+                passing,
+                ..INFER_KEEP
+            }
+        } else {
+            INFER_KEEP
+        });
+        let passing_only = passing.then_some(Keep {
+            per_message: self.limits.body_bytes,
+            messages: 0,
+            bytes: 0,
+            passing,
+        });
+        MsgParser::keeping(asked.or(for_inference).or(passing_only))
     }
 
     fn new_record(&self, stream: u32, start: Option<Nanos>) -> CallRecord {
@@ -1035,6 +1089,7 @@ fn finalize_counts(call: &mut Call) {
         half.bytes = p.bytes;
         half.compressed = p.compressed;
         half.bodies = std::mem::take(&mut p.bodies);
+        half.bodies_dropped = p.dropped;
     }
     r.first_response = call.resp.first_start;
     r.lost_bytes |= call.partial || call.req.lost || call.resp.lost;

@@ -24,11 +24,20 @@ impl Body {
     }
 }
 
-/// How many message bytes to keep, when keeping any.
+/// What a kept message costs its direction's budget beyond its bytes (its record).
+pub(crate) const BODY_OVERHEAD: usize = 64;
+
+/// Which messages to keep, when keeping any: the first ones of the direction, whole up to
+/// `per_message` bytes each, while they fit `messages` and `bytes` (each costing its kept
+/// bytes plus [`BODY_OVERHEAD`]); past that, none (they are counted as dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Keep {
     pub(crate) per_message: usize,
     pub(crate) messages: usize,
+    pub(crate) bytes: usize,
+    /// Also hold each message past the bounds until the tracker has handed it on
+    /// (`--messages`); [`MsgParser::release_passing`] lets it go.
+    pub(crate) passing: bool,
 }
 
 /// Message counting for one direction of one stream.
@@ -52,9 +61,21 @@ pub(crate) struct MsgParser {
     current_start: Nanos,
     /// Keep message bytes (bounded), and the messages kept so far.
     pub(crate) keep: Option<Keep>,
+    /// The messages kept (the first `retained`), then those only passing through.
     pub(crate) bodies: Vec<Body>,
+    /// How many of `bodies` are kept for the call's record.
+    pub(crate) retained: usize,
+    /// How many of `bodies` the tracker has handed on (`--messages`).
+    pub(crate) handed: usize,
     current: Vec<u8>,
-    /// Message bytes kept so far (the bodies' and the current one's).
+    /// The current message's bytes are being held, and whether it is kept for the record.
+    holding: bool,
+    retaining: bool,
+    /// The bounds were reached (or the state budget said no): no later message is kept.
+    pub(crate) full: bool,
+    /// Messages not kept because of the bounds.
+    pub(crate) dropped: u64,
+    /// Bytes held now (kept and passing messages with their overhead, and the current one's).
     pub(crate) kept: usize,
 }
 
@@ -105,6 +126,7 @@ impl MsgParser {
                         }
                         self.have = 0;
                         self.left = Some(len);
+                        self.hold(len);
                         if len == 0 {
                             self.complete(0);
                             on_msg(0);
@@ -114,7 +136,7 @@ impl MsgParser {
                 Some(left) => {
                     let n = data.len().min(left as usize);
                     if let Some(k) = self.keep
-                        && self.bodies.len() < k.messages
+                        && self.holding
                     {
                         let room = k.per_message.saturating_sub(self.current.len());
                         self.current.extend_from_slice(&data[..n.min(room)]);
@@ -139,21 +161,66 @@ impl MsgParser {
         }
     }
 
+    /// A message of `len` bytes begins: whether to hold it, and to keep it.
+    fn hold(&mut self, len: u32) {
+        let Some(k) = self.keep else { return };
+        let cost = (len as usize).min(k.per_message) + BODY_OVERHEAD;
+        self.retaining =
+            !self.full && self.retained < k.messages && self.kept.saturating_add(cost) <= k.bytes;
+        if !self.retaining {
+            self.full = true;
+        }
+        self.holding = self.retaining || k.passing;
+        if self.holding {
+            self.kept += BODY_OVERHEAD;
+        }
+    }
+
     fn complete(&mut self, len: u32) {
         self.msgs += 1;
         self.bytes += u64::from(len);
         self.left = None;
-        if let Some(k) = self.keep
-            && self.bodies.len() < k.messages
-        {
+        if self.keep.is_some() && !self.retaining {
+            self.dropped += 1;
+        }
+        if self.holding {
             let data = std::mem::take(&mut self.current);
-            self.bodies.push(Body {
+            let body = Body {
                 compressed: self.prefix[0] & 1 != 0,
                 data,
                 len,
                 ts: self.current_start,
-            });
+            };
+            if self.retaining {
+                // Kept ones stay in front of those passing through.
+                self.bodies.insert(self.retained, body);
+                self.retained += 1;
+            } else {
+                self.bodies.push(body);
+            }
         }
+        self.holding = false;
+        self.retaining = false;
+    }
+
+    /// Lets go of the messages held only to be handed on; returns the bytes freed.
+    pub(crate) fn release_passing(&mut self) -> usize {
+        let freed: usize = self.bodies[self.retained..]
+            .iter()
+            .map(|b| b.data.len() + BODY_OVERHEAD)
+            .sum();
+        self.bodies.truncate(self.retained);
+        self.handed = self.handed.min(self.retained);
+        self.kept -= freed.min(self.kept);
+        freed
+    }
+
+    /// Lets go of every held message (kept for inference or reflection only).
+    pub(crate) fn release_all(&mut self) {
+        self.bodies.clear();
+        self.retained = 0;
+        self.handed = 0;
+        self.kept = self.current.len() + if self.holding { BODY_OVERHEAD } else { 0 };
     }
 
     /// Whether the stream stopped inside a message (its prefix or its bytes).
@@ -204,6 +271,8 @@ mod tests {
         let mut p = MsgParser::keeping(Some(Keep {
             per_message: 16,
             messages: 2,
+            bytes: usize::MAX,
+            passing: false,
         }));
         let mut stream = msg(false, b"short");
         stream.extend(msg(true, &[9u8; 100]));
@@ -211,16 +280,66 @@ mod tests {
         p.feed(&stream, Nanos(1), &mut |_| {});
         assert_eq!(p.msgs, 3);
         assert_eq!(p.bodies.len(), 2, "at most 2 kept");
+        assert_eq!((p.retained, p.dropped), (2, 1));
         assert_eq!(p.bodies[0].data, b"short");
         assert!(p.bodies[1].cut() && p.bodies[1].data.len() == 16 && p.bodies[1].compressed);
         // A 4 GiB length prefix with bodies kept: the buffer stops at the per-message bound.
         let mut h = MsgParser::keeping(Some(Keep {
             per_message: 1024,
             messages: 8,
+            bytes: usize::MAX,
+            passing: false,
         }));
         h.feed(&[0, 0xff, 0xff, 0xff, 0xff], Nanos(1), &mut |_| {});
         h.feed(&vec![7u8; 1 << 20], Nanos(2), &mut |_| {});
         assert!(h.current.len() <= 1024);
+    }
+
+    #[test]
+    fn a_byte_budget_keeps_the_first_messages_and_counts_the_rest() {
+        // 120 messages of 10 bytes, a budget of 10 messages' cost: the first 10 are kept
+        // whole, 110 dropped; a later small message is not kept out of order.
+        let cost = 10 + BODY_OVERHEAD;
+        let mut stream = Vec::new();
+        for i in 0..120u8 {
+            stream.extend(msg(false, &[i; 10]));
+        }
+        stream.extend(msg(false, b""));
+        let mut p = MsgParser::keeping(Some(Keep {
+            per_message: 1 << 20,
+            messages: usize::MAX,
+            bytes: 10 * cost,
+            passing: false,
+        }));
+        for chunk in stream.chunks(7) {
+            p.feed(chunk, Nanos(1), &mut |_| {});
+        }
+        assert_eq!((p.msgs, p.retained, p.dropped), (121, 10, 111));
+        assert_eq!(p.bodies.len(), 10);
+        assert!(
+            p.bodies
+                .iter()
+                .enumerate()
+                .all(|(i, b)| b.data == [i as u8; 10])
+        );
+        assert_eq!(p.kept, 10 * cost);
+        // Passing through: every message is held until released, the first 10 stay kept.
+        let mut q = MsgParser::keeping(Some(Keep {
+            per_message: 1 << 20,
+            messages: usize::MAX,
+            bytes: 10 * cost,
+            passing: true,
+        }));
+        let mut seen = 0;
+        for chunk in stream.chunks(7) {
+            q.feed(chunk, Nanos(1), &mut |_| {});
+            seen += q.bodies.len() - q.retained.min(q.bodies.len());
+            q.release_passing();
+        }
+        assert_eq!((q.retained, q.dropped, seen), (10, 111, 111));
+        assert_eq!(q.kept, 10 * cost, "passing messages let go");
+        q.release_all();
+        assert_eq!((q.bodies.len(), q.kept), (0, 0));
     }
 
     #[test]
