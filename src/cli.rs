@@ -22,14 +22,17 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Read capture files (pcap, pcapng, optionally .gz) and report what they contain.
     ///
-    /// Files are read in the order given, as one capture: a connection that continues in the
-    /// next file (rotated captures) stays one connection. A corrupt or truncated file is
+    /// Files are read as one capture, merged by packet time as mergecap does, whatever order
+    /// they are named in: a connection that continues in the next file (rotated captures) stays
+    /// one connection, and captures of the same time (two interfaces) interleave. A file whose
+    /// own time runs backwards is noted. `-` is standard input. A corrupt or truncated file is
     /// reported with the offset where it went wrong; everything before that point is kept and
     /// the remaining files are still read. Exit status: 0 when every file was read to its end,
     /// 1 when some file stopped early, 2 on a usage error or when no file could be read.
     #[command(
         after_help = "Examples:\n  grpctap replay testdata/captures/py-basic-lo.pcap\n  \
-        grpctap replay --json - trace-*.pcapng.gz"
+        grpctap replay --calls - trace-*.pcapng.gz\n  \
+        tcpdump -i any -w - tcp port 50051 | grpctap replay -"
     )]
     Replay(ReplayArgs),
 
@@ -110,7 +113,7 @@ pub(crate) struct CaptureArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
-    /// Capture files, read in this order.
+    /// Capture files (`-`: standard input), merged by packet time.
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
 

@@ -496,3 +496,95 @@ fn the_summary_schema_in_the_docs_is_complete() {
         }
     }
 }
+
+/// The records of a pcap (as tcpdump writes it here) dealt into `n` files by `pick(i, record)`.
+fn split_pcap(full: &[u8], n: usize, pick: impl Fn(usize, &[u8]) -> usize) -> Vec<Vec<u8>> {
+    let offsets = record_offsets(full);
+    let mut files = vec![full[..24].to_vec(); n];
+    for (i, w) in offsets.windows(2).enumerate() {
+        let rec = &full[w[0]..w[1]];
+        files[pick(i, rec)].extend_from_slice(rec);
+    }
+    files
+}
+
+/// `replay --calls -` of `files`, the lines sorted (calls ending at one instant in two files
+/// may come in either order).
+fn calls_of(files: &[PathBuf]) -> (Vec<String>, String) {
+    let mut args = vec!["replay", "--calls", "-"];
+    args.extend(files.iter().map(|p| p.to_str().expect("path")));
+    let out = grpctap(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    lines.sort();
+    (lines, text(&out.stderr))
+}
+
+#[test]
+fn files_are_merged_by_packet_time_whatever_their_order() {
+    let whole = captures().join("py-mixed-veth.pcap");
+    let full = std::fs::read(&whole).expect("read");
+    let (truth, _) = calls_of(std::slice::from_ref(&whole));
+    assert_eq!(truth.len(), 660);
+    let dir = tmp_dir().join("merge");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let write = |name: &str, parts: &[Vec<u8>]| -> Vec<PathBuf> {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let path = dir.join(format!("{name}-{}.pcap", i + 1));
+                std::fs::write(&path, p).expect("write");
+                path
+            })
+            .collect()
+    };
+    let records = record_offsets(&full).len() - 1;
+    // Rotated into 12 files, named as a shell glob sorts them: cap-1, cap-10, cap-11, cap-12,
+    // cap-2, ...
+    let rotated = write("cap", &split_pcap(&full, 12, |i, _| i * 12 / records));
+    let mut by_name = rotated.clone();
+    by_name.sort();
+    assert!(by_name[1].ends_with("cap-10.pcap"));
+    assert_eq!(calls_of(&by_name).0, truth, "glob order");
+    // Newest first.
+    let mut newest_first = rotated;
+    newest_first.reverse();
+    assert_eq!(calls_of(&newest_first).0, truth, "newest first");
+    // Two captures of the same time (two connections each): interleaved, not
+    // concatenated.
+    let by_port = split_pcap(&full, 2, |_, rec| {
+        // pcap record header 16, Ethernet 14, IPv4 with its IHL, then the TCP ports.
+        let ip = 16 + 14;
+        let tcp = ip + usize::from(rec[ip] & 0x0f) * 4;
+        let src = u16::from_be_bytes([rec[tcp], rec[tcp + 1]]);
+        let dst = u16::from_be_bytes([rec[tcp + 2], rec[tcp + 3]]);
+        let client = if src == 50051 { dst } else { src };
+        usize::from((client >> 1) & 1)
+    });
+    assert!(
+        by_port.iter().all(|f| f.len() > 100_000),
+        "both files have traffic"
+    );
+    let interleaved = write("side", &by_port);
+    assert_eq!(calls_of(&interleaved).0, truth, "overlapping files");
+}
+
+#[test]
+fn a_file_whose_time_runs_backwards_is_reported() {
+    let full = std::fs::read(captures().join("py-basic-lo.pcap")).expect("read");
+    let offsets = record_offsets(&full);
+    // The records of the middle 10% moved to the end: the file steps back in time once.
+    let n = offsets.len() - 1;
+    let (a, b) = (offsets[n / 2], offsets[n / 2 + n / 10]);
+    let mut moved = full[..a].to_vec();
+    moved.extend_from_slice(&full[b..]);
+    moved.extend_from_slice(&full[a..b]);
+    let path = tmp_dir().join("backwards.pcap");
+    std::fs::write(&path, &moved).expect("write");
+    let (_, stderr) = calls_of(&[path]);
+    assert!(
+        stderr.contains("backwards.pcap: time runs backwards at 1 packet"),
+        "{stderr}"
+    );
+}

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::source::{FileSource, Packet};
+use types::Nanos;
 
 /// What a source has for the reader now.
 #[derive(Debug)]
@@ -62,97 +63,216 @@ pub trait PacketSource {
     }
 }
 
-/// Capture files read one after the other as one capture.
+/// Files open at once to merge overlapping captures; past it, a file that overlaps the ones
+/// open waits for one of them to end (its packets then come late: a note says so).
+pub const MAX_OPEN_FILES: usize = 64;
+
+/// A step back in time within one file that is worth a note (multi-queue captures step back
+/// by microseconds all the time).
+const BACKWARDS_NOTE: Nanos = Nanos(1_000_000);
+
+/// One open file of a merge.
+#[derive(Debug)]
+struct Slot {
+    /// Index in the paths as given.
+    file: usize,
+    src: FileSource,
+    /// Time of its current packet.
+    ts: Nanos,
+}
+
+/// Capture files read as one capture, merged by packet time as mergecap does: whatever order
+/// they are named in (rotated files past `-9` sort `cap-10` before `cap-2`; newest first), the
+/// packets come in time order. Streaming: each file is opened once to read its first packet
+/// time, then again when the merge reaches that time, so files that follow one another are open
+/// one at a time and overlapping ones together (at most [`MAX_OPEN_FILES`]).
 #[derive(Debug)]
 pub struct Files {
     paths: Vec<PathBuf>,
     max_block: usize,
-    /// Index of the file open (or next to open).
-    at: usize,
-    open: Option<FileSource>,
+    /// The files that have packets, by first packet time (then as given): indexes into
+    /// `paths`, with that time. Built on the first read.
+    order: Option<Vec<(Nanos, usize)>>,
+    /// The next of `order` to open.
+    next: usize,
+    open: Vec<Slot>,
+    /// The slot whose packet was handed out last (moved past on the next read).
+    current: Option<usize>,
+    /// One per path, in the order given.
     reports: Vec<InputReport>,
+    /// Per path: packets earlier than the one before them, and the largest such step back.
+    backwards: Vec<(u64, Nanos)>,
+    /// A file could not be opened when the merge reached it: too many open at once.
+    waited: u64,
+    /// Standard input, opened to read its first packet (it cannot be opened twice).
+    stdin: Option<FileSource>,
 }
 
 impl Files {
     /// The files in `paths`, blocks bounded by `max_block` bytes.
     pub fn new(paths: Vec<PathBuf>, max_block: usize) -> Files {
+        let reports = paths
+            .iter()
+            .map(|p| InputReport {
+                name: p.display().to_string(),
+                packets: 0,
+                error: None,
+            })
+            .collect();
+        let n = paths.len();
         Files {
             paths,
             max_block,
-            at: 0,
-            open: None,
-            reports: Vec::new(),
+            order: None,
+            next: 0,
+            open: Vec::new(),
+            current: None,
+            reports,
+            backwards: vec![(0, Nanos::ZERO); n],
+            waited: 0,
+            stdin: None,
         }
     }
 
-    fn report(&mut self) -> Option<&mut InputReport> {
-        self.reports.last_mut()
+    /// Opens file `i` and moves to its first packet; `None` (with the reason in its report)
+    /// when it cannot be read or has no packet.
+    fn open_at_first(&mut self, i: usize) -> Option<(FileSource, Nanos)> {
+        let path = &self.paths[i];
+        let opened = if path.as_os_str() == "-" {
+            self.stdin.take().map_or_else(
+                || FileSource::open(path, self.max_block).map(|s| (s, false)),
+                |s| Ok((s, true)),
+            )
+        } else {
+            FileSource::open(path, self.max_block).map(|s| (s, false))
+        };
+        let (mut src, at_first) = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                self.reports[i].error = Some(e.to_string());
+                return None;
+            }
+        };
+        if !at_first {
+            match src.advance() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.reports[i].error = Some(e.to_string());
+                    return None;
+                }
+            }
+        }
+        let ts = src.packet()?.ts;
+        Some((src, ts))
+    }
+
+    /// The first packet time of every file, each file opened and closed again (standard input
+    /// is kept open: it cannot be read twice).
+    fn plan(&mut self) -> Vec<(Nanos, usize)> {
+        let mut order = Vec::with_capacity(self.paths.len());
+        for i in 0..self.paths.len() {
+            if let Some((src, ts)) = self.open_at_first(i) {
+                if self.paths[i].as_os_str() == "-" {
+                    self.stdin = Some(src);
+                }
+                order.push((ts, i));
+            }
+        }
+        order.sort();
+        order
+    }
+
+    /// Opens the files whose first packet is not later than the packets open now.
+    fn open_due(&mut self) {
+        let Some(order) = self.order.take() else {
+            return;
+        };
+        while let Some(&(first, i)) = order.get(self.next) {
+            let frontier = self.open.iter().map(|s| s.ts).min();
+            if frontier.is_some_and(|f| first > f) {
+                break;
+            }
+            if self.open.len() >= MAX_OPEN_FILES {
+                self.waited += 1;
+                break;
+            }
+            self.next += 1;
+            if let Some((src, ts)) = self.open_at_first(i) {
+                self.open.push(Slot { file: i, src, ts });
+            }
+        }
+        self.order = Some(order);
+    }
+
+    /// Moves the slot handed out last past its packet; closes it at its end.
+    fn step(&mut self, k: usize) {
+        let Some(slot) = self.open.get_mut(k) else {
+            return;
+        };
+        match slot.src.advance() {
+            Ok(true) => {
+                if let Some(p) = slot.src.packet() {
+                    if p.ts < slot.ts {
+                        let b = &mut self.backwards[slot.file];
+                        b.0 += 1;
+                        b.1 = b.1.max(Nanos(slot.ts.0 - p.ts.0));
+                    }
+                    slot.ts = p.ts;
+                }
+                return;
+            }
+            Ok(false) => {}
+            Err(e) => self.reports[slot.file].error = Some(e.to_string()),
+        }
+        self.open.swap_remove(k);
     }
 }
 
 impl PacketSource for Files {
     #[inline]
     fn next_packet(&mut self) -> Result<Next<'_>, String> {
-        loop {
-            if self.open.is_none() {
-                let Some(path) = self.paths.get(self.at) else {
-                    return Ok(Next::End);
-                };
-                self.reports.push(InputReport {
-                    name: path.display().to_string(),
-                    packets: 0,
-                    error: None,
-                });
-                match FileSource::open(path, self.max_block) {
-                    Ok(src) => self.open = Some(src),
-                    Err(e) => {
-                        let e = e.to_string();
-                        if let Some(r) = self.report() {
-                            r.error = Some(e);
-                        }
-                        self.at += 1;
-                        continue;
-                    }
-                }
-            }
-            let Some(src) = self.open.as_mut() else {
-                continue;
-            };
-            match src.advance() {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => {
-                    if let Some(r) = self.report() {
-                        r.error = Some(e.to_string());
-                    }
-                }
-            }
-            self.open = None;
-            self.at += 1;
+        if self.order.is_none() {
+            self.order = Some(self.plan());
         }
-        if let Some(r) = self.report() {
-            r.packets += 1;
+        if let Some(k) = self.current.take() {
+            self.step(k);
         }
-        // The packet is borrowed only once the loop has decided (a borrow returned from inside
-        // it would be held across the arms that replace the file).
-        match self.open.as_ref().and_then(FileSource::packet) {
+        if self.next < self.order.as_ref().map_or(0, Vec::len) {
+            self.open_due();
+        }
+        // The earliest packet of the files open (the first named on a tie).
+        let mut best: Option<usize> = None;
+        for (k, s) in self.open.iter().enumerate() {
+            if best.is_none_or(|b| (s.ts, s.file) < (self.open[b].ts, self.open[b].file)) {
+                best = Some(k);
+            }
+        }
+        let Some(k) = best else {
+            return Ok(Next::End);
+        };
+        self.current = Some(k);
+        self.reports[self.open[k].file].packets += 1;
+        match self.open[k].src.packet() {
             Some(p) => Ok(Next::Packet(p)),
             None => Ok(Next::End),
         }
     }
 
     fn position(&self) -> Position {
+        let slot = self.current.and_then(|k| self.open.get(k));
         Position {
-            input: self.at,
-            bytes: self.open.as_ref().map(FileSource::progress),
+            input: slot.map_or(0, |s| s.file),
+            bytes: slot.map(|s| s.src.progress()),
         }
     }
 
     fn name(&self) -> String {
-        let Some(path) = self
-            .paths
-            .get(self.at.min(self.paths.len().saturating_sub(1)))
-        else {
+        let at = self
+            .current
+            .and_then(|k| self.open.get(k))
+            .map_or(0, |s| s.file);
+        let Some(path) = self.paths.get(at) else {
             return "replay".to_owned();
         };
         let name = path.file_name().map_or_else(
@@ -164,6 +284,26 @@ impl PacketSource for Files {
         } else {
             name
         }
+    }
+
+    fn finish(&mut self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (i, &(n, most)) in self.backwards.iter().enumerate() {
+            if n > 0 && most >= BACKWARDS_NOTE {
+                let packets = if n == 1 { "packet" } else { "packets" };
+                notes.push(format!(
+                    "{}: time runs backwards at {n} {packets} (by up to {:.3} s); those were read in file order",
+                    self.paths[i].display(),
+                    most.as_secs_f64()
+                ));
+            }
+        }
+        if self.waited > 0 {
+            notes.push(format!(
+                "more than {MAX_OPEN_FILES} files overlap in time: some packets were read later than their time"
+            ));
+        }
+        notes
     }
 
     fn reports(&self) -> Vec<InputReport> {
