@@ -193,6 +193,13 @@ pub(crate) struct OutputArgs {
     #[arg(long, value_name = "BYTES", default_value_t = decoder::calls::tracker::DEFAULT_BODY_BUDGET)]
     pub(crate) bodies_max_bytes: usize,
 
+    /// Report only the calls that match EXPR, in the table, --calls, --messages, the metrics
+    /// and the UI: words that must all match, as the UI's `/` filter takes them
+    /// (`method:TEXT`, `status:NAME|ok|error|open`, `server:TEXT`, `client:TEXT`, `conn:ID`, or
+    /// any text of the method, status, grpc-message, addresses).
+    #[arg(long, value_name = "EXPR")]
+    pub(crate) call_filter: Option<String>,
+
     /// Write every message as a JSON line to PATH as it is seen (`-`: stdout, instead of the
     /// table): its call (connection, stream, method as known then), direction, number, time
     /// and the message decoded as --bodies decodes it.

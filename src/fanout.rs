@@ -17,9 +17,43 @@ pub(crate) struct Fanout {
     outputs: Vec<Box<dyn AnyOutput>>,
     /// Indexes of the outputs that count single messages.
     per_message: Vec<usize>,
+    /// `--call-filter`: only the calls it passes reach the outputs.
+    filter: Option<CallFilter>,
+}
+
+/// The calls a `--call-filter` lets through. A filter with words about the status (or plain
+/// words, which may be) knows only at a call's end: such a call is announced as started then,
+/// just before it ends, so every output still sees a start for every end.
+struct CallFilter {
+    filter: decoder::filter::Filter,
+    needs_end: bool,
+    /// Calls announced as started (their end goes out whatever the filter says of it then).
+    started: std::collections::HashSet<(ConnId, u32), foldhash::fast::FixedState>,
+    /// Calls ended, and those let through.
+    ended: u64,
+    passed: u64,
 }
 
 impl Fanout {
+    /// Lets only the calls `filter` passes reach the outputs (connection events and
+    /// per-message sizes are not about one call and pass).
+    pub(crate) fn filter_calls(&mut self, filter: decoder::filter::Filter) {
+        self.filter = (!filter.is_empty()).then(|| CallFilter {
+            needs_end: filter.needs_end(),
+            filter,
+            started: std::collections::HashSet::default(),
+            ended: 0,
+            passed: 0,
+        });
+    }
+
+    /// With a call filter: its text, the calls that ended and those it let through.
+    pub(crate) fn filtered(&self) -> Option<(&str, u64, u64)> {
+        self.filter
+            .as_ref()
+            .map(|f| (f.filter.text(), f.ended, f.passed))
+    }
+
     /// Adds an output; it hears events after the ones added before it.
     pub(crate) fn push(&mut self, o: impl AnyOutput) {
         if o.wants_messages() {
@@ -78,14 +112,42 @@ impl Fanout {
     }
 }
 
-impl Sink for Fanout {
-    fn call_started(&mut self, call: &CallRecord) {
+impl Fanout {
+    fn start(&mut self, call: &CallRecord) {
         for o in &mut self.outputs {
             o.call_started(call);
         }
     }
+}
+
+impl Sink for Fanout {
+    fn call_started(&mut self, call: &CallRecord) {
+        if let Some(f) = &mut self.filter {
+            use decoder::filter::Fields;
+            if f.needs_end || !f.filter.matches(&Fields::of(call, true)) {
+                return;
+            }
+            f.started.insert((call.conn, call.stream_id));
+        }
+        self.start(call);
+    }
 
     fn call_ended(&mut self, call: &CallRecord) {
+        if let Some(f) = &mut self.filter {
+            use decoder::filter::Fields;
+            f.ended += 1;
+            let announced = f.started.remove(&(call.conn, call.stream_id));
+            let passes = f.filter.matches(&Fields::of(call, false));
+            f.passed += u64::from(passes);
+            if !announced {
+                if !passes {
+                    return;
+                }
+                if call.start.is_some() {
+                    self.start(call);
+                }
+            }
+        }
         for o in &mut self.outputs {
             o.call_ended(call);
         }
@@ -112,6 +174,11 @@ impl Sink for Fanout {
         index: u64,
         body: &decoder::grpc::msg::Body,
     ) {
+        if let Some(f) = &self.filter
+            && !f.filter.matches(&decoder::filter::Fields::of(call, true))
+        {
+            return;
+        }
         for o in &mut self.outputs {
             o.message_body(call, from, index, body);
         }

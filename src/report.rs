@@ -144,6 +144,9 @@ pub(crate) fn report(args: &ReplayArgs, done: Done<'_>) -> anyhow::Result<ExitCo
             capture::stats::peak_rss_kib() as f64 / 1024.0
         );
     }
+    if let Some((text, ended, passed)) = pipeline.out.filtered() {
+        eprintln!("grpctap: --call-filter {text:?}: {passed} of {ended} calls");
+    }
     for r in &inputs {
         match (&r.error, r.packets) {
             (Some(e), 0) => eprintln!("grpctap: {e}"),

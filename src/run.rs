@@ -197,6 +197,9 @@ pub(crate) fn run<S: PacketSource>(
         None
     };
     let mut out = Fanout::default();
+    if let Some(f) = &args.out.call_filter {
+        out.filter_calls(decoder::filter::Filter::parse(f));
+    }
     out.push(Summary::new(args.out.max_methods));
     if let Some(r) = recorder {
         out.push(r);

@@ -588,3 +588,60 @@ fn a_file_whose_time_runs_backwards_is_reported() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_call_filter_selects_the_calls_of_every_output() {
+    let capture = "py-mixed-veth.pcap";
+    let all = common::replay_lines(&["--calls", "-"], capture);
+    let mut errors: Vec<String> = all
+        .iter()
+        .filter(|c| c["error"] == true)
+        .map(ToString::to_string)
+        .collect();
+    errors.sort();
+    assert_eq!(errors.len(), 60);
+    let mut ours: Vec<String> =
+        common::replay_lines(&["--call-filter", "status:error", "--calls", "-"], capture)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    ours.sort();
+    assert_eq!(ours, errors, "--calls: exactly the failed calls");
+    let summary = common::replay_stdout(
+        &[
+            "--call-filter",
+            "method:unary status:unavail",
+            "--summary-json",
+            "-",
+        ],
+        capture,
+    );
+    let summary: serde_json::Value = serde_json::from_str(&summary).expect("json");
+    assert_eq!(summary["totals"]["calls"], 10);
+    assert_eq!(summary["totals"]["status"]["UNAVAILABLE"], 10);
+    // The exporter: a start for every end, also when the filter decides at the end.
+    for (filter, method, n) in [
+        ("method:ServerStream", "ServerStream", 20),
+        ("status:permission", "Unary", 18),
+    ] {
+        let text =
+            common::replay_stdout(&["--call-filter", filter, "--metrics-text", "-"], capture);
+        let sum = |family: &str| -> u64 {
+            text.lines()
+                .filter(|l| l.starts_with(family))
+                .map(|l| {
+                    assert!(
+                        l.contains(&format!("grpc_method=\"{method}\"")),
+                        "{filter}: {l}"
+                    );
+                    l.rsplit(' ')
+                        .next()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .expect("value")
+                })
+                .sum()
+        };
+        assert_eq!(sum("grpc_server_started_total{"), n, "{filter}");
+        assert_eq!(sum("grpc_server_handled_total{"), n, "{filter}");
+    }
+}

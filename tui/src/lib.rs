@@ -10,7 +10,7 @@
 pub mod app;
 pub mod detail;
 pub mod feed;
-pub mod filter;
+pub use decoder::filter;
 pub mod fmt;
 pub mod model;
 mod term;

@@ -652,17 +652,7 @@ fn call_lines(app: &App) -> Vec<CallLine> {
         }
     }
     for (i, c) in m.recent.iter().enumerate() {
-        let f = Fields {
-            method: c.method.as_deref(),
-            status: c.status.map(|s| s.name()),
-            open: false,
-            error: c.is_error() == Some(true),
-            message: c.grpc_message.as_deref(),
-            client: c.client,
-            server: c.server,
-            authority: c.authority.as_deref(),
-            conn: c.conn.get(),
-        };
+        let f = Fields::of(c, false);
         if app.call_filter.matches(&f) {
             keys.push(CallKey {
                 line: CallLine::Done(i),

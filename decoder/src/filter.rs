@@ -1,4 +1,4 @@
-//! The `/` filter: words that must all match. `method:TEXT`, `status:NAME` (a prefix of the
+//! The call filter (the UI's `/`, `--call-filter`): words that must all match. `method:TEXT`, `status:NAME` (a prefix of the
 //! status name, or `error`, `ok`, `open`), `server:TEXT`, `client:TEXT`, `conn:ID`; any other
 //! word is looked for in the method, status, grpc-message, addresses and authority. Case does
 //! not matter.
@@ -46,6 +46,32 @@ pub struct Fields<'a> {
     pub conn: u64,
 }
 
+impl<'a> Fields<'a> {
+    /// A call as its record shows it: ended (`open` false) or, with `open`, still in progress
+    /// (no status yet).
+    pub fn of(c: &'a crate::calls::record::CallRecord, open: bool) -> Fields<'a> {
+        Fields {
+            method: c.method.as_deref(),
+            status: if open {
+                None
+            } else {
+                c.status.map(|s| s.name())
+            },
+            open,
+            error: !open && c.is_error() == Some(true),
+            message: if open {
+                None
+            } else {
+                c.grpc_message.as_deref()
+            },
+            client: c.client,
+            server: c.server,
+            authority: c.authority.as_deref(),
+            conn: c.conn.get(),
+        }
+    }
+}
+
 /// Whether `hay` contains `needle` (lowercase), ignoring ASCII case; allocates nothing.
 fn has(hay: &str, needle: &str) -> bool {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
@@ -86,6 +112,14 @@ impl Filter {
     /// No words.
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
+    }
+
+    /// Whether a call can be known to pass only once it has ended: a word is about its status
+    /// or its grpc-message (a plain word may be either).
+    pub fn needs_end(&self) -> bool {
+        self.terms
+            .iter()
+            .any(|t| matches!(t, Term::Status(_) | Term::Text(_)))
     }
 
     /// Whether a method (or service) name passes: `method:` and plain words are looked for in
