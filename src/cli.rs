@@ -43,12 +43,16 @@ pub(crate) enum Command {
     /// SIGTERM, or `--duration`). Needs root, or the binary given the capabilities
     /// (`setcap cap_net_raw,cap_net_admin=eip`), and a build with the `live` feature.
     #[command(after_help = "Examples:\n  grpctap capture -i eth0 tcp port 50051\n  \
+        grpctap capture tcp port 50051 -i lo -nn -s 0 -c 1000 -w x.pcapng\n  \
         grpctap capture -i any --no-tui --metrics :9464 --calls /var/log/grpctap/calls.jsonl")]
     Capture(CaptureArgs),
 
     /// List the interfaces that can be captured on.
     Interfaces,
 }
+
+/// Bytes kept of each packet unless told: whole packets (tcpdump's default too).
+pub(crate) const DEFAULT_SNAPLEN: i32 = 262_144;
 
 #[derive(Debug, Args)]
 pub(crate) struct CaptureArgs {
@@ -61,21 +65,34 @@ pub(crate) struct CaptureArgs {
     )]
     pub(crate) iface: String,
 
-    /// A BPF filter, as tcpdump takes it (`tcp port 50051`); all TCP when left out.
-    #[arg(value_name = "FILTER", trailing_var_arg = true)]
+    /// A BPF filter, as tcpdump takes it (`tcp port 50051`); all TCP when left out. Options
+    /// may come before or after it, as with tcpdump; `--` ends the options.
+    #[arg(value_name = "FILTER")]
     pub(crate) filter: Vec<String>,
 
-    /// Bytes kept of each packet.
-    #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
+    /// Bytes kept of each packet (`-s 0`: the default, whole packets).
+    #[arg(short = 's', long, value_name = "BYTES", default_value_t = DEFAULT_SNAPLEN)]
     pub(crate) snaplen: i32,
 
     /// Kernel capture buffer.
-    #[arg(long, value_name = "BYTES", default_value_t = 32 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = 32 << 20, conflicts_with = "buffer_kib")]
     pub(crate) buffer_size: i32,
 
-    /// Do not put the interface in promiscuous mode.
-    #[arg(long)]
+    /// Kernel capture buffer in KiB, as tcpdump -B takes it.
+    #[arg(short = 'B', value_name = "KIB")]
+    pub(crate) buffer_kib: Option<i32>,
+
+    /// Do not put the interface in promiscuous mode (tcpdump -p).
+    #[arg(short = 'p', long)]
     pub(crate) no_promisc: bool,
+
+    /// Accepted for tcpdump's habit (`-n`, `-nn`): grpctap never looks names up.
+    #[arg(short = 'n', action = clap::ArgAction::Count)]
+    pub(crate) numeric: u8,
+
+    /// Stop after COUNT packets (tcpdump -c).
+    #[arg(short = 'c', long = "count", value_name = "COUNT")]
+    pub(crate) count: Option<u64>,
 
     /// Let the kernel batch packets (fewer wakeups, more latency) instead of immediate mode.
     #[arg(long)]
@@ -95,7 +112,7 @@ pub(crate) struct CaptureArgs {
 
     /// When started as root: once the interface and the outputs are open, go on as USER (like
     /// tcpdump -Z). Default `nobody`; `--user root` keeps root.
-    #[arg(long, value_name = "USER")]
+    #[arg(short = 'Z', long, value_name = "USER")]
     pub(crate) user: Option<String>,
 
     /// Also write the packets to FILE (pcapng) while decoding, for a replay later.
@@ -107,13 +124,28 @@ pub(crate) struct CaptureArgs {
     #[arg(long, value_name = "SIZE", requires = "write", value_parser = parse_size)]
     pub(crate) rotate_size: Option<u64>,
 
+    /// With -w: start a new file before one passes MILLIONS × 1,000,000 bytes (tcpdump -C).
+    #[arg(
+        short = 'C',
+        value_name = "MILLIONS",
+        requires = "write",
+        conflicts_with = "rotate_size"
+    )]
+    pub(crate) rotate_millions: Option<u64>,
+
+    /// With -w: start a new file every SECS seconds of capture (tcpdump -G; the files are
+    /// numbered as with --rotate-size).
+    #[arg(short = 'G', long, value_name = "SECS", requires = "write")]
+    pub(crate) rotate_seconds: Option<u64>,
+
     #[command(flatten)]
     pub(crate) out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
-    /// Capture files (`-`: standard input), merged by packet time.
+    /// Capture files (`-`: standard input), merged by packet time; then, optionally, a BPF
+    /// filter as tcpdump -r takes it (`x.pcap tcp port 50051`; a build with `live`).
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
 

@@ -7,7 +7,8 @@ use crate::cli::CaptureArgs;
 
 #[cfg(not(feature = "live"))]
 const NOT_BUILT: &str = "this grpctap was built without live capture: install libpcap-dev and \
-    build with `cargo build --release --features live` (see README)";
+    build with `cargo build-live` (`--features live` into target/live/), then run \
+    target/live/release/grpctap (see README)";
 
 #[cfg(not(feature = "live"))]
 pub(crate) fn run(_args: &CaptureArgs) -> anyhow::Result<ExitCode> {
@@ -63,8 +64,10 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
     let src = capture::live::LiveSource::open(&capture::live::LiveConfig {
         iface: args.iface.clone(),
         filter: Some(filter),
-        snaplen: args.snaplen,
-        buffer_size: args.buffer_size,
+        snaplen: snaplen(args.snaplen),
+        buffer_size: args
+            .buffer_kib
+            .map_or(args.buffer_size, |k| k.saturating_mul(1024)),
         promisc: !args.no_promisc,
         immediate: !args.no_immediate,
     })?;
@@ -73,8 +76,15 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
             capture::write::PcapngWriter::create(
                 path,
                 src.linktype(),
-                u32::try_from(args.snaplen).unwrap_or(262_144),
-                args.rotate_size,
+                u32::try_from(snaplen(args.snaplen)).unwrap_or(262_144),
+                capture::write::Rotate {
+                    bytes: args
+                        .rotate_size
+                        .or(args.rotate_millions.map(|m| m.saturating_mul(1_000_000))),
+                    every: args
+                        .rotate_seconds
+                        .map(|s| capture::Nanos(s.saturating_mul(1_000_000_000))),
+                },
             )
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
         ),
@@ -109,6 +119,7 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
         src,
         write,
         notes: Vec::new(),
+        left: args.count,
     };
     let opts = crate::run::RunOptions {
         duration,
@@ -118,6 +129,8 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
             Box::new(move || drop_privileges(&user)) as Box<dyn FnOnce() -> anyhow::Result<()>>
         }),
         notes: Vec::new(),
+        // The kernel filters live packets.
+        keep: None,
     };
     crate::run::run(&replay, &mut src, opts)
 }
@@ -129,12 +142,30 @@ struct Recording {
     write: Option<capture::write::PcapngWriter>,
     /// For stderr once the UI has given the terminal back.
     notes: Vec<String>,
+    /// Packets still to read (`-c COUNT`).
+    left: Option<u64>,
+}
+
+/// tcpdump's `-s 0`: whole packets.
+#[cfg(feature = "live")]
+fn snaplen(s: i32) -> i32 {
+    if s <= 0 {
+        crate::cli::DEFAULT_SNAPLEN
+    } else {
+        s
+    }
 }
 
 #[cfg(feature = "live")]
 impl capture::input::PacketSource for Recording {
     fn next_packet(&mut self) -> Result<capture::input::Next<'_>, String> {
+        if self.left == Some(0) {
+            return Ok(capture::input::Next::End);
+        }
         let next = capture::input::PacketSource::next_packet(&mut self.src)?;
+        if let (capture::input::Next::Packet(_), Some(n)) = (&next, self.left.as_mut()) {
+            *n -= 1;
+        }
         if let (capture::input::Next::Packet(p), Some(w)) = (&next, self.write.as_mut())
             && let Err(e) = w.write(p)
         {

@@ -1,11 +1,71 @@
-//! `grpctap replay`: capture files read as one capture, through the one input loop.
+//! `grpctap replay`: capture files read as one capture, through the one input loop; words
+//! after the files are a BPF filter, as `tcpdump -r FILE FILTER` takes it.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cli::ReplayArgs;
 
+/// Whether a word names a capture file: `-`, a path that exists, or a capture file's name.
+fn is_file(word: &Path) -> bool {
+    let name = word.to_string_lossy();
+    name == "-"
+        || word.exists()
+        || [".pcap", ".pcapng", ".cap", ".gz", ".pcap.gz", ".pcapng.gz"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+}
+
+/// The files, then the filter: the first word that names no file and every word after it.
+pub(crate) fn split(words: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
+    let n = words
+        .iter()
+        .position(|w| !is_file(w))
+        .unwrap_or(words.len());
+    let filter = words[n..]
+        .iter()
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    (words[..n].to_vec(), filter)
+}
+
 pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let (paths, filter) = split(&args.files);
+    anyhow::ensure!(
+        !paths.is_empty(),
+        "{}: no such file (a BPF filter comes after the capture files)",
+        filter.first().map_or("", String::as_str)
+    );
     let max_block = args.out.limits.to_limits().max_block_size;
-    let mut files = capture::input::Files::new(args.files.clone(), max_block);
-    crate::run::run(args, &mut files, crate::run::RunOptions::default())
+    let mut files = capture::input::Files::new(paths, max_block);
+    let mut opts = crate::run::RunOptions::default();
+    if !filter.is_empty() {
+        opts.keep = Some(bpf(&filter.join(" "))?);
+    }
+    crate::run::run(args, &mut files, opts)
+}
+
+#[cfg(feature = "live")]
+fn bpf(expr: &str) -> anyhow::Result<crate::run::PacketFilter> {
+    let mut f = capture::live::OfflineFilter::new(expr)
+        .map_err(|e| anyhow::anyhow!("{e} (the words after the capture files are a BPF filter)"))?;
+    let mut warned = 0;
+    Ok(Box::new(move |p| {
+        let pass = f.matches(p);
+        if f.refused.len() > warned {
+            warned = f.refused.len();
+            if let Some((lt, e)) = f.refused.last() {
+                eprintln!("grpctap: link type {lt}: {e}; its packets do not pass");
+            }
+        }
+        pass
+    }))
+}
+
+#[cfg(not(feature = "live"))]
+fn bpf(expr: &str) -> anyhow::Result<crate::run::PacketFilter> {
+    anyhow::bail!(
+        "`{expr}` is not a capture file: a BPF filter after the files needs libpcap (build with \
+         --features live, see README); --call-filter selects calls in every build"
+    )
 }

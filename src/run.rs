@@ -20,6 +20,9 @@ use crate::files::writer;
 use crate::pipeline::Pipeline;
 use crate::summary::Summary;
 
+/// Says which packets go on to be decoded (a BPF filter over files).
+pub(crate) type PacketFilter = Box<dyn FnMut(&capture::Packet<'_>) -> bool>;
+
 /// What a verb adds to the arguments: how the run may be stopped and what happens once
 /// everything is open.
 #[derive(Default)]
@@ -32,6 +35,9 @@ pub(crate) struct RunOptions {
     pub(crate) when_open: Option<Box<dyn FnOnce() -> anyhow::Result<()>>>,
     /// Lines for stderr, printed after the UI has given the terminal back.
     pub(crate) notes: Vec<String>,
+    /// Packets this says no to are skipped before anything else sees them (`replay FILE...
+    /// FILTER`, a BPF filter).
+    pub(crate) keep: Option<PacketFilter>,
 }
 
 /// What the decoder keeps of each call: metadata for `--metadata` and the UI, messages for
@@ -264,6 +270,7 @@ pub(crate) fn run<S: PacketSource>(
         name: String::new(),
         name_of: usize::MAX,
         drops: 0,
+        keep: opts.keep.take(),
     };
     let outcome = input.read(src);
     let drops = if src.is_live() {
@@ -373,6 +380,7 @@ struct Input<'a, 't> {
     name: String,
     name_of: usize,
     drops: u64,
+    keep: Option<PacketFilter>,
 }
 
 /// Packets between two ticks of the outputs.
@@ -446,6 +454,11 @@ impl Input<'_, '_> {
                 }
             };
             packets += 1;
+            if let Some(keep) = self.keep.as_mut()
+                && !keep(&pkt)
+            {
+                continue;
+            }
             // A timestamp far off the others is taken at the clock's time (capture::clock).
             let ts = self.reasm.time_of(pkt.ts);
             let pkt = capture::Packet { ts, ..pkt };

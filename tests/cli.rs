@@ -293,15 +293,57 @@ fn tui_needs_a_terminal_and_stdout_for_itself() {
 #[cfg(not(feature = "live"))]
 #[test]
 fn capture_without_the_live_feature_says_how_to_get_it() {
-    for args in [&["capture", "-i", "lo"][..], &["interfaces"][..]] {
+    // Options after the filter and tcpdump's flags parse (the error is the missing feature).
+    let habits = [
+        "capture", "tcp", "port", "50051", "-i", "lo", "-nn", "-s", "0", "-c", "5", "-p", "-B",
+        "4096", "-Z", "nobody", "-w", "x.pcapng", "-G", "60",
+    ];
+    for args in [
+        &["capture", "-i", "lo"][..],
+        &["interfaces"][..],
+        &habits[..],
+    ] {
         let out = grpctap(args);
         assert_eq!(out.status.code(), Some(2));
         let err = text(&out.stderr);
         assert!(
-            err.contains("--features live") && err.contains("libpcap-dev"),
+            err.contains("--features live")
+                && err.contains("libpcap-dev")
+                && err.contains("target/live/release/grpctap"),
             "{err}"
         );
     }
+}
+
+/// The README's live build does not write the binary its main command (`cargo run --release`)
+/// rebuilds without live capture, and the README runs the binary that build writes.
+#[test]
+fn the_live_build_and_the_default_build_keep_apart() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README");
+    let config =
+        std::fs::read_to_string(common::root().join(".cargo/config.toml")).expect("config");
+    assert!(readme.contains("cargo run --release -- replay"));
+    assert!(
+        readme.contains("cargo build-live"),
+        "README builds with the alias"
+    );
+    let alias = config
+        .lines()
+        .find_map(|l| l.strip_prefix("build-live = "))
+        .expect("build-live alias");
+    let words: Vec<&str> = alias.trim_matches('"').split_whitespace().collect();
+    assert!(
+        words.contains(&"--features") && words.contains(&"live"),
+        "{alias}"
+    );
+    let dir = words
+        .iter()
+        .position(|w| *w == "--target-dir")
+        .and_then(|i| words.get(i + 1))
+        .expect("a target directory of its own");
+    assert_ne!(*dir, "target", "{alias}");
+    let binary = format!("{dir}/release/grpctap capture");
+    assert!(readme.contains(&binary), "README runs {binary}");
 }
 
 /// Runs grpctap with `input` on its standard input.
@@ -591,6 +633,23 @@ fn a_file_whose_time_runs_backwards_is_reported() {
 
 #[test]
 fn a_call_filter_selects_the_calls_of_every_output() {
+    #[cfg(not(feature = "live"))]
+    {
+        let file = captures().join("py-basic-lo.pcap");
+        let out = grpctap(&[
+            "replay",
+            file.to_str().expect("path"),
+            "tcp",
+            "port",
+            "50051",
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("BPF filter") && err.contains("--call-filter"),
+            "{err}"
+        );
+    }
     let capture = "py-mixed-veth.pcap";
     let all = common::replay_lines(&["--calls", "-"], capture);
     let mut errors: Vec<String> = all

@@ -57,8 +57,13 @@ fn cut(capture: &Path, skip: u64, dir: &Path) -> Option<PathBuf> {
         let (lt, writer) = match &mut w {
             Some(x) => x,
             None => {
-                let writer =
-                    capture::write::PcapngWriter::create(&out, p.linktype, 262_144, None).ok()?;
+                let writer = capture::write::PcapngWriter::create(
+                    &out,
+                    p.linktype,
+                    262_144,
+                    capture::write::Rotate::default(),
+                )
+                .ok()?;
                 w.insert((p.linktype, writer))
             }
         };

@@ -309,3 +309,110 @@ fn interfaces_lists_loopback() {
         "{text}"
     );
 }
+
+/// tcpdump's habits: options after the filter, `-nn`, `-s 0`, `-c COUNT` (the capture ends by
+/// itself after COUNT packets, all of them written), `-G`; a filter that does not compile says
+/// where it goes wrong.
+#[test]
+fn capture_takes_tcpdump_habits() {
+    let dir = std::env::temp_dir().join(format!("grpctap-habits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let net = Netns::new("gth");
+    let echo = tonic_echo();
+    let server_log = dir.join("server.log");
+    let _server = Kill(
+        net.exec(&net.server(), &echo)
+            .args(["server", "--addr", "10.213.0.1:50051"])
+            .stdout(std::fs::File::create(&server_log).expect("log"))
+            .spawn()
+            .expect("server"),
+    );
+    read_until(&server_log, "ready");
+    let grpctap = PathBuf::from(env!("CARGO_BIN_EXE_grpctap"));
+    let out = net
+        .exec(&net.client(), &grpctap)
+        .args(["capture", "-i", "gthc0", "--no-tui", "tcp", "prot", "50051"])
+        .output()
+        .expect("grpctap");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("goes wrong at `prot 50051`"), "{err}");
+    let written = dir.join("c.pcapng");
+    let stderr = dir.join("grpctap.err");
+    let tap = net
+        .exec(&net.client(), &grpctap)
+        .args([
+            "capture", "tcp", "port", "50051", "-i", "gthc0", "-nn", "-s", "0",
+        ])
+        .args(["-c", "40", "--no-tui", "--user", "root", "-G", "3600", "-w"])
+        .arg(&written)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).expect("err"))
+        .spawn()
+        .expect("grpctap");
+    let mut tap = Kill(tap);
+    std::thread::sleep(Duration::from_millis(500));
+    let st = net
+        .exec(&net.client(), &echo)
+        .args([
+            "client",
+            "--target",
+            "http://10.213.0.1:50051",
+            "--scenario",
+            "basic",
+            "--log",
+        ])
+        .arg(dir.join("client.jsonl"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("client");
+    assert!(st.success());
+    // It stops by itself after 40 packets.
+    let until = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = tap.0.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(Instant::now() < until, "-c 40 did not end the capture");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(status.success(), "{err}");
+    let out = Command::new(&grpctap)
+        .args(["replay", "--connections-json", "-"])
+        .arg(&written)
+        .output()
+        .expect("replay");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["capture"]["packets"], 40, "{err}");
+}
+
+/// `replay FILE FILTER`, as `tcpdump -r FILE FILTER`: only the packets the filter passes.
+#[test]
+fn replay_takes_a_bpf_filter_after_the_files() {
+    let file = common::captures().join("py-basic-lo.pcap");
+    let file = file.to_str().expect("path");
+    let all = common::replay_lines(&["--calls", "-"], "py-basic-lo.pcap");
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args(["replay", "--calls", "-", file, "tcp", "port", "50051"])
+        .output()
+        .expect("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = common::json_lines(&String::from_utf8_lossy(&out.stdout));
+    let want: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|c| c["server"].as_str().is_some_and(|s| s.ends_with(":50051")))
+        .collect();
+    assert!(!want.is_empty() && want.len() < all.len());
+    assert_eq!(ours.iter().collect::<Vec<_>>(), want);
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args(["replay", file, "tcp", "prot", "1"])
+        .output()
+        .expect("replay");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("goes wrong at `prot 1`"));
+}

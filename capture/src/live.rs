@@ -144,13 +144,13 @@ impl LiveSource {
             .open()
             .map_err(pcap_err)?;
         let mut cap = cap.setnonblock().map_err(pcap_err)?;
+        let linktype = u32::try_from(cap.get_datalink().0).unwrap_or(u32::MAX);
         if let Some(f) = &cfg.filter {
             cap.filter(f, true).map_err(|e| LiveError::Filter {
                 filter: f.clone(),
-                msg: e.to_string(),
+                msg: where_it_fails(f, linktype, e.to_string()),
             })?;
         }
-        let linktype = u32::try_from(cap.get_datalink().0).unwrap_or(u32::MAX);
         Ok(LiveSource {
             cap,
             iface: cfg.iface.clone(),
@@ -352,5 +352,118 @@ impl crate::input::PacketSource for LiveSource {
             packets: self.packets,
             error: self.error.clone(),
         }]
+    }
+}
+
+/// libpcap's words for a filter that does not compile, with where it goes wrong when libpcap
+/// says only "syntax error": the longest run of leading words that compiles, and the word
+/// after it.
+fn where_it_fails(expr: &str, linktype: u32, msg: String) -> String {
+    if !msg.contains("syntax error") {
+        return msg;
+    }
+    let Ok(dead) = pcap::Capture::dead(pcap::Linktype(i32::try_from(linktype).unwrap_or(1))) else {
+        return msg;
+    };
+    let words: Vec<&str> = expr.split_whitespace().collect();
+    let good = (1..words.len())
+        .rev()
+        .find(|&k| dead.compile(&words[..k].join(" "), false).is_ok());
+    match good {
+        Some(k) => format!(
+            "{msg}: it reads as a filter up to `{}`; it goes wrong at `{}`",
+            words[..k].join(" "),
+            words[k..].join(" ")
+        ),
+        None => match words.first() {
+            Some(w) => format!("{msg}: it goes wrong at the start, `{w}`"),
+            None => msg,
+        },
+    }
+}
+
+/// A BPF filter (tcpdump syntax) for packets read from files, as `tcpdump -r FILE FILTER`
+/// applies it: compiled by libpcap without an interface, once per link type met.
+pub struct OfflineFilter {
+    expr: String,
+    /// Per link type: its program, or none when the filter cannot apply to it.
+    programs: Vec<(u32, Option<pcap::BpfProgram>)>,
+    /// Link types the filter could not be compiled for (their packets do not pass).
+    pub refused: Vec<(u32, String)>,
+}
+
+impl std::fmt::Debug for OfflineFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfflineFilter")
+            .field("expr", &self.expr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Link type Ethernet, what a filter is checked against before any packet is read.
+const DLT_EN10MB: u32 = 1;
+
+impl OfflineFilter {
+    /// Checks that `expr` compiles (for Ethernet) and readies it.
+    pub fn new(expr: &str) -> Result<OfflineFilter, LiveError> {
+        let prog = compile_for(expr, DLT_EN10MB)?;
+        Ok(OfflineFilter {
+            expr: expr.to_owned(),
+            programs: vec![(DLT_EN10MB, Some(prog))],
+            refused: Vec::new(),
+        })
+    }
+
+    /// Whether the packet passes.
+    pub fn matches(&mut self, p: &Packet<'_>) -> bool {
+        let at = match self.programs.iter().position(|(lt, _)| *lt == p.linktype) {
+            Some(i) => i,
+            None => {
+                let prog = match compile_for(&self.expr, p.linktype) {
+                    Ok(prog) => Some(prog),
+                    Err(e) => {
+                        self.refused.push((p.linktype, e.to_string()));
+                        None
+                    }
+                };
+                self.programs.push((p.linktype, prog));
+                self.programs.len() - 1
+            }
+        };
+        self.programs[at]
+            .1
+            .as_ref()
+            .is_some_and(|b| b.filter(p.data))
+    }
+}
+
+fn compile_for(expr: &str, linktype: u32) -> Result<pcap::BpfProgram, LiveError> {
+    let dead = pcap::Capture::dead(pcap::Linktype(i32::try_from(linktype).unwrap_or(-1))).map_err(
+        |e| LiveError::Filter {
+            filter: expr.to_owned(),
+            msg: e.to_string(),
+        },
+    )?;
+    dead.compile(expr, true).map_err(|e| LiveError::Filter {
+        filter: expr.to_owned(),
+        msg: where_it_fails(expr, linktype, e.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_that_does_not_compile_says_where() {
+        let e = OfflineFilter::new("tcp prot 50051").expect_err("bad filter");
+        let text = e.to_string();
+        assert!(
+            text.contains("up to `tcp`; it goes wrong at `prot 50051`"),
+            "{text}"
+        );
+        let e = OfflineFilter::new("tcp port 50051 and").expect_err("bad filter");
+        assert!(e.to_string().contains("goes wrong at `and`"), "{e}");
+        assert!(OfflineFilter::new("tcp port 50051 or udp").is_ok());
     }
 }

@@ -1,5 +1,6 @@
 //! Writing packets to pcapng (a live session's `-w`), optionally rotating to a new file past a
-//! size: `FILE`, then `FILE-1`, `FILE-2`, ... before the extension (`cap.pcapng`, `cap-1.pcapng`).
+//! size or a time span: `FILE`, then `FILE-1`, `FILE-2`, ... before the extension (`cap.pcapng`,
+//! `cap-1.pcapng`).
 //! Each file is complete on its own (section header and interface description first) and can
 //! be replayed alone or with the others in order.
 
@@ -8,6 +9,16 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::source::Packet;
+use types::Nanos;
+
+/// When a new file is started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotate {
+    /// Before a file would pass this many bytes.
+    pub bytes: Option<u64>,
+    /// When a packet comes this long after the first of its file (tcpdump -G).
+    pub every: Option<Nanos>,
+}
 
 /// Writes packets of one link type to pcapng files.
 #[derive(Debug)]
@@ -15,7 +26,9 @@ pub struct PcapngWriter {
     base: PathBuf,
     linktype: u16,
     snaplen: u32,
-    rotate: Option<u64>,
+    rotate: Rotate,
+    /// Time of the first packet of the current file.
+    file_start: Option<Nanos>,
     index: u32,
     out: BufWriter<File>,
     written: u64,
@@ -51,13 +64,13 @@ fn numbered(base: &Path, n: u32) -> PathBuf {
 }
 
 impl PcapngWriter {
-    /// Creates `path` for packets of `linktype` cut at `snaplen`; with `rotate`, a new file is
-    /// started before one would pass that many bytes.
+    /// Creates `path` for packets of `linktype` cut at `snaplen`, new files started as
+    /// `rotate` says.
     pub fn create(
         path: &Path,
         linktype: u32,
         snaplen: u32,
-        rotate: Option<u64>,
+        rotate: Rotate,
     ) -> std::io::Result<PcapngWriter> {
         let linktype = u16::try_from(linktype).map_err(std::io::Error::other)?;
         let (out, written) = Self::open(path, linktype, snaplen)?;
@@ -66,6 +79,7 @@ impl PcapngWriter {
             linktype,
             snaplen,
             rotate,
+            file_start: None,
             index: 0,
             out,
             written,
@@ -100,10 +114,16 @@ impl PcapngWriter {
     pub fn write(&mut self, p: &Packet<'_>) -> std::io::Result<()> {
         let len = u32::try_from(p.data.len()).map_err(std::io::Error::other)?;
         let size = 32 + u64::from(len.div_ceil(4) * 4);
-        if let Some(max) = self.rotate
-            && self.written + size > max
-            && self.packets_in_file > 0
-        {
+        let too_big = self
+            .rotate
+            .bytes
+            .is_some_and(|max| self.written + size > max);
+        let too_long = match (self.rotate.every, self.file_start) {
+            (Some(every), Some(start)) => p.ts.0.saturating_sub(start.0) >= every.0,
+            _ => false,
+        };
+        if (too_big || too_long) && self.packets_in_file > 0 {
+            self.file_start = None;
             self.out.flush()?;
             self.index += 1;
             let path = numbered(&self.base, self.index);
@@ -113,6 +133,7 @@ impl PcapngWriter {
             self.packets_in_file = 0;
             self.files.push(path);
         }
+        self.file_start.get_or_insert(p.ts);
         let ts = p.ts.0;
         let mut head = [0u8; 20];
         let (hi, lo) = (ts >> 32, ts & 0xffff_ffff);
@@ -156,7 +177,11 @@ mod tests {
         let mut w: Option<PcapngWriter> = None;
         while let Some(p) = src.next_packet().expect("read") {
             let w = w.get_or_insert_with(|| {
-                PcapngWriter::create(&out, p.linktype, 262_144, Some(64 << 10)).expect("create")
+                let rotate = Rotate {
+                    bytes: Some(64 << 10),
+                    every: None,
+                };
+                PcapngWriter::create(&out, p.linktype, 262_144, rotate).expect("create")
             });
             w.write(&p).expect("write");
             want.push((p.ts.0, p.linktype, p.data.to_vec(), p.orig_len));
@@ -183,5 +208,55 @@ mod tests {
         }
         assert_eq!(got.len(), want.len());
         assert!(got == want, "packets differ");
+    }
+
+    #[test]
+    fn files_rotate_by_time_as_tcpdump_g_does() {
+        let input =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/captures/py-basic-lo.pcap");
+        let dir = std::env::temp_dir().join(format!("grpctap-write-g-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let out = dir.join("cap.pcapng");
+        let mut src = FileSource::open(&input, 1 << 20).expect("open");
+        let every = Nanos(100_000_000);
+        let mut w: Option<PcapngWriter> = None;
+        let mut n = 0;
+        let (mut first, mut last) = (None, Nanos::ZERO);
+        while let Some(p) = src.next_packet().expect("read") {
+            let w = w.get_or_insert_with(|| {
+                let rotate = Rotate {
+                    bytes: None,
+                    every: Some(every),
+                };
+                PcapngWriter::create(&out, p.linktype, 262_144, rotate).expect("create")
+            });
+            w.write(&p).expect("write");
+            first.get_or_insert(p.ts);
+            last = p.ts;
+            n += 1;
+        }
+        let mut w = w.expect("packets");
+        w.flush().expect("flush");
+        let span = last.0 - first.expect("first").0;
+        assert!(
+            w.files.len() as u64 >= span / every.0,
+            "{} files for {span} ns",
+            w.files.len()
+        );
+        let mut back = 0;
+        for f in &w.files {
+            let mut s = FileSource::open(f, 1 << 20).expect("reopen");
+            let mut start = None;
+            while let Some(p) = s.next_packet().expect("read back") {
+                let t0 = *start.get_or_insert(p.ts);
+                assert!(
+                    p.ts.0 - t0.0 < every.0,
+                    "{}: a file spans less than -G",
+                    f.display()
+                );
+                back += 1;
+            }
+        }
+        assert_eq!(back, n);
     }
 }
