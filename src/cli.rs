@@ -265,6 +265,12 @@ pub(crate) struct OutputArgs {
     #[arg(long)]
     pub(crate) metrics_server_label: bool,
 
+    /// Which go-grpc-prometheus series to export: `server` (grpc_server_*, as the servers
+    /// handled the calls), `client` (grpc_client_*, as the callers made them: for a tap on a
+    /// host whose programs are clients), or `both`.
+    #[arg(long, value_name = "SIDE", default_value = "server", value_parser = ["server", "client", "both"])]
+    pub(crate) metrics_side: String,
+
     /// Print processing figures on stderr at the end: time, MB/s and packets/s of capture read,
     /// calls decoded, peak memory.
     #[arg(long)]

@@ -141,7 +141,11 @@ pub(crate) fn run<S: PacketSource>(
             server_label: args.out.metrics_server_label,
             max_methods: args.out.max_methods,
         };
-        exporter::Recorder::new(exporter::Metrics::new(&mut registry), config)
+        let sides = exporter::Sides {
+            server: args.out.metrics_side != "client",
+            client: args.out.metrics_side != "server",
+        };
+        exporter::Recorder::new(exporter::Metrics::with_sides(&mut registry, sides), config)
     });
     let registry = Arc::new(registry);
     let server = match &args.out.metrics {

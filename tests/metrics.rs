@@ -503,3 +503,87 @@ fn schemas_type_calls_and_precreate_every_series() {
     }
     assert_eq!(got, truth("py-edge.calls.jsonl"));
 }
+
+/// (method, code) -> value, summed over the other labels, of one family's samples.
+fn samples(text: &str, family: &str, with_code: bool) -> BTreeMap<(String, String), u64> {
+    let mut got = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+    {
+        let code = if with_code {
+            label(line, "grpc_code").expect("code").to_owned()
+        } else {
+            String::new()
+        };
+        let key = (label(line, "grpc_method").expect("method").to_owned(), code);
+        let n: u64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("value");
+        *got.entry(key).or_default() += n;
+    }
+    got
+}
+
+/// `--metrics-side client`: the go-grpc-prometheus client families, as the callers made the
+/// calls (their sent messages are the requests), equal to the clients' own logs; `both` has
+/// both sides, the same calls.
+#[test]
+fn client_side_series_equal_the_client_log() {
+    for (capture, log) in [
+        ("py-mixed-veth.pcap", "py-mixed-veth.calls.jsonl"),
+        ("py-streams-lo.pcap.gz", "py-streams.calls.jsonl"),
+    ] {
+        let client = common::replay_stdout(
+            &["--metrics-side", "client", "--metrics-text", "-"],
+            capture,
+        );
+        assert!(
+            !client.contains("grpc_server_"),
+            "{capture}: client series only"
+        );
+        assert_eq!(
+            samples(&client, "grpc_client_handled_total", true),
+            truth(log),
+            "{capture}"
+        );
+        let text =
+            std::fs::read_to_string(root().join("testdata/captures").join(log)).expect("log");
+        let (mut sent, mut received) = (BTreeMap::new(), BTreeMap::new());
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            let Some(m) = v["method"].as_str() else {
+                continue;
+            };
+            let m = (m.rsplit('/').next().expect("rpc").to_owned(), String::new());
+            *sent.entry(m.clone()).or_insert(0) += v["req_msgs"].as_u64().expect("req");
+            *received.entry(m).or_insert(0) += v["resp_msgs"].as_u64().expect("resp");
+        }
+        assert_eq!(
+            samples(&client, "grpc_client_msg_sent_total", false),
+            sent,
+            "{capture}"
+        );
+        assert_eq!(
+            samples(&client, "grpc_client_msg_received_total", false),
+            received,
+            "{capture}"
+        );
+        let both =
+            common::replay_stdout(&["--metrics-side", "both", "--metrics-text", "-"], capture);
+        assert_eq!(
+            samples(&both, "grpc_server_handled_total", true),
+            samples(&both, "grpc_client_handled_total", true)
+        );
+        assert_eq!(
+            samples(&both, "grpc_server_msg_received_total", false),
+            samples(&both, "grpc_client_msg_sent_total", false)
+        );
+        assert_eq!(
+            samples(&both, "grpc_client_handling_seconds_count", false),
+            samples(&both, "grpc_server_handling_seconds_count", false)
+        );
+    }
+}

@@ -50,6 +50,17 @@ pub struct ExporterConfig {
     pub server_label: bool,
 }
 
+/// What `Recorder` needs of the families: only which sides there are (for docs and tests).
+impl Metrics {
+    /// The go-grpc-prometheus sides exported.
+    pub fn sides(&self) -> Sides {
+        Sides {
+            server: self.rpc.iter().any(|f| !f.client),
+            client: self.rpc.iter().any(|f| f.client),
+        }
+    }
+}
+
 impl Default for ExporterConfig {
     fn default() -> Self {
         ExporterConfig {
@@ -100,11 +111,8 @@ impl<const N: usize> EncodeLabelSet for Labels<N> {
 /// Every family grpctap exports. Shared with the scrape; written through a [`Recorder`].
 #[derive(Debug)]
 pub struct Metrics {
-    started: Family<CallLabels, Counter>,
-    handled: Family<CallLabels, Counter>,
-    msg_received: Family<CallLabels, Counter>,
-    msg_sent: Family<CallLabels, Counter>,
-    handling: Family<CallLabels, HistogramWithExemplars<TraceLabels>>,
+    /// The go-grpc-prometheus families of each side exported: `grpc_server_*`, `grpc_client_*`.
+    rpc: Vec<RpcFamilies>,
     resets: Family<Labels<2>, Counter>,
     goaways: Family<Labels<2>, Counter>,
     pings: Family<Labels<1>, Counter>,
@@ -123,6 +131,107 @@ pub struct Metrics {
     gaps: Counter,
     gap_bytes: Counter,
     truncated: Counter,
+}
+
+/// Which go-grpc-prometheus families are exported: the server's (the calls as the server
+/// handled them), the client's (as the client made them: its sent messages are the requests),
+/// or both. The tap sees both ends of every call; which to export depends on whose host it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sides {
+    /// `grpc_server_started_total`, `_handled_total`, `_msg_received_total`, `_msg_sent_total`,
+    /// `grpc_server_handling_seconds`.
+    pub server: bool,
+    /// The same as `grpc_client_*`.
+    pub client: bool,
+}
+
+impl Default for Sides {
+    fn default() -> Self {
+        Sides {
+            server: true,
+            client: false,
+        }
+    }
+}
+
+/// The go-grpc-prometheus families of one side.
+#[derive(Debug)]
+struct RpcFamilies {
+    client: bool,
+    started: Family<CallLabels, Counter>,
+    handled: Family<CallLabels, Counter>,
+    msg_received: Family<CallLabels, Counter>,
+    msg_sent: Family<CallLabels, Counter>,
+    handling: Family<CallLabels, HistogramWithExemplars<TraceLabels>>,
+}
+
+impl RpcFamilies {
+    fn new(client: bool) -> RpcFamilies {
+        RpcFamilies {
+            client,
+            started: Family::default(),
+            handled: Family::default(),
+            msg_received: Family::default(),
+            msg_sent: Family::default(),
+            handling: Family::new_with_constructor(latency_histogram),
+        }
+    }
+
+    /// Registers the families under go-grpc-prometheus's names and help texts.
+    fn register(&self, r: &mut Registry) {
+        let texts = if self.client {
+            [
+                (
+                    "grpc_client_started",
+                    "Total number of RPCs started on the client.",
+                ),
+                (
+                    "grpc_client_handled",
+                    "Total number of RPCs completed by the client, regardless of success or failure.",
+                ),
+                (
+                    "grpc_client_msg_received",
+                    "Total number of RPC stream messages received by the client.",
+                ),
+                (
+                    "grpc_client_msg_sent",
+                    "Total number of gRPC stream messages sent by the client.",
+                ),
+                (
+                    "grpc_client_handling_seconds",
+                    "Histogram of response latency (seconds) of the gRPC until it is finished by the application.",
+                ),
+            ]
+        } else {
+            [
+                (
+                    "grpc_server_started",
+                    "Total number of RPCs started on the server",
+                ),
+                (
+                    "grpc_server_handled",
+                    "Total number of RPCs completed on the server, regardless of success or failure",
+                ),
+                (
+                    "grpc_server_msg_received",
+                    "Total number of RPC stream messages received on the server",
+                ),
+                (
+                    "grpc_server_msg_sent",
+                    "Total number of gRPC stream messages sent by the server",
+                ),
+                (
+                    "grpc_server_handling_seconds",
+                    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server",
+                ),
+            ]
+        };
+        r.register(texts[0].0, texts[0].1, self.started.clone());
+        r.register(texts[1].0, texts[1].1, self.handled.clone());
+        r.register(texts[2].0, texts[2].1, self.msg_received.clone());
+        r.register(texts[3].0, texts[3].1, self.msg_sent.clone());
+        r.register(texts[4].0, texts[4].1, self.handling.clone());
+    }
 }
 
 fn latency_histogram() -> HistogramWithExemplars<TraceLabels> {
@@ -151,14 +260,22 @@ fn size_histogram() -> Histogram {
 }
 
 impl Metrics {
-    /// Creates the families and registers them in `registry`.
+    /// Creates the families (the server side's) and registers them in `registry`.
     pub fn new(registry: &mut Registry) -> Arc<Metrics> {
+        Metrics::with_sides(registry, Sides::default())
+    }
+
+    /// Creates the families, the go-grpc-prometheus ones of `sides`, and registers them.
+    pub fn with_sides(registry: &mut Registry, sides: Sides) -> Arc<Metrics> {
+        let mut rpc = Vec::new();
+        if sides.server {
+            rpc.push(RpcFamilies::new(false));
+        }
+        if sides.client {
+            rpc.push(RpcFamilies::new(true));
+        }
         let m = Metrics {
-            started: Family::default(),
-            handled: Family::default(),
-            msg_received: Family::default(),
-            msg_sent: Family::default(),
-            handling: Family::new_with_constructor(latency_histogram),
+            rpc,
             resets: Family::default(),
             goaways: Family::default(),
             pings: Family::default(),
@@ -179,31 +296,9 @@ impl Metrics {
             truncated: Counter::default(),
         };
         let r = registry;
-        r.register(
-            "grpc_server_started",
-            "Total number of RPCs started on the server",
-            m.started.clone(),
-        );
-        r.register(
-            "grpc_server_handled",
-            "Total number of RPCs completed on the server, regardless of success or failure",
-            m.handled.clone(),
-        );
-        r.register(
-            "grpc_server_msg_received",
-            "Total number of RPC stream messages received on the server",
-            m.msg_received.clone(),
-        );
-        r.register(
-            "grpc_server_msg_sent",
-            "Total number of gRPC stream messages sent by the server",
-            m.msg_sent.clone(),
-        );
-        r.register(
-            "grpc_server_handling_seconds",
-            "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server",
-            m.handling.clone(),
-        );
+        for f in &m.rpc {
+            f.register(r);
+        }
         r.register(
             "grpctap_stream_resets",
             "RST_STREAM frames that ended calls, by sender and HTTP/2 error code",
@@ -298,15 +393,42 @@ impl Metrics {
 #[derive(Debug, Clone)]
 struct Handles {
     labels: CallLabels,
+    /// Each side's series, in the order of `Metrics::rpc`.
+    rpc: Vec<RpcHandles>,
+    /// Created on first use, so methods that never see one export no empty series.
+    no_deadline: Option<Counter>,
+    budget: Option<Histogram>,
+}
+
+/// One side's go-grpc-prometheus series of one label set.
+#[derive(Debug, Clone)]
+struct RpcHandles {
+    client: bool,
     started: Counter,
     received: Counter,
     sent: Counter,
     handling: HistogramWithExemplars<TraceLabels>,
-    /// Created on first use, so methods that never see one export no empty series.
-    no_deadline: Option<Counter>,
-    budget: Option<Histogram>,
     /// `handled` by Go code name.
     handled: Vec<(&'static str, Counter)>,
+}
+
+impl RpcHandles {
+    /// The `handled` series of `code`, created on first use.
+    fn handled(&mut self, code: &'static str, labels: &CallLabels, f: &RpcFamilies) -> &Counter {
+        let at = match self.handled.iter().position(|(c, _)| *c == code) {
+            Some(i) => i,
+            None => {
+                let labels = CallLabels {
+                    grpc_code: Some(code),
+                    ..labels.clone()
+                };
+                self.handled
+                    .push((code, f.handled.get_or_create(&labels).clone()));
+                self.handled.len() - 1
+            }
+        };
+        &self.handled[at].1
+    }
 }
 
 /// (service label, method label, call type, server address when labelled): label values, so
@@ -413,15 +535,23 @@ impl Recorder {
                 grpc_code: None,
                 grpc_server: server,
             };
-            let m = &self.metrics;
+            let rpc = self
+                .metrics
+                .rpc
+                .iter()
+                .map(|f| RpcHandles {
+                    client: f.client,
+                    started: f.started.get_or_create(&labels).clone(),
+                    received: f.msg_received.get_or_create(&labels).clone(),
+                    sent: f.msg_sent.get_or_create(&labels).clone(),
+                    handling: f.handling.get_or_create(&labels).clone(),
+                    handled: Vec::new(),
+                })
+                .collect();
             let h = Handles {
-                started: m.started.get_or_create(&labels).clone(),
-                received: m.msg_received.get_or_create(&labels).clone(),
-                sent: m.msg_sent.get_or_create(&labels).clone(),
-                handling: m.handling.get_or_create(&labels).clone(),
+                rpc,
                 no_deadline: None,
                 budget: None,
-                handled: Vec::new(),
                 labels,
             };
             self.handles.insert(key.clone(), h);
@@ -448,13 +578,8 @@ impl Recorder {
                 let h = self.handles_for(names, *ty, None);
                 for code in 0..17 {
                     let name = decoder::grpc::Code(code).go_name();
-                    if !h.handled.iter().any(|(c, _)| *c == name) {
-                        let labels = CallLabels {
-                            grpc_code: Some(name),
-                            ..h.labels.clone()
-                        };
-                        h.handled
-                            .push((name, metrics.handled.get_or_create(&labels).clone()));
+                    for (r, f) in h.rpc.iter_mut().zip(&metrics.rpc) {
+                        r.handled(name, &h.labels, f);
                     }
                 }
             }
@@ -469,7 +594,9 @@ impl Recorder {
             .as_deref()
             .and_then(|m| self.types.get(m).copied());
         if let Some(ty) = known {
-            self.handles(rec, ty).started.inc();
+            for r in &self.handles(rec, ty).rpc {
+                r.started.inc();
+            }
             self.counted.insert((rec.conn, rec.stream_id));
         }
     }
@@ -503,11 +630,19 @@ impl Recorder {
             .server_label
             .then(|| Arc::from(rec.server.to_string()));
         let h = self.handles_for(names, ty, server);
-        if !counted {
-            h.started.inc();
+        for r in &h.rpc {
+            if !counted {
+                r.started.inc();
+            }
+            // The server receives the requests; the client sends them.
+            let (received, sent) = if r.client {
+                (rec.resp.msgs, rec.req.msgs)
+            } else {
+                (rec.req.msgs, rec.resp.msgs)
+            };
+            r.received.inc_by(received);
+            r.sent.inc_by(sent);
         }
-        h.received.inc_by(rec.req.msgs);
-        h.sent.inc_by(rec.resp.msgs);
         if rec.status_source == decoder::StatusSource::Unfinished {
             return;
         }
@@ -543,19 +678,8 @@ impl Recorder {
                 return;
             }
         };
-        match h.handled.iter().find(|(c, _)| *c == code) {
-            Some((_, c)) => {
-                c.inc();
-            }
-            None => {
-                let labels = CallLabels {
-                    grpc_code: Some(code),
-                    ..h.labels.clone()
-                };
-                let c = metrics.handled.get_or_create(&labels).clone();
-                c.inc();
-                h.handled.push((code, c));
-            }
+        for (r, f) in h.rpc.iter_mut().zip(&metrics.rpc) {
+            r.handled(code, &h.labels, f).inc();
         }
     }
 
@@ -566,7 +690,9 @@ impl Recorder {
                 .trace_id
                 .clone()
                 .map(|trace_id| TraceLabels { trace_id });
-            h.handling.observe(d.as_secs_f64(), exemplar, None);
+            for r in &h.rpc {
+                r.handling.observe(d.as_secs_f64(), exemplar.clone(), None);
+            }
             match rec.timeout {
                 Some(t) if !t.is_zero() => {
                     let b = h.budget.get_or_insert_with(|| {
