@@ -364,3 +364,77 @@ fn a_stream_that_ends_inside_a_message_is_flagged() {
             .any(|c| c["method"] == "/pkg.Normal/Call" && c["status"] == "OK")
     );
 }
+
+/// `--connections-json` of a file: its capture counters.
+fn capture_of(file: &std::path::Path) -> (Value, String) {
+    let (out, err, _, _) = run(&["--connections-json", "-"], file);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    (v["capture"].clone(), err)
+}
+
+#[test]
+fn a_bad_pcapng_block_is_skipped_and_the_rest_is_read() {
+    // A real pcapng; one enhanced packet block's captured length made absurd, its block
+    // length left intact.
+    let real = common::captures().join("py-basic-multi.pcapng");
+    let mut d = std::fs::read(&real).expect("read");
+    let mut at = 0;
+    let mut epbs = Vec::new();
+    while at + 12 <= d.len() {
+        let word = |i: usize| u32::from_le_bytes(d[i..i + 4].try_into().expect("4"));
+        if word(at) == 6 {
+            epbs.push(at);
+        }
+        at += word(at + 4) as usize;
+    }
+    let bad = epbs[epbs.len() / 2];
+    d[bad + 20..bad + 24].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let file = tmp("bad-block.pcapng");
+    std::fs::write(&file, &d).expect("write");
+    let (whole, _) = capture_of(&real);
+    let (ours, err) = capture_of(&file);
+    assert_eq!(
+        ours["packets"],
+        whole["packets"].as_u64().expect("n") - 1,
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("1 pcapng blocks skipped whose length was sound but whose contents were not (the first at byte {bad}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn snaplen_zero_and_packets_past_the_snaplen_are_remarked() {
+    let real = common::captures().join("py-basic-lo.pcap");
+    let d = std::fs::read(&real).expect("read");
+    let calls = |file: &std::path::Path| run(&["--calls", "-"], file);
+    let (want, _, _, _) = calls(&real);
+    // snaplen 0 in the file header: read as they are, and said.
+    let mut zero = d.clone();
+    zero[16..20].copy_from_slice(&0u32.to_le_bytes());
+    let file = tmp("snaplen0.pcap");
+    std::fs::write(&file, &zero).expect("write");
+    let (got, err, _, _) = calls(&file);
+    assert_eq!(got, want);
+    assert!(err.contains("the file header says snaplen 0"), "{err}");
+    // snaplen 100 while packets are longer: counted.
+    let mut small = d.clone();
+    small[16..20].copy_from_slice(&100u32.to_le_bytes());
+    let mut longer = 0;
+    let mut at = 24;
+    while at + 16 <= d.len() {
+        let caplen = u32::from_le_bytes(d[at + 8..at + 12].try_into().expect("4")) as usize;
+        longer += usize::from(caplen > 100);
+        at += 16 + caplen;
+    }
+    assert!(longer > 10);
+    let file = tmp("snaplen100.pcap");
+    std::fs::write(&file, &small).expect("write");
+    let (got, err, _, _) = calls(&file);
+    assert_eq!(got, want);
+    assert!(
+        err.contains(&format!("{longer} packets are longer than the snaplen")),
+        "{err}"
+    );
+}

@@ -106,6 +106,8 @@ pub struct Files {
     waited: u64,
     /// Standard input, opened to read its first packet (it cannot be opened twice).
     stdin: Option<FileSource>,
+    /// Remarks of the files closed (snaplen, skipped blocks).
+    remarks: Vec<String>,
 }
 
 impl Files {
@@ -131,6 +133,7 @@ impl Files {
             backwards: vec![(0, Nanos::ZERO); n],
             waited: 0,
             stdin: None,
+            remarks: Vec::new(),
         }
     }
 
@@ -225,7 +228,8 @@ impl Files {
             Ok(false) => {}
             Err(e) => self.reports[slot.file].error = Some(e.to_string()),
         }
-        self.open.swap_remove(k);
+        let slot = self.open.swap_remove(k);
+        self.remarks.extend(slot.src.remarks());
     }
 }
 
@@ -287,7 +291,10 @@ impl PacketSource for Files {
     }
 
     fn finish(&mut self) -> Vec<String> {
-        let mut notes = Vec::new();
+        let mut notes = std::mem::take(&mut self.remarks);
+        for s in &self.open {
+            notes.extend(s.src.remarks());
+        }
         for (i, &(n, most)) in self.backwards.iter().enumerate() {
             if n > 0 && most >= BACKWARDS_NOTE {
                 let packets = if n == 1 { "packet" } else { "packets" };

@@ -104,6 +104,8 @@ pub enum SourceError {
 #[derive(Debug, Clone, Copy)]
 struct Iface {
     linktype: u32,
+    /// Bytes the writer kept of each packet at most (0: not said).
+    snaplen: u32,
     /// Nanos units per second.
     units_per_sec: u64,
     /// `if_tsoffset`, seconds added to every timestamp.
@@ -197,6 +199,23 @@ pub struct FileSource {
     section_big_endian: bool,
     /// Where the packet last found lies in the reader's buffer.
     current: Option<Current>,
+    /// The file is pcapng (blocks carry their length: a bad one can be stepped over).
+    pcapng: bool,
+    /// What was odd about the file but did not stop reading it.
+    odd: Oddities,
+}
+
+/// What a file did that is worth a remark, but did not stop it being read.
+#[derive(Debug, Default, Clone)]
+struct Oddities {
+    /// The pcap file header says snaplen 0.
+    snaplen_zero: bool,
+    /// Packets captured longer than their interface's snaplen.
+    over_snaplen: u64,
+    /// pcapng blocks whose frame was sound but whose contents did not parse: skipped.
+    skipped: u64,
+    /// The first of them: its offset and why.
+    first_skip: Option<(u64, String)>,
 }
 
 /// The packet last found: its header fields and where its bytes are in the read buffer.
@@ -347,7 +366,70 @@ impl FileSource {
             ifaces: Vec::new(),
             section_big_endian: false,
             current: None,
+            pcapng: false,
+            odd: Oddities::default(),
         })
+    }
+
+    /// What was odd about the file so far, as remarks for the user (a snaplen of 0, packets
+    /// longer than their snaplen, pcapng blocks skipped).
+    pub fn remarks(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let name = self.path.display();
+        if self.odd.snaplen_zero {
+            out.push(format!(
+                "{name}: the file header says snaplen 0 (no writer keeps 0 bytes of a packet; the packets were read as they are)"
+            ));
+        }
+        if self.odd.over_snaplen > 0 {
+            out.push(format!(
+                "{name}: {} packets are longer than the snaplen their interface declares",
+                self.odd.over_snaplen
+            ));
+        }
+        if let Some((at, why)) = &self.odd.first_skip {
+            out.push(format!(
+                "{name}: {} pcapng blocks skipped whose length was sound but whose contents were not (the first at byte {at}{}: {why}); the rest of the file was read",
+                self.odd.skipped,
+                self.where_()
+            ));
+        }
+        out
+    }
+
+    /// A pcapng block at the read position whose frame holds (a type, a total length that is a
+    /// multiple of 4, the same length repeated at its end, all of it in the buffer): its length,
+    /// so a block whose contents do not parse can be stepped over.
+    fn sound_frame(&self) -> Option<usize> {
+        if !self.pcapng {
+            return None;
+        }
+        let d = self.reader.data();
+        let word = |at: usize| -> Option<usize> {
+            let b: [u8; 4] = d.get(at..at + 4)?.try_into().ok()?;
+            let v = if self.section_big_endian {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            };
+            usize::try_from(v).ok()
+        };
+        let total = word(4)?;
+        (total >= 12 && total % 4 == 0 && total <= d.len() && word(total - 4)? == total)
+            .then_some(total)
+    }
+
+    /// Steps over the bad block at the read position when its frame is sound.
+    fn skip_bad_block(&mut self, why: &str) -> bool {
+        let Some(total) = self.sound_frame() else {
+            return false;
+        };
+        self.odd.skipped += 1;
+        if self.odd.first_skip.is_none() {
+            self.odd.first_skip = Some((self.offset(), why.to_owned()));
+        }
+        self.reader.consume_noshift(total);
+        true
     }
 
     /// The file's path.
@@ -402,10 +484,16 @@ impl FileSource {
         loop {
             let base = self.reader.data().as_ptr() as usize;
             let step = match self.reader.next() {
-                Ok((len, block)) => Step::Block(
-                    len,
-                    classify(block, base, &mut self.ifaces, &mut self.section_big_endian),
-                ),
+                Ok((len, block)) => {
+                    self.pcapng |= matches!(block, PcapBlockOwned::NG(_));
+                    if let PcapBlockOwned::LegacyHeader(h) = &block {
+                        self.odd.snaplen_zero = h.snaplen == 0;
+                    }
+                    Step::Block(
+                        len,
+                        classify(block, base, &mut self.ifaces, &mut self.section_big_endian),
+                    )
+                }
                 Err(PcapError::Eof) => Step::Eof,
                 Err(PcapError::Incomplete(_)) => Step::NeedMore,
                 Err(PcapError::BufferTooSmall) => Step::TooSmall,
@@ -428,6 +516,12 @@ impl FileSource {
                         interface,
                     },
                 ) => {
+                    if let Some(i) = self.ifaces.get(interface as usize)
+                        && i.snaplen > 0
+                        && plen > i.snaplen as usize
+                    {
+                        self.odd.over_snaplen += 1;
+                    }
                     self.pending = len;
                     self.current = Some(Current {
                         ts,
@@ -441,9 +535,15 @@ impl FileSource {
                 }
                 Step::Block(len, Found::Other) => self.reader.consume_noshift(len),
                 Step::Block(_, Found::Bad(reason)) | Step::Corrupt(reason) => {
-                    return Err(self.corrupt(reason));
+                    if !self.skip_bad_block(&reason) {
+                        return Err(self.corrupt(reason));
+                    }
                 }
                 Step::Eof => return Ok(false),
+                // The whole block is here and still the parser wants more: its contents claim
+                // more than its frame holds (a captured length past the block's end).
+                Step::NeedMore | Step::TooSmall
+                    if self.skip_bad_block("its contents run past its length") => {}
                 Step::NeedMore => self.refill()?,
                 Step::TooSmall => {
                     if self.capacity >= self.max_block {
@@ -570,6 +670,7 @@ fn classify(
             ifaces.clear();
             ifaces.push(Iface {
                 linktype: linktype_of(h.network),
+                snaplen: h.snaplen,
                 units_per_sec,
                 offset_secs: 0,
             });
@@ -607,6 +708,7 @@ fn classify(
             let offset_secs = ts_offset(&idb.options, *big_endian);
             ifaces.push(Iface {
                 linktype: linktype_of(idb.linktype),
+                snaplen: idb.snaplen,
                 units_per_sec,
                 offset_secs,
             });
