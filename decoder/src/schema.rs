@@ -104,6 +104,14 @@ pub fn add_google_rpc(pool: &mut DescriptorPool) -> Result<(), String> {
 }
 
 impl Schemas {
+    /// Only the built-in google.rpc types (rich errors decode with no schema given).
+    pub fn builtin() -> Schemas {
+        let mut pool = DescriptorPool::new();
+        // The embedded files always compile (a test checks).
+        let _ = add_google_rpc(&mut pool);
+        Schemas::new(pool)
+    }
+
     /// Indexes every method of every service in `pool`.
     pub fn new(pool: DescriptorPool) -> Schemas {
         let mut methods = HashMap::new();
