@@ -392,6 +392,12 @@ pub(crate) struct LimitArgs {
     /// UI); past it, new ones are not kept (anomaly state_shed) and calls are still counted.
     #[arg(long, value_name = "BYTES", default_value_t = decoder::calls::tracker::DEFAULT_KEPT_STATE)]
     pub(crate) max_kept_bytes: usize,
+
+    /// Bytes of decoder state all connections together hold (header tables, frame and header
+    /// block buffers, open calls); past it the connection holding the most drops its tables and
+    /// buffers and goes on as after a gap (anomaly conn_state_shed), largest first.
+    #[arg(long, value_name = "BYTES", default_value_t = decoder::conn::DEFAULT_DECODER_STATE)]
+    pub(crate) max_decoder_bytes: usize,
 }
 
 impl LimitArgs {

@@ -16,6 +16,8 @@ struct Conn {
     closed: [bool; 2],
     /// The connection ended on the wire (FIN or RST), not by the tap's own expiry.
     ended_on_wire: bool,
+    /// Its decoder state when last measured (`ConnDecoder::memory`).
+    mem: usize,
 }
 
 /// The connections being decoded.
@@ -52,6 +54,9 @@ pub(crate) struct Pipeline {
     /// Time of the first and the newest stream event.
     pub(crate) first_ts: Option<Nanos>,
     pub(crate) last_ts: Nanos,
+    /// Decoder state of every connection together, and its bound.
+    mem: usize,
+    max_mem: usize,
 }
 
 impl Pipeline {
@@ -65,7 +70,41 @@ impl Pipeline {
             out,
             first_ts: None,
             last_ts: Nanos::ZERO,
+            mem: 0,
+            max_mem: limits.max_decoder_state,
         }
+    }
+
+    /// A connection's state changed (`c`, measured again): the total follows; past the bound
+    /// the largest connections shed their tables and buffers until the total is back under
+    /// nine tenths of it (so one shed is not followed by another at the next packet).
+    #[inline]
+    fn measure(total: &mut usize, c: &mut Conn) {
+        let now = c.dec.memory();
+        *total = *total - c.mem.min(*total) + now;
+        c.mem = now;
+    }
+
+    #[cold]
+    fn shed(&mut self) {
+        let target = self.max_mem / 10 * 9;
+        while self.mem > target {
+            let Some((_, c)) = self.conns.map.iter_mut().max_by_key(|(_, c)| c.mem) else {
+                return;
+            };
+            c.dec.shed(&mut self.out);
+            let now = c.dec.memory();
+            if now >= c.mem {
+                // Nothing more to let go (what is left is open calls).
+                return;
+            }
+            self.mem = self.mem - (c.mem - now).min(self.mem);
+            c.mem = now;
+        }
+    }
+
+    fn forget(&mut self, c: &Conn) {
+        self.mem -= c.mem.min(self.mem);
     }
 }
 
@@ -93,6 +132,7 @@ impl StreamSink for Pipeline {
                         dec,
                         closed: [false; 2],
                         ended_on_wire: false,
+                        mem: 0,
                     },
                 );
             }
@@ -100,13 +140,24 @@ impl StreamSink for Pipeline {
                 if let Some(c) = self.conns.map.get_mut(&id) {
                     c.dec.handle_data(ev.dir, ts, bytes, &mut self.out);
                     if c.dec.is_dead() {
-                        self.conns.map.remove(&id);
+                        if let Some(c) = self.conns.map.remove(&id) {
+                            self.forget(&c);
+                        }
+                    } else {
+                        Self::measure(&mut self.mem, c);
+                        if self.mem > self.max_mem {
+                            self.shed();
+                        }
                     }
                 }
             }
             EventKind::Gap { len } => {
                 if let Some(c) = self.conns.map.get_mut(&id) {
                     c.dec.handle_gap(ev.dir, ts, len, &mut self.out);
+                    Self::measure(&mut self.mem, c);
+                    if self.mem > self.max_mem {
+                        self.shed();
+                    }
                 }
             }
             EventKind::Close { reason, .. } => {
@@ -122,6 +173,7 @@ impl StreamSink for Pipeline {
                     return;
                 }
                 if let Some(mut c) = self.conns.map.remove(&id) {
+                    self.forget(&c);
                     if c.ended_on_wire {
                         c.dec.handle_closed(ts, &mut self.out);
                     } else {

@@ -120,6 +120,7 @@ pub(crate) fn run<S: PacketSource>(
     let messages = args.out.messages.as_deref().map(writer).transpose()?;
     let mut dec_limits = DecoderLimits {
         max_kept_state: args.out.limits.max_kept_bytes,
+        max_decoder_state: args.out.limits.max_decoder_bytes,
         body_budget: args.out.bodies_max_bytes,
         ..decoder_limits(
             args.out.metadata,

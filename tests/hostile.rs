@@ -438,3 +438,55 @@ fn snaplen_zero_and_packets_past_the_snaplen_are_remarked() {
         "{err}"
     );
 }
+
+#[test]
+fn decoder_state_across_connections_is_bounded() {
+    // 60 connections, each with a header block it never finishes: HEADERS and CONTINUATION
+    // frames of 16 KiB, 960 KiB of them, held while the block is assembled (60 MiB in all).
+    let t = 1_000_000_000;
+    let mut c = Craft::default();
+    let chunk = vec![0u8; 16 << 10];
+    for i in 0..60u16 {
+        let mut f = c.open(30000 + i, t);
+        craft::handshake(&mut c, &mut f, t);
+        let mut bytes = craft::frame(h2::HEADERS, 0, 1, &chunk);
+        for _ in 0..59 {
+            bytes.extend(craft::frame(0x9, 0, 1, &chunk));
+        }
+        c.send(&mut f, true, t + u64::from(i) * 1000, &bytes);
+    }
+    normal_call(&mut c, t + 10_000_000);
+    let file = tmp("decoder-state.pcap");
+    c.write(&file);
+    let summary = |bound: &str| {
+        let (out, _, rss, took) = run(
+            &["--summary-json", "-", "--max-decoder-bytes", bound],
+            &file,
+        );
+        let v: Value = serde_json::from_str(&out).expect("json");
+        assert!(took < Duration::from_secs(60), "{took:?}");
+        (v, rss)
+    };
+    let (free, free_rss) = summary("1000000000");
+    let (bounded, bounded_rss) = summary("8000000");
+    assert!(
+        free["capture"]["anomalies"]["conn_state_shed"].is_null(),
+        "{free}"
+    );
+    let shed = bounded["capture"]["anomalies"]["conn_state_shed"]
+        .as_u64()
+        .expect("shed");
+    assert!(shed >= 40, "{shed} connections shed");
+    assert!(
+        free_rss - bounded_rss > 30.0,
+        "peak RSS {free_rss} MiB unbounded, {bounded_rss} MiB bounded"
+    );
+    // The normal call on its own connection is still decoded.
+    let normal = bounded["methods"]
+        .as_array()
+        .expect("methods")
+        .iter()
+        .find(|m| m["method"] == "/pkg.Normal/Call")
+        .expect("normal call");
+    assert_eq!(normal["status"]["OK"], 1);
+}

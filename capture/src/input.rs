@@ -209,19 +209,20 @@ impl Files {
     }
 
     /// Moves the slot handed out last past its packet; closes it at its end.
+    #[inline]
     fn step(&mut self, k: usize) {
         let Some(slot) = self.open.get_mut(k) else {
             return;
         };
         match slot.src.advance() {
             Ok(true) => {
-                if let Some(p) = slot.src.packet() {
-                    if p.ts < slot.ts {
+                if let Some(ts) = slot.src.ts() {
+                    if ts < slot.ts {
                         let b = &mut self.backwards[slot.file];
                         b.0 += 1;
-                        b.1 = b.1.max(Nanos(slot.ts.0 - p.ts.0));
+                        b.1 = b.1.max(Nanos(slot.ts.0 - ts.0));
                     }
-                    slot.ts = p.ts;
+                    slot.ts = ts;
                 }
                 return;
             }
@@ -246,12 +247,17 @@ impl PacketSource for Files {
             self.open_due();
         }
         // The earliest packet of the files open (the first named on a tie).
-        let mut best: Option<usize> = None;
-        for (k, s) in self.open.iter().enumerate() {
-            if best.is_none_or(|b| (s.ts, s.file) < (self.open[b].ts, self.open[b].file)) {
-                best = Some(k);
+        let best = if self.open.len() == 1 {
+            Some(0)
+        } else {
+            let mut best: Option<usize> = None;
+            for (k, s) in self.open.iter().enumerate() {
+                if best.is_none_or(|b| (s.ts, s.file) < (self.open[b].ts, self.open[b].file)) {
+                    best = Some(k);
+                }
             }
-        }
+            best
+        };
         let Some(k) = best else {
             return Ok(Next::End);
         };

@@ -196,20 +196,27 @@ pub struct FileSource {
     file_read: Arc<AtomicU64>,
     last_error: Arc<std::sync::Mutex<Option<io::Error>>>,
     ifaces: Vec<Iface>,
-    section_big_endian: bool,
+    section: Section,
     /// Where the packet last found lies in the reader's buffer.
     current: Option<Current>,
-    /// The file is pcapng (blocks carry their length: a bad one can be stepped over).
-    pcapng: bool,
     /// What was odd about the file but did not stop reading it.
     odd: Oddities,
+}
+
+/// What the headers said about the blocks that follow.
+#[derive(Debug, Default, Clone, Copy)]
+struct Section {
+    /// The file is pcapng (blocks carry their length: a bad one can be stepped over).
+    pcapng: bool,
+    /// The pcapng section is big-endian.
+    big_endian: bool,
+    /// The pcap file header says snaplen 0.
+    snaplen_zero: bool,
 }
 
 /// What a file did that is worth a remark, but did not stop it being read.
 #[derive(Debug, Default, Clone)]
 struct Oddities {
-    /// The pcap file header says snaplen 0.
-    snaplen_zero: bool,
     /// Packets captured longer than their interface's snaplen.
     over_snaplen: u64,
     /// pcapng blocks whose frame was sound but whose contents did not parse: skipped.
@@ -364,9 +371,8 @@ impl FileSource {
             file_read,
             last_error,
             ifaces: Vec::new(),
-            section_big_endian: false,
+            section: Section::default(),
             current: None,
-            pcapng: false,
             odd: Oddities::default(),
         })
     }
@@ -376,7 +382,7 @@ impl FileSource {
     pub fn remarks(&self) -> Vec<String> {
         let mut out = Vec::new();
         let name = self.path.display();
-        if self.odd.snaplen_zero {
+        if self.section.snaplen_zero {
             out.push(format!(
                 "{name}: the file header says snaplen 0 (no writer keeps 0 bytes of a packet; the packets were read as they are)"
             ));
@@ -401,13 +407,13 @@ impl FileSource {
     /// multiple of 4, the same length repeated at its end, all of it in the buffer): its length,
     /// so a block whose contents do not parse can be stepped over.
     fn sound_frame(&self) -> Option<usize> {
-        if !self.pcapng {
+        if !self.section.pcapng {
             return None;
         }
         let d = self.reader.data();
         let word = |at: usize| -> Option<usize> {
             let b: [u8; 4] = d.get(at..at + 4)?.try_into().ok()?;
-            let v = if self.section_big_endian {
+            let v = if self.section.big_endian {
                 u32::from_be_bytes(b)
             } else {
                 u32::from_le_bytes(b)
@@ -453,6 +459,12 @@ impl FileSource {
         Ok(if self.advance()? { self.packet() } else { None })
     }
 
+    /// The time of the packet [`FileSource::advance`] found.
+    #[inline]
+    pub fn ts(&self) -> Option<Nanos> {
+        self.current.map(|c| c.ts)
+    }
+
     /// The packet [`FileSource::advance`] found, until the next call to it.
     #[inline]
     pub fn packet(&self) -> Option<Packet<'_>> {
@@ -484,16 +496,10 @@ impl FileSource {
         loop {
             let base = self.reader.data().as_ptr() as usize;
             let step = match self.reader.next() {
-                Ok((len, block)) => {
-                    self.pcapng |= matches!(block, PcapBlockOwned::NG(_));
-                    if let PcapBlockOwned::LegacyHeader(h) = &block {
-                        self.odd.snaplen_zero = h.snaplen == 0;
-                    }
-                    Step::Block(
-                        len,
-                        classify(block, base, &mut self.ifaces, &mut self.section_big_endian),
-                    )
-                }
+                Ok((len, block)) => Step::Block(
+                    len,
+                    classify(block, base, &mut self.ifaces, &mut self.section),
+                ),
                 Err(PcapError::Eof) => Step::Eof,
                 Err(PcapError::Incomplete(_)) => Step::NeedMore,
                 Err(PcapError::BufferTooSmall) => Step::TooSmall,
@@ -658,7 +664,7 @@ fn classify(
     block: PcapBlockOwned<'_>,
     base: usize,
     ifaces: &mut Vec<Iface>,
-    big_endian: &mut bool,
+    section: &mut Section,
 ) -> Found {
     match block {
         PcapBlockOwned::LegacyHeader(h) => {
@@ -667,6 +673,7 @@ fn classify(
             } else {
                 1_000_000
             };
+            section.snaplen_zero = h.snaplen == 0;
             ifaces.clear();
             ifaces.push(Iface {
                 linktype: linktype_of(h.network),
@@ -694,7 +701,8 @@ fn classify(
         PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
             // Interface numbering restarts in every section.
             ifaces.clear();
-            *big_endian = shb.big_endian();
+            section.pcapng = true;
+            section.big_endian = shb.big_endian();
             Found::Other
         }
         PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
@@ -705,7 +713,7 @@ fn classify(
                     idb.if_tsresol
                 ));
             };
-            let offset_secs = ts_offset(&idb.options, *big_endian);
+            let offset_secs = ts_offset(&idb.options, section.big_endian);
             ifaces.push(Iface {
                 linktype: linktype_of(idb.linktype),
                 snaplen: idb.snaplen,
@@ -748,13 +756,13 @@ fn classify(
         }
         // pcap-parser reads an unknown block's type little-endian whatever the section's order.
         PcapBlockOwned::NG(Block::Unknown(u))
-            if (if *big_endian {
+            if (if section.big_endian {
                 u.block_type.swap_bytes()
             } else {
                 u.block_type
             }) == OBSOLETE_PB_MAGIC =>
         {
-            obsolete_packet_block(u.data, base, ifaces, *big_endian)
+            obsolete_packet_block(u.data, base, ifaces, section.big_endian)
         }
         PcapBlockOwned::NG(_) => Found::Other,
     }

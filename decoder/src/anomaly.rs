@@ -37,6 +37,10 @@ pub enum AnomalyKind {
     /// The bytes kept of open calls (metadata, messages for `--bodies` and the UI) reached
     /// their bound: this call's were not kept; it is still tracked and counted.
     StateShed,
+    /// Decoder state across all connections (header tables, frame and header block buffers,
+    /// open calls) reached its bound (`--max-decoder-bytes`): this connection, the largest,
+    /// dropped its header tables and buffers and goes on as if joined after a gap.
+    ConnStateShed,
 }
 
 impl AnomalyKind {
@@ -56,6 +60,7 @@ impl AnomalyKind {
             AnomalyKind::GapLostFrames => "gap_lost_frames",
             AnomalyKind::MessageCutShort => "message_cut_short",
             AnomalyKind::StateShed => "state_shed",
+            AnomalyKind::ConnStateShed => "conn_state_shed",
         }
     }
 }

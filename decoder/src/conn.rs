@@ -51,6 +51,10 @@ pub struct DecoderLimits {
     /// Bytes all open calls together keep for output (metadata, messages), across connections:
     /// the size of the budget the binary shares between them.
     pub max_kept_state: usize,
+    /// Bytes of decoder state across connections (header tables, frame and header block
+    /// buffers, open calls): past it the connection holding the most sheds its tables and
+    /// buffers (anomaly `conn_state_shed`), largest first.
+    pub max_decoder_state: usize,
 }
 
 impl Default for DecoderLimits {
@@ -71,6 +75,7 @@ impl Default for DecoderLimits {
             stream_bodies: calls.stream_bodies,
             infer_methods: calls.infer_methods,
             max_kept_state: crate::calls::tracker::DEFAULT_KEPT_STATE,
+            max_decoder_state: DEFAULT_DECODER_STATE,
         }
     }
 }
@@ -100,6 +105,9 @@ impl DecoderLimits {
         }
     }
 }
+
+/// Bytes of decoder state across connections unless told otherwise (`--max-decoder-bytes`).
+pub const DEFAULT_DECODER_STATE: usize = 1 << 30;
 
 /// Decodes one TCP connection.
 #[derive(Debug)]
@@ -187,6 +195,23 @@ impl ConnDecoder {
     /// True once the connection was recognised as HTTP/2.
     pub fn is_http2(&self) -> bool {
         self.h2.is_http2()
+    }
+
+    /// Bytes of state the connection holds: header tables, frame, header block and hunt
+    /// buffers, open calls (not what calls keep for output: the state budget has that).
+    pub fn memory(&self) -> usize {
+        self.h2.memory() + self.calls.memory()
+    }
+
+    /// Lets go of the header tables and buffers (the decoder state bound was reached): the
+    /// connection goes on as after a gap of lost frames both ways, its open calls marked.
+    pub fn shed<S: Sink + ?Sized>(&mut self, sink: &mut S) {
+        let mut feed = Feed {
+            calls: &mut self.calls,
+            out: sink,
+        };
+        self.h2.shed(&mut feed);
+        self.calls.shrink();
     }
 
     /// True when neither direction can carry HTTP/2 any more: the caller may drop the decoder.

@@ -419,36 +419,45 @@ impl Tracker {
                 }
                 parser.handed = parser.bodies.len();
             }
-            if call.reflection && from == Side::Server && call.resp.bodies.len() > call.reflected {
+            let reflect =
+                call.reflection && from == Side::Server && call.resp.bodies.len() > call.reflected;
+            if reflect {
                 self.reflect(stream);
             }
-            let Some(call) = self.calls.get_mut(&stream) else {
-                return;
-            };
+            if self.limits.bodies_per_call > 0 || self.limits.stream_bodies {
+                self.settle(stream, sink);
+            }
+        }
+    }
+
+    /// After messages were kept or handed on: lets go of those only passing through, and
+    /// charges what the call holds to the state budget as it grows (gives it back as it
+    /// shrinks).
+    fn settle<S: Sink + ?Sized>(&mut self, stream: u32, sink: &mut S) {
+        let Some(call) = self.calls.get_mut(&stream) else {
+            return;
+        };
+        if self.limits.stream_bodies {
             call.req.release_passing();
             call.resp.release_passing();
-            if self.limits.bodies_per_call > 0 || self.limits.stream_bodies {
-                // What the call holds is charged to the state budget as it grows, and given
-                // back as messages only passing through are let go.
-                let kept = call.req.kept + call.resp.kept;
-                if kept > call.held_bodies {
-                    let more = kept - call.held_bodies;
-                    if self.state.take(more) {
-                        call.held += more;
-                        call.held_bodies = kept;
-                    } else {
-                        // No room: this call keeps no more messages.
-                        call.req.full = true;
-                        call.resp.full = true;
-                        sink.conn_event(id, ConnEvent::Anomaly(AnomalyKind::StateShed));
-                    }
-                } else if kept < call.held_bodies {
-                    let less = call.held_bodies - kept;
-                    self.state.give(less);
-                    call.held -= less.min(call.held);
-                    call.held_bodies = kept;
-                }
+        }
+        let kept = call.req.kept + call.resp.kept;
+        if kept > call.held_bodies {
+            let more = kept - call.held_bodies;
+            if self.state.take(more) {
+                call.held += more;
+                call.held_bodies = kept;
+            } else {
+                // No room: this call keeps no more messages.
+                call.req.full = true;
+                call.resp.full = true;
+                sink.conn_event(self.id, ConnEvent::Anomaly(AnomalyKind::StateShed));
             }
+        } else if kept < call.held_bodies {
+            let less = call.held_bodies - kept;
+            self.state.give(less);
+            call.held -= less.min(call.held);
+            call.held_bodies = kept;
         }
     }
 
@@ -790,6 +799,17 @@ impl Tracker {
             }
         }
         self.end_call(call, Some(ts), sink);
+    }
+
+    /// Lets the call map's spare room go.
+    pub(crate) fn shrink(&mut self) {
+        self.calls.shrink_to_fit();
+    }
+
+    /// Bytes the open calls take themselves (their records and map slots; what they keep for
+    /// output is the state budget's).
+    pub fn memory(&self) -> usize {
+        self.calls.capacity() * (std::mem::size_of::<Call>() + std::mem::size_of::<u32>() + 1)
     }
 
     /// No room for another call: the stream is not tracked, and that is an anomaly.

@@ -162,7 +162,16 @@ impl MsgParser {
     }
 
     /// A message of `len` bytes begins: whether to hold it, and to keep it.
+    #[inline]
     fn hold(&mut self, len: u32) {
+        if self.keep.is_some() {
+            self.hold_kept(len);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hold_kept(&mut self, len: u32) {
         let Some(k) = self.keep else { return };
         let cost = (len as usize).min(k.per_message) + BODY_OVERHEAD;
         self.retaining =
@@ -176,11 +185,21 @@ impl MsgParser {
         }
     }
 
+    #[inline]
     fn complete(&mut self, len: u32) {
         self.msgs += 1;
         self.bytes += u64::from(len);
         self.left = None;
-        if self.keep.is_some() && !self.retaining {
+        if self.keep.is_some() {
+            self.complete_kept(len);
+        }
+    }
+
+    /// The message just completed, when messages are kept.
+    #[cold]
+    #[inline(never)]
+    fn complete_kept(&mut self, len: u32) {
+        if !self.retaining {
             self.dropped += 1;
         }
         if self.holding {

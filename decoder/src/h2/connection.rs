@@ -200,6 +200,39 @@ impl Connection {
         &mut self.dirs[d.index()]
     }
 
+    /// Bytes of state the connection holds: both directions' header tables, frame, header
+    /// block and hunt buffers.
+    pub fn memory(&self) -> usize {
+        self.dirs
+            .iter()
+            .map(|d| {
+                d.buf.capacity() + d.hunt.capacity() + d.block_buf.capacity() + d.hpack.memory()
+            })
+            .sum()
+    }
+
+    /// Lets go of that state, as a gap of lost frames in both directions would (open streams
+    /// are marked, the tables forgotten, framing found again by hunting), and frees it.
+    pub fn shed<S: EventSink + ?Sized>(&mut self, sink: &mut S) {
+        for d in Dir::BOTH {
+            let from = self.side_of(d);
+            let dir = self.dir(d);
+            if dir.state == State::Dead {
+                continue;
+            }
+            dir.hpack.shed();
+            dir.block = None;
+            dir.block_buf = Vec::new();
+            dir.buf = Vec::new();
+            dir.hunt = Vec::new();
+            dir.head_len = 0;
+            dir.skipping = false;
+            dir.state = State::Hunting;
+            sink.h2_event(Event::Lost { from, stream: None });
+        }
+        sink.h2_event(Event::Anomaly(AnomalyKind::ConnStateShed));
+    }
+
     /// Bytes of direction `d`, in order, that arrived at `ts`.
     pub fn handle_data<S: EventSink + ?Sized>(
         &mut self,

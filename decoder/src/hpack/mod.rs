@@ -298,6 +298,18 @@ impl Decoder {
     /// Forgets every entry: later references to them decode as unknown, under a new epoch.
     /// Used when bytes of the direction were lost (a missed insertion would shift every index)
     /// or a block failed.
+    /// Bytes the table holds: its entries as RFC 7541 counts them, and their records.
+    pub fn memory(&self) -> usize {
+        self.size + self.entries.capacity() * std::mem::size_of::<Entry>() + self.scratch.capacity()
+    }
+
+    /// Forgets the table and lets its memory go (the decoder state budget shed it).
+    pub fn shed(&mut self) {
+        self.forget();
+        self.entries = VecDeque::new();
+        self.scratch = Vec::new();
+    }
+
     pub fn forget(&mut self) {
         self.entries.clear();
         self.size = 0;
