@@ -21,6 +21,8 @@ pub(crate) struct DecodeStats {
     pub(crate) calls_unknown_method: u64,
     /// Messages `--bodies` could not read (decompression bombs, invalid data, cut messages).
     pub(crate) payload_errors: u64,
+    /// HTTP/2 requests that are not gRPC, by protocol (`connect`, `grpc-web`, `other`).
+    pub(crate) not_grpc: BTreeMap<&'static str, u64>,
     /// SETTINGS values seen, by "side:NAME" (bounded: a hostile peer can send many).
     pub(crate) settings: BTreeMap<String, std::collections::BTreeSet<u32>>,
 }
@@ -79,6 +81,7 @@ impl Sink for Summary {
             }
             ConnEvent::Anomaly(AnomalyKind::NotHttp2) => s.other_connections += 1,
             ConnEvent::Anomaly(kind) => *s.anomalies.entry(kind.name()).or_default() += 1,
+            ConnEvent::NotGrpc(kind) => *s.not_grpc.entry(kind.name()).or_default() += 1,
         }
     }
 }
@@ -145,6 +148,7 @@ struct CaptureJson<'a> {
     time_jumps: u64,
     calls_unknown_method: u64,
     payload_errors: u64,
+    requests_not_grpc: &'a BTreeMap<&'static str, u64>,
     anomalies: &'a BTreeMap<&'static str, u64>,
     pings: &'a BTreeMap<&'static str, u64>,
     goaways: &'a BTreeMap<String, u64>,
@@ -236,6 +240,7 @@ pub(crate) fn to_json(
             time_jumps: cap.time_jumps,
             calls_unknown_method: dec.calls_unknown_method,
             payload_errors: dec.payload_errors,
+            requests_not_grpc: &dec.not_grpc,
             anomalies: &dec.anomalies,
             pings: &dec.pings,
             goaways: &dec.goaways,
@@ -391,6 +396,19 @@ pub(crate) fn render_table(
             out,
             "; {} packets with a timestamp far off the others (taken at the time before them)",
             cap.time_jumps
+        );
+    }
+    if !dec.not_grpc.is_empty() {
+        let n: u64 = dec.not_grpc.values().sum();
+        let list: Vec<String> = dec
+            .not_grpc
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        let _ = write!(
+            out,
+            "; {n} HTTP/2 requests that are not gRPC, not counted as calls ({})",
+            list.join(" ")
         );
     }
     out.push('\n');

@@ -121,6 +121,7 @@ pub struct Metrics {
     in_flight: Gauge,
     message_bytes: Family<Labels<1>, Histogram>,
     anomalies: Family<Labels<1>, Counter>,
+    not_grpc: Family<Labels<1>, Counter>,
     unknown_method: Counter,
     status_unreadable: Counter,
     inferred: Family<Labels<1>, Counter>,
@@ -284,6 +285,7 @@ impl Metrics {
             in_flight: Gauge::default(),
             message_bytes: Family::new_with_constructor(size_histogram),
             anomalies: Family::default(),
+            not_grpc: Family::default(),
             unknown_method: Counter::default(),
             status_unreadable: Counter::default(),
             inferred: Family::default(),
@@ -333,6 +335,11 @@ impl Metrics {
             "grpctap_decode_anomalies",
             "Protocol anomalies met while decoding, by kind",
             m.anomalies.clone(),
+        );
+        r.register(
+            "grpctap_requests_not_grpc",
+            "HTTP/2 requests that are not gRPC by their content-type (protocol: grpc-web, connect, other), not counted as calls",
+            m.not_grpc.clone(),
         );
         r.register(
             "grpctap_calls_unknown_method",
@@ -736,6 +743,10 @@ impl Recorder {
             ConnEvent::Anomaly(kind) => m
                 .anomalies
                 .get_or_create(&Labels([("kind", anomaly(kind).into())]))
+                .inc(),
+            ConnEvent::NotGrpc(kind) => m
+                .not_grpc
+                .get_or_create(&Labels([("protocol", kind.name().into())]))
                 .inc(),
             ConnEvent::Http2 { .. } | ConnEvent::Closed { .. } | ConnEvent::Setting { .. } => 0,
         };

@@ -316,7 +316,7 @@ impl Sink for Feeder {
             ConnEvent::Goaway { by, code, .. } => self.push(UiEvent::Goaway { conn, by, code }),
             ConnEvent::Anomaly(AnomalyKind::NotHttp2) => {}
             ConnEvent::Anomaly(_) => self.anomalies += 1,
-            ConnEvent::Ping(_) | ConnEvent::Setting { .. } => {}
+            ConnEvent::Ping(_) | ConnEvent::Setting { .. } | ConnEvent::NotGrpc(_) => {}
         }
     }
 }

@@ -20,6 +20,8 @@ pub(crate) struct Wanted<'a> {
     pub(crate) grpc_message: Option<&'a [u8]>,
     pub(crate) traceparent: Option<&'a [u8]>,
     pub(crate) status_details: Option<&'a [u8]>,
+    /// `connect-protocol-version` was sent (a Connect request).
+    pub(crate) connect_version: bool,
 }
 
 impl<'a> Wanted<'a> {
@@ -45,10 +47,63 @@ impl<'a> Wanted<'a> {
                 b"grpc-message" => w.grpc_message = w.grpc_message.or(v),
                 b"traceparent" => w.traceparent = w.traceparent.or(v),
                 b"grpc-status-details-bin" => w.status_details = w.status_details.or(v),
+                b"connect-protocol-version" => w.connect_version = true,
                 _ => {}
             }
         }
         w
+    }
+}
+
+/// What a request is, by its `content-type` (gRPC's PROTOCOL-HTTP2.md: `application/grpc`,
+/// optionally `+proto`, `+json`, ... and parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// gRPC, or a request whose content-type could not be read (a joined connection's
+    /// header table entry from before the capture: most traffic is gRPC).
+    Grpc,
+    /// gRPC-Web (`application/grpc-web`, `+proto`, `-text`, ...), as a proxy or browser sends it.
+    GrpcWeb,
+    /// The Connect protocol: streaming (`application/connect+...`), or unary
+    /// (`application/proto`, `application/json`) with `connect-protocol-version`.
+    Connect,
+    /// Any other HTTP/2 request (REST, a web page).
+    Other,
+}
+
+impl RequestKind {
+    /// The kind of a request whose `content-type` is `ct` (`None`: unread or absent).
+    pub(crate) fn of(ct: Option<&[u8]>, connect_version: bool) -> RequestKind {
+        let Some(ct) = ct else {
+            return RequestKind::Grpc;
+        };
+        let essence = ct.split(|&b| b == b';').next().unwrap_or(ct).trim_ascii();
+        let is = |p: &[u8]| {
+            essence.len() >= p.len()
+                && essence[..p.len()].eq_ignore_ascii_case(p)
+                && essence.get(p.len()).is_none_or(|&b| b == b'+')
+        };
+        if is(b"application/grpc") {
+            RequestKind::Grpc
+        } else if is(b"application/grpc-web") || is(b"application/grpc-web-text") {
+            RequestKind::GrpcWeb
+        } else if is(b"application/connect") {
+            RequestKind::Connect
+        } else if connect_version && (is(b"application/proto") || is(b"application/json")) {
+            RequestKind::Connect
+        } else {
+            RequestKind::Other
+        }
+    }
+
+    /// Name in summaries and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Grpc => "grpc",
+            RequestKind::GrpcWeb => "grpc-web",
+            RequestKind::Connect => "connect",
+            RequestKind::Other => "other",
+        }
     }
 }
 
@@ -88,4 +143,25 @@ pub(crate) fn trace_id(v: &[u8]) -> Option<Arc<str>> {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && id.bytes().any(|b| b != b'0');
     valid.then(|| Arc::from(id))
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::RequestKind as K;
+
+    #[test]
+    fn content_types_tell_grpc_from_the_rest() {
+        let of = |ct: &str, v| K::of(Some(ct.as_bytes()), v);
+        assert_eq!(of("application/grpc", false), K::Grpc);
+        assert_eq!(of("application/grpc+proto", false), K::Grpc);
+        assert_eq!(of("Application/GRPC; charset=utf-8", false), K::Grpc);
+        assert_eq!(of("application/grpc-web+proto", false), K::GrpcWeb);
+        assert_eq!(of("application/grpc-web-text", false), K::GrpcWeb);
+        assert_eq!(of("application/grpcx", false), K::Other);
+        assert_eq!(of("application/connect+proto", false), K::Connect);
+        assert_eq!(of("application/proto", true), K::Connect);
+        assert_eq!(of("application/json", true), K::Connect);
+        assert_eq!(of("application/json", false), K::Other);
+        assert_eq!(K::of(None, false), K::Grpc);
+    }
 }

@@ -22,6 +22,7 @@ pub mod sink;
 pub mod status;
 pub mod tracker;
 
+pub use headers::RequestKind;
 pub use record::{CallRecord, CallType, Confidence, Half, OpenCall, Reset, StatusSource};
 pub use sink::{ConnEvent, NullSink, Sink};
 pub use tracker::{CallLimits, KeepBudget, Tracker};

@@ -52,6 +52,8 @@ pub enum ConnEvent {
     },
     /// An anomaly.
     Anomaly(AnomalyKind),
+    /// A request that is not gRPC (by its content-type): not tracked as a call.
+    NotGrpc(super::headers::RequestKind),
 }
 
 /// Receives what the decoder finds. Every output of grpctap (the summary, JSON Lines, the

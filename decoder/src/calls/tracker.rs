@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use types::{ConnId, Dir, Nanos};
 
 use super::groups::Groups;
-use super::headers::{Interner, Wanted, trace_id};
+use super::headers::{Interner, RequestKind, Wanted, trace_id};
 use super::learn::{StatusEntries, Unseen};
 use super::record::{CallRecord, CallType, Confidence, OpenCall, Reset, StatusSource};
 use super::sink::{ConnEvent, Sink};
@@ -570,11 +570,18 @@ impl Tracker {
             // client's while the roles are a guess): opening a call would invent one.
             return;
         }
+        self.first_request.get_or_insert(stream);
+        let kind = RequestKind::of(w.content_type, w.connect_version);
+        if kind != RequestKind::Grpc {
+            // Connect, gRPC-Web or plain HTTP/2: counted, never taken for a gRPC call (its
+            // HTTP status and missing trailers would read as a failed one).
+            sink.conn_event(self.id, ConnEvent::NotGrpc(kind));
+            return;
+        }
         if self.full(sink) {
             return;
         }
         self.refresh_schemas();
-        self.first_request.get_or_insert(stream);
         let mut rec = self.new_record(stream, Some(ts));
         match w.path {
             Some(Text::Bytes(p)) => {
