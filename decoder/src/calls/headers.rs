@@ -87,9 +87,9 @@ impl RequestKind {
             RequestKind::Grpc
         } else if is(b"application/grpc-web") || is(b"application/grpc-web-text") {
             RequestKind::GrpcWeb
-        } else if is(b"application/connect") {
-            RequestKind::Connect
-        } else if connect_version && (is(b"application/proto") || is(b"application/json")) {
+        } else if is(b"application/connect")
+            || (connect_version && (is(b"application/proto") || is(b"application/json")))
+        {
             RequestKind::Connect
         } else {
             RequestKind::Other
