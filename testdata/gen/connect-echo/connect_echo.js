@@ -196,11 +196,12 @@ async function run(conn, t, c, log, s, callId, segment) {
   return rec;
 }
 
-// suite is the calls made on one transport: Unary OK (an empty request, a 70 000-byte reply
-// past HTTP/2's initial window), Unary errors, a non-ASCII error message, ServerStream 1/5 and
-// one failing after 2 replies, a Unary and a ServerStream past their timeout, ClientStream 3/1
-// and one failing (both also over HTTP/1.1: a chunked request body), Bidi 3/4 (HTTP/2; over
-// HTTP/1.1 the server refuses it) and on HTTP/2 a Bidi failing after 2 replies.
+// suite is the calls made on one transport: Unary OK (an empty request; a 70 000-byte reply,
+// which connect-node gzips, as every response message past 1 KiB), Unary errors, a non-ASCII
+// error message, ServerStream 1/5 and one failing after 2 replies, a Unary and a ServerStream
+// past their timeout, ClientStream 3/1 and one failing (both also over HTTP/1.1: a chunked
+// request body), Bidi 3/4 (HTTP/2; over HTTP/1.1 the server refuses it) and on HTTP/2 a Bidi
+// failing after 2 replies.
 function suite(t) {
   const calls = [
     { method: 'Unary', reqs: [E({ message: 'hello', replySize: 10 })], tag: 'tag-a' },
