@@ -22,6 +22,10 @@ pub(crate) struct Wanted<'a> {
     pub(crate) status_details: Option<&'a [u8]>,
     /// `connect-protocol-version` was sent (a Connect request).
     pub(crate) connect_version: bool,
+    /// `connect-timeout-ms`: a Connect call's deadline.
+    pub(crate) connect_timeout: Option<&'a [u8]>,
+    /// `:method` was GET (gRPC only POSTs; Connect unary calls may GET).
+    pub(crate) get: bool,
 }
 
 impl<'a> Wanted<'a> {
@@ -36,7 +40,10 @@ impl<'a> Wanted<'a> {
                     w.request = true;
                     w.path.get_or_insert(f.value);
                 }
-                b":method" => w.request = true,
+                b":method" => {
+                    w.request = true;
+                    w.get |= v == Some(b"GET");
+                }
                 b":status" => w.status = w.status.or(v),
                 b":authority" => w.authority = w.authority.or(v),
                 b"content-type" => w.content_type = w.content_type.or(v),
@@ -48,6 +55,7 @@ impl<'a> Wanted<'a> {
                 b"traceparent" => w.traceparent = w.traceparent.or(v),
                 b"grpc-status-details-bin" => w.status_details = w.status_details.or(v),
                 b"connect-protocol-version" => w.connect_version = true,
+                b"connect-timeout-ms" => w.connect_timeout = w.connect_timeout.or(v),
                 _ => {}
             }
         }
@@ -75,6 +83,32 @@ impl RequestKind {
     /// The kind of a request whose `content-type` is `ct` (`None`: unread or absent).
     pub(crate) fn of(ct: Option<&[u8]>, connect_version: bool) -> RequestKind {
         let Some(ct) = ct else {
+            return RequestKind::Grpc;
+        };
+        RequestKind::of_type(ct, connect_version)
+    }
+
+    /// The kind of a request as its headers show it: a GET is a Connect unary call when its
+    /// query says `connect=v1` (the message is in the query), else no RPC.
+    pub(crate) fn of_request(w: &Wanted<'_>) -> RequestKind {
+        if w.get {
+            let query = match w.path {
+                Some(Text::Bytes(p)) => p.splitn(2, |&b| b == b'?').nth(1),
+                _ => None,
+            };
+            let connect =
+                query.is_some_and(|q| q.split(|&b| b == b'&').any(|kv| kv == b"connect=v1"));
+            return if connect {
+                RequestKind::Connect
+            } else {
+                RequestKind::Other
+            };
+        }
+        RequestKind::of(w.content_type, w.connect_version)
+    }
+
+    fn of_type(ct: &[u8], connect_version: bool) -> RequestKind {
+        if ct.is_empty() {
             return RequestKind::Grpc;
         };
         let essence = ct.split(|&b| b == b';').next().unwrap_or(ct).trim_ascii();

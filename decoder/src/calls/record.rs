@@ -79,6 +79,13 @@ pub enum StatusSource {
     /// `grpc-status` was unreadable; a unary or client-streaming call answered with trailers
     /// only (no response message) failed, with a code not known (inferred: an error).
     NoResponse,
+    /// gRPC-Web's trailers frame, Connect's end-of-stream message, or a Connect unary
+    /// response (its HTTP status, and the error in its body).
+    EndOfStream,
+    /// The call ended without gRPC trailers, no content-type of it was read, and its
+    /// connection carries gRPC-Web or Connect too or has shown no gRPC: which protocol's rules
+    /// apply is not known (no status).
+    ProtocolUnknown,
 }
 
 impl StatusSource {
@@ -102,6 +109,8 @@ impl StatusSource {
             StatusSource::OneResponse => "one_response",
             StatusSource::ErrorMessage => "error_message",
             StatusSource::NoResponse => "no_response",
+            StatusSource::EndOfStream => "end_of_stream",
+            StatusSource::ProtocolUnknown => "protocol_unknown",
         }
     }
 }
@@ -199,6 +208,8 @@ pub struct CallRecord {
     pub authority: Option<Arc<str>>,
     /// Request `content-type`.
     pub content_type: Option<Arc<str>>,
+    /// The RPC protocol, by the content-type: gRPC, gRPC-Web or Connect.
+    pub protocol: super::headers::RequestKind,
     /// `user-agent`.
     pub user_agent: Option<Arc<str>>,
     /// First packet of the request HEADERS; `None` if the call began before the capture.
@@ -267,6 +278,7 @@ impl CallRecord {
             method_group: None,
             authority: None,
             content_type: None,
+            protocol: super::headers::RequestKind::Grpc,
             user_agent: None,
             start,
             end: None,

@@ -107,7 +107,8 @@ pub fn confidence(source: StatusSource, start_seen: bool) -> Confidence {
         | StatusSource::TrailersOnly
         | StatusSource::HttpStatus
         | StatusSource::NoTrailers
-        | StatusSource::Goaway => Confidence::Exact,
+        | StatusSource::Goaway
+        | StatusSource::EndOfStream => Confidence::Exact,
         // Without its start, a call may have ended before the capture began: see the tracker.
         StatusSource::ConnectionClosed if start_seen => Confidence::Exact,
         StatusSource::ConnectionClosed => Confidence::Unknown,
@@ -121,7 +122,9 @@ pub fn confidence(source: StatusSource, start_seen: bool) -> Confidence {
         | StatusSource::OneResponse
         | StatusSource::ErrorMessage
         | StatusSource::NoResponse => Confidence::Inferred,
-        StatusSource::HpackUnknown | StatusSource::Unfinished => Confidence::Unknown,
+        StatusSource::HpackUnknown | StatusSource::Unfinished | StatusSource::ProtocolUnknown => {
+            Confidence::Unknown
+        }
     }
 }
 
@@ -308,5 +311,151 @@ mod tests {
             deadline(Some(ms(0)), None, ms(500), Loose),
             Deadline::Before
         );
+    }
+}
+
+/// The status a gRPC-Web or Connect call ended with, from its end-of-stream envelope (`end`:
+/// gRPC-Web's trailers as header lines, Connect's end-of-stream JSON) or, for a Connect unary
+/// call (`unary`), from its HTTP status and error body; with the message it carried.
+pub(crate) fn end_of_stream(
+    kind: super::headers::RequestKind,
+    end: Option<&[u8]>,
+    http_status: Option<u16>,
+    unary: bool,
+) -> (Option<Code>, StatusSource, Option<String>) {
+    use super::headers::RequestKind;
+    match kind {
+        RequestKind::GrpcWeb => {
+            let Some(end) = end else {
+                let (c, s) = decide(Ending::NoTrailers);
+                return (c, s, None);
+            };
+            let (mut code, mut message) = (None, None);
+            for line in end.split(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let Some(colon) = line.iter().position(|&b| b == b':') else {
+                    continue;
+                };
+                let (name, value) = (line[..colon].trim_ascii(), line[colon + 1..].trim_ascii());
+                if name.eq_ignore_ascii_case(b"grpc-status") {
+                    code = crate::grpc::parse_status(value);
+                } else if name.eq_ignore_ascii_case(b"grpc-message") {
+                    message = Some(crate::grpc::decode_message(value));
+                }
+            }
+            // A trailers frame without grpc-status: UNKNOWN, as gRPC's trailers without it.
+            (
+                Some(code.unwrap_or(Code::UNKNOWN)),
+                StatusSource::EndOfStream,
+                message,
+            )
+        }
+        RequestKind::Connect if unary => {
+            if http_status == Some(200) {
+                return (Some(Code::OK), StatusSource::EndOfStream, None);
+            }
+            let parsed = end.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+            let code = parsed
+                .as_ref()
+                .and_then(|v| connect_code(v.get("code")?.as_str()?));
+            let message = parsed
+                .as_ref()
+                .and_then(|v| Some(v.get("message")?.as_str()?.to_owned()));
+            let code = code.unwrap_or_else(|| connect_http_code(http_status));
+            (Some(code), StatusSource::EndOfStream, message)
+        }
+        RequestKind::Connect => {
+            let Some(end) = end else {
+                let (c, s) = decide(Ending::NoTrailers);
+                return (c, s, None);
+            };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(end) else {
+                return (Some(Code::UNKNOWN), StatusSource::EndOfStream, None);
+            };
+            match v.get("error") {
+                None | Some(serde_json::Value::Null) => {
+                    (Some(Code::OK), StatusSource::EndOfStream, None)
+                }
+                Some(e) => {
+                    let code = e
+                        .get("code")
+                        .and_then(|c| connect_code(c.as_str()?))
+                        .unwrap_or(Code::UNKNOWN);
+                    let message = e.get("message").and_then(|m| Some(m.as_str()?.to_owned()));
+                    (Some(code), StatusSource::EndOfStream, message)
+                }
+            }
+        }
+        RequestKind::Grpc | RequestKind::Other => (None, StatusSource::NoTrailers, None),
+    }
+}
+
+/// A Connect error code (its JSON name) as the gRPC code of the same meaning.
+fn connect_code(name: &str) -> Option<Code> {
+    let n = match name {
+        "canceled" => 1,
+        "unknown" => 2,
+        "invalid_argument" => 3,
+        "deadline_exceeded" => 4,
+        "not_found" => 5,
+        "already_exists" => 6,
+        "permission_denied" => 7,
+        "resource_exhausted" => 8,
+        "failed_precondition" => 9,
+        "aborted" => 10,
+        "out_of_range" => 11,
+        "unimplemented" => 12,
+        "internal" => 13,
+        "unavailable" => 14,
+        "data_loss" => 15,
+        "unauthenticated" => 16,
+        _ => return None,
+    };
+    Some(Code(n))
+}
+
+/// The Connect protocol's code for an HTTP status whose body names none.
+fn connect_http_code(http: Option<u16>) -> Code {
+    Code(match http {
+        Some(400 | 415) => 13,
+        Some(401) => 16,
+        Some(403) => 7,
+        Some(404) => 12,
+        Some(408) => 4,
+        Some(409) => 10,
+        Some(412) => 9,
+        Some(413 | 431) => 8,
+        Some(429 | 502 | 503 | 504) => 14,
+        _ => 2,
+    })
+}
+
+#[cfg(test)]
+mod end_tests {
+    use super::*;
+    use crate::calls::headers::RequestKind as K;
+
+    #[test]
+    fn grpc_web_and_connect_endings() {
+        let t = b"grpc-status:5\r\ngrpc-message:no%20such\r\n";
+        let (c, s, m) = end_of_stream(K::GrpcWeb, Some(t), Some(200), false);
+        assert_eq!(
+            (c, s, m.as_deref()),
+            (Some(Code(5)), StatusSource::EndOfStream, Some("no such"))
+        );
+        let (c, s, _) = end_of_stream(K::GrpcWeb, None, Some(200), false);
+        assert_eq!((c, s), decide(Ending::NoTrailers));
+        let e = br#"{"error":{"code":"unavailable","message":"down"}}"#;
+        let (c, _, m) = end_of_stream(K::Connect, Some(e), Some(200), false);
+        assert_eq!((c, m.as_deref()), (Some(Code(14)), Some("down")));
+        let (c, _, _) = end_of_stream(K::Connect, Some(b"{}"), Some(200), false);
+        assert_eq!(c, Some(Code::OK));
+        let u = br#"{"code":"not_found","message":"x"}"#;
+        let (c, _, _) = end_of_stream(K::Connect, Some(u), Some(404), true);
+        assert_eq!(c, Some(Code(5)));
+        let (c, _, _) = end_of_stream(K::Connect, None, Some(503), true);
+        assert_eq!(c, Some(Code(14)));
+        let (c, _, _) = end_of_stream(K::Connect, None, Some(200), true);
+        assert_eq!(c, Some(Code::OK));
     }
 }

@@ -134,6 +134,9 @@ struct Call {
     /// The request headers had fields we could not read and no readable `grpc-timeout`: the
     /// call may have had a deadline (so a cancel may have been its expiry).
     deadline_unknown: bool,
+    /// A content-type of the call was read (its request's or its response's): its protocol is
+    /// known, not assumed.
+    protocol_sure: bool,
     /// A server reflection call whose responses are read for schemas.
     reflection: bool,
     /// Of its kept responses, how many were read (when they are also kept for output).
@@ -147,6 +150,11 @@ struct Call {
 /// Tracks the gRPC calls of one connection.
 #[derive(Debug)]
 pub struct Tracker {
+    /// gRPC-Web or Connect was seen on this connection: a call whose protocol was not read
+    /// may be one of them, and is not judged by gRPC's rules.
+    web_seen: bool,
+    /// gRPC itself was read on this connection (a gRPC content-type, a `grpc-status`).
+    grpc_seen: bool,
     id: ConnId,
     client: SocketAddr,
     server: SocketAddr,
@@ -202,6 +210,8 @@ impl Tracker {
             opened,
             limits,
             calls: HashMap::default(),
+            web_seen: false,
+            grpc_seen: false,
             goaway_last: None,
             seen_from_start,
             first_request: None,
@@ -571,13 +581,20 @@ impl Tracker {
             return;
         }
         self.first_request.get_or_insert(stream);
-        let kind = RequestKind::of(w.content_type, w.connect_version);
-        if kind != RequestKind::Grpc {
-            // Connect, gRPC-Web or plain HTTP/2: counted, never taken for a gRPC call (its
-            // HTTP status and missing trailers would read as a failed one).
+        let kind = RequestKind::of_request(w);
+        if kind == RequestKind::Other {
+            // Plain HTTP/2 (REST, a page): counted, never taken for a call.
             sink.conn_event(self.id, ConnEvent::NotGrpc(kind));
             return;
         }
+        self.web_seen |= kind != RequestKind::Grpc;
+        self.grpc_seen |= kind == RequestKind::Grpc && w.content_type.is_some();
+        // A Connect unary call's body is its one message, without an envelope.
+        let connect_unary = kind == RequestKind::Connect
+            && (w.get
+                || !w.content_type.is_some_and(|ct| {
+                    ct.len() >= 19 && ct[..19].eq_ignore_ascii_case(b"application/connect")
+                }));
         if self.full(sink) {
             return;
         }
@@ -585,6 +602,12 @@ impl Tracker {
         let mut rec = self.new_record(stream, Some(ts));
         match w.path {
             Some(Text::Bytes(p)) => {
+                // A Connect GET carries its message in the query: the method is the path.
+                let p = if w.get {
+                    p.split(|&b| b == b'?').next().unwrap_or(p)
+                } else {
+                    p
+                };
                 rec.method = Some(self.strings.get(p));
                 rec.method_confidence = Confidence::Exact;
             }
@@ -611,6 +634,13 @@ impl Tracker {
         rec.user_agent = w.user_agent.map(|v| self.strings.get(v));
         rec.req.encoding = w.encoding.map(|v| self.strings.get(v));
         rec.timeout = w.timeout.and_then(grpc::parse_timeout);
+        rec.protocol = kind;
+        if kind == RequestKind::Connect {
+            rec.timeout = w
+                .connect_timeout
+                .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+                .map(std::time::Duration::from_millis);
+        }
         rec.trace_id = w.traceparent.and_then(trace_id);
         if end_stream {
             rec.client_end = Some(ts);
@@ -631,10 +661,20 @@ impl Tracker {
         }
         sink.call_started(&rec);
         let infer = rec.method.is_none();
+        let (mut req, mut resp) = (self.parser(infer), self.parser(infer));
+        match kind {
+            RequestKind::GrpcWeb => resp.end_flag = 0x80,
+            RequestKind::Connect if connect_unary => {
+                req.raw = true;
+                resp.raw = true;
+            }
+            RequestKind::Connect => resp.end_flag = 0x02,
+            RequestKind::Grpc | RequestKind::Other => {}
+        }
         let mut call = Call {
             rec,
-            req: self.parser(infer),
-            resp: self.parser(infer),
+            req,
+            resp,
             resp_headers: false,
             partial: false,
             typed,
@@ -642,6 +682,7 @@ impl Tracker {
             trailers: None,
             details_code: None,
             deadline_unknown: w.timeout.is_none() && list.unknown_refs > 0,
+            protocol_sure: w.content_type.is_some() || w.get,
             reflection: false,
             reflected: 0,
             held,
@@ -711,6 +752,7 @@ impl Tracker {
             trailers: None,
             details_code: None,
             deadline_unknown: true,
+            protocol_sure: false,
             reflection: false,
             reflected: 0,
             held: 0,
@@ -738,6 +780,11 @@ impl Tracker {
             let call = self.partial(stream);
             self.calls.insert(stream, call);
         }
+        if let Some(ct) = w.content_type
+            && !self.response_protocol(stream, ct, w, sink)
+        {
+            return;
+        }
         let bodies = self.limits.bodies_per_call > 0;
         let metadata = self.limits.capture_metadata;
         let encoding = w.encoding.map(|enc| self.strings.get(enc));
@@ -749,11 +796,14 @@ impl Tracker {
             .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
         {
             call.rec.http_status = Some(s);
+            // A Connect unary error: its body is the error, as JSON.
+            call.resp.raw_keep = call.resp.raw && s != 200;
         }
         if encoding.is_some() {
             call.rec.resp.encoding = encoding;
         }
         let grpc_status = w.grpc_status.and_then(grpc::parse_status);
+        self.grpc_seen |= grpc_status.is_some();
         if let Some(m) = w.grpc_message {
             call.rec.grpc_message = Some(grpc::decode_message(m));
         }
@@ -797,6 +847,10 @@ impl Tracker {
             unreadable: list.unknown_refs > 0,
         };
         (call.rec.status, call.rec.status_source) = status::decide(ending);
+        if grpc_status.is_none() && call.rec.protocol != RequestKind::Grpc {
+            // gRPC-Web or Connect ended by headers alone: their own rules for the HTTP status.
+            Self::web_ending(&mut call);
+        }
         if list.unknown_refs > 0 {
             let unseen = Unseen::of(list);
             if let Some(code) = grpc_status {
@@ -878,10 +932,99 @@ impl Tracker {
             }
             Side::Server => {
                 if let Some(mut call) = self.calls.remove(&stream) {
-                    (call.rec.status, call.rec.status_source) = status::decide(Ending::NoTrailers);
+                    if call.rec.protocol == RequestKind::Grpc {
+                        (call.rec.status, call.rec.status_source) =
+                            status::decide(Ending::NoTrailers);
+                    } else {
+                        Self::web_ending(&mut call);
+                    }
                     self.end_call(call, Some(ts), sink);
                 }
             }
+        }
+    }
+
+    /// A response's content-type, read: for a call whose protocol was not (it began before
+    /// the capture, or its request's content-type was an entry from before it), it tells the
+    /// protocol. False when the stream is no RPC after all (it is then dropped and counted).
+    fn response_protocol<S: Sink + ?Sized>(
+        &mut self,
+        stream: u32,
+        ct: &[u8],
+        w: &Wanted<'_>,
+        sink: &mut S,
+    ) -> bool {
+        // A response says its kind as a request would, but a Connect unary one carries no
+        // connect-protocol-version: application/proto or /json are Connect's on a connection
+        // that carries Connect, no RPC otherwise.
+        let kind = match RequestKind::of(Some(ct), true) {
+            RequestKind::Connect
+                if !self.web_seen
+                    && !ct.to_ascii_lowercase().starts_with(b"application/connect") =>
+            {
+                RequestKind::Other
+            }
+            k => k,
+        };
+        self.web_seen |= matches!(kind, RequestKind::GrpcWeb | RequestKind::Connect);
+        self.grpc_seen |= kind == RequestKind::Grpc;
+        let Some(call) = self.calls.get_mut(&stream) else {
+            return true;
+        };
+        if call.protocol_sure {
+            return true;
+        }
+        call.protocol_sure = true;
+        match kind {
+            RequestKind::Grpc => {}
+            RequestKind::GrpcWeb => {
+                call.rec.protocol = kind;
+                call.resp.end_flag = 0x80;
+            }
+            RequestKind::Connect if ct.to_ascii_lowercase().starts_with(b"application/connect") => {
+                call.rec.protocol = kind;
+                call.resp.end_flag = 0x02;
+            }
+            RequestKind::Connect => {
+                // Unary: the bodies that follow are whole messages without envelopes.
+                call.rec.protocol = kind;
+                call.req.raw = true;
+                call.resp.raw = true;
+                call.resp.aligning = false;
+                let ok = w.status == Some(b"200".as_slice());
+                call.resp.raw_keep = !ok;
+            }
+            RequestKind::Other => {
+                self.calls.remove(&stream);
+                sink.conn_event(self.id, ConnEvent::NotGrpc(kind));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A gRPC-Web or Connect call's end: its status from the end-of-stream envelope, or a
+    /// Connect unary call's from its HTTP status and body (which is also its one message each
+    /// way).
+    fn web_ending(call: &mut Call) {
+        let unary = call.resp.raw;
+        let (code, source, message) = status::end_of_stream(
+            call.rec.protocol,
+            call.resp.end.as_deref(),
+            call.rec.http_status,
+            unary,
+        );
+        (call.rec.status, call.rec.status_source) = (code, source);
+        if let Some(c) = code {
+            call.rec.grpc_status = Some(c.0);
+        }
+        if call.rec.grpc_message.is_none() {
+            call.rec.grpc_message = message;
+        }
+        if unary {
+            call.req.msgs = 1;
+            call.resp.msgs = u64::from(call.rec.http_status == Some(200));
+            call.resp.end = None;
         }
     }
 
@@ -902,12 +1045,24 @@ impl Tracker {
             return;
         };
         call.rec.reset = Some(Reset { by, code });
-        let ending = Ending::Reset {
-            code,
-            deadline: deadline_of(&call.rec, ts),
+        let deadline = deadline_of(&call.rec, ts);
+        // connect-es clients end a call at its deadline with INTERNAL_ERROR, not the CANCEL
+        // gRPC's spec names: at or past the deadline a client's INTERNAL_ERROR is read as the
+        // CANCEL it stands for (before it, it is INTERNAL as any other).
+        let code = if by == Side::Client
+            && code == 0x2
+            && matches!(deadline, status::Deadline::Passed | status::Deadline::Near)
+        {
+            0x8
+        } else {
+            code
         };
+        let ending = Ending::Reset { code, deadline };
         settle(&mut call, ending);
-        if call.rec.status == Some(Code::CANCELLED) && call.deadline_unknown {
+        // connect-es clients reset an expired call with INTERNAL_ERROR: with its deadline
+        // unread, such a reset is as ambiguous as a CANCEL.
+        let client_internal = by == Side::Client && code == 0x2;
+        if (call.rec.status == Some(Code::CANCELLED) || client_internal) && call.deadline_unknown {
             // CANCEL ends a cancelled call and an expired one alike (PROTOCOL-HTTP2.md); which
             // one, only the deadline we could not read would tell. It failed either way.
             call.rec.status = None;
@@ -939,11 +1094,33 @@ impl Tracker {
         if end.is_some() {
             call.rec.end = end;
         }
+        if call.req.raw && call.rec.start.is_some() {
+            // A Connect unary request is one message, whatever its body (a GET has none).
+            call.req.msgs = 1;
+        }
+        if !call.protocol_sure
+            && (self.web_seen || !self.grpc_seen)
+            && call.rec.protocol == RequestKind::Grpc
+            && call.rec.grpc_status.is_none()
+            && matches!(
+                call.rec.status_source,
+                StatusSource::NoTrailers | StatusSource::HttpStatus | StatusSource::Trailers
+            )
+        {
+            // No content-type of this call was read, and the connection carries gRPC-Web or
+            // Connect too, or has not shown gRPC itself: their calls end without gRPC
+            // trailers, so gRPC's rules cannot judge this one.
+            call.rec.status = None;
+            call.rec.status_source = StatusSource::ProtocolUnknown;
+        }
         // Ended by its peers, not cut off: a side that finished mid-message sent less than its
         // prefix announced.
         let finished = matches!(
             call.rec.status_source,
-            StatusSource::Trailers | StatusSource::TrailersOnly | StatusSource::NoTrailers
+            StatusSource::Trailers
+                | StatusSource::TrailersOnly
+                | StatusSource::NoTrailers
+                | StatusSource::EndOfStream
         );
         if finished
             && (call.resp.mid_message()

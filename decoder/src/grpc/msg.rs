@@ -77,7 +77,20 @@ pub(crate) struct MsgParser {
     pub(crate) dropped: u64,
     /// Bytes held now (kept and passing messages with their overhead, and the current one's).
     pub(crate) kept: usize,
+    /// The flag of the envelope that ends the stream instead of carrying a message: gRPC-Web's
+    /// trailers (0x80), Connect's end-of-stream message (0x02); 0 for gRPC.
+    pub(crate) end_flag: u8,
+    /// That envelope's bytes (the first [`END_MAX`]), once it began.
+    pub(crate) end: Option<Vec<u8>>,
+    in_end: bool,
+    /// Connect unary: the body is one message without an envelope; `raw_keep` says whether its
+    /// first [`END_MAX`] bytes are kept (an error response's JSON), in `end`.
+    pub(crate) raw: bool,
+    pub(crate) raw_keep: bool,
 }
+
+/// Bytes kept of an end-of-stream envelope or a Connect unary error body.
+pub(crate) const END_MAX: usize = 16 << 10;
 
 impl MsgParser {
     /// For a stream joined mid-way: `data` lies at `at.0` of a DATA frame of `at.1` data bytes.
@@ -101,6 +114,16 @@ impl MsgParser {
         if self.lost || self.aligning {
             return;
         }
+        if self.raw {
+            self.first_start.get_or_insert(ts);
+            self.bytes += data.len() as u64;
+            if self.raw_keep {
+                let end = self.end.get_or_insert_with(Vec::new);
+                let room = END_MAX.saturating_sub(end.len());
+                end.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            return;
+        }
         while !data.is_empty() {
             match self.left {
                 None => {
@@ -121,16 +144,41 @@ impl MsgParser {
                             self.prefix[3],
                             self.prefix[4],
                         ]);
+                        self.have = 0;
+                        self.left = Some(len);
+                        if self.prefix[0] & self.end_flag != 0 {
+                            // The end of the stream, not a message.
+                            self.in_end = true;
+                            self.end = Some(Vec::with_capacity((len as usize).min(END_MAX)));
+                            if len == 0 {
+                                self.in_end = false;
+                                self.left = None;
+                            }
+                            continue;
+                        }
                         if self.prefix[0] & 1 != 0 {
                             self.compressed += 1;
                         }
-                        self.have = 0;
-                        self.left = Some(len);
                         self.hold(len);
                         if len == 0 {
                             self.complete(0);
                             on_msg(0);
                         }
+                    }
+                }
+                Some(left) if self.in_end => {
+                    let n = data.len().min(left as usize);
+                    if let Some(end) = self.end.as_mut() {
+                        let room = END_MAX.saturating_sub(end.len());
+                        end.extend_from_slice(&data[..n.min(room)]);
+                    }
+                    data = &data[n..];
+                    let left = left - u32::try_from(n).unwrap_or(left); // n <= left
+                    if left == 0 {
+                        self.in_end = false;
+                        self.left = None;
+                    } else {
+                        self.left = Some(left);
                     }
                 }
                 Some(left) => {
