@@ -11,6 +11,8 @@ out = os.path.join(here, "seeds")
 
 def records(path):
     d = open(path, "rb").read()
+    if path.endswith(".gz"):
+        d = gzip.decompress(d)
     at = 24
     while at + 16 <= len(d):
         sec, usec, caplen, orig = struct.unpack_from("<IIII", d, at)
@@ -30,17 +32,21 @@ def tcp(frame):
     return struct.unpack(">HH", t[:4]) + (t[off:],)
 
 
-def streams(path, port=50051):
-    """Per connection (client port): the payload chunks in order, as (dir, bytes)."""
-    conns = {}
+def streams(path):
+    """Per connection: the payload chunks in order, as (dir, bytes); the client is the side
+    that sent the connection's first packet (its SYN)."""
+    conns, server_of = {}, {}
     for f in records(path):
         p = tcp(f)
-        if not p or not p[2]:
+        if not p:
             continue
         src, dst, data = p
-        client = dst if src == port else src
-        conns.setdefault(client, []).append((1 if src == port else 0, data))
-    return [conns[k] for k in sorted(conns)]
+        key = frozenset((src, dst))
+        server = server_of.setdefault(key, dst)
+        if not data:
+            continue
+        conns.setdefault(key, []).append((1 if src == server else 0, data))
+    return [conns[k] for k in sorted(conns, key=lambda k: sorted(k))]
 
 
 def chunks(parts, limit):
@@ -95,7 +101,8 @@ def write(target, name, data):
     open(os.path.join(d, name), "wb").write(data)
 
 
-for cap in ["py-basic-lo.pcap", "tonic-basic-lo.pcap", "py-bodies-lo.pcap"]:
+for cap in ["py-basic-lo.pcap", "tonic-basic-lo.pcap", "py-bodies-lo.pcap",
+            "connect-h2-lo.pcap.gz", "connect-h1-lo.pcap.gz"]:
     stem = cap.split("-lo")[0]
     for i, parts in enumerate(streams(os.path.join(caps, cap))):
         write("h2_conn", f"{stem}-{i}", b"\x01" + chunks(parts, 6000))
@@ -108,6 +115,8 @@ for cap in ["py-basic-lo.pcap", "tonic-basic-lo.pcap", "py-bodies-lo.pcap"]:
                 write("payload", f"{stem}-{i}-{j}", bytes([0x80 | 1 if flag else 0]) + m)
                 write("payload", f"{stem}-{i}-{j}-gz", bytes([0x81]) + gzip.compress(m, mtime=0))
                 write("payload", f"{stem}-{i}-{j}-zl", bytes([0x82]) + zlib.compress(m))
+    if cap.startswith("connect"):
+        continue
     frames_ = list(records(os.path.join(caps, cap)))[:24]
     write("packet", stem, b"".join(bytes([1, min(len(f), 255)]) + f[:255] for f in frames_))
 for cap, n in [("py-basic-lo.pcap", 3000), ("tonic-basic-lo.pcap", 3000), ("py-basic-multi.pcapng", 4000)]:

@@ -14,6 +14,8 @@ use serde::Serialize;
 #[derive(Debug, Default, Clone)]
 pub(crate) struct DecodeStats {
     pub(crate) http2_connections: u64,
+    /// HTTP/1.1 connections carrying requests (gRPC-Web, Connect).
+    pub(crate) http1_connections: u64,
     pub(crate) other_connections: u64,
     pub(crate) pings: BTreeMap<&'static str, u64>,
     pub(crate) goaways: BTreeMap<String, u64>,
@@ -59,6 +61,7 @@ impl Sink for Summary {
         let s = &mut self.stats;
         match event {
             ConnEvent::Http2 { .. } => s.http2_connections += 1,
+            ConnEvent::Http1 { .. } => s.http1_connections += 1,
             ConnEvent::Closed { http2: false, .. } => s.other_connections += 1,
             ConnEvent::Closed { http2: true, .. } => {}
             ConnEvent::Ping(side) => *s.pings.entry(side.name()).or_default() += 1,
@@ -140,6 +143,7 @@ struct CaptureJson<'a> {
     bytes: u64,
     connections: u64,
     http2_connections: u64,
+    http1_connections: u64,
     other_connections: u64,
     gaps: u64,
     gap_bytes: u64,
@@ -232,6 +236,7 @@ pub(crate) fn to_json(
             bytes: cap.bytes,
             connections: cap.conns_opened,
             http2_connections: dec.http2_connections,
+            http1_connections: dec.http1_connections,
             other_connections: dec.other_connections,
             gaps: cap.gaps,
             gap_bytes: cap.gap_bytes,
@@ -371,12 +376,17 @@ pub(crate) fn render_table(
     let anomalies: u64 = dec.anomalies.values().sum();
     let _ = write!(
         out,
-        "\ncapture: {:.3}s, {} packets, {} connections ({} HTTP/2, {} other), {} gaps ({} bytes); \
+        "\ncapture: {:.3}s, {} packets, {} connections ({} HTTP/2, {}{} other), {} gaps ({} bytes); \
          decode: {} calls with unknown method, {} anomalies",
         span_s,
         cap.packets,
         cap.conns_opened,
         dec.http2_connections,
+        if dec.http1_connections > 0 {
+            format!("{} HTTP/1.1, ", dec.http1_connections)
+        } else {
+            String::new()
+        },
         dec.other_connections,
         cap.gaps,
         cap.gap_bytes,

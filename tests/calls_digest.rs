@@ -55,11 +55,7 @@ fn calls_output_of_every_capture_is_unchanged() {
                 "{f} {mode}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            // HTTP/1.1 RPCs are not decoded yet: that capture has no calls.
-            assert!(
-                !out.stdout.is_empty() || f.starts_with("connect-h1"),
-                "{f} {mode}: no calls"
-            );
+            assert!(!out.stdout.is_empty(), "{f} {mode}: no calls");
             got.push_str(&format!(
                 "{f} {mode} {}\n",
                 hex(&Sha256::digest(&out.stdout))

@@ -113,6 +113,10 @@ pub const DEFAULT_DECODER_STATE: usize = 1 << 30;
 #[derive(Debug)]
 pub struct ConnDecoder {
     h2: Connection,
+    /// The connection is HTTP/1.1 (its first bytes were a request): decoded by this instead.
+    h1: Option<crate::http1::Http1>,
+    /// The capture saw the connection's handshake: its first bytes are its first bytes.
+    from_start: bool,
     calls: Tracker,
     /// Payload bytes each way, indexed by [`Dir::index`].
     bytes: [u64; 2],
@@ -155,6 +159,8 @@ impl ConnDecoder {
     ) -> ConnDecoder {
         ConnDecoder {
             h2: Connection::new(roles_certain, limits.h2()),
+            h1: None,
+            from_start: roles_certain,
             calls: Tracker::new(id, (client, server), opened, roles_certain, limits.calls()),
             bytes: [0; 2],
         }
@@ -200,7 +206,7 @@ impl ConnDecoder {
     /// Bytes of state the connection holds: header tables, frame, header block and hunt
     /// buffers, open calls (not what calls keep for output: the state budget has that).
     pub fn memory(&self) -> usize {
-        self.h2.memory() + self.calls.memory()
+        self.h2.memory() + self.calls.memory() + self.h1.as_ref().map_or(0, |h| h.memory())
     }
 
     /// Lets go of the header tables and buffers (the decoder state bound was reached): the
@@ -216,7 +222,10 @@ impl ConnDecoder {
 
     /// True when neither direction can carry HTTP/2 any more: the caller may drop the decoder.
     pub fn is_dead(&self) -> bool {
-        self.h2.is_dead()
+        match &self.h1 {
+            Some(h) => h.is_dead(),
+            None => self.h2.is_dead(),
+        }
     }
 
     /// Payload bytes each way, indexed by [`Dir::index`].
@@ -237,11 +246,23 @@ impl ConnDecoder {
 
     /// Bytes of direction `d`, in order.
     pub fn handle_data<S: Sink + ?Sized>(&mut self, d: Dir, ts: Nanos, data: &[u8], sink: &mut S) {
+        let first = self.bytes == [0, 0];
         self.bytes[d.index()] += data.len() as u64;
+        if first && self.from_start && crate::http1::looks_like_request(data) {
+            // HTTP/1.1 from its first request on (gRPC-Web, Connect). Only from the
+            // connection's start: joined mid-way, which request a response answers is not
+            // known (nothing numbers them).
+            self.h1 = Some(crate::http1::Http1::new(d));
+            self.calls.http1(d, sink);
+        }
         let mut feed = Feed {
             calls: &mut self.calls,
             out: sink,
         };
+        if let Some(h1) = self.h1.as_mut() {
+            h1.handle_data(d, ts, data, &mut feed);
+            return;
+        }
         self.h2.handle_data(d, ts, data, &mut feed);
     }
 
@@ -251,11 +272,21 @@ impl ConnDecoder {
             calls: &mut self.calls,
             out: sink,
         };
-        self.h2.handle_gap(d, len, &mut feed);
+        match self.h1.as_mut() {
+            Some(h1) => h1.handle_gap(&mut feed),
+            None => self.h2.handle_gap(d, len, &mut feed),
+        }
     }
 
     /// The TCP connection closed (FIN both ways, or RST): open calls end with it.
     pub fn handle_closed<S: Sink + ?Sized>(&mut self, ts: Nanos, sink: &mut S) {
+        if let Some(h1) = self.h1.as_mut() {
+            let mut feed = Feed {
+                calls: &mut self.calls,
+                out: sink,
+            };
+            h1.handle_closed(ts, &mut feed);
+        }
         self.closed(sink);
         self.calls.handle_closed(ts, sink);
     }
@@ -271,7 +302,7 @@ impl ConnDecoder {
         if !self.is_dead() {
             let event = ConnEvent::Closed {
                 bytes: self.bytes,
-                http2: self.is_http2(),
+                http2: self.is_http2() || self.h1.is_some(),
             };
             sink.conn_event(self.id(), event);
         }

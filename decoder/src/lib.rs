@@ -22,6 +22,7 @@ pub mod filter;
 pub mod grpc;
 pub mod h2;
 pub mod hpack;
+pub mod http1;
 pub mod metadata;
 pub mod output;
 pub mod payload;

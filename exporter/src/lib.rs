@@ -748,7 +748,10 @@ impl Recorder {
                 .not_grpc
                 .get_or_create(&Labels([("protocol", kind.name().into())]))
                 .inc(),
-            ConnEvent::Http2 { .. } | ConnEvent::Closed { .. } | ConnEvent::Setting { .. } => 0,
+            ConnEvent::Http2 { .. }
+            | ConnEvent::Http1 { .. }
+            | ConnEvent::Closed { .. }
+            | ConnEvent::Setting { .. } => 0,
         };
     }
 

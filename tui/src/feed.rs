@@ -303,6 +303,11 @@ impl Sink for Feeder {
                 client,
                 server,
                 opened,
+            }
+            | ConnEvent::Http1 {
+                client,
+                server,
+                opened,
             } => self.push(UiEvent::ConnOpened {
                 id: conn,
                 client,

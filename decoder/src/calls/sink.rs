@@ -21,12 +21,23 @@ pub enum ConnEvent {
         /// When the capture layer began tracking the connection.
         opened: Nanos,
     },
+    /// The connection is HTTP/1.1 carrying requests (sent once, when its first request
+    /// began it).
+    Http1 {
+        /// Client address.
+        client: SocketAddr,
+        /// Server address.
+        server: SocketAddr,
+        /// When the capture layer began tracking the connection.
+        opened: Nanos,
+    },
     /// The TCP connection ended (sent once, before its open calls end; not sent for a
     /// connection already declared not HTTP/2).
     Closed {
         /// Payload bytes each way, indexed by `types::Dir::index` (the capture's naming).
         bytes: [u64; 2],
-        /// It was recognised as HTTP/2 (false: it ended before its bytes said either way).
+        /// It was recognised as HTTP/2 or as HTTP/1.1 (false: it ended before its bytes said
+        /// either way, or they were neither).
         http2: bool,
     },
     /// A PING (not an ACK) from a side.

@@ -324,6 +324,15 @@ pub(crate) fn end_of_stream(
     unary: bool,
 ) -> (Option<Code>, StatusSource, Option<String>) {
     use super::headers::RequestKind;
+    // A streaming response that is not 200 and ends without its end-of-stream envelope: the
+    // HTTP status is the status (gRPC's mapping for gRPC-Web, Connect's for Connect).
+    if !unary && end.is_none() && http_status.is_some_and(|h| h != 200) {
+        let code = match kind {
+            RequestKind::Connect => connect_http_code(http_status),
+            _ => crate::grpc::from_http_status(http_status.unwrap_or(0)),
+        };
+        return (Some(code), StatusSource::HttpStatus, None);
+    }
     match kind {
         RequestKind::GrpcWeb => {
             let Some(end) = end else {

@@ -305,6 +305,19 @@ impl Tracker {
     }
 
     /// Handles one HTTP/2 event.
+    /// The connection turned out to be HTTP/1.1, its client sending on `client`.
+    pub fn http1<S: Sink + ?Sized>(&mut self, client: Dir, sink: &mut S) {
+        self.handle(Event::Roles { client }, sink);
+        sink.conn_event(
+            self.id,
+            ConnEvent::Http1 {
+                client: self.client,
+                server: self.server,
+                opened: self.opened,
+            },
+        );
+    }
+
     pub fn handle<S: Sink + ?Sized>(&mut self, ev: Event<'_>, sink: &mut S) {
         match ev {
             Event::Detected => sink.conn_event(

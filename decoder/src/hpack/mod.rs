@@ -216,6 +216,14 @@ impl HeaderList {
             .and_then(|f| f.value.bytes())
     }
 
+    /// Adds a field whose name and value are known (HTTP/1.1 heads, which have no table).
+    pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
+        let n = self.push_bytes(name);
+        let v = self.push_bytes(value);
+        self.size += name.len() + value.len() + 32;
+        self.fields.push((n, v, false));
+    }
+
     fn push_bytes(&mut self, b: &[u8]) -> Span {
         let start = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
         self.buf.extend_from_slice(b);

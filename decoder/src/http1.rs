@@ -1,0 +1,522 @@
+//! HTTP/1.1 (RFC 9112) for the RPCs that run over it: gRPC-Web and Connect. Sans-IO like the
+//! HTTP/2 layer: bytes of each direction in, the same [`Event`]s out (each request/response
+//! exchange is a stream, numbered 1, 3, 5, ... in request order), so the call tracker applies
+//! one set of rules to both versions. Heads are parsed by httparse; bodies are delimited by
+//! Content-Length, chunked transfer coding, or (responses) the connection's close. Requests
+//! may be pipelined: responses answer them in order. Every buffer is bounded: a head past
+//! [`MAX_HEAD`] or a chunk-size line past [`MAX_LINE`] ends decoding of the connection (an
+//! anomaly). A connection is recognised only from its start (the capture saw its handshake and
+//! its first bytes are a request line): joined mid-way, which request a response answers is
+//! not known, since nothing on the wire numbers them. An upgrade (101) and a gap end decoding
+//! too.
+
+use std::collections::VecDeque;
+
+use types::{Dir, Nanos};
+
+use crate::anomaly::AnomalyKind;
+use crate::h2::event::{Event, EventSink, Side};
+use crate::hpack::HeaderList;
+
+/// Largest request or response head kept while it arrives.
+pub const MAX_HEAD: usize = 64 << 10;
+/// Largest chunk-size line.
+const MAX_LINE: usize = 1024;
+/// Fields of one head parsed.
+const MAX_FIELDS: usize = 128;
+/// Requests waiting for their responses (pipelining).
+const MAX_PENDING: usize = 1024;
+
+/// Whether the first bytes of a direction open an HTTP/1.x request: a method, a space, then a
+/// target (an origin form `/...`, `*`, or an absolute URI).
+pub fn looks_like_request(b: &[u8]) -> bool {
+    const METHODS: [&[u8]; 9] = [
+        b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
+    ];
+    METHODS.iter().any(|m| {
+        b.len() > m.len() + 1
+            && b.starts_with(m)
+            && b[m.len()] == b' '
+            && matches!(b[m.len() + 1], b'/' | b'*' | b'h')
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// This many bytes still to come.
+    Length(u64),
+    /// Chunked: the state of the chunk being read.
+    Chunked(Chunk),
+    /// Until the connection closes (a response without a length).
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Reading the chunk-size line.
+    Size,
+    /// This many bytes of chunk data still to come.
+    Data(u64),
+    /// The CRLF after chunk data: this many bytes of it still to come.
+    DataEnd(u8),
+    /// After the last chunk: trailer lines until an empty one.
+    Trailers,
+}
+
+#[derive(Debug, Default)]
+struct Half {
+    /// A head (or a chunk-size or trailer line) being assembled.
+    buf: Vec<u8>,
+    /// The body being read, and its stream.
+    body: Option<(u32, Body)>,
+}
+
+/// One HTTP/1.1 connection.
+#[derive(Debug)]
+pub struct Http1 {
+    /// The direction of the client's bytes.
+    client: Dir,
+    /// Indexed by side: the client's, the server's.
+    halves: [Half; 2],
+    next_stream: u32,
+    /// Requests not answered yet, in order: their stream and whether the method was HEAD.
+    pending: VecDeque<(u32, bool)>,
+    list: HeaderList,
+    dead: bool,
+}
+
+impl Http1 {
+    /// A connection whose client sends on `client`.
+    pub fn new(client: Dir) -> Http1 {
+        Http1 {
+            client,
+            halves: [Half::default(), Half::default()],
+            next_stream: 1,
+            pending: VecDeque::new(),
+            list: HeaderList::default(),
+            dead: false,
+        }
+    }
+
+    /// Decoding stopped (a bound, an upgrade, a gap).
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Bytes the connection holds.
+    pub fn memory(&self) -> usize {
+        self.halves.iter().map(|h| h.buf.capacity()).sum::<usize>() + self.pending.capacity() * 8
+    }
+
+    fn die<S: EventSink + ?Sized>(&mut self, sink: &mut S, kind: AnomalyKind) {
+        if !self.dead {
+            self.dead = true;
+            self.halves = [Half::default(), Half::default()];
+            sink.h2_event(Event::Lost {
+                from: Side::Client,
+                stream: None,
+            });
+            sink.h2_event(Event::Lost {
+                from: Side::Server,
+                stream: None,
+            });
+            sink.h2_event(Event::Anomaly(kind));
+        }
+    }
+
+    /// Bytes were lost: where a message ends is not known any more.
+    pub fn handle_gap<S: EventSink + ?Sized>(&mut self, sink: &mut S) {
+        self.die(sink, AnomalyKind::GapLostFrames);
+    }
+
+    /// The connection closed: a response read until the close ends with it.
+    pub fn handle_closed<S: EventSink + ?Sized>(&mut self, ts: Nanos, sink: &mut S) {
+        let server = &mut self.halves[1];
+        if let Some((stream, Body::Close)) = server.body {
+            server.body = None;
+            sink.h2_event(Event::DataEndStream {
+                stream,
+                from: Side::Server,
+                ts,
+            });
+        }
+    }
+
+    /// Bytes of direction `d`, in order, that arrived at `ts`.
+    pub fn handle_data<S: EventSink + ?Sized>(
+        &mut self,
+        d: Dir,
+        ts: Nanos,
+        mut data: &[u8],
+        sink: &mut S,
+    ) {
+        let from = if d == self.client {
+            Side::Client
+        } else {
+            Side::Server
+        };
+        let i = usize::from(from == Side::Server);
+        while !data.is_empty() && !self.dead {
+            match self.halves[i].body {
+                None => data = self.head(from, ts, data, sink),
+                Some((stream, body)) => data = self.body(from, stream, body, ts, data, sink),
+            }
+        }
+    }
+
+    /// Reads a head from `data`; returns what follows it.
+    fn head<'a, S: EventSink + ?Sized>(
+        &mut self,
+        from: Side,
+        ts: Nanos,
+        data: &'a [u8],
+        sink: &mut S,
+    ) -> &'a [u8] {
+        let i = usize::from(from == Side::Server);
+        let half = &mut self.halves[i];
+        // Where the head ends: the first empty line, looked for from a little before the
+        // bytes already held.
+        let from_at = half.buf.len().saturating_sub(3);
+        half.buf.extend_from_slice(data);
+        let Some(end) = find(&half.buf[from_at..], b"\r\n\r\n").map(|e| from_at + e + 4) else {
+            if half.buf.len() > MAX_HEAD {
+                self.die(sink, AnomalyKind::FrameTooLarge);
+            }
+            return &[];
+        };
+        let rest_at = data.len() - (half.buf.len() - end);
+        let head = std::mem::take(&mut half.buf);
+        match from {
+            Side::Client => self.request(&head[..end], ts, sink),
+            Side::Server => self.response(&head[..end], ts, sink),
+        }
+        if let Some(h) = self.halves.get_mut(i) {
+            // The buffer's memory is kept for the next head.
+            let mut head = head;
+            head.clear();
+            h.buf = head;
+        }
+        &data[rest_at..]
+    }
+
+    fn request<S: EventSink + ?Sized>(&mut self, head: &[u8], ts: Nanos, sink: &mut S) {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+        let mut req = httparse::Request::new(&mut fields);
+        let Ok(httparse::Status::Complete(_)) = req.parse(head) else {
+            self.die(sink, AnomalyKind::MalformedFrame);
+            return;
+        };
+        if self.pending.len() >= MAX_PENDING {
+            self.die(sink, AnomalyKind::StreamLimit);
+            return;
+        }
+        let method = req.method.unwrap_or("");
+        let list = &mut self.list;
+        list.clear();
+        list.push(b":method", method.as_bytes());
+        list.push(b":path", req.path.unwrap_or("").as_bytes());
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("host") {
+                list.push(b":authority", h.value);
+            }
+        }
+        let body = push_fields(list, req.headers);
+        let stream = self.next_stream;
+        self.next_stream = self.next_stream.wrapping_add(2);
+        self.pending.push_back((stream, method == "HEAD"));
+        // A request without a length has no body (RFC 9112 6.3).
+        let body = match body {
+            Some(Body::Close) | None => None,
+            b => b,
+        };
+        self.open(Side::Client, stream, body, ts, sink);
+    }
+
+    fn response<S: EventSink + ?Sized>(&mut self, head: &[u8], ts: Nanos, sink: &mut S) {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+        let mut resp = httparse::Response::new(&mut fields);
+        let Ok(httparse::Status::Complete(_)) = resp.parse(head) else {
+            self.die(sink, AnomalyKind::MalformedFrame);
+            return;
+        };
+        let code = resp.code.unwrap_or(0);
+        if code == 101 {
+            // An upgrade (h2c): not followed.
+            self.die(sink, AnomalyKind::NotHttp2);
+            return;
+        }
+        if (100..200).contains(&code) {
+            // 100 Continue and the like: the real response follows.
+            return;
+        }
+        let Some((stream, head_request)) = self.pending.pop_front() else {
+            self.die(sink, AnomalyKind::MalformedFrame);
+            return;
+        };
+        let list = &mut self.list;
+        list.clear();
+        list.push(b":status", code.to_string().as_bytes());
+        let body = push_fields(list, resp.headers);
+        let body = if head_request || code == 204 || code == 304 {
+            None
+        } else {
+            // Without a length, a response runs to the connection's close.
+            Some(body.unwrap_or(Body::Close))
+        };
+        self.open(Side::Server, stream, body, ts, sink);
+    }
+
+    /// Hands on the head just parsed (in `self.list`) and readies its body.
+    fn open<S: EventSink + ?Sized>(
+        &mut self,
+        from: Side,
+        stream: u32,
+        body: Option<Body>,
+        ts: Nanos,
+        sink: &mut S,
+    ) {
+        let body = body.filter(|b| *b != Body::Length(0));
+        sink.h2_event(Event::Headers {
+            stream,
+            from,
+            end_stream: body.is_none(),
+            ts,
+            list: &self.list,
+        });
+        let i = usize::from(from == Side::Server);
+        self.halves[i].body = body.map(|b| (stream, b));
+    }
+
+    /// Reads body bytes from `data`; returns what follows the body (or nothing).
+    fn body<'a, S: EventSink + ?Sized>(
+        &mut self,
+        from: Side,
+        stream: u32,
+        body: Body,
+        ts: Nanos,
+        data: &'a [u8],
+        sink: &mut S,
+    ) -> &'a [u8] {
+        let i = usize::from(from == Side::Server);
+        let data_event = |sink: &mut S, bytes: &[u8]| {
+            if !bytes.is_empty() {
+                sink.h2_event(Event::Data {
+                    stream,
+                    from,
+                    ts,
+                    bytes,
+                    at: (0, 0),
+                });
+            }
+        };
+        let end = |this: &mut Http1, sink: &mut S| {
+            this.halves[i].body = None;
+            sink.h2_event(Event::DataEndStream { stream, from, ts });
+        };
+        match body {
+            Body::Close => {
+                data_event(sink, data);
+                &[]
+            }
+            Body::Length(left) => {
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(data.len());
+                data_event(sink, &data[..n]);
+                let left = left - n as u64;
+                if left == 0 {
+                    end(self, sink);
+                } else {
+                    self.halves[i].body = Some((stream, Body::Length(left)));
+                }
+                &data[n..]
+            }
+            Body::Chunked(Chunk::Data(left)) => {
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(data.len());
+                data_event(sink, &data[..n]);
+                let left = left - n as u64;
+                let next = if left == 0 {
+                    Chunk::DataEnd(2)
+                } else {
+                    Chunk::Data(left)
+                };
+                self.halves[i].body = Some((stream, Body::Chunked(next)));
+                &data[n..]
+            }
+            Body::Chunked(Chunk::DataEnd(left)) => {
+                let n = usize::from(left).min(data.len());
+                let left = left - u8::try_from(n).unwrap_or(left);
+                let next = if left == 0 {
+                    Chunk::Size
+                } else {
+                    Chunk::DataEnd(left)
+                };
+                self.halves[i].body = Some((stream, Body::Chunked(next)));
+                &data[n..]
+            }
+            Body::Chunked(state @ (Chunk::Size | Chunk::Trailers)) => {
+                // A line: the chunk size, or a trailer line (an empty one ends the message).
+                let half = &mut self.halves[i];
+                let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+                    half.buf.extend_from_slice(data);
+                    if half.buf.len() > MAX_LINE {
+                        self.die(sink, AnomalyKind::MalformedFrame);
+                    }
+                    return &[];
+                };
+                half.buf.extend_from_slice(&data[..nl]);
+                let line = std::mem::take(&mut half.buf);
+                let line = line.strip_suffix(b"\r").unwrap_or(&line);
+                match state {
+                    Chunk::Size => {
+                        let hex = line.split(|&b| b == b';').next().unwrap_or(&[]);
+                        let size = std::str::from_utf8(hex)
+                            .ok()
+                            .and_then(|h| u64::from_str_radix(h.trim(), 16).ok());
+                        match size {
+                            Some(0) => {
+                                self.halves[i].body =
+                                    Some((stream, Body::Chunked(Chunk::Trailers)));
+                            }
+                            Some(n) => {
+                                self.halves[i].body = Some((stream, Body::Chunked(Chunk::Data(n))));
+                            }
+                            None => self.die(sink, AnomalyKind::MalformedFrame),
+                        }
+                    }
+                    _ => {
+                        if line.is_empty() {
+                            end(self, sink);
+                        }
+                    }
+                }
+                &data[nl + 1..]
+            }
+        }
+    }
+}
+
+/// Adds a head's fields to `list` (names in lower case, as HTTP/2 has them; hop-by-hop ones
+/// left out); returns how its body is delimited, if it says.
+fn push_fields(list: &mut HeaderList, headers: &[httparse::Header<'_>]) -> Option<Body> {
+    let mut body = None;
+    for h in headers {
+        let name = h.name.to_ascii_lowercase();
+        match name.as_str() {
+            "host" | "connection" | "keep-alive" | "transfer-encoding" | "upgrade" => {}
+            _ => list.push(name.as_bytes(), h.value),
+        }
+        if name == "transfer-encoding"
+            && h.value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        {
+            body = Some(Body::Chunked(Chunk::Size));
+        } else if name == "content-length" && body.is_none() {
+            body = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .map(Body::Length);
+        }
+    }
+    body
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Rec(Vec<String>);
+
+    impl EventSink for Rec {
+        fn h2_event(&mut self, e: Event<'_>) {
+            self.0.push(match e {
+                Event::Headers {
+                    stream,
+                    from,
+                    end_stream,
+                    list,
+                    ..
+                } => {
+                    let fields: Vec<String> = list
+                        .iter()
+                        .map(|f| {
+                            format!(
+                                "{}={}",
+                                String::from_utf8_lossy(f.name.bytes().unwrap_or_default()),
+                                String::from_utf8_lossy(f.value.bytes().unwrap_or_default())
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "H{stream}{}{} {}",
+                        from.name(),
+                        if end_stream { "!" } else { "" },
+                        fields.join(",")
+                    )
+                }
+                Event::Data { stream, bytes, .. } => {
+                    format!("D{stream} {}", String::from_utf8_lossy(bytes))
+                }
+                Event::DataEndStream { stream, .. } => format!("E{stream}"),
+                other => format!("{other:?}"),
+            });
+        }
+    }
+
+    #[test]
+    fn pipelined_requests_lengths_and_chunks_split_anywhere() {
+        let req = b"POST /a.S/M HTTP/1.1\r\nHost: h\r\nContent-Type: application/proto\r\nContent-Length: 3\r\n\r\nabcGET /x?connect=v1 HTTP/1.1\r\nhost: h\r\n\r\n";
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n1;ext\r\nz\r\n0\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}";
+        for cut in [1usize, 7, 33, 70, 90] {
+            let mut h = Http1::new(Dir::ToServer);
+            let mut rec = Rec::default();
+            let (a, b) = req.split_at(cut.min(req.len()));
+            h.handle_data(Dir::ToServer, Nanos(1), a, &mut rec);
+            h.handle_data(Dir::ToServer, Nanos(2), b, &mut rec);
+            let (a, b) = resp.split_at(cut.min(resp.len()));
+            h.handle_data(Dir::ToClient, Nanos(3), a, &mut rec);
+            h.handle_data(Dir::ToClient, Nanos(4), b, &mut rec);
+            let got: Vec<String> = rec.0.into_iter().filter(|e| !e.is_empty()).collect();
+            let joined = got.join(" | ");
+            assert!(joined.starts_with("H1client :method=POST,:path=/a.S/M,:authority=h,content-type=application/proto,content-length=3"), "{cut}: {joined}");
+            assert!(
+                joined.contains("H3client! :method=GET,:path=/x?connect=v1,:authority=h"),
+                "{cut}: {joined}"
+            );
+            assert!(
+                joined.contains("H1server :status=200,content-type=application/proto"),
+                "{cut}: {joined}"
+            );
+            assert!(
+                joined.contains("H3server :status=404,content-length=2"),
+                "{cut}: {joined}"
+            );
+            let body1: String = got.iter().filter_map(|e| e.strip_prefix("D1 ")).collect();
+            assert_eq!(body1, "abcxyz", "{cut}: {joined}");
+            assert!(joined.ends_with("D3 {} | E3"), "{cut}: {joined}");
+            assert_eq!(
+                joined.matches("E1").count(),
+                2,
+                "{cut}: request and response end"
+            );
+        }
+    }
+
+    #[test]
+    fn heads_and_lines_are_bounded() {
+        let mut h = Http1::new(Dir::ToServer);
+        let mut rec = Rec::default();
+        h.handle_data(Dir::ToServer, Nanos(1), b"POST / HTTP/1.1\r\n", &mut rec);
+        let junk = vec![b'a'; 70 << 10];
+        h.handle_data(Dir::ToServer, Nanos(2), &junk, &mut rec);
+        assert!(h.is_dead());
+        assert!(looks_like_request(b"POST /x HTTP/1.1\r\n"));
+        assert!(!looks_like_request(b"PRI * HTTP/2.0\r\n"));
+        assert!(!looks_like_request(b"\x00\x00\x12\x04"));
+    }
+}
