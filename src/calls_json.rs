@@ -26,9 +26,10 @@ pub(crate) struct CallJson<'a> {
     /// its connection (calls of one group have one method).
     method_group: Option<u32>,
     call_type: &'static str,
-    /// `grpc-web` or `connect` (absent for gRPC).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    protocol: Option<&'static str>,
+    /// `grpc`, `grpc-web` or `connect`.
+    protocol: &'static str,
+    /// HTTP version: `2` or `1.1`.
+    http: &'static str,
     client: String,
     server: String,
     conn: ConnId,
@@ -138,7 +139,8 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             method_confidence: c.method_confidence.name(),
             method_group: c.method_group,
             call_type: c.call_type.name(),
-            protocol: (c.protocol != decoder::calls::RequestKind::Grpc).then(|| c.protocol.name()),
+            protocol: c.protocol.name(),
+            http: if c.http1 { "1.1" } else { "2" },
             client: c.client.to_string(),
             server: c.server.to_string(),
             conn: c.conn,

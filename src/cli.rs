@@ -265,6 +265,11 @@ pub(crate) struct OutputArgs {
     #[arg(long)]
     pub(crate) metrics_server_label: bool,
 
+    /// Add an rpc_protocol label (grpc, grpc-web, connect) to the gRPC series, for services
+    /// that serve gRPC-Web or Connect too.
+    #[arg(long)]
+    pub(crate) metrics_protocol_label: bool,
+
     /// Which go-grpc-prometheus series to export: `server` (grpc_server_*, as the servers
     /// handled the calls), `client` (grpc_client_*, as the callers made them: for a tap on a
     /// host whose programs are clients), or `both`.

@@ -140,6 +140,7 @@ pub(crate) fn run<S: PacketSource>(
     let mut recorder = want_metrics.then(|| {
         let config = exporter::ExporterConfig {
             server_label: args.out.metrics_server_label,
+            protocol_label: args.out.metrics_protocol_label,
             max_methods: args.out.max_methods,
         };
         let sides = exporter::Sides {

@@ -37,11 +37,8 @@ fn check(capture: &str, log: &str, calls: usize) -> std::collections::BTreeMap<S
             assert_eq!(c["req_msgs"], t["req_msgs"], "{at}");
         }
         assert_eq!(c["resp_msgs"], t["resp_msgs"], "{at}");
-        let protocol = match t["protocol"].as_str().expect("protocol") {
-            "grpc" => Value::Null,
-            p => Value::from(p),
-        };
-        assert_eq!(c["protocol"], protocol, "{at}");
+        assert_eq!(c["protocol"], t["protocol"], "{at}");
+        assert_eq!(c["http"], t["http"], "{at}");
         match (t["status"].as_str(), c["status"].as_str()) {
             // A client's reset (HTTP/2) or close (HTTP/1.1) at its deadline, where an expiry
             // and a cancellation look alike: an error whose code only the client knows
@@ -87,4 +84,47 @@ fn over_http1_too() {
     let v: Value = serde_json::from_str(&summary).expect("json");
     assert_eq!(v["capture"]["http1_connections"], 18);
     assert_eq!(v["capture"]["other_connections"], 0);
+}
+
+/// `--metrics-protocol-label`: the handled series per protocol count the calls of each, as the
+/// client logged them (a deadline the wire cannot tell from a cancel is
+/// DeadlineExceededOrCanceled).
+#[test]
+fn metrics_carry_the_protocol_when_asked() {
+    for (capture, log) in [
+        ("connect-h2-lo.pcap.gz", "connect-h2.calls.jsonl"),
+        ("connect-h1-lo.pcap.gz", "connect-h1.calls.jsonl"),
+    ] {
+        let text = common::replay_stdout(
+            &["--metrics-protocol-label", "--metrics-text", "-"],
+            capture,
+        );
+        let mut got = std::collections::BTreeMap::new();
+        for l in text
+            .lines()
+            .filter(|l| l.starts_with("grpc_server_handled_total{"))
+        {
+            let label = |name: &str| {
+                let start = l.find(&format!("{name}=\"")).expect("label") + name.len() + 2;
+                l[start..].split('"').next().expect("value").to_owned()
+            };
+            let n: u64 = l
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("value");
+            *got.entry((label("rpc_protocol"), label("grpc_code") != "OK"))
+                .or_insert(0) += n;
+        }
+        let log = std::fs::read_to_string(common::captures().join(log)).expect("log");
+        let mut want = std::collections::BTreeMap::new();
+        for t in common::json_lines(&log) {
+            let key = (
+                t["protocol"].as_str().expect("p").to_owned(),
+                t["status"] != "OK",
+            );
+            *want.entry(key).or_insert(0) += 1;
+        }
+        assert_eq!(got, want, "{capture}: calls and errors per protocol");
+    }
 }

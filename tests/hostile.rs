@@ -490,3 +490,88 @@ fn decoder_state_across_connections_is_bounded() {
         .expect("normal call");
     assert_eq!(normal["status"]["OK"], 1);
 }
+
+#[test]
+fn hostile_http1_is_bounded_and_the_rest_decodes() {
+    let t = 1_000_000_000;
+    let mut c = Craft::default();
+    // Endless header lines: the head bound ends that connection.
+    let mut f = c.open(42001, t);
+    let mut head = b"POST /pkg.Web/Flood HTTP/1.1\r\nHost: h\r\n".to_vec();
+    for i in 0..20_000 {
+        head.extend(format!("x-pad-{i}: {}\r\n", "v".repeat(20)).as_bytes());
+    }
+    c.send(&mut f, true, t, &head);
+    // A chunk size of 2^64 and more: bounded, that connection given up.
+    let mut f = c.open(42002, t);
+    c.send(
+        &mut f,
+        true,
+        t,
+        b"POST /pkg.Web/Big HTTP/1.1\r\nHost: h\r\nContent-Type: application/grpc-web+proto\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nabc",
+    );
+    // Content-Length with Transfer-Encoding (a smuggling shape): chunked wins (RFC 9112 6.3),
+    // so the second request inside the chunk is not taken for one.
+    let mut f = c.open(42003, t);
+    let body = b"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n";
+    let mut req = format!(
+        "POST /pkg.Web/Call HTTP/1.1\r\nHost: h\r\nContent-Type: application/grpc-web+proto\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req.extend_from_slice(b"\r\n0\r\n\r\n");
+    c.send(&mut f, true, t + 1_000, &req);
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/grpc-web+proto\r\nContent-Length: 20\r\n\r\n".to_vec();
+    resp.push(0x80);
+    resp.extend(15u32.to_be_bytes());
+    resp.extend_from_slice(b"grpc-status:0\r\n");
+    c.send(&mut f, false, t + 2_000, &resp);
+    c.close(&mut f, t + 3_000);
+    // A response without a length on a keep-alive connection runs to the close.
+    let mut f = c.open(42004, t);
+    c.send(
+        &mut f,
+        true,
+        t,
+        b"POST /pkg.Web/Open HTTP/1.1\r\nHost: h\r\nContent-Type: application/grpc-web+proto\r\nContent-Length: 0\r\n\r\n",
+    );
+    let mut open = b"HTTP/1.1 200 OK\r\nContent-Type: application/grpc-web+proto\r\n\r\n".to_vec();
+    open.extend(craft::grpc_message(b"\x0a\x01x"));
+    c.send(&mut f, false, t + 1_000, &open);
+    normal_call(&mut c, t + 10_000_000);
+    let file = tmp("http1.pcap");
+    c.write(&file);
+    let (out, _, rss, took) = run(&["--calls", "-"], &file);
+    let calls = common::json_lines(&out);
+    assert!(
+        took < Duration::from_secs(30) && rss < 128.0,
+        "{took:?} {rss} MiB"
+    );
+    let by = |m: &str| calls.iter().find(|c| c["method"] == m);
+    assert!(
+        by("/pkg.Web/Flood").is_none(),
+        "the endless head is no call"
+    );
+    assert!(by("/smuggled").is_none(), "a chunk's bytes are no request");
+    let call = by("/pkg.Web/Call").expect("the call with both lengths");
+    assert_eq!(call["status"], "OK");
+    assert_eq!(call["protocol"], "grpc-web");
+    let big = by("/pkg.Web/Big").expect("the call with a huge chunk");
+    assert_eq!(big["status"], Value::Null, "{big}");
+    let open = by("/pkg.Web/Open").expect("the response to the close");
+    assert_eq!(open["resp_msgs"], 1);
+    let normal = by("/pkg.Normal/Call").expect("normal call");
+    assert_eq!(normal["status"], "OK");
+    let (summary, _, _, _) = run(&["--summary-json", "-"], &file);
+    let v: Value = serde_json::from_str(&summary).expect("json");
+    let anomalies = &v["capture"]["anomalies"];
+    assert!(
+        anomalies["frame_too_large"].as_u64() >= Some(1),
+        "{anomalies}"
+    );
+    assert!(
+        anomalies["malformed_frame"].as_u64() >= Some(1),
+        "{anomalies}"
+    );
+}

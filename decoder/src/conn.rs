@@ -222,10 +222,8 @@ impl ConnDecoder {
 
     /// True when neither direction can carry HTTP/2 any more: the caller may drop the decoder.
     pub fn is_dead(&self) -> bool {
-        match &self.h1 {
-            Some(h) => h.is_dead(),
-            None => self.h2.is_dead(),
-        }
+        // An HTTP/1.1 connection whose decoding stopped still ends its calls when it closes.
+        self.h1.is_none() && self.h2.is_dead()
     }
 
     /// Payload bytes each way, indexed by [`Dir::index`].

@@ -48,6 +48,8 @@ pub struct ExporterConfig {
     pub max_methods: usize,
     /// Add a `grpc_server` label (the server address) for per-backend series.
     pub server_label: bool,
+    /// Add an `rpc_protocol` label (`grpc`, `grpc-web`, `connect`) to the call series.
+    pub protocol_label: bool,
 }
 
 /// What `Recorder` needs of the families: only which sides there are (for docs and tests).
@@ -66,6 +68,7 @@ impl Default for ExporterConfig {
         ExporterConfig {
             max_methods: DEFAULT_MAX_METHODS,
             server_label: false,
+            protocol_label: false,
         }
     }
 }
@@ -78,6 +81,8 @@ pub struct CallLabels {
     grpc_method: Arc<str>,
     grpc_code: Option<&'static str>,
     grpc_server: Option<Arc<str>>,
+    /// `rpc_protocol` (`grpc`, `grpc-web`, `connect`), when asked for.
+    protocol: Option<&'static str>,
 }
 
 impl EncodeLabelSet for CallLabels {
@@ -90,6 +95,9 @@ impl EncodeLabelSet for CallLabels {
         }
         if let Some(server) = &self.grpc_server {
             ("grpc_server", &**server).encode(encoder.encode_label())?;
+        }
+        if let Some(p) = self.protocol {
+            ("rpc_protocol", p).encode(encoder.encode_label())?;
         }
         Ok(())
     }
@@ -440,7 +448,13 @@ impl RpcHandles {
 
 /// (service label, method label, call type, server address when labelled): label values, so
 /// folded methods share one entry.
-type HandleKey = (Arc<str>, Arc<str>, CallType, Option<Arc<str>>);
+type HandleKey = (
+    Arc<str>,
+    Arc<str>,
+    CallType,
+    Option<Arc<str>>,
+    Option<&'static str>,
+);
 
 /// Writes calls into [`Metrics`]. Owned by the decoding thread: no lock, cached handles.
 #[derive(Debug)]
@@ -518,8 +532,9 @@ impl Recorder {
             .config
             .server_label
             .then(|| Arc::from(rec.server.to_string()));
+        let protocol = self.config.protocol_label.then(|| rec.protocol.name());
         let (names, _) = self.names(rec.method.as_deref());
-        self.handles_for(names, ty, server)
+        self.handles_for(names, ty, server, protocol)
     }
 
     fn handles_for(
@@ -527,12 +542,14 @@ impl Recorder {
         (grpc_service, grpc_method): (Arc<str>, Arc<str>),
         ty: CallType,
         server: Option<Arc<str>>,
+        protocol: Option<&'static str>,
     ) -> &mut Handles {
         let key = (
             grpc_service.clone(),
             grpc_method.clone(),
             ty,
             server.clone(),
+            protocol,
         );
         if !self.handles.contains_key(&key) {
             let labels = CallLabels {
@@ -541,6 +558,7 @@ impl Recorder {
                 grpc_method,
                 grpc_code: None,
                 grpc_server: server,
+                protocol,
             };
             let rpc = self
                 .metrics
@@ -582,7 +600,8 @@ impl Recorder {
             self.types.insert(Arc::from(*path), *ty);
             if precreate && !self.config.server_label {
                 let metrics = self.metrics.clone();
-                let h = self.handles_for(names, *ty, None);
+                let protocol = self.config.protocol_label.then_some("grpc");
+                let h = self.handles_for(names, *ty, None, protocol);
                 for code in 0..17 {
                     let name = decoder::grpc::Code(code).go_name();
                     for (r, f) in h.rpc.iter_mut().zip(&metrics.rpc) {
@@ -636,7 +655,8 @@ impl Recorder {
             .config
             .server_label
             .then(|| Arc::from(rec.server.to_string()));
-        let h = self.handles_for(names, ty, server);
+        let protocol = self.config.protocol_label.then(|| rec.protocol.name());
+        let h = self.handles_for(names, ty, server, protocol);
         for r in &h.rpc {
             if !counted {
                 r.started.inc();
@@ -850,7 +870,7 @@ mod tests {
             Metrics::new(&mut registry),
             ExporterConfig {
                 max_methods: 10,
-                server_label: false,
+                ..ExporterConfig::default()
             },
         );
         for i in 0..20_000u32 {

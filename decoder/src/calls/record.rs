@@ -210,6 +210,8 @@ pub struct CallRecord {
     pub content_type: Option<Arc<str>>,
     /// The RPC protocol, by the content-type: gRPC, gRPC-Web or Connect.
     pub protocol: super::headers::RequestKind,
+    /// Carried over HTTP/1.1 (else HTTP/2).
+    pub http1: bool,
     /// `user-agent`.
     pub user_agent: Option<Arc<str>>,
     /// First packet of the request HEADERS; `None` if the call began before the capture.
@@ -279,6 +281,7 @@ impl CallRecord {
             authority: None,
             content_type: None,
             protocol: super::headers::RequestKind::Grpc,
+            http1: false,
             user_agent: None,
             start,
             end: None,

@@ -155,6 +155,8 @@ pub struct Tracker {
     web_seen: bool,
     /// gRPC itself was read on this connection (a gRPC content-type, a `grpc-status`).
     grpc_seen: bool,
+    /// The connection is HTTP/1.1.
+    http1: bool,
     id: ConnId,
     client: SocketAddr,
     server: SocketAddr,
@@ -212,6 +214,7 @@ impl Tracker {
             calls: HashMap::default(),
             web_seen: false,
             grpc_seen: false,
+            http1: false,
             goaway_last: None,
             seen_from_start,
             first_request: None,
@@ -307,6 +310,7 @@ impl Tracker {
     /// Handles one HTTP/2 event.
     /// The connection turned out to be HTTP/1.1, its client sending on `client`.
     pub fn http1<S: Sink + ?Sized>(&mut self, client: Dir, sink: &mut S) {
+        self.http1 = true;
         self.handle(Event::Roles { client }, sink);
         sink.conn_event(
             self.id,
@@ -927,7 +931,9 @@ impl Tracker {
     }
 
     fn new_record(&self, stream: u32, start: Option<Nanos>) -> CallRecord {
-        CallRecord::new(self.id, stream, self.client, self.server, start)
+        let mut r = CallRecord::new(self.id, stream, self.client, self.server, start);
+        r.http1 = self.http1;
+        r
     }
 
     fn end_stream_data<S: Sink + ?Sized>(
