@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""Checks a Connect / gRPC-Web / gRPC capture made by make_connect_captures.sh against the client's
-log: every call of CALLS is found on the wire by its x-call-id request header, and its HTTP
-method, :path, request content-type (application/proto, application/json,
-application/connect+proto, application/connect+json, application/grpc-web+proto,
-application/grpc), message counts each way and final status agree with what the client logged.
+"""Checks a Connect / gRPC-Web / gRPC capture made by make_connect_captures.sh (or
+make_sonora_capture.sh) against the client's log: every call of CALLS is found on the wire by its
+x-call-id request header, and its HTTP method, :path, request content-type (application/proto,
+application/json, application/connect+proto, application/connect+json,
+application/grpc-web+proto, application/grpc-web-text, application/grpc), message counts each way
+and final status agree with what the client logged.
 
 HTTP/2 is read by tshark (headers after HPACK, DATA frame payloads, RST_STREAM); HTTP/1.1 from the
 TCP streams as tshark reassembles them (-z follow,tcp,raw), parsed here (Content-Length and
 chunked bodies, one request after another on a keep-alive connection). Bodies are unframed here:
 Connect unary (the body is the message, Content-Encoding gzip; GET carries it in the query),
 Connect streams (5-byte envelopes, flag 0x01 compressed with Connect-Content-Encoding, 0x02 the
-end-of-stream JSON with the error), gRPC-Web (flag 0x80: the trailers as an HTTP/1 header block)
-and gRPC (grpc-status in the trailers or a trailers-only response).
+end-of-stream JSON with the error), gRPC-Web (flag 0x80: the trailers as an HTTP/1 header block;
+application/grpc-web-text, protocol `grpc-web-text`: the same frames in base64, a piece per frame
+as sonora writes them) and gRPC (grpc-status in the trailers or a trailers-only response).
 
 A call past its timeout may be ended by the server (connect-node answers DEADLINE_EXCEEDED itself)
 or by the client (RST_STREAM, or on HTTP/1.1 the socket closed) first: the wire status of such a
@@ -19,7 +21,7 @@ call is `reset` when no status reached the wire, which agrees with a logged DEAD
 Prints a summary of content-types per protocol and codec and one line per disagreement; exits 1
 if there is any. With --table F writes the per-call wire view as JSON lines to F.
 Usage: check_connect.py CAPTURE PORT CALLS HTTP(2|1.1) [--table F]"""
-import gzip, json, subprocess, sys, tempfile, os, urllib.parse
+import base64, gzip, json, subprocess, sys, tempfile, os, urllib.parse
 from collections import Counter, OrderedDict
 
 CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
@@ -188,6 +190,16 @@ def envelopes(body, decompress):
     return out
 
 
+def unbase64(body):
+    """A gRPC-Web text body: base64 pieces one after another, each padded (a server may encode
+    every frame on its own), so decoded 4 characters at a time; a cut last quantum is left out."""
+    body = b"".join(body.split())
+    out = bytearray()
+    for i in range(0, len(body) - len(body) % 4, 4):
+        out += base64.b64decode(body[i:i + 4], validate=True)
+    return bytes(out)
+
+
 def first(hs, name):
     for k, v in hs:
         if k == name:
@@ -216,6 +228,9 @@ def wire_view(e):
     elif ct.startswith("application/connect+"):
         proto, codec = "connect", ct.split("+")[1]
         req_msgs = len(envelopes(e["req_body"], True))
+    elif ct.startswith("application/grpc-web-text"):
+        proto, codec = "grpc-web-text", ct.partition("+")[2] or "proto"
+        req_msgs = len(envelopes(unbase64(e["req_body"]), True))
     elif ct.startswith("application/grpc-web"):
         proto, codec = "grpc-web", ct.partition("+")[2] or "proto"
         req_msgs = len(envelopes(e["req_body"], True))
@@ -255,7 +270,10 @@ def wire_view(e):
         trailers = tr
         if first(rs, "grpc-status") is not None:  # trailers-only
             trailers = rs
-        for flags, payload in envelopes(e["resp_body"], first(rs, "grpc-encoding") == "gzip"):
+        body = e["resp_body"]
+        if rct.startswith("application/grpc-web-text"):
+            body = unbase64(body)
+        for flags, payload in envelopes(body, first(rs, "grpc-encoding") == "gzip"):
             if flags & 0x80:
                 for ln in payload.decode("latin-1").split("\r\n"):
                     k, _, val = ln.partition(":")
