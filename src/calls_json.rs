@@ -96,10 +96,26 @@ impl CallJson<'_> {
         let resp_type = info.map(|i| i.output.as_str());
         // One output budget for the whole call (docs/calls.md).
         let mut budget = decoder::payload::OutputBudget::CALLS;
+        // Connect's JSON codec: the messages are JSON text.
+        let json = c
+            .content_type
+            .as_deref()
+            .is_some_and(decoder::payload::is_json_codec);
         let mut half = |h: &decoder::Half, ty| -> Vec<serde_json::Value> {
             h.bodies
                 .iter()
-                .map(|m| message_json(m, h.encoding.as_deref(), ty, schemas, b.cap, &mut budget))
+                .map(|m| {
+                    if json {
+                        decoder::payload::json_codec_message(
+                            m,
+                            h.encoding.as_deref(),
+                            b.cap,
+                            &mut budget,
+                        )
+                    } else {
+                        message_json(m, h.encoding.as_deref(), ty, schemas, b.cap, &mut budget)
+                    }
+                })
                 .collect()
         };
         self.requests = Some(half(&c.req, req_type));
@@ -310,14 +326,27 @@ impl Sink for MessageLines {
             decoder::Side::Server => (&call.resp, info.map(|i| i.output.as_str()), "response"),
         };
         let mut budget = decoder::payload::OutputBudget::CALLS;
-        let message = decoder::payload::message_json(
-            body,
-            half.encoding.as_deref(),
-            ty,
-            schemas,
-            self.bodies.cap,
-            &mut budget,
-        );
+        let json = call
+            .content_type
+            .as_deref()
+            .is_some_and(decoder::payload::is_json_codec);
+        let message = if json {
+            decoder::payload::json_codec_message(
+                body,
+                half.encoding.as_deref(),
+                self.bodies.cap,
+                &mut budget,
+            )
+        } else {
+            decoder::payload::message_json(
+                body,
+                half.encoding.as_deref(),
+                ty,
+                schemas,
+                self.bodies.cap,
+                &mut budget,
+            )
+        };
         if message.get("error").is_some() {
             self.payload_errors += 1;
         }

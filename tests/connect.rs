@@ -77,6 +77,14 @@ fn connect_and_grpc_web_calls_equal_the_client_log() {
 }
 
 #[test]
+fn grpc_web_text_from_a_second_implementation() {
+    // sonora (python) serves gRPC-Web over HTTP/1.1; the text-mode calls' bodies are base64,
+    // one padded piece per frame.
+    let p = check("sonora-web-lo.pcap.gz", "sonora-web.calls.jsonl", 12);
+    assert_eq!((p["grpc-web"], p["grpc-web-text"]), (6, 6), "{p:?}");
+}
+
+#[test]
 fn over_http1_too() {
     let p = check("connect-h1-lo.pcap.gz", "connect-h1.calls.jsonl", 60);
     assert!(p["connect"] >= 38 && p["grpc-web"] >= 18, "{p:?}");
@@ -126,5 +134,73 @@ fn metrics_carry_the_protocol_when_asked() {
             *want.entry(key).or_insert(0) += 1;
         }
         assert_eq!(got, want, "{capture}: calls and errors per protocol");
+    }
+}
+
+/// `--bodies` decodes every protocol's messages (Connect's JSON codec as JSON, compressed
+/// bodies decompressed): the echo server answers each request with its `message` and the
+/// client's address as it saw it, which the client logged.
+#[test]
+fn bodies_of_every_protocol_decode() {
+    let proto = common::root().join("testdata/proto");
+    for (capture, log) in [
+        ("connect-h2-lo.pcap.gz", "connect-h2.calls.jsonl"),
+        ("connect-h1-lo.pcap.gz", "connect-h1.calls.jsonl"),
+        ("sonora-web-lo.pcap.gz", "sonora-web.calls.jsonl"),
+    ] {
+        let ours = common::replay_lines(
+            &[
+                "--bodies",
+                "--metadata",
+                "--proto-path",
+                proto.to_str().expect("path"),
+                "--calls",
+                "-",
+            ],
+            capture,
+        );
+        let log = std::fs::read_to_string(common::captures().join(log)).expect("log");
+        let truth = common::json_lines(&log);
+        let mut checked = std::collections::BTreeMap::new();
+        for c in &ours {
+            let id = common::call_id(c).expect("call id");
+            let t = truth.iter().find(|t| t["call_id"] == id).expect("logged");
+            let (Some(reqs), Some(resps)) = (c["requests"].as_array(), c["responses"].as_array())
+            else {
+                panic!("{capture} {id}: bodies");
+            };
+            assert_eq!(
+                resps.len() as u64,
+                c["resp_msgs"].as_u64().expect("n"),
+                "{capture} {id}"
+            );
+            // The echo answers unary and server-streaming calls with the request's message.
+            let method = c["method"].as_str().expect("method");
+            if !(method.ends_with("/Unary") || method.ends_with("/ServerStream")) {
+                continue;
+            }
+            let Some(req) = reqs.first() else {
+                assert_eq!(
+                    t["http_method"], "GET",
+                    "{capture} {id}: only a GET has no body"
+                );
+                continue;
+            };
+            for r in resps {
+                assert_eq!(r["message"], req["message"], "{capture} {id}: {r}");
+                if let Some(peer) = t["client_peer"].as_str() {
+                    assert_eq!(r["peer"], peer, "{capture} {id}");
+                }
+            }
+            if !resps.is_empty() {
+                *checked
+                    .entry(c["protocol"].as_str().expect("p").to_owned())
+                    .or_insert(0) += 1;
+            }
+        }
+        assert!(
+            checked.len() >= 2 && checked.values().all(|n| *n >= 4),
+            "{capture}: {checked:?}"
+        );
     }
 }

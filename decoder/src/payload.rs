@@ -442,6 +442,44 @@ pub fn message_json(
     decoded.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
 }
 
+/// A message of a JSON codec (Connect `application/json`, `+json` content-types): its text
+/// parsed as it is, within the call's byte budget (serde_json's nesting limit bounds depth).
+pub fn json_codec_message(
+    body: &crate::grpc::msg::Body,
+    encoding: Option<&str>,
+    cap: usize,
+    budget: &mut OutputBudget,
+) -> Value {
+    if body.cut() {
+        return serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())});
+    }
+    let decompressed;
+    let plain = if body.compressed {
+        match decompress(encoding, &body.data, cap.min(budget.call_bytes)) {
+            Ok(p) => {
+                decompressed = p;
+                &decompressed
+            }
+            Err(e) => return serde_json::json!({"error": e.to_string()}),
+        }
+    } else {
+        &body.data
+    };
+    if plain.len() > budget.call_bytes {
+        return serde_json::json!({"error": "too large to show: the call's output budget is spent", "truncated": true, "bytes": plain.len()});
+    }
+    budget.call_bytes -= plain.len();
+    serde_json::from_slice(plain)
+        .unwrap_or_else(|e| serde_json::json!({"error": format!("not JSON: {e}")}))
+}
+
+/// Whether a content-type names a JSON codec (Connect's `application/json`, `+json`).
+pub fn is_json_codec(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.to_ascii_lowercase().ends_with("+json")
+}
+
 /// `grpc-status-details-bin` bytes as google.rpc.Status JSON with its details resolved, within
 /// a budget of its own (its `Any` details nest: thousands of levels would take memory growing
 /// with the square of the depth).

@@ -26,6 +26,10 @@ pub(crate) struct Wanted<'a> {
     pub(crate) connect_timeout: Option<&'a [u8]>,
     /// `:method` was GET (gRPC only POSTs; Connect unary calls may GET).
     pub(crate) get: bool,
+    /// `content-encoding` (a Connect unary body's compression) and
+    /// `connect-content-encoding` (a Connect stream's messages').
+    pub(crate) content_encoding: Option<&'a [u8]>,
+    pub(crate) connect_encoding: Option<&'a [u8]>,
 }
 
 impl<'a> Wanted<'a> {
@@ -56,6 +60,8 @@ impl<'a> Wanted<'a> {
                 b"grpc-status-details-bin" => w.status_details = w.status_details.or(v),
                 b"connect-protocol-version" => w.connect_version = true,
                 b"connect-timeout-ms" => w.connect_timeout = w.connect_timeout.or(v),
+                b"content-encoding" => w.content_encoding = w.content_encoding.or(v),
+                b"connect-content-encoding" => w.connect_encoding = w.connect_encoding.or(v),
                 _ => {}
             }
         }
@@ -70,8 +76,10 @@ pub enum RequestKind {
     /// gRPC, or a request whose content-type could not be read (a joined connection's
     /// header table entry from before the capture: most traffic is gRPC).
     Grpc,
-    /// gRPC-Web (`application/grpc-web`, `+proto`, `-text`, ...), as a proxy or browser sends it.
+    /// gRPC-Web (`application/grpc-web`, `+proto`, ...), as a proxy or browser sends it.
     GrpcWeb,
+    /// gRPC-Web's text mode (`application/grpc-web-text`): the same frames, base64-encoded.
+    GrpcWebText,
     /// The Connect protocol: streaming (`application/connect+...`), or unary
     /// (`application/proto`, `application/json`) with `connect-protocol-version`.
     Connect,
@@ -119,8 +127,10 @@ impl RequestKind {
         };
         if is(b"application/grpc") {
             RequestKind::Grpc
-        } else if is(b"application/grpc-web") || is(b"application/grpc-web-text") {
+        } else if is(b"application/grpc-web") {
             RequestKind::GrpcWeb
+        } else if is(b"application/grpc-web-text") {
+            RequestKind::GrpcWebText
         } else if is(b"application/connect")
             || (connect_version && (is(b"application/proto") || is(b"application/json")))
         {
@@ -135,6 +145,7 @@ impl RequestKind {
         match self {
             RequestKind::Grpc => "grpc",
             RequestKind::GrpcWeb => "grpc-web",
+            RequestKind::GrpcWebText => "grpc-web-text",
             RequestKind::Connect => "connect",
             RequestKind::Other => "other",
         }
@@ -190,12 +201,88 @@ mod kind_tests {
         assert_eq!(of("application/grpc+proto", false), K::Grpc);
         assert_eq!(of("Application/GRPC; charset=utf-8", false), K::Grpc);
         assert_eq!(of("application/grpc-web+proto", false), K::GrpcWeb);
-        assert_eq!(of("application/grpc-web-text", false), K::GrpcWeb);
+        assert_eq!(of("application/grpc-web-text", false), K::GrpcWebText);
+        assert_eq!(of("application/grpc-web-text+proto", false), K::GrpcWebText);
         assert_eq!(of("application/grpcx", false), K::Other);
         assert_eq!(of("application/connect+proto", false), K::Connect);
         assert_eq!(of("application/proto", true), K::Connect);
         assert_eq!(of("application/json", true), K::Connect);
         assert_eq!(of("application/json", false), K::Other);
         assert_eq!(K::of(None, false), K::Grpc);
+    }
+}
+
+/// Base64 (RFC 4648, standard alphabet) decoded as it arrives, as gRPC-Web's text mode sends
+/// it: the body may be several base64 strings one after another, each padded, so a quad with
+/// padding ends one and the next quad starts afresh; whitespace is skipped, other bytes end
+/// decoding (`bad`).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Base64 {
+    quad: [u8; 4],
+    have: u8,
+    pub(crate) bad: bool,
+}
+
+impl Base64 {
+    /// Appends the bytes `input` decodes to into `out`.
+    pub(crate) fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for &c in input {
+            if self.bad {
+                return;
+            }
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' | b'-' => 62,
+                b'/' | b'_' => 63,
+                b'=' => 64,
+                b' ' | b'\t' | b'\r' | b'\n' => continue,
+                _ => {
+                    self.bad = true;
+                    return;
+                }
+            };
+            self.quad[usize::from(self.have)] = v;
+            self.have += 1;
+            if self.have == 4 {
+                self.have = 0;
+                let q = self.quad;
+                if q[0] == 64 || q[1] == 64 {
+                    self.bad = true;
+                    return;
+                }
+                out.push((q[0] << 2) | (q[1] >> 4));
+                if q[2] != 64 {
+                    out.push((q[1] << 4) | (q[2] >> 2));
+                    if q[3] != 64 {
+                        out.push((q[2] << 6) | q[3]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod base64_tests {
+    use super::Base64;
+
+    #[test]
+    fn padded_strings_back_to_back_and_split_anywhere() {
+        // "AAAAAAJo" is a 5-byte gRPC-Web prefix and "hi"; "gAAAAA0=" a trailer frame head.
+        let text = b"AAAAAAJoaQ==gAAAAA8=";
+        let want = [0u8, 0, 0, 0, 2, b'h', b'i', 0x80, 0, 0, 0, 0x0f];
+        for cut in 0..text.len() {
+            let mut b = Base64::default();
+            let mut out = Vec::new();
+            b.decode(&text[..cut], &mut out);
+            b.decode(&text[cut..], &mut out);
+            assert_eq!(out, want, "cut at {cut}");
+        }
+        let mut b = Base64::default();
+        let mut out = Vec::new();
+        b.decode(b"AA\x00A", &mut out);
+        assert!(b.bad);
     }
 }

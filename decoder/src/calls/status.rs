@@ -334,7 +334,7 @@ pub(crate) fn end_of_stream(
         return (Some(code), StatusSource::HttpStatus, None);
     }
     match kind {
-        RequestKind::GrpcWeb => {
+        RequestKind::GrpcWeb | RequestKind::GrpcWebText => {
             let Some(end) = end else {
                 let (c, s) = decide(Ending::NoTrailers);
                 return (c, s, None);

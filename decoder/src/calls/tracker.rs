@@ -137,6 +137,8 @@ struct Call {
     /// A content-type of the call was read (its request's or its response's): its protocol is
     /// known, not assumed.
     protocol_sure: bool,
+    /// gRPC-Web text mode: each direction's base64 decoder.
+    b64: [super::headers::Base64; 2],
     /// A server reflection call whose responses are read for schemas.
     reflection: bool,
     /// Of its kept responses, how many were read (when they are also kept for output).
@@ -430,13 +432,24 @@ impl Tracker {
         }
         if let Some(call) = self.calls.get_mut(&stream) {
             let id = self.id;
-            let parser = match from {
-                Side::Client => &mut call.req,
-                Side::Server => &mut call.resp,
+            let (parser, b64) = match from {
+                Side::Client => (&mut call.req, &mut call.b64[0]),
+                Side::Server => (&mut call.resp, &mut call.b64[1]),
             };
-            if parser.aligning {
-                parser.align(bytes, at);
-            }
+            // gRPC-Web's text mode: the frames are base64 (its calls are not aligned when
+            // joined: frame offsets are of the text).
+            let decoded;
+            let bytes = if call.rec.protocol == RequestKind::GrpcWebText {
+                let mut out = Vec::with_capacity(bytes.len() / 4 * 3 + 3);
+                b64.decode(bytes, &mut out);
+                decoded = out;
+                &decoded[..]
+            } else {
+                if parser.aligning {
+                    parser.align(bytes, at);
+                }
+                bytes
+            };
             parser.feed(bytes, ts, &mut |len| sink.message(id, from, len));
             if self.limits.stream_bodies && parser.bodies.len() > parser.handed {
                 let new = &parser.bodies[parser.handed..];
@@ -649,9 +662,30 @@ impl Tracker {
         rec.authority = w.authority.map(|v| self.strings.get(v));
         rec.content_type = w.content_type.map(|v| self.strings.get(v));
         rec.user_agent = w.user_agent.map(|v| self.strings.get(v));
-        rec.req.encoding = w.encoding.map(|v| self.strings.get(v));
+        // Connect names its compression its own way: per message for streams, for the whole
+        // body of a unary call.
+        let encoding = match kind {
+            RequestKind::Connect if connect_unary => w.content_encoding,
+            RequestKind::Connect => w.connect_encoding,
+            _ => w.encoding,
+        };
+        rec.req.encoding = encoding.map(|v| self.strings.get(v));
         rec.timeout = w.timeout.and_then(grpc::parse_timeout);
         rec.protocol = kind;
+        if w.get
+            && let Some(Text::Bytes(p)) = w.path
+        {
+            // A Connect GET names its codec in the query, and sends no content-type.
+            let json = p
+                .split(|&b| b == b'?' || b == b'&')
+                .any(|kv| kv == b"encoding=json");
+            let ct: &[u8] = if json {
+                b"application/json"
+            } else {
+                b"application/proto"
+            };
+            rec.content_type = Some(self.strings.get(ct));
+        }
         if kind == RequestKind::Connect {
             rec.timeout = w
                 .connect_timeout
@@ -680,10 +714,14 @@ impl Tracker {
         let infer = rec.method.is_none();
         let (mut req, mut resp) = (self.parser(infer), self.parser(infer));
         match kind {
-            RequestKind::GrpcWeb => resp.end_flag = 0x80,
+            RequestKind::GrpcWeb | RequestKind::GrpcWebText => resp.end_flag = 0x80,
             RequestKind::Connect if connect_unary => {
                 req.raw = true;
                 resp.raw = true;
+                if w.get {
+                    // Its message is in the query, not a body: none is kept.
+                    req.keep = None;
+                }
             }
             RequestKind::Connect => resp.end_flag = 0x02,
             RequestKind::Grpc | RequestKind::Other => {}
@@ -700,6 +738,7 @@ impl Tracker {
             details_code: None,
             deadline_unknown: w.timeout.is_none() && list.unknown_refs > 0,
             protocol_sure: w.content_type.is_some() || w.get,
+            b64: Default::default(),
             reflection: false,
             reflected: 0,
             held,
@@ -770,6 +809,7 @@ impl Tracker {
             details_code: None,
             deadline_unknown: true,
             protocol_sure: false,
+            b64: Default::default(),
             reflection: false,
             reflected: 0,
             held: 0,
@@ -804,7 +844,16 @@ impl Tracker {
         }
         let bodies = self.limits.bodies_per_call > 0;
         let metadata = self.limits.capture_metadata;
-        let encoding = w.encoding.map(|enc| self.strings.get(enc));
+        let connect = self
+            .calls
+            .get(&stream)
+            .map(|c| (c.rec.protocol == RequestKind::Connect, c.resp.raw));
+        let encoding = match connect {
+            Some((true, true)) => w.content_encoding,
+            Some((true, false)) => w.connect_encoding,
+            _ => w.encoding,
+        }
+        .map(|enc| self.strings.get(enc));
         let Some(call) = self.calls.get_mut(&stream) else {
             return;
         };
@@ -985,7 +1034,10 @@ impl Tracker {
             }
             k => k,
         };
-        self.web_seen |= matches!(kind, RequestKind::GrpcWeb | RequestKind::Connect);
+        self.web_seen |= matches!(
+            kind,
+            RequestKind::GrpcWeb | RequestKind::GrpcWebText | RequestKind::Connect
+        );
         self.grpc_seen |= kind == RequestKind::Grpc;
         let Some(call) = self.calls.get_mut(&stream) else {
             return true;
@@ -996,7 +1048,7 @@ impl Tracker {
         call.protocol_sure = true;
         match kind {
             RequestKind::Grpc => {}
-            RequestKind::GrpcWeb => {
+            RequestKind::GrpcWeb | RequestKind::GrpcWebText => {
                 call.rec.protocol = kind;
                 call.resp.end_flag = 0x80;
             }
@@ -1044,6 +1096,14 @@ impl Tracker {
             call.req.msgs = 1;
             call.resp.msgs = u64::from(call.rec.http_status == Some(200));
             call.resp.end = None;
+            let (req_enc, resp_enc) = (
+                call.rec.req.encoding.is_some(),
+                call.rec.resp.encoding.is_some(),
+            );
+            call.req.finish_raw(req_enc);
+            if call.resp.msgs == 1 {
+                call.resp.finish_raw(resp_enc);
+            }
         }
     }
 
@@ -1116,6 +1176,8 @@ impl Tracker {
         if call.req.raw && call.rec.start.is_some() {
             // A Connect unary request is one message, whatever its body (a GET has none).
             call.req.msgs = 1;
+            let enc = call.rec.req.encoding.is_some();
+            call.req.finish_raw(enc);
         }
         if !call.protocol_sure
             && (self.web_seen || !self.grpc_seen)

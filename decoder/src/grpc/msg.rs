@@ -115,12 +115,21 @@ impl MsgParser {
             return;
         }
         if self.raw {
-            self.first_start.get_or_insert(ts);
+            if self.first_start.is_none() {
+                self.first_start = Some(ts);
+                self.current_start = ts;
+            }
             self.bytes += data.len() as u64;
             if self.raw_keep {
                 let end = self.end.get_or_insert_with(Vec::new);
                 let room = END_MAX.saturating_sub(end.len());
                 end.extend_from_slice(&data[..data.len().min(room)]);
+            } else if let Some(k) = self.keep {
+                // The body is the one message: kept as it comes, to the per-message bound.
+                let room = k.per_message.saturating_sub(self.current.len());
+                self.current
+                    .extend_from_slice(&data[..data.len().min(room)]);
+                self.kept += data.len().min(room);
             }
             return;
         }
@@ -268,6 +277,22 @@ impl MsgParser {
         }
         self.holding = false;
         self.retaining = false;
+    }
+
+    /// A body without envelope (Connect unary) ended: it is the one message, kept when
+    /// messages are kept; `compressed`: its body had a content-encoding.
+    pub(crate) fn finish_raw(&mut self, compressed: bool) {
+        if !self.raw || self.raw_keep || self.keep.is_none() || !self.bodies.is_empty() {
+            return;
+        }
+        let data = std::mem::take(&mut self.current);
+        self.bodies.push(Body {
+            compressed,
+            len: u32::try_from(self.bytes).unwrap_or(u32::MAX),
+            data,
+            ts: self.current_start,
+        });
+        self.retained = self.bodies.len();
     }
 
     /// Lets go of the messages held only to be handed on; returns the bytes freed.
