@@ -204,3 +204,30 @@ fn bodies_of_every_protocol_decode() {
         );
     }
 }
+
+/// `--messages` writes every message of every protocol (a Connect GET's request is in its
+/// query, not a body, and is not written).
+#[test]
+fn messages_of_every_protocol_are_written() {
+    for (capture, log) in [
+        ("connect-h2-lo.pcap.gz", "connect-h2.calls.jsonl"),
+        ("connect-h1-lo.pcap.gz", "connect-h1.calls.jsonl"),
+        ("sonora-web-lo.pcap.gz", "sonora-web.calls.jsonl"),
+    ] {
+        let calls = common::replay_lines(&["--calls", "-"], capture);
+        let messages = common::replay_lines(&["--messages", "-"], capture);
+        let log = std::fs::read_to_string(common::captures().join(log)).expect("log");
+        let gets = common::json_lines(&log)
+            .iter()
+            .filter(|t| t["http_method"] == "GET")
+            .count() as u64;
+        let total: u64 = calls
+            .iter()
+            .map(|c| c["req_msgs"].as_u64().expect("n") + c["resp_msgs"].as_u64().expect("n"))
+            .sum();
+        assert_eq!(messages.len() as u64, total - gets, "{capture}");
+        for m in &messages {
+            assert!(m["message"].get("error").is_none(), "{capture}: {m}");
+        }
+    }
+}

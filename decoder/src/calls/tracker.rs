@@ -1179,6 +1179,14 @@ impl Tracker {
             let enc = call.rec.req.encoding.is_some();
             call.req.finish_raw(enc);
         }
+        if call.req.raw && self.limits.stream_bodies {
+            // Its bodies are whole only now: handed on as the messages they are.
+            for (from, p) in [(Side::Client, &call.req), (Side::Server, &call.resp)] {
+                for (k, body) in p.bodies.iter().enumerate().skip(p.handed) {
+                    sink.message_body(&call.rec, from, k as u64, body);
+                }
+            }
+        }
         if !call.protocol_sure
             && (self.web_seen || !self.grpc_seen)
             && call.rec.protocol == RequestKind::Grpc
