@@ -844,10 +844,13 @@ impl Tracker {
         }
         let bodies = self.limits.bodies_per_call > 0;
         let metadata = self.limits.capture_metadata;
-        let connect = self
-            .calls
-            .get(&stream)
-            .map(|c| (c.rec.protocol == RequestKind::Connect, c.resp.raw));
+        let connect = if self.web_seen {
+            self.calls
+                .get(&stream)
+                .map(|c| (c.rec.protocol == RequestKind::Connect, c.resp.raw))
+        } else {
+            None
+        };
         let encoding = match connect {
             Some((true, true)) => w.content_encoding,
             Some((true, false)) => w.connect_encoding,
@@ -1022,16 +1025,19 @@ impl Tracker {
         w: &Wanted<'_>,
         sink: &mut S,
     ) -> bool {
+        // A gRPC response on a connection of gRPC only: nothing to learn (nearly every call;
+        // no map lookup).
+        if self.grpc_seen && !self.web_seen && RequestKind::of(Some(ct), false) == RequestKind::Grpc
+        {
+            return true;
+        }
         // A response says its kind as a request would, but a Connect unary one carries no
         // connect-protocol-version: application/proto or /json are Connect's on a connection
         // that carries Connect, no RPC otherwise.
+        let connect_stream =
+            ct.len() >= 19 && ct[..19].eq_ignore_ascii_case(b"application/connect");
         let kind = match RequestKind::of(Some(ct), true) {
-            RequestKind::Connect
-                if !self.web_seen
-                    && !ct.to_ascii_lowercase().starts_with(b"application/connect") =>
-            {
-                RequestKind::Other
-            }
+            RequestKind::Connect if !self.web_seen && !connect_stream => RequestKind::Other,
             k => k,
         };
         self.web_seen |= matches!(
@@ -1052,7 +1058,7 @@ impl Tracker {
                 call.rec.protocol = kind;
                 call.resp.end_flag = 0x80;
             }
-            RequestKind::Connect if ct.to_ascii_lowercase().starts_with(b"application/connect") => {
+            RequestKind::Connect if connect_stream => {
                 call.rec.protocol = kind;
                 call.resp.end_flag = 0x02;
             }
