@@ -432,24 +432,23 @@ impl Tracker {
         }
         if let Some(call) = self.calls.get_mut(&stream) {
             let id = self.id;
-            let (parser, b64) = match from {
-                Side::Client => (&mut call.req, &mut call.b64[0]),
-                Side::Server => (&mut call.resp, &mut call.b64[1]),
-            };
+            let side = usize::from(from == Side::Server);
             // gRPC-Web's text mode: the frames are base64 (its calls are not aligned when
             // joined: frame offsets are of the text).
             let decoded;
             let bytes = if call.rec.protocol == RequestKind::GrpcWebText {
-                let mut out = Vec::with_capacity(bytes.len() / 4 * 3 + 3);
-                b64.decode(bytes, &mut out);
-                decoded = out;
+                decoded = unbase64(&mut call.b64[side], bytes);
                 &decoded[..]
             } else {
-                if parser.aligning {
-                    parser.align(bytes, at);
-                }
                 bytes
             };
+            let parser = match from {
+                Side::Client => &mut call.req,
+                Side::Server => &mut call.resp,
+            };
+            if parser.aligning {
+                parser.align(bytes, at);
+            }
             parser.feed(bytes, ts, &mut |len| sink.message(id, from, len));
             if self.limits.stream_bodies && parser.bodies.len() > parser.handed {
                 let new = &parser.bodies[parser.handed..];
@@ -1378,6 +1377,15 @@ fn settle(call: &mut Call, ending: Ending) {
 fn deadline_of(rec: &CallRecord, ts: Nanos) -> status::Deadline {
     let habit = status::DeadlineHabit::of(rec.user_agent.as_deref());
     status::deadline(rec.start, rec.timeout, ts, habit)
+}
+
+/// Text-mode gRPC-Web bytes decoded (out of the hot path).
+#[cold]
+#[inline(never)]
+fn unbase64(b64: &mut super::headers::Base64, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3 + 3);
+    b64.decode(bytes, &mut out);
+    out
 }
 
 /// Copies message counts into the record and decides the call type.

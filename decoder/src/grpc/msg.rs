@@ -115,22 +115,7 @@ impl MsgParser {
             return;
         }
         if self.raw {
-            if self.first_start.is_none() {
-                self.first_start = Some(ts);
-                self.current_start = ts;
-            }
-            self.bytes += data.len() as u64;
-            if self.raw_keep {
-                let end = self.end.get_or_insert_with(Vec::new);
-                let room = END_MAX.saturating_sub(end.len());
-                end.extend_from_slice(&data[..data.len().min(room)]);
-            } else if let Some(k) = self.keep {
-                // The body is the one message: kept as it comes, to the per-message bound.
-                let room = k.per_message.saturating_sub(self.current.len());
-                self.current
-                    .extend_from_slice(&data[..data.len().min(room)]);
-                self.kept += data.len().min(room);
-            }
+            self.feed_raw(data, ts);
             return;
         }
         while !data.is_empty() {
@@ -175,21 +160,7 @@ impl MsgParser {
                         }
                     }
                 }
-                Some(left) if self.in_end => {
-                    let n = data.len().min(left as usize);
-                    if let Some(end) = self.end.as_mut() {
-                        let room = END_MAX.saturating_sub(end.len());
-                        end.extend_from_slice(&data[..n.min(room)]);
-                    }
-                    data = &data[n..];
-                    let left = left - u32::try_from(n).unwrap_or(left); // n <= left
-                    if left == 0 {
-                        self.in_end = false;
-                        self.left = None;
-                    } else {
-                        self.left = Some(left);
-                    }
-                }
+                Some(left) if self.in_end => data = self.feed_end(data, left),
                 Some(left) => {
                     let n = data.len().min(left as usize);
                     if let Some(k) = self.keep
@@ -216,6 +187,47 @@ impl MsgParser {
                 }
             }
         }
+    }
+
+    /// A body without envelope (Connect unary): counted, and kept when asked.
+    #[cold]
+    #[inline(never)]
+    fn feed_raw(&mut self, data: &[u8], ts: Nanos) {
+        if self.first_start.is_none() {
+            self.first_start = Some(ts);
+            self.current_start = ts;
+        }
+        self.bytes += data.len() as u64;
+        if self.raw_keep {
+            let end = self.end.get_or_insert_with(Vec::new);
+            let room = END_MAX.saturating_sub(end.len());
+            end.extend_from_slice(&data[..data.len().min(room)]);
+        } else if let Some(k) = self.keep {
+            // The body is the one message: kept as it comes, to the per-message bound.
+            let room = k.per_message.saturating_sub(self.current.len());
+            self.current
+                .extend_from_slice(&data[..data.len().min(room)]);
+            self.kept += data.len().min(room);
+        }
+    }
+
+    /// Bytes of the end-of-stream envelope (`left` of it to come); returns what follows it.
+    #[cold]
+    #[inline(never)]
+    fn feed_end<'a>(&mut self, data: &'a [u8], left: u32) -> &'a [u8] {
+        let n = data.len().min(left as usize);
+        if let Some(end) = self.end.as_mut() {
+            let room = END_MAX.saturating_sub(end.len());
+            end.extend_from_slice(&data[..n.min(room)]);
+        }
+        let left = left - u32::try_from(n).unwrap_or(left); // n <= left
+        if left == 0 {
+            self.in_end = false;
+            self.left = None;
+        } else {
+            self.left = Some(left);
+        }
+        &data[n..]
     }
 
     /// A message of `len` bytes begins: whether to hold it, and to keep it.
