@@ -405,6 +405,26 @@ fn raw(b: &[u8], depth: usize) -> Option<Value> {
     Some(Value::Object(fields))
 }
 
+/// A kept message's bytes as sent: decompressed by `encoding` when its flag says so, to no more
+/// than `cap` nor what the call's budget has left; a message cut at the per-message bound, or
+/// one that does not decompress, is the `{"error": ...}` to show instead.
+fn plain_bytes<'a>(
+    body: &'a crate::grpc::msg::Body,
+    encoding: Option<&str>,
+    cap: usize,
+    budget: &OutputBudget,
+) -> Result<std::borrow::Cow<'a, [u8]>, Value> {
+    if body.cut() {
+        return Err(serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())}));
+    }
+    if !body.compressed {
+        return Ok(std::borrow::Cow::Borrowed(&body.data));
+    }
+    decompress(encoding, &body.data, cap.min(budget.call_bytes))
+        .map(std::borrow::Cow::Owned)
+        .map_err(|e| serde_json::json!({"error": e.to_string()}))
+}
+
 /// One kept message as JSON: decompressed by the call's `grpc-encoding` (at most `cap`
 /// bytes), then decoded as `type_name` with `schemas` when both are known, raw otherwise. A
 /// message that cannot be read is `{"error": ...}` and costs only itself.
@@ -416,22 +436,11 @@ pub fn message_json(
     cap: usize,
     budget: &mut OutputBudget,
 ) -> Value {
-    if body.cut() {
-        return serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())});
-    }
-    let decompressed;
-    let plain = if body.compressed {
-        // No more than what the call's budget has left.
-        match decompress(encoding, &body.data, cap.min(budget.call_bytes)) {
-            Ok(p) => {
-                decompressed = p;
-                &decompressed
-            }
-            Err(e) => return serde_json::json!({"error": e.to_string()}),
-        }
-    } else {
-        &body.data
+    let plain = match plain_bytes(body, encoding, cap, budget) {
+        Ok(p) => p,
+        Err(e) => return e,
     };
+    let plain = &plain[..];
     if let Err(e) = within(plain, budget) {
         return serde_json::json!({"error": e.to_string(), "truncated": true, "bytes": plain.len()});
     }
@@ -450,26 +459,15 @@ pub fn json_codec_message(
     cap: usize,
     budget: &mut OutputBudget,
 ) -> Value {
-    if body.cut() {
-        return serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())});
-    }
-    let decompressed;
-    let plain = if body.compressed {
-        match decompress(encoding, &body.data, cap.min(budget.call_bytes)) {
-            Ok(p) => {
-                decompressed = p;
-                &decompressed
-            }
-            Err(e) => return serde_json::json!({"error": e.to_string()}),
-        }
-    } else {
-        &body.data
+    let plain = match plain_bytes(body, encoding, cap, budget) {
+        Ok(p) => p,
+        Err(e) => return e,
     };
     if plain.len() > budget.call_bytes {
         return serde_json::json!({"error": "too large to show: the call's output budget is spent", "truncated": true, "bytes": plain.len()});
     }
     budget.call_bytes -= plain.len();
-    serde_json::from_slice(plain)
+    serde_json::from_slice(&plain)
         .unwrap_or_else(|e| serde_json::json!({"error": format!("not JSON: {e}")}))
 }
 
