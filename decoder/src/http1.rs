@@ -255,7 +255,12 @@ impl Http1 {
         };
         let list = &mut self.list;
         list.clear();
-        list.push(b":status", code.to_string().as_bytes());
+        // A status code is three digits (RFC 9110 15).
+        let digit = |d: u16| b'0' + u8::try_from(d % 10).unwrap_or(0);
+        list.push(
+            b":status",
+            &[digit(code / 100), digit(code / 10), digit(code)],
+        );
         let body = push_fields(list, resp.headers);
         let body = if head_request || code == 204 || code == 304 {
             None
@@ -399,19 +404,27 @@ impl Http1 {
 fn push_fields(list: &mut HeaderList, headers: &[httparse::Header<'_>]) -> Option<Body> {
     let mut body = None;
     for h in headers {
-        let name = h.name.to_ascii_lowercase();
-        match name.as_str() {
-            "host" | "connection" | "keep-alive" | "transfer-encoding" | "upgrade" => {}
-            _ => list.push(name.as_bytes(), h.value),
+        let is = |n: &str| h.name.eq_ignore_ascii_case(n);
+        if ![
+            "host",
+            "connection",
+            "keep-alive",
+            "transfer-encoding",
+            "upgrade",
+        ]
+        .into_iter()
+        .any(is)
+        {
+            list.push(h.name.as_bytes(), h.value);
         }
-        if name == "transfer-encoding"
+        if is("transfer-encoding")
             && h.value
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"))
         {
             body = Some(Body::Chunked(Chunk::Size));
-        } else if name == "content-length" && body.is_none() {
+        } else if is("content-length") && body.is_none() {
             body = std::str::from_utf8(h.value)
                 .ok()
                 .and_then(|v| v.trim().parse().ok())

@@ -415,7 +415,9 @@ fn plain_bytes<'a>(
     budget: &OutputBudget,
 ) -> Result<std::borrow::Cow<'a, [u8]>, Value> {
     if body.cut() {
-        return Err(serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())}));
+        return Err(
+            serde_json::json!({"error": format!("message of {} bytes cut at {}", body.len, body.data.len())}),
+        );
     }
     if !body.compressed {
         return Ok(std::borrow::Cow::Borrowed(&body.data));

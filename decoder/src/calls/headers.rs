@@ -148,6 +148,13 @@ impl RequestKind {
         }
     }
 
+    /// Whether `ct` is a Connect streaming content-type (`application/connect+...`): its
+    /// messages have envelopes; a unary Connect body has none.
+    pub(crate) fn is_connect_stream(ct: &[u8]) -> bool {
+        const P: &[u8] = b"application/connect";
+        ct.len() >= P.len() && ct[..P.len()].eq_ignore_ascii_case(P)
+    }
+
     /// Name in summaries and metric labels.
     pub fn name(self) -> &'static str {
         match self {

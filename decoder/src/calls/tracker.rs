@@ -620,10 +620,7 @@ impl Tracker {
         self.grpc_seen |= kind == RequestKind::Grpc && w.content_type.is_some();
         // A Connect unary call's body is its one message, without an envelope.
         let connect_unary = kind == RequestKind::Connect
-            && (w.get
-                || !w.content_type.is_some_and(|ct| {
-                    ct.len() >= 19 && ct[..19].eq_ignore_ascii_case(b"application/connect")
-                }));
+            && (w.get || !w.content_type.is_some_and(RequestKind::is_connect_stream));
         if self.full(sink) {
             return;
         }
@@ -1033,8 +1030,7 @@ impl Tracker {
         // A response says its kind as a request would, but a Connect unary one carries no
         // connect-protocol-version: application/proto or /json are Connect's on a connection
         // that carries Connect, no RPC otherwise.
-        let connect_stream =
-            ct.len() >= 19 && ct[..19].eq_ignore_ascii_case(b"application/connect");
+        let connect_stream = RequestKind::is_connect_stream(ct);
         let kind = match RequestKind::of(Some(ct), true) {
             RequestKind::Connect if !self.web_seen && !connect_stream => RequestKind::Other,
             k => k,

@@ -216,9 +216,12 @@ impl HeaderList {
             .and_then(|f| f.value.bytes())
     }
 
-    /// Adds a field whose name and value are known (HTTP/1.1 heads, which have no table).
+    /// Adds a field whose name and value are known (HTTP/1.1 heads, which have no table); the
+    /// name in lower case, as HTTP/2 sends names.
     pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
+        let at = self.buf.len();
         let n = self.push_bytes(name);
+        self.buf[at..].make_ascii_lowercase();
         let v = self.push_bytes(value);
         self.size += name.len() + value.len() + 32;
         self.fields.push((n, v, false));
