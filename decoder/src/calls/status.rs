@@ -35,6 +35,8 @@ pub enum Ending {
         code: u32,
         /// Where the reset fell against the call's `grpc-timeout` (see [`deadline`]).
         deadline: Deadline,
+        /// The client sent it.
+        by_client: bool,
     },
     /// Above the last stream id of the server's GOAWAY: never processed (RFC 9113 6.8).
     Refused,
@@ -75,15 +77,17 @@ pub fn decide(e: Ending) -> (Option<Code>, StatusSource) {
         Ending::NoTrailers => (Some(Code::INTERNAL), StatusSource::NoTrailers),
         // A client cancels an expired call with CANCEL (PROTOCOL-HTTP2.md, "Errors").
         Ending::Reset {
-            code: 0x8,
+            code,
             deadline: Deadline::Passed,
-        } => (Some(Code::DEADLINE_EXCEEDED), StatusSource::Deadline),
+            by_client,
+        } if cancels(code, by_client) => (Some(Code::DEADLINE_EXCEEDED), StatusSource::Deadline),
         // Near the deadline a user's cancel and the expiry look alike: an error, which one
         // only the client knows.
         Ending::Reset {
-            code: 0x8,
+            code,
             deadline: Deadline::Near,
-        } => (None, StatusSource::DeadlineNear),
+            by_client,
+        } if cancels(code, by_client) => (None, StatusSource::DeadlineNear),
         Ending::Reset { code, .. } => (Some(grpc::from_reset(code)), StatusSource::Reset),
         Ending::Refused => (Some(Code::UNAVAILABLE), StatusSource::Goaway),
         Ending::ConnectionClosed {
@@ -97,6 +101,13 @@ pub fn decide(e: Ending) -> (Option<Code>, StatusSource) {
         } => (Some(Code::UNAVAILABLE), StatusSource::ConnectionClosed),
         Ending::EndOfCapture => (None, StatusSource::Unfinished),
     }
+}
+
+/// Whether a reset is how its sender cancels a call (its user's cancel or its deadline):
+/// CANCEL, as gRPC's spec names it, or a client's INTERNAL_ERROR, which connect-es clients
+/// send instead (at or past the deadline; before it, it maps to INTERNAL as any other).
+pub(crate) fn cancels(code: u32, by_client: bool) -> bool {
+    code == 0x8 || (by_client && code == 0x2)
 }
 
 /// How sure a status given by `source` is. `start_seen`: the call's request headers were seen
@@ -228,8 +239,33 @@ mod tests {
     }
 
     #[test]
+    fn a_clients_internal_error_at_its_deadline_is_its_cancel() {
+        let client = |code, deadline| Ending::Reset {
+            code,
+            deadline,
+            by_client: true,
+        };
+        assert_eq!(
+            decide(client(2, Deadline::Passed)),
+            (Some(Code::DEADLINE_EXCEEDED), StatusSource::Deadline)
+        );
+        assert_eq!(
+            decide(client(2, Deadline::Near)),
+            (None, StatusSource::DeadlineNear)
+        );
+        assert_eq!(
+            decide(client(2, Deadline::Before)),
+            (Some(Code::INTERNAL), StatusSource::Reset)
+        );
+    }
+
+    #[test]
     fn every_rule() {
-        let reset = |code, deadline| Ending::Reset { code, deadline };
+        let reset = |code, deadline| Ending::Reset {
+            code,
+            deadline,
+            by_client: true,
+        };
         let closed = |deadline| Ending::ConnectionClosed { deadline };
         let table: [(Ending, Option<u32>, StatusSource); 19] = [
             (
@@ -266,7 +302,17 @@ mod tests {
             (reset(8, Deadline::Near), None, S::DeadlineNear),
             (reset(8, Deadline::Before), Some(1), S::Reset),
             // Only CANCEL says the client gave up; other codes keep their mapping.
-            (reset(2, Deadline::Passed), Some(13), S::Reset),
+            // The server's INTERNAL_ERROR past the deadline is INTERNAL (a client's reads as
+            // its cancel: below).
+            (
+                Ending::Reset {
+                    code: 2,
+                    deadline: Deadline::Passed,
+                    by_client: false,
+                },
+                Some(13),
+                S::Reset,
+            ),
             (reset(7, Deadline::Before), Some(14), S::Reset),
             (Ending::Refused, Some(14), S::Goaway),
             (closed(Deadline::Passed), Some(4), S::Deadline),

@@ -1125,24 +1125,14 @@ impl Tracker {
             return;
         };
         call.rec.reset = Some(Reset { by, code });
-        let deadline = deadline_of(&call.rec, ts);
-        // connect-es clients end a call at its deadline with INTERNAL_ERROR, not the CANCEL
-        // gRPC's spec names: at or past the deadline a client's INTERNAL_ERROR is read as the
-        // CANCEL it stands for (before it, it is INTERNAL as any other).
-        let code = if by == Side::Client
-            && code == 0x2
-            && matches!(deadline, status::Deadline::Passed | status::Deadline::Near)
-        {
-            0x8
-        } else {
-            code
+        let ending = Ending::Reset {
+            code,
+            deadline: deadline_of(&call.rec, ts),
+            by_client: by == Side::Client,
         };
-        let ending = Ending::Reset { code, deadline };
         settle(&mut call, ending);
-        // connect-es clients reset an expired call with INTERNAL_ERROR: with its deadline
-        // unread, such a reset is as ambiguous as a CANCEL.
-        let client_internal = by == Side::Client && code == 0x2;
-        if (call.rec.status == Some(Code::CANCELLED) || client_internal) && call.deadline_unknown {
+        let cancel = status::cancels(code, by == Side::Client);
+        if cancel && call.rec.status_source == StatusSource::Reset && call.deadline_unknown {
             // CANCEL ends a cancelled call and an expired one alike (PROTOCOL-HTTP2.md); which
             // one, only the deadline we could not read would tell. It failed either way.
             call.rec.status = None;
