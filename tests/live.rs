@@ -111,6 +111,21 @@ fn read_until(path: &PathBuf, text: &str) {
     }
 }
 
+/// The tonic test server in `net`'s server namespace on 10.213.0.1:50051, once it is ready
+/// (its log in `dir`); killed on drop.
+fn serve(net: &Netns, echo: &PathBuf, dir: &std::path::Path) -> Kill {
+    let server_log = dir.join("server.log");
+    let server = Kill(
+        net.exec(&net.server(), echo)
+            .args(["server", "--addr", "10.213.0.1:50051"])
+            .stdout(std::fs::File::create(&server_log).expect("log"))
+            .spawn()
+            .expect("server"),
+    );
+    read_until(&server_log, "ready");
+    server
+}
+
 /// (method, status) -> calls. A tonic deadline shows as CANCELLED "Timeout expired" in the
 /// client's log whichever side's clock fired first. On the wire it is either the client's reset
 /// at the deadline (grpctap: DEADLINE_EXCEEDED, by gRPC's rules) or, when the server's timer
@@ -144,15 +159,7 @@ fn calls_between_two_namespaces_are_reported_exactly() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let net = Netns::new("gtl");
     let echo = tonic_echo();
-    let server_log = dir.join("server.log");
-    let _server = Kill(
-        net.exec(&net.server(), &echo)
-            .args(["server", "--addr", "10.213.0.1:50051"])
-            .stdout(std::fs::File::create(&server_log).expect("log"))
-            .spawn()
-            .expect("server"),
-    );
-    read_until(&server_log, "ready");
+    let _server = serve(&net, &echo, &dir);
     let calls = dir.join("calls.jsonl");
     let stderr = dir.join("grpctap.err");
     let tap = net
@@ -319,15 +326,7 @@ fn capture_takes_tcpdump_habits() {
     std::fs::create_dir_all(&dir).expect("dir");
     let net = Netns::new("gth");
     let echo = tonic_echo();
-    let server_log = dir.join("server.log");
-    let _server = Kill(
-        net.exec(&net.server(), &echo)
-            .args(["server", "--addr", "10.213.0.1:50051"])
-            .stdout(std::fs::File::create(&server_log).expect("log"))
-            .spawn()
-            .expect("server"),
-    );
-    read_until(&server_log, "ready");
+    let _server = serve(&net, &echo, &dir);
     let grpctap = PathBuf::from(env!("CARGO_BIN_EXE_grpctap"));
     let out = net
         .exec(&net.client(), &grpctap)
