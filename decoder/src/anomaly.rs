@@ -41,6 +41,13 @@ pub enum AnomalyKind {
     /// open calls) reached its bound (`--max-decoder-bytes`): this connection, the largest,
     /// dropped its header tables and buffers and goes on as if joined after a gap.
     ConnStateShed,
+    /// A TLS record did not authenticate (corrupt, or not the keys the key log gave): its
+    /// plaintext is handled as a gap.
+    TlsBadRecord,
+    /// After a gap, TLS records lined up again (a later record opened).
+    TlsResync,
+    /// TLS bytes were lost where decryption could not resume: the direction stays encrypted.
+    TlsLost,
 }
 
 impl AnomalyKind {
@@ -61,6 +68,9 @@ impl AnomalyKind {
             AnomalyKind::MessageCutShort => "message_cut_short",
             AnomalyKind::StateShed => "state_shed",
             AnomalyKind::ConnStateShed => "conn_state_shed",
+            AnomalyKind::TlsBadRecord => "tls_bad_record",
+            AnomalyKind::TlsResync => "tls_resync",
+            AnomalyKind::TlsLost => "tls_lost",
         }
     }
 }

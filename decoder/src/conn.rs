@@ -1,11 +1,15 @@
 //! One TCP connection's decoding: the HTTP/2 layer and the call tracker, wired together.
 //!
 //! ```text
-//! handle_data(dir, ts, bytes) -> h2::Connection -> h2::Event -> calls::Tracker -> Sink
+//! handle_data(dir, ts, bytes) -> [tls::TlsSession -> plaintext] -> h2::Connection | http1
+//!   -> h2::Event -> calls::Tracker -> Sink
 //! ```
 //!
-//! The two stages meet only through [`crate::h2::Event`]; this type owns both and lends the
-//! tracker to the framer as its event sink for the length of each call.
+//! The stages meet only through [`crate::h2::Event`] (and the TLS layer's
+//! [`PlainSink`]); this type owns them and lends the tracker to the framer as its event sink
+//! for the length of each call. A connection whose first bytes are a TLS ClientHello gets a
+//! TLS session, which hands the HTTP layers its plaintext as cleartext connections hand them
+//! their bytes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +22,8 @@ use crate::calls::tracker::{CallLimits, KeepBudget, Tracker};
 use crate::h2::connection::{Connection, H2Limits};
 use crate::h2::event::{Event, EventSink};
 use crate::hpack::HpackLimits;
+use crate::tls::keylog::KeyLog;
+use crate::tls::session::{PlainSink, TlsLimits, TlsSession};
 
 /// Bounds and options of one connection's decoding: the one config struct of the decoder.
 #[derive(Debug, Clone, Copy)]
@@ -112,14 +118,83 @@ pub const DEFAULT_DECODER_STATE: usize = 1 << 30;
 /// Decodes one TCP connection.
 #[derive(Debug)]
 pub struct ConnDecoder {
+    plain: Plain,
+    /// The connection is TLS: its bytes go through this first.
+    tls: Option<Box<TlsSession>>,
+    /// Secrets for TLS connections (none: TLS connections are reported, not decrypted).
+    keylog: Option<Arc<KeyLog>>,
+    /// Payload bytes each way, indexed by [`Dir::index`] (on the wire: TLS records included).
+    bytes: [u64; 2],
+}
+
+/// The HTTP layers and the call tracker: what cleartext (or decrypted) bytes feed.
+#[derive(Debug)]
+struct Plain {
     h2: Connection,
     /// The connection is HTTP/1.1 (its first bytes were a request): decoded by this instead.
     h1: Option<crate::http1::Http1>,
     /// The capture saw the connection's handshake: its first bytes are its first bytes.
     from_start: bool,
     calls: Tracker,
-    /// Payload bytes each way, indexed by [`Dir::index`].
+    /// Bytes each way that reached the HTTP layers.
     bytes: [u64; 2],
+}
+
+impl Plain {
+    fn data<S: Sink + ?Sized>(&mut self, d: Dir, ts: Nanos, data: &[u8], sink: &mut S) {
+        let first = self.bytes == [0, 0];
+        self.bytes[d.index()] += data.len() as u64;
+        if first && self.from_start && crate::http1::looks_like_request(data) {
+            // HTTP/1.1 from its first request on (gRPC-Web, Connect). Only from the
+            // connection's start: joined mid-way, which request a response answers is not
+            // known (nothing numbers them).
+            self.h1 = Some(crate::http1::Http1::new(d));
+            self.calls.http1(d, sink);
+        }
+        let mut feed = Feed {
+            calls: &mut self.calls,
+            out: sink,
+        };
+        if let Some(h1) = self.h1.as_mut() {
+            h1.handle_data(d, ts, data, &mut feed);
+            return;
+        }
+        self.h2.handle_data(d, ts, data, &mut feed);
+    }
+
+    fn gap<S: Sink + ?Sized>(&mut self, d: Dir, len: u64, sink: &mut S) {
+        let mut feed = Feed {
+            calls: &mut self.calls,
+            out: sink,
+        };
+        match self.h1.as_mut() {
+            Some(h1) => h1.handle_gap(&mut feed),
+            None => self.h2.handle_gap(d, len, &mut feed),
+        }
+    }
+}
+
+/// Lends the HTTP layers and the caller's sink to the TLS layer.
+struct TlsFeed<'a, S: ?Sized> {
+    plain: &'a mut Plain,
+    out: &'a mut S,
+}
+
+impl<S: Sink + ?Sized> PlainSink for TlsFeed<'_, S> {
+    fn plaintext(&mut self, d: Dir, ts: Nanos, bytes: &[u8]) {
+        self.plain.data(d, ts, bytes, self.out);
+    }
+
+    fn lost(&mut self, d: Dir, len: Option<u64>) {
+        if self.plain.bytes != [0, 0] {
+            self.plain.gap(d, len.unwrap_or(u64::MAX), self.out);
+        }
+    }
+
+    fn anomaly(&mut self, kind: crate::anomaly::AnomalyKind) {
+        let id = self.plain.calls.id();
+        self.out.conn_event(id, ConnEvent::Anomaly(kind));
+    }
 }
 
 /// Lends the tracker and the caller's sink to the HTTP/2 layer.
@@ -158,72 +233,94 @@ impl ConnDecoder {
         limits: DecoderLimits,
     ) -> ConnDecoder {
         ConnDecoder {
-            h2: Connection::new(roles_certain, limits.h2()),
-            h1: None,
-            from_start: roles_certain,
-            calls: Tracker::new(id, (client, server), opened, roles_certain, limits.calls()),
+            plain: Plain {
+                h2: Connection::new(roles_certain, limits.h2()),
+                h1: None,
+                from_start: roles_certain,
+                calls: Tracker::new(id, (client, server), opened, roles_certain, limits.calls()),
+                bytes: [0; 2],
+            },
+            tls: None,
+            keylog: None,
             bytes: [0; 2],
         }
+    }
+
+    /// Decrypts TLS connections with the secrets of `keylog` (shared with every connection;
+    /// secrets added later are used by connections still waiting for theirs).
+    pub fn with_keylog(mut self, keylog: Arc<KeyLog>) -> ConnDecoder {
+        self.keylog = Some(keylog);
+        self
+    }
+
+    /// The connection's TLS session, when it is TLS.
+    pub fn tls(&self) -> Option<&TlsSession> {
+        self.tls.as_deref()
     }
 
     /// Uses `schemas` to type calls of the methods they describe (the `stream` keywords) and,
     /// when the limits ask for it, to infer lost methods.
     pub fn with_schemas(mut self, schemas: Option<Arc<crate::schema::Schemas>>) -> ConnDecoder {
-        self.calls = self.calls.with_schemas(schemas);
+        self.plain.calls = self.plain.calls.with_schemas(schemas);
         self
     }
 
     /// Takes its schemas from `store` (the user's and what server reflection teaches), shared
     /// with every connection.
     pub fn with_schema_store(mut self, store: Arc<crate::reflection::SchemaStore>) -> ConnDecoder {
-        self.calls = self.calls.with_schema_store(store);
+        self.plain.calls = self.plain.calls.with_schema_store(store);
         self
     }
 
     /// Keeps open calls' metadata and messages for output within `state`, shared with other
     /// connections.
     pub fn with_state_budget(mut self, state: Arc<KeepBudget>) -> ConnDecoder {
-        self.calls = self.calls.with_state_budget(state);
+        self.plain.calls = self.plain.calls.with_state_budget(state);
         self
     }
 
     /// Keeps messages for method inference within `budget`, shared with other connections.
     pub fn with_keep_budget(mut self, budget: Arc<KeepBudget>) -> ConnDecoder {
-        self.calls = self.calls.with_keep_budget(budget);
+        self.plain.calls = self.plain.calls.with_keep_budget(budget);
         self
     }
 
     /// The connection.
     pub fn id(&self) -> ConnId {
-        self.calls.id()
+        self.plain.calls.id()
     }
 
     /// True once the connection was recognised as HTTP/2.
     pub fn is_http2(&self) -> bool {
-        self.h2.is_http2()
+        self.plain.h2.is_http2()
     }
 
     /// Bytes of state the connection holds: header tables, frame, header block and hunt
     /// buffers, open calls (not what calls keep for output: the state budget has that).
     pub fn memory(&self) -> usize {
-        self.h2.memory() + self.calls.memory() + self.h1.as_ref().map_or(0, |h| h.memory())
+        self.plain.h2.memory()
+            + self.plain.calls.memory()
+            + self.plain.h1.as_ref().map_or(0, |h| h.memory())
+            + self.tls.as_ref().map_or(0, |t| t.memory())
     }
 
     /// Lets go of the header tables and buffers (the decoder state bound was reached): the
     /// connection goes on as after a gap of lost frames both ways, its open calls marked.
     pub fn shed<S: Sink + ?Sized>(&mut self, sink: &mut S) {
+        let plain = &mut self.plain;
         let mut feed = Feed {
-            calls: &mut self.calls,
+            calls: &mut plain.calls,
             out: sink,
         };
-        self.h2.shed(&mut feed);
-        self.calls.shrink();
+        plain.h2.shed(&mut feed);
+        plain.calls.shrink();
     }
 
     /// True when neither direction can carry HTTP/2 any more: the caller may drop the decoder.
     pub fn is_dead(&self) -> bool {
-        // An HTTP/1.1 connection whose decoding stopped still ends its calls when it closes.
-        self.h1.is_none() && self.h2.is_dead()
+        // An HTTP/1.1 connection whose decoding stopped still ends its calls when it closes;
+        // a TLS connection is reported when it closes.
+        self.plain.h1.is_none() && self.tls.is_none() && self.plain.h2.is_dead()
     }
 
     /// Payload bytes each way, indexed by [`Dir::index`].
@@ -233,74 +330,92 @@ impl ConnDecoder {
 
     /// Calls in progress.
     pub fn open_calls(&self) -> usize {
-        self.calls.open_calls()
+        self.plain.calls.open_calls()
     }
 
     /// Each call in progress as it stands now: its record so far (method, start, headers) and
     /// the messages counted each way. Cheap: nothing is copied.
     pub fn for_each_open(&self, f: impl FnMut(OpenCall<'_>)) {
-        self.calls.for_each_open(f);
+        self.plain.calls.for_each_open(f);
     }
 
     /// Bytes of direction `d`, in order.
     pub fn handle_data<S: Sink + ?Sized>(&mut self, d: Dir, ts: Nanos, data: &[u8], sink: &mut S) {
         let first = self.bytes == [0, 0];
         self.bytes[d.index()] += data.len() as u64;
-        if first && self.from_start && crate::http1::looks_like_request(data) {
-            // HTTP/1.1 from its first request on (gRPC-Web, Connect). Only from the
-            // connection's start: joined mid-way, which request a response answers is not
-            // known (nothing numbers them).
-            self.h1 = Some(crate::http1::Http1::new(d));
-            self.calls.http1(d, sink);
+        if first && self.tls.is_none() {
+            let keylog = || self.keylog.clone().unwrap_or_default();
+            if self.plain.from_start && crate::tls::session::looks_like_client_hello(data) {
+                self.tls = Some(Box::new(TlsSession::new(d, keylog(), TlsLimits::default())));
+            } else if !self.plain.from_start && crate::tls::session::looks_like_record(data) {
+                // Joined after the handshake: which keys would open it is not known.
+                self.tls = Some(Box::new(TlsSession::joined(d, keylog())));
+            }
         }
-        let mut feed = Feed {
-            calls: &mut self.calls,
-            out: sink,
-        };
-        if let Some(h1) = self.h1.as_mut() {
-            h1.handle_data(d, ts, data, &mut feed);
-            return;
+        match self.tls.as_mut() {
+            Some(tls) => {
+                let mut feed = TlsFeed {
+                    plain: &mut self.plain,
+                    out: sink,
+                };
+                tls.handle_data(d, ts, data, &mut feed);
+                if !self.plain.calls.has_tls()
+                    && let Some(version) = tls.info().version
+                {
+                    self.plain.calls.set_tls(crate::calls::record::TlsTag {
+                        version,
+                        sni: tls.info().sni.clone(),
+                    });
+                }
+            }
+            None => self.plain.data(d, ts, data, sink),
         }
-        self.h2.handle_data(d, ts, data, &mut feed);
     }
 
     /// `len` bytes of direction `d` were lost.
     pub fn handle_gap<S: Sink + ?Sized>(&mut self, d: Dir, _ts: Nanos, len: u64, sink: &mut S) {
-        let mut feed = Feed {
-            calls: &mut self.calls,
-            out: sink,
-        };
-        match self.h1.as_mut() {
-            Some(h1) => h1.handle_gap(&mut feed),
-            None => self.h2.handle_gap(d, len, &mut feed),
+        match self.tls.as_mut() {
+            Some(tls) => {
+                let mut feed = TlsFeed {
+                    plain: &mut self.plain,
+                    out: sink,
+                };
+                tls.handle_gap(d, len, &mut feed);
+            }
+            None => self.plain.gap(d, len, sink),
         }
     }
 
     /// The TCP connection closed (FIN both ways, or RST): open calls end with it.
     pub fn handle_closed<S: Sink + ?Sized>(&mut self, ts: Nanos, sink: &mut S) {
-        if let Some(h1) = self.h1.as_mut() {
+        if let Some(h1) = self.plain.h1.as_mut() {
             let mut feed = Feed {
-                calls: &mut self.calls,
+                calls: &mut self.plain.calls,
                 out: sink,
             };
             h1.handle_closed(ts, &mut feed);
         }
         self.closed(sink);
-        self.calls.handle_closed(ts, sink);
+        self.plain.calls.handle_closed(ts, sink);
     }
 
     /// The capture ended (or the connection was expired by the tap): open calls are reported
     /// as unfinished, with no status.
     pub fn finish<S: Sink + ?Sized>(&mut self, sink: &mut S) {
         self.closed(sink);
-        self.calls.finish(sink);
+        self.plain.calls.finish(sink);
     }
 
-    fn closed<S: Sink + ?Sized>(&self, sink: &mut S) {
+    fn closed<S: Sink + ?Sized>(&mut self, sink: &mut S) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.finish();
+            sink.tls(self.plain.calls.id(), tls.info(), tls.state());
+        }
         if !self.is_dead() {
             let event = ConnEvent::Closed {
                 bytes: self.bytes,
-                http2: self.is_http2() || self.h1.is_some(),
+                http2: self.is_http2() || self.plain.h1.is_some(),
+                tls: self.tls.is_some(),
             };
             sink.conn_event(self.id(), event);
         }

@@ -28,6 +28,7 @@ pub mod output;
 pub mod payload;
 pub mod reflection;
 pub mod schema;
+pub mod tls;
 
 pub use anomaly::AnomalyKind;
 pub use calls::{

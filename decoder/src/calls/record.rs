@@ -186,6 +186,15 @@ pub struct Half {
     pub bodies_dropped: u64,
 }
 
+/// The TLS a call travelled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsTag {
+    /// Negotiated version (0x0304 TLS 1.3, 0x0303 TLS 1.2).
+    pub version: u16,
+    /// The server name the client asked for (SNI).
+    pub sni: Option<Box<str>>,
+}
+
 /// Everything known about one call. Sent when it starts (partly filled) and when it ends.
 #[derive(Debug, Clone)]
 pub struct CallRecord {
@@ -212,6 +221,8 @@ pub struct CallRecord {
     pub protocol: super::headers::RequestKind,
     /// Carried over HTTP/1.1 (else HTTP/2).
     pub http1: bool,
+    /// Carried over TLS (decrypted with a key log): the version and server name.
+    pub tls: Option<Arc<TlsTag>>,
     /// `user-agent`.
     pub user_agent: Option<Arc<str>>,
     /// First packet of the request HEADERS; `None` if the call began before the capture.
@@ -282,6 +293,7 @@ impl CallRecord {
             content_type: None,
             protocol: super::headers::RequestKind::Grpc,
             http1: false,
+            tls: None,
             user_agent: None,
             start,
             end: None,

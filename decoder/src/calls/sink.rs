@@ -8,6 +8,7 @@ use super::record::CallRecord;
 use crate::anomaly::AnomalyKind;
 use crate::grpc::msg::Body;
 use crate::h2::event::Side;
+use crate::tls::session::{TlsInfo, TlsState};
 
 /// Connection-level events other than calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub enum ConnEvent {
         /// It was recognised as HTTP/2 or as HTTP/1.1 (false: it ended before its bytes said
         /// either way, or they were neither).
         http2: bool,
+        /// It is TLS (reported by [`Sink::tls`] just before).
+        tls: bool,
     },
     /// A PING (not an ACK) from a side.
     Ping(Side),
@@ -77,6 +80,9 @@ pub trait Sink {
     fn call_ended(&mut self, call: &CallRecord);
     /// Something about the connection.
     fn conn_event(&mut self, _conn: ConnId, _event: ConnEvent) {}
+    /// The connection is TLS: what is known of it, and how far decryption got (sent once,
+    /// when it closes or the capture ends).
+    fn tls(&mut self, _conn: ConnId, _info: &TlsInfo, _state: TlsState) {}
     /// A whole gRPC message of `len` bytes went from `from` (counted by the call too; this is
     /// for per-message statistics).
     fn message(&mut self, _conn: ConnId, _from: Side, _len: u32) {}

@@ -15,7 +15,7 @@ use types::{ConnId, Dir, Nanos};
 use super::groups::Groups;
 use super::headers::{Interner, RequestKind, Wanted, trace_id};
 use super::learn::{StatusEntries, Unseen};
-use super::record::{CallRecord, CallType, Confidence, OpenCall, Reset, StatusSource};
+use super::record::{CallRecord, CallType, Confidence, OpenCall, Reset, StatusSource, TlsTag};
 use super::sink::{ConnEvent, Sink};
 use super::status::{self, Ending};
 use crate::anomaly::AnomalyKind;
@@ -159,6 +159,8 @@ pub struct Tracker {
     grpc_seen: bool,
     /// The connection is HTTP/1.1.
     http1: bool,
+    /// The TLS the connection carries, once known.
+    tls: Option<Arc<TlsTag>>,
     id: ConnId,
     client: SocketAddr,
     server: SocketAddr,
@@ -217,6 +219,7 @@ impl Tracker {
             web_seen: false,
             grpc_seen: false,
             http1: false,
+            tls: None,
             goaway_last: None,
             seen_from_start,
             first_request: None,
@@ -309,7 +312,16 @@ impl Tracker {
         }
     }
 
-    /// Handles one HTTP/2 event.
+    /// The connection is TLS: calls from now on carry `tag`.
+    pub fn set_tls(&mut self, tag: TlsTag) {
+        self.tls = Some(Arc::new(tag));
+    }
+
+    /// True once the connection's TLS is known.
+    pub fn has_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// The connection turned out to be HTTP/1.1, its client sending on `client`.
     pub fn http1<S: Sink + ?Sized>(&mut self, client: Dir, sink: &mut S) {
         self.http1 = true;
@@ -324,6 +336,7 @@ impl Tracker {
         );
     }
 
+    /// Handles one HTTP/2 event.
     pub fn handle<S: Sink + ?Sized>(&mut self, ev: Event<'_>, sink: &mut S) {
         match ev {
             Event::Detected => sink.conn_event(
@@ -981,6 +994,7 @@ impl Tracker {
     fn new_record(&self, stream: u32, start: Option<Nanos>) -> CallRecord {
         let mut r = CallRecord::new(self.id, stream, self.client, self.server, start);
         r.http1 = self.http1;
+        r.tls.clone_from(&self.tls);
         r
     }
 
