@@ -30,6 +30,9 @@ pub(crate) struct CallJson<'a> {
     protocol: &'static str,
     /// HTTP version: `2` or `1.1`.
     http: &'static str,
+    /// The TLS the call travelled in (decrypted with a key log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsJson<'a>>,
     client: String,
     server: String,
     conn: ConnId,
@@ -141,6 +144,14 @@ pub(crate) struct MetadataJson {
     dropped: usize,
 }
 
+/// A call's TLS: version and server name.
+#[derive(Debug, Serialize)]
+struct TlsJson<'a> {
+    version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni: Option<&'a str>,
+}
+
 fn secs(t: decoder::Nanos) -> f64 {
     t.as_secs_f64()
 }
@@ -157,6 +168,10 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             call_type: c.call_type.name(),
             protocol: c.protocol.name(),
             http: if c.http1 { "1.1" } else { "2" },
+            tls: c.tls.as_deref().map(|t| TlsJson {
+                version: decoder::tls::session::TlsInfo::version_name(t.version),
+                sni: t.sni.as_deref(),
+            }),
             client: c.client.to_string(),
             server: c.server.to_string(),
             conn: c.conn,

@@ -293,6 +293,12 @@ pub(crate) struct OutputArgs {
     #[command(flatten)]
     pub(crate) schemas: SchemaArgs,
 
+    /// TLS key log (NSS format, as SSLKEYLOGFILE writes it) to decrypt TLS connections with;
+    /// repeatable. In a live capture the file is followed as it grows. Key logs in the
+    /// capture's pcapng Decryption Secrets Blocks are used too. See docs/tls.md.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tls_keylog: Vec<PathBuf>,
+
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
 }

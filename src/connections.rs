@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use capture::{
     CloseReason, ConnId, Dir, EventKind, HalfStats, Nanos, RoleSource, StreamEvent, StreamSink,
 };
+use decoder::tls::session::{TlsInfo, TlsState};
 use serde::Serialize;
 
 /// Rows kept; a capture with more connections is summarised in `folded`.
-const MAX_ROWS: usize = 100_000;
+pub(crate) const MAX_ROWS: usize = 100_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct HalfRow {
@@ -50,6 +51,53 @@ pub(crate) struct ConnRow {
     pub(crate) end: f64,
     pub(crate) to_server: HalfRow,
     pub(crate) to_client: HalfRow,
+    /// The connection is TLS: what its handshake said and how far decryption got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tls: Option<TlsRow>,
+}
+
+/// A TLS connection's facts (no key material).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TlsRow {
+    /// "1.3", "1.2", ...
+    pub(crate) version: Option<&'static str>,
+    /// The suite's name (or its number in hex).
+    pub(crate) cipher_suite: Option<String>,
+    pub(crate) sni: Option<String>,
+    /// ALPN the client offered, and the one the server chose.
+    pub(crate) alpn_offered: Option<String>,
+    pub(crate) alpn: Option<String>,
+    /// `decrypted`, or why not: `no_key`, `unsupported`, `handshake_not_seen`, `lost`,
+    /// `handshake` (the capture ended in it).
+    pub(crate) state: &'static str,
+    pub(crate) hello_retry: bool,
+    pub(crate) resumed: bool,
+    pub(crate) records: u64,
+    pub(crate) bad_records: u64,
+    pub(crate) early_data_records: u64,
+    /// Bytes never decrypted, both ways.
+    pub(crate) encrypted_bytes: u64,
+}
+
+impl TlsRow {
+    fn new(info: &TlsInfo, state: TlsState) -> TlsRow {
+        TlsRow {
+            version: info.version.map(TlsInfo::version_name),
+            cipher_suite: info.suite.map(|s| {
+                decoder::tls::crypto::suite_name(s).map_or_else(|| format!("{s:#06x}"), str::to_owned)
+            }),
+            sni: info.sni.as_deref().map(str::to_owned),
+            alpn_offered: info.alpn_offered.as_deref().map(str::to_owned),
+            alpn: info.alpn.as_deref().map(str::to_owned),
+            state: state.name(),
+            hello_retry: info.hello_retry,
+            resumed: info.resumed,
+            records: info.records,
+            bad_records: info.bad_records,
+            early_data_records: info.early_data_records,
+            encrypted_bytes: info.encrypted_bytes.iter().sum(),
+        }
+    }
 }
 
 fn reason_name(r: CloseReason) -> &'static str {
@@ -73,6 +121,15 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
+    /// Adds what the decoder reported of each TLS connection.
+    pub(crate) fn set_tls(&mut self, kept: Vec<(ConnId, TlsInfo, TlsState)>) {
+        for (id, info, state) in kept {
+            if let Some(row) = self.row(id) {
+                row.tls = Some(TlsRow::new(&info, state));
+            }
+        }
+    }
+
     fn row(&mut self, id: ConnId) -> Option<&mut ConnRow> {
         let first = self.first_id?;
         let idx = usize::try_from(id.get().checked_sub(first)?).ok()?;
@@ -103,6 +160,7 @@ impl StreamSink for Connections {
                     end: ts(ev.ts),
                     to_server: HalfRow::new(),
                     to_client: HalfRow::new(),
+                    tls: None,
                 });
             }
             EventKind::Close { reason, stats } => {
@@ -138,8 +196,10 @@ pub(crate) fn render_table(conns: &Connections) -> String {
         "GAP BYTES",
         "DURATION",
         "END",
+        "TLS",
     ];
-    let mut lines: Vec<[String; 10]> = vec![header.map(String::from)];
+    let tls = conns.rows.iter().any(|r| r.tls.is_some());
+    let mut lines: Vec<[String; 11]> = vec![header.map(String::from)];
     for r in &conns.rows {
         let client = if r.roles == "guess" {
             format!("{}?", r.client)
@@ -161,9 +221,25 @@ pub(crate) fn render_table(conns: &Connections) -> String {
                 r.to_server.end.unwrap_or("-"),
                 r.to_client.end.unwrap_or("-")
             ),
+            r.tls.as_ref().map_or_else(
+                || "-".to_owned(),
+                |t| {
+                    format!(
+                        "{} {}{}",
+                        t.version.unwrap_or("?"),
+                        t.state,
+                        t.sni.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
+                    )
+                },
+            ),
         ]);
     }
-    let mut widths = [0usize; 10];
+    if !tls {
+        for l in &mut lines {
+            l[10].clear();
+        }
+    }
+    let mut widths = [0usize; 11];
     for l in &lines {
         for (w, cell) in widths.iter_mut().zip(l) {
             *w = (*w).max(cell.len());
@@ -173,7 +249,7 @@ pub(crate) fn render_table(conns: &Connections) -> String {
         for (i, (cell, w)) in l.iter().zip(widths).enumerate() {
             // Addresses left-aligned, numbers right-aligned.
             let sep = if i + 1 == l.len() { "" } else { "  " };
-            if i < 2 || i == 9 {
+            if i < 2 || i >= 9 {
                 let _ = write!(out, "{cell:<w$}{sep}");
             } else {
                 let _ = write!(out, "{cell:>w$}{sep}");

@@ -4,6 +4,7 @@
 use std::any::Any;
 
 use decoder::output::{Output, Tick};
+use decoder::tls::session::{TlsInfo, TlsState};
 use decoder::{CallRecord, ConnEvent, ConnId, Side, Sink};
 
 /// An output the fan-out can hand back by type.
@@ -19,6 +20,8 @@ pub(crate) struct Fanout {
     per_message: Vec<usize>,
     /// `--call-filter`: only the calls it passes reach the outputs.
     filter: Option<CallFilter>,
+    /// What each TLS connection's report said (for `--connections`), when asked to keep it.
+    pub(crate) tls_kept: Option<Vec<(ConnId, TlsInfo, TlsState)>>,
 }
 
 /// The calls a `--call-filter` lets through. A filter with words about the status (or plain
@@ -156,6 +159,17 @@ impl Sink for Fanout {
     fn conn_event(&mut self, conn: ConnId, event: ConnEvent) {
         for o in &mut self.outputs {
             o.conn_event(conn, event);
+        }
+    }
+
+    fn tls(&mut self, conn: ConnId, info: &TlsInfo, state: TlsState) {
+        if let Some(keep) = self.tls_kept.as_mut()
+            && keep.len() < crate::connections::MAX_ROWS
+        {
+            keep.push((conn, info.clone(), state));
+        }
+        for o in &mut self.outputs {
+            o.tls(conn, info, state);
         }
     }
 

@@ -115,13 +115,28 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
     let duration = args
         .duration
         .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
+    // Key logs: read now, followed as the applications append to them; what they hold goes
+    // into the -w files as Decryption Secrets Blocks.
+    let keylog = std::sync::Arc::new(decoder::tls::keylog::KeyLog::new());
+    let new_lines = write
+        .as_ref()
+        .map(|_| std::sync::Arc::new(crate::keylog::NewLines::default()));
+    let tails = crate::keylog::load(&args.out.tls_keylog, &keylog, new_lines.as_deref())?;
+    crate::keylog::follow(
+        tails,
+        keylog.clone(),
+        new_lines.clone(),
+        std::time::Duration::from_millis(100),
+    );
     let mut src = Recording {
         src,
         write,
         notes: Vec::new(),
         left: args.count,
+        secrets: new_lines,
     };
     let opts = crate::run::RunOptions {
+        keylog,
         duration,
         // Without the UI (which has its own), SIGINT, SIGTERM and SIGHUP end the capture.
         stop: if tui { None } else { Some(quit_on_signals()?) },
@@ -144,6 +159,8 @@ struct Recording {
     notes: Vec<String>,
     /// Packets still to read (`-c COUNT`).
     left: Option<u64>,
+    /// Key log lines to write into the files before the next packet.
+    secrets: Option<std::sync::Arc<crate::keylog::NewLines>>,
 }
 
 /// tcpdump's `-s 0`: whole packets.
@@ -165,6 +182,14 @@ impl capture::input::PacketSource for Recording {
         let next = capture::input::PacketSource::next_packet(&mut self.src)?;
         if let (capture::input::Next::Packet(_), Some(n)) = (&next, self.left.as_mut()) {
             *n -= 1;
+        }
+        if let (capture::input::Next::Packet(_), Some(w), Some(text)) = (
+            &next,
+            self.write.as_mut(),
+            self.secrets.as_ref().and_then(|s| s.take()),
+        ) && let Err(e) = w.write_secrets(&text)
+        {
+            self.notes.push(format!("writing TLS secrets: {e}"));
         }
         if let (capture::input::Next::Packet(p), Some(w)) = (&next, self.write.as_mut())
             && let Err(e) = w.write(p)

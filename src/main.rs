@@ -6,6 +6,7 @@ mod cli;
 mod connections;
 mod fanout;
 mod files;
+mod keylog;
 mod live;
 mod pipeline;
 mod progress;

@@ -57,6 +57,8 @@ pub(crate) struct Pipeline {
     /// Decoder state of every connection together, and its bound.
     mem: usize,
     max_mem: usize,
+    /// TLS secrets every connection looks its keys up in.
+    keylog: Arc<decoder::tls::keylog::KeyLog>,
 }
 
 impl Pipeline {
@@ -72,7 +74,14 @@ impl Pipeline {
             last_ts: Nanos::ZERO,
             mem: 0,
             max_mem: limits.max_decoder_state,
+            keylog: Arc::default(),
         }
+    }
+
+    /// Decrypts TLS connections with the secrets of `keylog`.
+    pub(crate) fn with_keylog(mut self, keylog: Arc<decoder::tls::keylog::KeyLog>) -> Pipeline {
+        self.keylog = keylog;
+        self
     }
 
     /// A connection's state changed (`c`, measured again): the total follows; past the bound
@@ -124,6 +133,7 @@ impl StreamSink for Pipeline {
                     self.limits,
                 )
                 .with_schema_store(self.store.clone())
+                .with_keylog(self.keylog.clone())
                 .with_keep_budget(self.keep.clone())
                 .with_state_budget(self.state.clone());
                 self.conns.map.insert(

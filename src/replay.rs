@@ -37,8 +37,10 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         filter.first().map_or("", String::as_str)
     );
     let max_block = args.out.limits.to_limits().max_block_size;
-    let mut files = capture::input::Files::new(paths, max_block);
     let mut opts = crate::run::RunOptions::default();
+    crate::keylog::load(&args.out.tls_keylog, &opts.keylog, None)?;
+    let mut files = capture::input::Files::new(paths, max_block)
+        .with_secrets(crate::keylog::dsb_hook(opts.keylog.clone()));
     if !filter.is_empty() {
         opts.keep = Some(bpf(&filter.join(" "))?);
     }

@@ -38,6 +38,8 @@ pub(crate) struct RunOptions {
     /// Packets this says no to are skipped before anything else sees them (`replay FILE...
     /// FILTER`, a BPF filter).
     pub(crate) keep: Option<PacketFilter>,
+    /// TLS secrets (from `--tls-keylog` and the capture's Decryption Secrets Blocks).
+    pub(crate) keylog: Arc<decoder::tls::keylog::KeyLog>,
 }
 
 /// What the decoder keeps of each call: metadata for `--metadata` and the UI, messages for
@@ -242,9 +244,12 @@ pub(crate) fn run<S: PacketSource>(
         }
         None => (None, None),
     };
-    let mut pipeline = Pipeline::new(dec_limits, store, out);
     let mut conns =
         (args.connections || args.connections_json.is_some()).then(Connections::default);
+    if conns.is_some() {
+        out.tls_kept = Some(Vec::new());
+    }
+    let mut pipeline = Pipeline::new(dec_limits, store, out).with_keylog(opts.keylog.clone());
     let mut reasm = Reassembler::new(limits);
     let mut backfill = args
         .openmetrics
@@ -298,6 +303,9 @@ pub(crate) fn run<S: PacketSource>(
         tee.pipeline.out.end_of_input(&t);
     }
     reasm.finish(&mut tee);
+    if let (Some(c), Some(kept)) = (conns.as_mut(), pipeline.out.tls_kept.take()) {
+        c.set_tls(kept);
+    }
     opts.notes.extend(src.finish());
     if let (Some(b), Some(path)) = (backfill.as_mut(), &args.openmetrics) {
         if let Some(r) = pipeline.out.get_mut::<exporter::Recorder>() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use capture::CaptureStats;
 use decoder::aggregate::{Aggregator, MethodStats};
 use decoder::output::Output;
+use decoder::tls::session::{TlsInfo, TlsState};
 use decoder::{AnomalyKind, CallRecord, ConnEvent, ConnId, Nanos, Sink};
 use serde::Serialize;
 
@@ -27,6 +28,33 @@ pub(crate) struct DecodeStats {
     pub(crate) not_grpc: BTreeMap<&'static str, u64>,
     /// SETTINGS values seen, by "side:NAME" (bounded: a hostile peer can send many).
     pub(crate) settings: BTreeMap<String, std::collections::BTreeSet<u32>>,
+    /// TLS connections and how far decryption got.
+    pub(crate) tls: TlsStats,
+}
+
+/// TLS connections: how many, how many were decrypted, why the others were not.
+#[derive(Debug, Default, Clone, Serialize)]
+pub(crate) struct TlsStats {
+    pub(crate) connections: u64,
+    pub(crate) decrypted: u64,
+    /// Connections not (or not wholly) decrypted, by the reason (`no_key`, `unsupported`,
+    /// `handshake_not_seen`, `lost`, `handshake`).
+    pub(crate) encrypted: BTreeMap<&'static str, u64>,
+    /// Connections by version ("1.3", "1.2", ...).
+    pub(crate) versions: BTreeMap<&'static str, u64>,
+    /// Record bytes of TLS connections, and of those the bytes never decrypted.
+    pub(crate) bytes: u64,
+    pub(crate) encrypted_bytes: u64,
+    /// Records that did not authenticate.
+    pub(crate) bad_records: u64,
+    /// TLS 1.3 early data records.
+    pub(crate) early_data_records: u64,
+}
+
+impl TlsStats {
+    fn is_empty(&self) -> bool {
+        self.connections == 0
+    }
 }
 
 /// Distinct SETTINGS keys and values per key kept in the summary.
@@ -57,13 +85,34 @@ impl Sink for Summary {
         }
     }
 
+    fn tls(&mut self, _conn: ConnId, info: &TlsInfo, state: TlsState) {
+        let t = &mut self.stats.tls;
+        t.connections += 1;
+        if state == TlsState::Decrypting {
+            t.decrypted += 1;
+        } else {
+            *t.encrypted.entry(state.name()).or_default() += 1;
+        }
+        if let Some(v) = info.version {
+            *t.versions.entry(TlsInfo::version_name(v)).or_default() += 1;
+        }
+        t.bytes += info.bytes.iter().sum::<u64>();
+        t.encrypted_bytes += info.encrypted_bytes.iter().sum::<u64>();
+        t.bad_records += info.bad_records;
+        t.early_data_records += info.early_data_records;
+    }
+
     fn conn_event(&mut self, _conn: ConnId, event: ConnEvent) {
         let s = &mut self.stats;
         match event {
             ConnEvent::Http2 { .. } => s.http2_connections += 1,
             ConnEvent::Http1 { .. } => s.http1_connections += 1,
-            ConnEvent::Closed { http2: false, .. } => s.other_connections += 1,
-            ConnEvent::Closed { http2: true, .. } => {}
+            ConnEvent::Closed {
+                http2: false,
+                tls: false,
+                ..
+            } => s.other_connections += 1,
+            ConnEvent::Closed { .. } => {}
             ConnEvent::Ping(side) => *s.pings.entry(side.name()).or_default() += 1,
             ConnEvent::Goaway { by, code, .. } => {
                 let code = decoder::h2::frame::ErrorCode(code).name();
@@ -153,6 +202,8 @@ struct CaptureJson<'a> {
     calls_unknown_method: u64,
     payload_errors: u64,
     requests_not_grpc: &'a BTreeMap<&'static str, u64>,
+    #[serde(skip_serializing_if = "TlsStats::is_empty")]
+    tls: &'a TlsStats,
     anomalies: &'a BTreeMap<&'static str, u64>,
     pings: &'a BTreeMap<&'static str, u64>,
     goaways: &'a BTreeMap<String, u64>,
@@ -246,6 +297,7 @@ pub(crate) fn to_json(
             calls_unknown_method: dec.calls_unknown_method,
             payload_errors: dec.payload_errors,
             requests_not_grpc: &dec.not_grpc,
+            tls: &dec.tls,
             anomalies: &dec.anomalies,
             pings: &dec.pings,
             goaways: &dec.goaways,
@@ -422,6 +474,29 @@ pub(crate) fn render_table(
         );
     }
     out.push('\n');
+    if dec.tls.connections > 0 {
+        let t = &dec.tls;
+        let why: Vec<String> = t.encrypted.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let versions: Vec<String> = t.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = write!(
+            out,
+            "tls: {} connections (TLS {}), {} decrypted{}; {} of {} bytes stayed encrypted",
+            t.connections,
+            if versions.is_empty() { "version unknown".to_owned() } else { versions.join(", ") },
+            t.decrypted,
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(", not decrypted: {}", why.join(", "))
+            },
+            t.encrypted_bytes,
+            t.bytes,
+        );
+        if t.bad_records > 0 {
+            let _ = write!(out, "; {} records failed authentication", t.bad_records);
+        }
+        out.push('\n');
+    }
     let t = &agg.total;
     if t.method_inferred > 0 || t.status_inferred > 0 || t.status_unknown > 0 {
         // Say how much was read and how much inferred (docs/calls.md): mostly connections

@@ -108,6 +108,8 @@ pub struct Files {
     stdin: Option<FileSource>,
     /// Remarks of the files closed (snaplen, skipped blocks).
     remarks: Vec<String>,
+    /// Where TLS key logs in pcapng Decryption Secrets Blocks go.
+    secrets: Option<crate::source::SecretsHook>,
 }
 
 impl Files {
@@ -134,20 +136,27 @@ impl Files {
             waited: 0,
             stdin: None,
             remarks: Vec::new(),
+            secrets: None,
         }
+    }
+
+    /// Hands the TLS key log of every pcapng Decryption Secrets Block to `hook` as it is read
+    /// (a block may be read twice: files are opened once to plan the merge).
+    pub fn with_secrets(mut self, hook: crate::source::SecretsHook) -> Files {
+        self.secrets = Some(hook);
+        self
     }
 
     /// Opens file `i` and moves to its first packet; `None` (with the reason in its report)
     /// when it cannot be read or has no packet.
     fn open_at_first(&mut self, i: usize) -> Option<(FileSource, Nanos)> {
         let path = &self.paths[i];
+        let hook = self.secrets.clone();
+        let open = || FileSource::open(path, self.max_block).map(|s| (s.with_secrets(hook.clone()), false));
         let opened = if path.as_os_str() == "-" {
-            self.stdin.take().map_or_else(
-                || FileSource::open(path, self.max_block).map(|s| (s, false)),
-                |s| Ok((s, true)),
-            )
+            self.stdin.take().map_or_else(open, |s| Ok((s, true)))
         } else {
-            FileSource::open(path, self.max_block).map(|s| (s, false))
+            open()
         };
         let (mut src, at_first) = match opened {
             Ok(s) => s,

@@ -169,8 +169,23 @@ enum Found {
         orig_len: u32,
         interface: u32,
     },
+    /// A pcapng Decryption Secrets Block holding a TLS key log, where it lies.
+    Secrets {
+        start: usize,
+        len: usize,
+    },
     Other,
     Bad(String),
+}
+
+/// Receives the TLS key log text of each pcapng Decryption Secrets Block as it is read.
+#[derive(Clone)]
+pub struct SecretsHook(pub Arc<dyn Fn(&[u8]) + Send + Sync>);
+
+impl std::fmt::Debug for SecretsHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretsHook")
+    }
 }
 
 enum Step {
@@ -201,6 +216,8 @@ pub struct FileSource {
     current: Option<Current>,
     /// What was odd about the file but did not stop reading it.
     odd: Oddities,
+    /// Where TLS key logs found in the file go.
+    secrets: Option<SecretsHook>,
 }
 
 /// What the headers said about the blocks that follow.
@@ -374,7 +391,14 @@ impl FileSource {
             section: Section::default(),
             current: None,
             odd: Oddities::default(),
+            secrets: None,
         })
+    }
+
+    /// Hands the TLS key log of every Decryption Secrets Block read to `hook`.
+    pub fn with_secrets(mut self, hook: Option<SecretsHook>) -> FileSource {
+        self.secrets = hook;
+        self
     }
 
     /// What was odd about the file so far, as remarks for the user (a snaplen of 0, packets
@@ -540,6 +564,14 @@ impl FileSource {
                     return Ok(true);
                 }
                 Step::Block(len, Found::Other) => self.reader.consume_noshift(len),
+                Step::Block(len, Found::Secrets { start, len: n }) => {
+                    if let Some(hook) = &self.secrets
+                        && let Some(b) = self.reader.data().get(start..start + n)
+                    {
+                        (hook.0)(b);
+                    }
+                    self.reader.consume_noshift(len);
+                }
                 Step::Block(_, Found::Bad(reason)) | Step::Corrupt(reason) => {
                     if !self.skip_bad_block(&reason) {
                         return Err(self.corrupt(reason));
@@ -763,6 +795,13 @@ fn classify(
             }) == OBSOLETE_PB_MAGIC =>
         {
             obsolete_packet_block(u.data, base, ifaces, section.big_endian)
+        }
+        PcapBlockOwned::NG(Block::DecryptionSecrets(dsb))
+            if dsb.secrets_type == pcap_parser::pcapng::SecretsType::TlsKeyLog =>
+        {
+            let n = (dsb.secrets_len as usize).min(dsb.data.len());
+            let (start, len) = located(&dsb.data[..n], base);
+            Found::Secrets { start, len }
         }
         PcapBlockOwned::NG(_) => Found::Other,
     }

@@ -35,6 +35,21 @@ pub struct PcapngWriter {
     packets_in_file: u64,
     /// Files written so far, the current one last.
     pub files: Vec<PathBuf>,
+    /// TLS key log text written as Decryption Secrets Blocks so far: a new file of a rotation
+    /// starts with all of it, so each file stands alone.
+    secrets: Vec<u8>,
+}
+
+/// Key log bytes a writer keeps to start rotated files with.
+const MAX_SECRETS: usize = 16 << 20;
+
+/// A pcapng Decryption Secrets Block of a TLS key log.
+fn secrets_block(out: &mut impl Write, text: &[u8]) -> std::io::Result<u64> {
+    let mut body = Vec::with_capacity(8 + text.len());
+    body.extend_from_slice(&0x544c_534b_u32.to_le_bytes()); // "TLSK": TLS key log
+    body.extend_from_slice(&u32::try_from(text.len()).map_err(std::io::Error::other)?.to_le_bytes());
+    body.extend_from_slice(text);
+    block(out, 0x0000_000a, &body)
 }
 
 fn block(out: &mut impl Write, kind: u32, body: &[u8]) -> std::io::Result<u64> {
@@ -85,7 +100,21 @@ impl PcapngWriter {
             written,
             packets_in_file: 0,
             files: vec![path.to_path_buf()],
+            secrets: Vec::new(),
         })
+    }
+
+    /// Writes TLS key log lines (NSS format) as a Decryption Secrets Block, before the
+    /// packets that follow (as `editcap --inject-secrets` does).
+    pub fn write_secrets(&mut self, text: &[u8]) -> std::io::Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.written += secrets_block(&mut self.out, text)?;
+        if self.secrets.len() + text.len() <= MAX_SECRETS {
+            self.secrets.extend_from_slice(text);
+        }
+        Ok(())
     }
 
     fn open(path: &Path, linktype: u16, snaplen: u32) -> std::io::Result<(BufWriter<File>, u64)> {
@@ -130,6 +159,9 @@ impl PcapngWriter {
             let (out, n) = Self::open(&path, self.linktype, self.snaplen)?;
             self.out = out;
             self.written = n;
+            if !self.secrets.is_empty() {
+                self.written += secrets_block(&mut self.out, &self.secrets)?;
+            }
             self.packets_in_file = 0;
             self.files.push(path);
         }

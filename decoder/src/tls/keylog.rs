@@ -125,6 +125,10 @@ pub const MAX_CONNECTIONS: usize = 1 << 20;
 #[derive(Default)]
 pub struct KeyLog {
     map: RwLock<HashMap<[u8; 32], Secrets>>,
+    /// TLS 1.2 master secrets by the session they can resume (SHA-256 of a session id or a
+    /// session ticket), learned from connections decrypted earlier in the capture: stacks log
+    /// no key for a resumed TLS 1.2 session (its master secret is the earlier one).
+    sessions: RwLock<HashMap<[u8; 32], Secret>>,
     /// Bumped when a line adds a secret: a connection waiting for keys looks again only then.
     generation: AtomicU64,
     refused: AtomicU64,
@@ -158,6 +162,11 @@ fn hex_into(s: &str, out: &mut [u8]) -> bool {
         }
     }
     true
+}
+
+fn session_key(id: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(id).into()
 }
 
 /// One parsed line: the client random, which field, the secret.
@@ -258,6 +267,27 @@ impl KeyLog {
     pub fn lookup(&self, client_random: &[u8; 32]) -> Option<Secrets> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         map.get(client_random).copied()
+    }
+
+    /// Remembers that the TLS 1.2 session named `id` (a session id or ticket) has `master`.
+    pub fn learn_session(&self, id: &[u8], master: Secret) {
+        if id.is_empty() {
+            return;
+        }
+        let key = session_key(id);
+        let mut m = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+        if m.len() < MAX_CONNECTIONS || m.contains_key(&key) {
+            m.insert(key, master);
+        }
+    }
+
+    /// The master secret of the TLS 1.2 session named `id`, if a connection taught it.
+    pub fn session(&self, id: &[u8]) -> Option<Secret> {
+        if id.is_empty() {
+            return None;
+        }
+        let m = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        m.get(&session_key(id)).copied()
     }
 
     /// Changes whenever a line adds a secret.

@@ -284,6 +284,12 @@ impl Half {
 struct Hellos {
     client_random: Option<[u8; 32]>,
     client_session: Option<([u8; 32], u8)>,
+    /// The session ticket the client offered (TLS 1.2 resumption).
+    client_ticket: Option<Vec<u8>>,
+    /// The session id the server gave.
+    server_session: Option<([u8; 32], u8)>,
+    /// TLS 1.2 master secret, once known (to learn the sessions it can resume).
+    master: Option<super::keylog::Secret>,
     early_offered: bool,
     server_random: Option<[u8; 32]>,
     suite: Option<Suite>,
@@ -777,21 +783,30 @@ impl TlsSession {
         let is_client = d == self.client;
         let mut client_hello = None;
         let mut server_hello = None;
+        let mut ticket = None;
         {
             let h = &mut self.halves[d.index()];
             h.plain_hs.feed(
                 frag,
-                |t| t == 1 || t == 2,
+                |t| t == 1 || t == 2 || t == 4,
                 |t, msg| {
                     if let Some(m) = msg {
                         match t {
                             1 if is_client => client_hello = Some(m.to_vec()),
                             2 if !is_client => server_hello = Some(m.to_vec()),
+                            // TLS 1.2 NewSessionTicket: lifetime (4), ticket (2 + n).
+                            4 if !is_client && m.len() >= 10 => {
+                                let n = usize::from(u16::from_be_bytes([m[8], m[9]]));
+                                ticket = m.get(10..10 + n).map(<[u8]>::to_vec);
+                            }
                             _ => {}
                         }
                     }
                 },
             );
+        }
+        if let (Some(t), Some(master)) = (ticket, self.hellos.master) {
+            self.keylog.learn_session(&t, master);
         }
         if let Some(m) = client_hello {
             self.client_hello(&m);
@@ -828,6 +843,9 @@ impl TlsSession {
                 }
                 TlsExtension::ALPN(list) => self.info.alpn_offered = alpn_list(&list),
                 TlsExtension::EarlyData(_) => self.hellos.early_offered = true,
+                TlsExtension::SessionTicket(t) if !t.is_empty() && t.len() <= MAX_HELLO => {
+                    self.hellos.client_ticket = Some(t.to_vec());
+                }
                 _ => {}
             }
         }
@@ -877,6 +895,11 @@ impl TlsSession {
         if alpn.is_some() {
             self.info.alpn = alpn;
         }
+        if let Some(sid) = sh.session_id.filter(|s| !s.is_empty() && s.len() <= 32) {
+            let mut b = [0; 32];
+            b[..sid.len()].copy_from_slice(sid);
+            self.hellos.server_session = Some((b, u8::try_from(sid.len()).unwrap_or(0)));
+        }
         self.info.resumed = if self.hellos.tls13 {
             psk
         } else {
@@ -916,9 +939,21 @@ impl TlsSession {
         if self.halves.iter().any(|h| h.keys.is_some()) {
             return;
         }
-        let Some(secrets) = self.keylog.lookup(&cr) else {
-            return;
-        };
+        let secrets = self.keylog.lookup(&cr).unwrap_or_default();
+        // A resumed TLS 1.2 session reuses the master secret of the one it resumes: stacks
+        // log none for it, so it comes from the connection that made the session (by its
+        // ticket or session id).
+        let master = secrets.master.or_else(|| {
+            if suite.tls13 || !self.info.resumed {
+                return None;
+            }
+            let by_ticket = self.hellos.client_ticket.as_deref().and_then(|t| self.keylog.session(t));
+            let by_id = self
+                .hellos
+                .server_session
+                .and_then(|(b, n)| self.keylog.session(&b[..usize::from(n)]));
+            by_ticket.or(by_id)
+        });
         let (c, s) = (self.client.index(), self.client.reverse().index());
         if suite.tls13 {
             let Secrets {
@@ -938,12 +973,16 @@ impl TlsSession {
             self.halves[c].next = k(client_app);
             self.halves[s].next = k(server_app);
             self.halves[c].early = k(client_early);
-        } else if let Some(master) = secrets.master {
+        } else if let Some(master) = master {
             let Some((ck, sk)) = RecordKeys::tls12(suite, &master, &cr, &sr) else {
                 return;
             };
             self.halves[c].keys = Some(ck);
             self.halves[s].keys = Some(sk);
+            self.hellos.master = Some(master);
+            if let Some((b, n)) = self.hellos.server_session {
+                self.keylog.learn_session(&b[..usize::from(n)], master);
+            }
         }
     }
 
