@@ -4,6 +4,10 @@
 //	go-echo server --addr 127.0.0.1:50200
 //	go-echo client --target 127.0.0.1:50200 --scenario midjoin|deadlines --log calls.jsonl [--marker F]
 //	go-echo client --target 127.0.0.1:50200 --scenario streams --log calls.jsonl --messages messages.jsonl
+//	go-echo client --target 127.0.0.1:50200 --scenario tls --log calls.jsonl --tls-ca ca.pem [--tls-keylog F] ...
+//
+// TLS (tls.go) is off unless --tls-cert (server) or --tls-ca (client) is given; any scenario
+// can run over it.
 //
 // Built offline from Debian's packages (golang-google-grpc-dev, golang-goprotobuf-dev) in GOPATH
 // mode; see make_midjoin_captures.sh. The generated code (protoc --go_out=plugins=grpc) goes to
@@ -29,6 +33,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -260,7 +265,11 @@ func serve(addr string) {
 	if err != nil {
 		panic(err)
 	}
-	s := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 20), grpc.MaxSendMsgSize(64 << 20)}
+	if cfg := serverTLS(); cfg != nil { // credentials.NewTLS adds "h2" to the ALPN list
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
+	}
+	s := grpc.NewServer(opts...)
 	pb.RegisterEchoServer(s, echoServer{})
 	pb.RegisterStoreServer(s, &storeServer{items: map[string]*pb.Item{}})
 	fmt.Println("ready")
@@ -732,7 +741,11 @@ func longStreams(c client, log *logger, conn int, goCh chan struct{}, wg *sync.W
 }
 
 func dial(target string) (client, *grpc.ClientConn) {
-	cc, err := grpc.Dial(target, grpc.WithInsecure(), grpc.WithBlock())
+	cred := grpc.WithInsecure()
+	if cfg := clientTLS(); cfg != nil {
+		cred = grpc.WithTransportCredentials(credentials.NewTLS(cfg))
+	}
+	cc, err := grpc.Dial(target, cred, grpc.WithBlock())
 	if err != nil {
 		panic(err)
 	}
@@ -808,16 +821,24 @@ func deadlines(target string, log *logger) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go-echo server --addr A | client --target H:P --scenario midjoin|deadlines|streams --log F [--marker M] [--messages F]")
+		fmt.Fprintln(os.Stderr, "usage: go-echo server --addr A [--tls-cert F --tls-key F [--tls-curves p256]] | client --target H:P --scenario midjoin|deadlines|streams|tls --log F [--marker M] [--messages F] [--tls-ca F [--tls-keylog F] [--tls-max 1.2] [--tls-suite NAME] [--tls-resume]]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:50200", "server address")
 	target := fs.String("target", "", "server to call")
-	scenario := fs.String("scenario", "", "midjoin, deadlines or streams")
+	scenario := fs.String("scenario", "", "midjoin, deadlines, streams or tls")
 	logPath := fs.String("log", "", "calls.jsonl to write")
 	marker := fs.String("marker", "", "midjoin: writes MARKER.ready, waits for MARKER")
 	messages := fs.String("messages", "", "streams: the per-message log to write")
+	fs.StringVar(&tlsOpt.cert, "tls-cert", "", "server: serve TLS with this certificate (PEM)")
+	fs.StringVar(&tlsOpt.key, "tls-key", "", "server: the certificate's private key (PEM)")
+	fs.StringVar(&tlsOpt.curves, "tls-curves", "", "server: p256 offers only P-256 (a HelloRetryRequest to a Go client)")
+	fs.StringVar(&tlsOpt.ca, "tls-ca", "", "client: TLS, trusting this CA (PEM), server name localhost")
+	fs.StringVar(&tlsOpt.keylog, "tls-keylog", "", "client: append the TLS secrets to this file (NSS key log)")
+	fs.StringVar(&tlsOpt.max, "tls-max", "", "client: the highest TLS version (1.2)")
+	fs.StringVar(&tlsOpt.suite, "tls-suite", "", "client: the only TLS 1.2 cipher suite offered (Go's name)")
+	fs.BoolVar(&tlsOpt.resume, "tls-resume", false, "client: tls scenario on two connections sharing a session cache")
 	fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "server":
@@ -835,6 +856,8 @@ func main() {
 			deadlines(*target, log)
 		case "streams":
 			streams(*target, log, *messages)
+		case "tls":
+			tlsScenario(*target, log)
 		default:
 			panic("unknown scenario " + *scenario)
 		}

@@ -5,6 +5,15 @@
 //
 //   node echo.js server --addr 127.0.0.1:50300
 //   node echo.js client --target 127.0.0.1:50300 --scenario midjoin|deadlines|reflect --log calls.jsonl [--marker F]
+//   node echo.js server --addr 127.0.0.1:50300 --tls-cert server.pem --tls-key server.key
+//   [GRPC_SSL_CIPHER_SUITES=TLS_AES_256_GCM_SHA384] node [--tls-keylog=F] [--tls-max-v1.2] echo.js client \
+//       --target 127.0.0.1:50300 --scenario tls --log calls.jsonl --tls-ca ca.pem
+//
+// TLS is off unless --tls-cert (server) or --tls-ca (client: trust this CA, server name
+// localhost) is given; any scenario can run over it. grpc-js has no key log or version
+// option: node's own --tls-keylog (OpenSSL's key log callback, every TLS socket of the process)
+// and --tls-max-v1.2 do it, and grpc-js hands GRPC_SSL_CIPHER_SUITES to the secure context as
+// its cipher list (node gives the TLS_* names to OpenSSL as the TLS 1.3 suites).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -20,6 +29,20 @@ const pkg = grpc.loadPackageDefinition(def).grpctap.test;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => (performance.timeOrigin + performance.now()) / 1000;
+
+// ------------------------------------------------------------------ TLS
+
+const tlsArgs = {};
+function serverCreds() {
+  if (!tlsArgs.cert) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(tlsArgs.cert), private_key: fs.readFileSync(tlsArgs.key) }], false);
+}
+function channelCreds() {
+  if (!tlsArgs.ca) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(fs.readFileSync(tlsArgs.ca));
+}
+// The channel options TLS needs: the name the certificate is checked against (and sent as SNI).
+const tlsOptions = () => (tlsArgs.ca ? { 'grpc.ssl_target_name_override': 'localhost' } : {});
 
 // ------------------------------------------------------------------ server
 
@@ -155,7 +178,7 @@ function serve(addr) {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 });
   server.addService(pkg.Echo.service, echoImpl);
   server.addService(pkg.Store.service, storeImpl);
-  server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err) => {
+  server.bindAsync(addr, serverCreds(), (err) => {
     if (err) throw err;
     console.log('ready');
   });
@@ -177,10 +200,10 @@ class Log {
 class Conn {
   // One channel: a local subchannel pool gives each its own TCP connection.
   constructor(target) {
-    const opts = { 'grpc.use_local_subchannel_pool': 1 };
-    this.echo = new pkg.Echo(target, grpc.credentials.createInsecure(), opts);
+    const opts = { 'grpc.use_local_subchannel_pool': 1, ...tlsOptions() };
+    this.echo = new pkg.Echo(target, channelCreds(), opts);
     // Both stubs on one channel: the Store client reuses the Echo client's channel.
-    this.store = new pkg.Store(target, grpc.credentials.createInsecure(), { channelOverride: this.echo.getChannel() });
+    this.store = new pkg.Store(target, channelCreds(), { channelOverride: this.echo.getChannel() });
   }
   close() { this.echo.close(); }
 }
@@ -520,19 +543,83 @@ async function deadlines(target, log) {
   c.close();
 }
 
+// tlsPlan is call i (0..29) of the tls scenario; tlsPlan in go-echo/tls.go is the same.
+function tlsPlan(i) {
+  const echo = (method, reqs, o = {}) => Object.assign({ svc: 'Echo', method, reqs, tag: i % 3 === 0 ? `tls-${String(i).padStart(2, '0')}` : null }, o);
+  const errU = (code, msg) => echo('Unary', [E({ message: `e${i}`, status_code: code, status_message: msg })]);
+  const many = (n, f) => [...Array(n).keys()].map(f);
+  switch (i) {
+    case 0: case 1: case 2: case 3: case 29:
+      return echo('Unary', [E({ message: `u${i}`, reply_size: { 0: 10, 1: 100, 2: 1000, 3: 20000, 29: 10 }[i] })]);
+    case 4: return errU(5, 'no such thing');
+    case 5: return errU(3, 'bad argument');
+    case 6: return errU(7, 'denied');
+    case 7: return errU(14, 'try later');
+    case 8: return errU(8, 'quota');
+    case 9: return errU(13, 'boom');
+    case 10: return echo('ServerStream', [E({ message: 's10', reply_count: 5, reply_size: 10 })]);
+    case 11: return echo('ServerStream', [E({ message: 's11', reply_count: 2, reply_size: 10, status_code: 14, status_message: 'stream broke' })]);
+    case 12: return echo('ServerStream', [E({ message: 's12', reply_count: 2, reply_size: 17000 })]);
+    case 13: return echo('ClientStream', many(3, (j) => E({ message: `c13-${j}` })));
+    case 14: {
+      const reqs = many(3, (j) => E({ message: `c14-${j}` }));
+      Object.assign(reqs[2], { status_code: 3, status_message: 'bad stream' });
+      return echo('ClientStream', reqs);
+    }
+    case 15: return echo('ClientStream', many(5, (j) => E({ message: `c15-${j}`, payload: Buffer.alloc(1000, 'p') })));
+    case 16: return echo('Bidi', many(2, (j) => E({ message: `b16-${j}`, reply_count: 1 })));
+    case 17: return echo('Bidi', many(3, (j) => E({ message: `b17-${j}`, reply_count: 2 })));
+    case 18: {
+      const reqs = many(2, (j) => E({ message: `b18-${j}`, reply_count: 1 }));
+      Object.assign(reqs[1], { status_code: 9, status_message: 'no bidi' });
+      return echo('Bidi', reqs);
+    }
+    case 19: return echo('Unary', [E({ message: 'late19', sleep_ms: 200 })], { timeout: 0.05 });
+    case 20: return echo('Unary', [E({ message: 'u20', sleep_ms: 30, reply_size: 50 })]);
+    case 21: return echo('ServerStream', [E({ message: 's21', reply_count: 4, reply_size: 10, sleep_ms: 10 })]);
+    case 22: return echo('ClientStream', many(2, (j) => E({ message: `c22-${j}` })));
+    case 23: return echo('Bidi', many(2, (j) => E({ message: `b23-${j}`, reply_count: 1 })));
+    case 24: return echo('ServerStream', [E({ message: 'x24', reply_count: 5, sleep_ms: 40 })], { cancelAfter: 0.07 });
+    case 25: return echo('Unary', [E({ message: 't25', reply_size: 5 })], { timeout: 5.0 });
+    case 26: return errU(16, 'who are you');
+    case 27: return errU(10, 'aborted');
+    case 28: return echo('ServerStream', [E({ message: 's28', status_code: 5, status_message: 'nothing' })]); // only trailers
+    default: throw new Error(`tlsPlan ${i}`);
+  }
+}
+
+// The tls scenario: tlsPlan(i) for i in 0..29 on one connection (call ids 1..30), calls 20..23
+// at once.
+async function tlsScenario(target, log) {
+  const c = new Conn(target);
+  for (let i = 0; i < 30;) {
+    if (i === 20) {
+      await Promise.all([20, 21, 22, 23].map((j) => run(0, c, log, tlsPlan(j), j + 1, null)));
+      i = 24;
+      continue;
+    }
+    await run(0, c, log, tlsPlan(i), i + 1, null);
+    i++;
+  }
+  await sleep(300); // the last reset reaches the wire before the connection closes
+  c.close();
+}
+
 function main() {
   const args = process.argv.slice(2);
   const arg = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+  Object.assign(tlsArgs, { cert: arg('--tls-cert'), key: arg('--tls-key'), ca: arg('--tls-ca') });
   if (args[0] === 'server') return serve(arg('--addr'));
   if (args[0] !== 'client') {
-    console.error('usage: echo.js server --addr A | client --target H:P --scenario midjoin|deadlines|reflect --log F [--marker M]');
+    console.error('usage: echo.js server --addr A [--tls-cert F --tls-key F] | client --target H:P --scenario midjoin|deadlines|reflect|tls --log F [--marker M] [--tls-ca F]');
     process.exit(2);
   }
   const log = new Log(arg('--log'));
   const scenario = arg('--scenario');
   const p = scenario === 'midjoin' ? midjoin(arg('--target'), log, arg('--marker'))
     : scenario === 'reflect' ? reflect(arg('--target'), log, arg('--marker'))
-    : scenario === 'deadlines' ? deadlines(arg('--target'), log) : Promise.reject(new Error(`unknown scenario ${scenario}`));
+    : scenario === 'deadlines' ? deadlines(arg('--target'), log)
+    : scenario === 'tls' ? tlsScenario(arg('--target'), log) : Promise.reject(new Error(`unknown scenario ${scenario}`));
   p.then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
 }
 
