@@ -15,7 +15,7 @@ use decoder::{CallRecord, ConnDecoder, ConnId, DecoderLimits, Dir, NullSink, Sid
 pub(crate) type Harness = fn(&[u8]);
 
 /// The harnesses by name, as the targets and the corpus directories are named.
-pub(crate) const TARGETS: [(&str, Harness); 7] = [
+pub(crate) const TARGETS: [(&str, Harness); 8] = [
     ("hpack", hpack),
     ("h2_conn", h2_conn),
     ("h2_bodies", h2_bodies),
@@ -23,6 +23,7 @@ pub(crate) const TARGETS: [(&str, Harness); 7] = [
     ("capture_file", capture_file),
     ("pcapng_roundtrip", pcapng_roundtrip),
     ("payload", payload),
+    ("tls_records", tls_records),
 ];
 
 /// HPACK: chunks `[len][block]` decoded with one table: any sequence decodes or errors.
@@ -44,12 +45,25 @@ pub(crate) fn hpack(data: &[u8]) {
 /// Feeds `data` to a connection decoder: a mode byte (bit 0: seen from its start; bit 1: end
 /// by close), then chunks `[op][len][bytes]` (op bit 0: direction; bit 1: a gap of len+1).
 fn conn(data: &[u8], limits: DecoderLimits, sink: &mut dyn Sink) {
+    conn_with(data, limits, None, sink);
+}
+
+/// [`conn`], with TLS secrets.
+fn conn_with(
+    data: &[u8],
+    limits: DecoderLimits,
+    keys: Option<std::sync::Arc<decoder::tls::keylog::KeyLog>>,
+    sink: &mut dyn Sink,
+) {
     let Some((&mode, mut rest)) = data.split_first() else {
         return;
     };
     let a = "10.0.0.1:40000".parse().expect("addr");
     let b = "10.0.0.2:50051".parse().expect("addr");
     let mut dec = ConnDecoder::new(ConnId::new(0, 1), (a, b), Nanos(0), mode & 1 == 1, limits);
+    if let Some(k) = keys {
+        dec = dec.with_keylog(k);
+    }
     let mut ts = 0;
     while let [op, n, tail @ ..] = rest {
         let n = usize::from(*n).min(tail.len());
@@ -67,6 +81,29 @@ fn conn(data: &[u8], limits: DecoderLimits, sink: &mut dyn Sink) {
     } else {
         dec.handle_closed(Nanos(ts), sink);
     }
+}
+
+/// TLS connection decoding with the key logs of the TLS test captures (whose streams are the
+/// seeds): hellos, records, key changes, gaps and damage in any order.
+pub(crate) fn tls_records(data: &[u8]) {
+    static KEYS: OnceLock<std::sync::Arc<decoder::tls::keylog::KeyLog>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        let log = decoder::tls::keylog::KeyLog::new();
+        for text in [
+            include_str!("../testdata/captures/go-tls13.keylog"),
+            include_str!("../testdata/captures/go-tls12-chacha.keylog"),
+            include_str!("../testdata/captures/node-tls13-aes256.keylog"),
+        ] {
+            log.add_text(text, 1);
+        }
+        std::sync::Arc::new(log)
+    });
+    conn_with(
+        data,
+        DecoderLimits::default(),
+        Some(keys.clone()),
+        &mut NullSink,
+    );
 }
 
 /// HTTP/2 connection decoding: bytes, gaps and closes in any order.

@@ -119,6 +119,10 @@ for cap in ["py-basic-lo.pcap", "tonic-basic-lo.pcap", "py-bodies-lo.pcap",
         continue
     frames_ = list(records(os.path.join(caps, cap)))[:24]
     write("packet", stem, b"".join(bytes([1, min(len(f), 255)]) + f[:255] for f in frames_))
+for cap in ["go-tls13-lo.pcap.gz", "go-tls12-chacha-lo.pcap.gz", "node-tls13-aes256-lo.pcap.gz"]:
+    stem = cap.split("-lo")[0]
+    for i, parts in enumerate(streams(os.path.join(caps, cap))):
+        write("tls_records", f"{stem}-{i}", b"\x01" + chunks(parts, 16000))
 for cap, n in [("py-basic-lo.pcap", 3000), ("tonic-basic-lo.pcap", 3000), ("py-basic-multi.pcapng", 4000)]:
     head = open(os.path.join(caps, cap), "rb").read()[:n]
     stem = cap.replace(".", "-")

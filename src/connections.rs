@@ -84,7 +84,8 @@ impl TlsRow {
         TlsRow {
             version: info.version.map(TlsInfo::version_name),
             cipher_suite: info.suite.map(|s| {
-                decoder::tls::crypto::suite_name(s).map_or_else(|| format!("{s:#06x}"), str::to_owned)
+                decoder::tls::crypto::suite_name(s)
+                    .map_or_else(|| format!("{s:#06x}"), str::to_owned)
             }),
             sni: info.sni.as_deref().map(str::to_owned),
             alpn_offered: info.alpn_offered.as_deref().map(str::to_owned),
@@ -228,7 +229,10 @@ pub(crate) fn render_table(conns: &Connections) -> String {
                         "{} {}{}",
                         t.version.unwrap_or("?"),
                         t.state,
-                        t.sni.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
+                        t.sni
+                            .as_deref()
+                            .map(|s| format!(" {s}"))
+                            .unwrap_or_default()
                     )
                 },
             ),
@@ -249,7 +253,7 @@ pub(crate) fn render_table(conns: &Connections) -> String {
         for (i, (cell, w)) in l.iter().zip(widths).enumerate() {
             // Addresses left-aligned, numbers right-aligned.
             let sep = if i + 1 == l.len() { "" } else { "  " };
-            if i < 2 || i >= 9 {
+            if !(2..9).contains(&i) {
                 let _ = write!(out, "{cell:<w$}{sep}");
             } else {
                 let _ = write!(out, "{cell:>w$}{sep}");

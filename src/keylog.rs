@@ -53,7 +53,10 @@ pub(crate) struct Tail {
 
 fn report(what: &str, r: &AddReport) {
     for (line, why) in &r.bad {
-        eprintln!("grpctap: {what} line {line}: {} (line not used)", why.name());
+        eprintln!(
+            "grpctap: {what} line {line}: {} (line not used)",
+            why.name()
+        );
     }
     let more = r.bad_count - r.bad.len() as u64;
     if more > 0 {

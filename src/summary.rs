@@ -476,13 +476,21 @@ pub(crate) fn render_table(
     out.push('\n');
     if dec.tls.connections > 0 {
         let t = &dec.tls;
-        let why: Vec<String> = t.encrypted.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let why: Vec<String> = t
+            .encrypted
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let versions: Vec<String> = t.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = write!(
             out,
             "tls: {} connections (TLS {}), {} decrypted{}; {} of {} bytes stayed encrypted",
             t.connections,
-            if versions.is_empty() { "version unknown".to_owned() } else { versions.join(", ") },
+            if versions.is_empty() {
+                "version unknown".to_owned()
+            } else {
+                versions.join(", ")
+            },
             t.decrypted,
             if why.is_empty() {
                 String::new()

@@ -108,7 +108,13 @@ fn keys_in_a_decryption_secrets_block_give_the_same_calls() {
     for (name, _) in CAPTURES {
         let kl = keylog(name);
         let with_file = run(
-            &["--calls", "-", "--metadata", "--tls-keylog", kl.to_str().expect("path")],
+            &[
+                "--calls",
+                "-",
+                "--metadata",
+                "--tls-keylog",
+                kl.to_str().expect("path"),
+            ],
             &[pcap(name)],
         )
         .0;
@@ -123,11 +129,23 @@ fn keys_in_a_decryption_secrets_block_give_the_same_calls() {
 fn handshake_facts_are_reported_per_connection() {
     let kl = keylog("go-tls13-hrr");
     let (out, _) = run(
-        &["--connections-json", "-", "--tls-keylog", kl.to_str().expect("path")],
-        &[pcap("go-tls13-hrr"), pcap("go-tls12"), pcap("node-tls13-chacha")],
+        &[
+            "--connections-json",
+            "-",
+            "--tls-keylog",
+            kl.to_str().expect("path"),
+        ],
+        &[
+            pcap("go-tls13-hrr"),
+            pcap("go-tls12"),
+            pcap("node-tls13-chacha"),
+        ],
     );
     let v: Value = serde_json::from_str(&out).expect("json");
-    let rows = v["connections"].as_array().or_else(|| v.as_array()).expect("rows");
+    let rows = v["connections"]
+        .as_array()
+        .or_else(|| v.as_array())
+        .expect("rows");
     let tls: Vec<&Value> = rows.iter().map(|r| &r["tls"]).collect();
     assert_eq!(tls.len(), 4);
     let hrr = tls.iter().find(|t| t["hello_retry"] == true).expect("HRR");
@@ -144,7 +162,12 @@ fn handshake_facts_are_reported_per_connection() {
         .expect("chacha");
     assert_eq!(chacha["state"], "no_key");
     assert_eq!(chacha["sni"], "localhost");
-    assert!(chacha["alpn_offered"].as_str().expect("alpn").contains("h2"));
+    assert!(
+        chacha["alpn_offered"]
+            .as_str()
+            .expect("alpn")
+            .contains("h2")
+    );
     assert!(chacha["encrypted_bytes"].as_u64().expect("bytes") > 50_000);
 }
 
@@ -159,18 +182,29 @@ fn without_keys_every_tls_connection_is_counted_as_encrypted() {
     assert_eq!(tls["decrypted"], 0);
     assert_eq!(tls["encrypted"]["no_key"], conns);
     // All but the hellos (and TLS 1.2's certificates) in the clear.
-    let (enc, all) = (tls["encrypted_bytes"].as_u64().expect("n"), tls["bytes"].as_u64().expect("n"));
+    let (enc, all) = (
+        tls["encrypted_bytes"].as_u64().expect("n"),
+        tls["bytes"].as_u64().expect("n"),
+    );
     assert!(enc < all && enc > all / 10 * 9, "{tls}");
     assert_eq!(s["capture"]["other_connections"], 0);
     let (table, _) = run(&[], &files);
-    assert!(table.contains("tls: 10 connections (TLS 1.2 5, 1.3 5), 0 decrypted, not decrypted: no_key 10"), "{table}");
+    assert!(
+        table.contains(
+            "tls: 10 connections (TLS 1.2 5, 1.3 5), 0 decrypted, not decrypted: no_key 10"
+        ),
+        "{table}"
+    );
 }
 
 /// The key log lines of all captures, by client random.
 fn lines_by_random() -> Vec<(String, Vec<String>)> {
     let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (name, _) in CAPTURES {
-        for l in std::fs::read_to_string(keylog(name)).expect("keylog").lines() {
+        for l in std::fs::read_to_string(keylog(name))
+            .expect("keylog")
+            .lines()
+        {
             if let Some(r) = l.split_whitespace().nth(1) {
                 by.entry(r.to_owned()).or_default().push(l.to_owned());
             }
@@ -201,8 +235,14 @@ fn with_half_the_keys_the_other_connections_decrypt_and_the_rest_are_counted() {
     let files: Vec<PathBuf> = CAPTURES.iter().map(|(n, _)| pcap(n)).collect();
     let args = ["--tls-keylog", half.to_str().expect("path")];
     let (_, stderr) = run(&args, &files);
-    assert!(stderr.contains("line 2: not LABEL CLIENT_RANDOM SECRET"), "{stderr}");
-    assert!(!stderr.contains(&randoms[0].1[0][20..60]), "a secret in stderr");
+    assert!(
+        stderr.contains("line 2: not LABEL CLIENT_RANDOM SECRET"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&randoms[0].1[0][20..60]),
+        "a secret in stderr"
+    );
     let s = summary(&args, &files);
     let tls = &s["capture"]["tls"];
     let kept = randoms.len().div_ceil(2) as u64;
@@ -219,9 +259,16 @@ fn with_half_the_keys_the_other_connections_decrypt_and_the_rest_are_counted() {
     let mut named = 0;
     for (name, _) in CAPTURES {
         let log = truth::load(&common::captures().join(format!("{name}.calls.jsonl")));
-        let alone = calls(&["--tls-keylog", keylog(name).to_str().expect("p")], &[pcap(name)]);
+        let alone = calls(
+            &["--tls-keylog", keylog(name).to_str().expect("p")],
+            &[pcap(name)],
+        );
         let server = alone[0]["server"].clone();
-        let mine: Vec<Value> = ours.iter().filter(|c| c["server"] == server).cloned().collect();
+        let mine: Vec<Value> = ours
+            .iter()
+            .filter(|c| c["server"] == server)
+            .cloned()
+            .collect();
         let (score, wrong) = Score::of(&mine, &log);
         assert!(wrong.is_empty(), "{name}: {wrong:?}");
         assert_eq!(score.calls, mine.len() as u64, "{name}: unpaired");
@@ -250,10 +297,7 @@ fn flip(capture: &Path, nth: usize, min: usize, out: &Path) {
                 data[at] ^= 0x01;
             }
         }
-        let q = capture::Packet {
-            data: &data,
-            ..p
-        };
+        let q = capture::Packet { data: &data, ..p };
         writer.write(&q).expect("write");
     }
     w.expect("packets").flush().expect("flush");
@@ -276,7 +320,42 @@ fn a_corrupted_record_is_counted_and_only_its_calls_suffer() {
         let (score, wrong) = Score::of(&ours, &log);
         // What came out is right; the record's calls may be lost or unnamed, not more.
         assert_eq!(score.wrong_exact, 0, "{name}: {wrong:?}");
-        assert!(score.named_exact + 3 >= log.len() as u64, "{name}: {score:?}");
+        assert!(
+            score.named_exact + 3 >= log.len() as u64,
+            "{name}: {score:?}"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// What a call is, apart from where and when: for comparing a TLS capture with its cleartext
+/// twin (the same scenario run without TLS).
+fn essence(c: &Value) -> (Option<u64>, Value, Value, Value, Value, Value) {
+    (
+        truth::call_id(c),
+        c["method"].clone(),
+        c["status"].clone(),
+        c["req_msgs"].clone(),
+        c["resp_msgs"].clone(),
+        c["grpc_message"].clone(),
+    )
+}
+
+#[test]
+fn decrypted_calls_are_the_calls_of_the_cleartext_twin() {
+    for (tls, clear) in [
+        ("go-tls13-hrr", "go-clear"),
+        ("node-tls13-aes256", "node-clear"),
+    ] {
+        let kl = keylog(tls);
+        let mut a: Vec<_> = calls(&["--tls-keylog", kl.to_str().expect("path")], &[pcap(tls)])
+            .iter()
+            .map(essence)
+            .collect();
+        let mut b: Vec<_> = calls(&[], &[pcap(clear)]).iter().map(essence).collect();
+        a.sort_by_key(|e| e.0);
+        b.sort_by_key(|e| e.0);
+        assert_eq!(a.len(), 30, "{tls}");
+        assert_eq!(a, b, "{tls} against {clear}");
+    }
 }

@@ -152,7 +152,9 @@ impl Files {
     fn open_at_first(&mut self, i: usize) -> Option<(FileSource, Nanos)> {
         let path = &self.paths[i];
         let hook = self.secrets.clone();
-        let open = || FileSource::open(path, self.max_block).map(|s| (s.with_secrets(hook.clone()), false));
+        let open = || {
+            FileSource::open(path, self.max_block).map(|s| (s.with_secrets(hook.clone()), false))
+        };
         let opened = if path.as_os_str() == "-" {
             self.stdin.take().map_or_else(open, |s| Ok((s, true)))
         } else {

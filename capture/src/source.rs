@@ -180,7 +180,10 @@ enum Found {
 
 /// Receives the TLS key log text of each pcapng Decryption Secrets Block as it is read.
 #[derive(Clone)]
-pub struct SecretsHook(pub Arc<dyn Fn(&[u8]) + Send + Sync>);
+pub struct SecretsHook(pub Arc<SecretsFn>);
+
+/// What a [`SecretsHook`] calls with a block's bytes.
+pub type SecretsFn = dyn Fn(&[u8]) + Send + Sync;
 
 impl std::fmt::Debug for SecretsHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -47,7 +47,11 @@ const MAX_SECRETS: usize = 16 << 20;
 fn secrets_block(out: &mut impl Write, text: &[u8]) -> std::io::Result<u64> {
     let mut body = Vec::with_capacity(8 + text.len());
     body.extend_from_slice(&0x544c_534b_u32.to_le_bytes()); // "TLSK": TLS key log
-    body.extend_from_slice(&u32::try_from(text.len()).map_err(std::io::Error::other)?.to_le_bytes());
+    body.extend_from_slice(
+        &u32::try_from(text.len())
+            .map_err(std::io::Error::other)?
+            .to_le_bytes(),
+    );
     body.extend_from_slice(text);
     block(out, 0x0000_000a, &body)
 }

@@ -464,11 +464,23 @@ fn not_http2_is_dropped_cheaply() {
     dec.handle_data(
         Dir::ToServer,
         Nanos(1),
-        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n",
         &mut out,
-    ); // TLS ClientHello
+    );
     assert!(dec.is_dead());
     assert_eq!(out.events, vec![ConnEvent::Anomaly(AnomalyKind::NotHttp2)]);
+    // A TLS ClientHello is not dropped: it goes to the TLS layer, which reports it.
+    let mut dec = conn(1, a, b, true);
+    let mut out = Rec::default();
+    dec.handle_data(
+        Dir::ToServer,
+        Nanos(1),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        &mut out,
+    );
+    assert!(!dec.is_dead());
+    assert!(dec.tls().is_some());
+    assert!(out.events.is_empty());
 }
 
 proptest! {

@@ -19,7 +19,10 @@ wire has no log line, or they disagree, or the handshakes are not those --expect
 SUITE HRR RESUMED", e.g. "TLS 1.3 TLS_AES_128_GCM_SHA256 0 0,1": every connection of that version
 and IANA suite, HelloRetryRequest (1) or not (0) on each, and per connection in order whether it
 resumed. With --json F writes the facts as JSON to F.
-Usage: check_tls.py CAPTURE PORT CALLS [KEYLOG] [--json F] [--expect "..."]"""
+With --clear the capture is a cleartext twin (go-clear, node-clear: HTTP/2 with prior knowledge,
+no TLS): tshark reads PORT as HTTP/2 (-d tcp.port==PORT,http2), there are no handshakes to check,
+and the calls are paired with the log the same way.
+Usage: check_tls.py CAPTURE PORT CALLS [KEYLOG] [--json F] [--expect "..."] [--clear]"""
 import json, subprocess, sys
 from collections import Counter
 
@@ -31,11 +34,12 @@ HS = {"1": "ClientHello", "2": "ServerHello", "4": "NewSessionTicket", "8": "Enc
       "11": "Certificate", "12": "ServerKeyExchange", "13": "CertificateRequest", "14": "ServerHelloDone",
       "15": "CertificateVerify", "16": "ClientKeyExchange", "20": "Finished"}
 VERSIONS = {"0x0304": "TLS 1.3", "0x0303": "TLS 1.2", "0x0302": "TLS 1.1", "0x0301": "TLS 1.0"}
+DECODE = []  # --clear: ["-d", "tcp.port==PORT,http2"]
 
 
 def tshark(path, keylog, *args):
     opts = ["-o", f"tls.keylog_file:{keylog}"] if keylog else ["-o", "tls.keylog_file:"]
-    return subprocess.run(["tshark", "-n", "-r", path, *opts, *args], check=True, capture_output=True,
+    return subprocess.run(["tshark", "-n", "-r", path, *opts, *DECODE, *args], check=True, capture_output=True,
                           text=True).stdout
 
 
@@ -187,6 +191,9 @@ def hget(hs, name):
 
 def main(argv):
     args = argv[1:]
+    clear = "--clear" in args
+    if clear:
+        args.remove("--clear")
     opt = {}
     for name in ("--json", "--expect"):
         if name in args:
@@ -196,8 +203,10 @@ def main(argv):
     json_out = opt.get("--json")
     path, port, calls_path = args[0], int(args[1]), args[2]
     keylog = args[3] if len(args) > 3 else None
+    if clear:
+        DECODE[:] = ["-d", f"tcp.port=={port},http2"]
     suites = names()
-    conns = handshakes(path, keylog, port)
+    conns = [] if clear else handshakes(path, keylog, port)
     streams = read_h2(path, keylog, port)
     log = {c["call_id"]: c for c in map(json.loads, open(calls_path)) if "method" in c and "status" in c}
     bad, seen = [], set()
@@ -222,7 +231,15 @@ def main(argv):
         if t["status"] not in ("DEADLINE_EXCEEDED", "CANCELLED") and (nreq, nresp) != (t["req_msgs"], t["resp_msgs"]):
             bad.append(f"call {t['call_id']}: wire {nreq}/{nresp} messages, logged {t['req_msgs']}/{t['resp_msgs']}")
     for cid in sorted(set(log) - seen):
-        bad.append(f"call {cid} ({log[cid]['method']} {log[cid]['status']}) not decrypted on the wire")
+        bad.append(f"call {cid} ({log[cid]['method']} {log[cid]['status']}) not {'read' if clear else 'decrypted'} on the wire")
+    if clear:
+        for sid, n in sorted(per_conn.items()):
+            print(f"  tcp {sid}: cleartext HTTP/2, {n} gRPC calls read")
+        print(f"{path}: cleartext, {len(per_conn)} connections, {sum(per_conn.values())} calls read,"
+              f" {len(log)} calls in the log, {len(bad)} disagreements")
+        for b in bad:
+            print("  " + b)
+        return 1 if bad else 0
     for c in conns:
         c["cipher_suite_name"] = suites.get(c.get("cipher_suite"), "?")
         c["grpc_calls_decrypted"] = per_conn[c["tcp_stream"]]

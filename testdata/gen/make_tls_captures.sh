@@ -18,9 +18,14 @@
 # secret only after a full handshake), OpenSSL's server does.
 # check_tls.py then checks each capture twice, decrypted by tshark with the key log and with the
 # DSB copy alone, against the log and the handshake the capture is meant to have.
+# go-clear and node-clear are the cleartext twins (h2c, prior knowledge): the same tls scenario
+# between the same stacks with no TLS flags, one connection, to compare a decryption with the
+# cleartext of the same calls. They have no key log, .tls.json or DSB copy; check_tls.py --clear
+# pairs their calls (tshark -d tcp.port==PORT,http2) with the log, and the script checks that
+# tshark reads one :path per logged call.
 # Needs root; installs what it needs like make_midjoin_captures.sh (GRPCTAP_NO_INSTALL=1 skips),
 # and openssl; go-echo is built with Debian's grpc-go in GOPATH mode, offline (no cargo).
-# Usage: testdata/gen/make_tls_captures.sh [NAME...]   (default: every capture)
+# Usage: testdata/gen/make_tls_captures.sh [NAME...]   (default: every capture, the clear ones too)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -60,12 +65,24 @@ openssl req -new -config "$work/openssl.cnf" -newkey rsa:2048 -nodes -subj "/CN=
 openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
   -extfile "$work/openssl.cnf" -extensions server -out "$work/server.pem" 2> /dev/null
 
+# end_capture: the client is done; tcpdump writes out what it has, the servers stop.
+end_capture() {
+  sleep 1
+  kill -INT $td
+  wait $td || true
+  td=
+  stop_servers
+}
+
 # capture NAME CLIENT SERVER PORT EXPECT: tcpdump first, then the server (with sargs), then the
 # client: go-echo with cargs, or node with nflags (node's own flags) and GRPC_SSL_CIPHER_SUITES
 # from suites; skeylog=1 has the node server write its key log too. EXPECT is check_tls.py's.
+
+# tls=0: the cleartext twin (no TLS flags at either end, no key log; EXPECT unused).
 capture() {
   local name=$1 cstack=$2 sstack=$3 port=$4 expect=$5 keylog=$out/$1.keylog
   local calls=$out/$name.calls.jsonl pcap=$work/$name-lo.pcap
+  [ "$tls" = 1 ] || { capture_clear "$@"; return; }
   rm -f "$keylog" "$out/$name.server.keylog" # both stacks append
   tcpdump -i lo -B 262144 -U -w "$pcap" "tcp port $port" 2> "$out/$name-lo.pcap.gz.capture.txt" &
   td=$!
@@ -82,11 +99,7 @@ capture() {
     node) env ${suites:+GRPC_SSL_CIPHER_SUITES=$suites} node --no-warnings --tls-keylog="$keylog" "${nflags[@]}" \
       "$here/node-echo/echo.js" client --target "127.0.0.1:$port" --scenario tls --log "$calls" --tls-ca "$work/ca.pem" ;;
   esac
-  sleep 1
-  kill -INT $td
-  wait $td || true
-  td=
-  stop_servers
+  end_capture
   chmod 644 "$keylog" "$out/$name".server.keylog 2> /dev/null || true # node writes them 0600
   grep -q "^0 packets dropped by kernel" "$out/$name-lo.pcap.gz.capture.txt" || { echo "$name: drops: $(cat "$out/$name-lo.pcap.gz.capture.txt")" >&2; exit 1; }
   gzip -9 -c "$pcap" > "$out/$name-lo.pcap.gz"
@@ -102,9 +115,35 @@ capture() {
   echo "$name: $(wc -l < "$calls") calls logged, $(wc -l < "$keylog") key log lines; $(stat -c %s "$out/$name-lo.pcap.gz") + $(stat -c %s "$out/$name-dsb.pcapng.gz") bytes; $(grep dropped "$out/$name-lo.pcap.gz.capture.txt" | tr '\n' ' ')"
 }
 
-all="go-tls13 go-tls13-hrr go-tls12 go-tls12-chacha go-tls12-aes256 node-tls13-chacha node-tls13-aes256 node-tls12"
+# capture_clear NAME CLIENT SERVER PORT: capture's cleartext twin, the same calls with no TLS.
+capture_clear() {
+  local name=$1 cstack=$2 sstack=$3 port=$4
+  local calls=$out/$name.calls.jsonl pcap=$work/$name-lo.pcap f=$out/$1-lo.pcap.gz
+  tcpdump -i lo -B 262144 -U -w "$pcap" "tcp port $port" 2> "$f.capture.txt" &
+  td=$!
+  sleep 2
+  server "$sstack" "$port"
+  case $cstack in
+    go) "$work/go-echo" client --target "127.0.0.1:$port" --scenario tls --log "$calls" ;;
+    node) node --no-warnings "$here/node-echo/echo.js" client --target "127.0.0.1:$port" --scenario tls --log "$calls" ;;
+  esac
+  end_capture
+  grep -q "^0 packets dropped by kernel" "$f.capture.txt" || { echo "$name: drops: $(cat "$f.capture.txt")" >&2; exit 1; }
+  gzip -9 -c "$pcap" > "$f"
+  python3 "$here/oracle.py" "$f" > "$f.streams.json"
+  echo "== $name ($cstack client, $sstack server, port $port, cleartext)"
+  python3 "$here/check_tls.py" "$f" "$port" "$calls" --clear
+  local paths logged
+  paths=$(tshark -n -r "$f" -d "tcp.port==$port,http2" -Y http2.headers.path -T fields -e http2.headers.path 2> /dev/null |
+    tr ',' '\n' | grep -c . || true)
+  logged=$(wc -l < "$calls")
+  [ "$paths" = "$logged" ] || { echo "$name: tshark reads $paths :path, the log has $logged calls" >&2; exit 1; }
+  echo "$name: $logged calls logged, $paths :path read by tshark; $(stat -c %s "$f") bytes; $(grep dropped "$f.capture.txt" | tr '\n' ' ')"
+}
+
+all="go-tls13 go-tls13-hrr go-tls12 go-tls12-chacha go-tls12-aes256 node-tls13-chacha node-tls13-aes256 node-tls12 go-clear node-clear"
 for name in ${*:-$all}; do
-  sargs=() cargs=() nflags=() suites= skeylog=0
+  sargs=() cargs=() nflags=() suites= skeylog=0 tls=1
   case $name in
     # Go's TLS 1.3 default; the second connection resumes with the first's ticket (a PSK).
     go-tls13) cargs=(--tls-resume); capture "$name" go go 50251 "TLS 1.3 TLS_AES_128_GCM_SHA256 0 0,1" ;;
@@ -122,7 +161,10 @@ for name in ${*:-$all}; do
     node-tls13-aes256) suites=TLS_AES_256_GCM_SHA384
       capture "$name" node node 50257 "TLS 1.3 TLS_AES_256_GCM_SHA384 0 0" ;;
     node-tls12) nflags=(--tls-max-v1.2); capture "$name" node go 50258 "TLS 1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 0 0" ;;
+    # The cleartext twins: the tls scenario, one connection, no TLS (h2c with prior knowledge).
+    go-clear) tls=0; capture "$name" go go 50259 - ;;
+    node-clear) tls=0; capture "$name" node node 50260 - ;;
     *) echo "unknown capture $name" >&2; exit 2 ;;
   esac
 done
-ls -l "$out"/*-tls1[23]*
+ls -l "$out"/*-tls1[23]* "$out"/*-clear[-.]* 2> /dev/null || true

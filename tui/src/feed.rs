@@ -314,9 +314,9 @@ impl Sink for Feeder {
                 server,
                 ts: opened,
             }),
-            ConnEvent::Closed { bytes, http2: true } => {
-                self.push(UiEvent::ConnClosed { id: conn, bytes })
-            }
+            ConnEvent::Closed {
+                bytes, http2: true, ..
+            } => self.push(UiEvent::ConnClosed { id: conn, bytes }),
             ConnEvent::Closed { http2: false, .. } => {}
             ConnEvent::Goaway { by, code, .. } => self.push(UiEvent::Goaway { conn, by, code }),
             ConnEvent::Anomaly(AnomalyKind::NotHttp2) => {}

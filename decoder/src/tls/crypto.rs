@@ -133,7 +133,12 @@ fn expand_label(sha384: bool, secret: &[u8], label: &str, out: &mut [u8]) -> boo
 
 /// The TLS 1.2 PRF (RFC 5246 5): P_SHA256 or P_SHA384 of `secret` over `label || seed`.
 fn prf12(sha384: bool, secret: &[u8], label: &[u8], seed: &[&[u8]], out: &mut [u8]) {
-    fn p_hash<M: Mac + KeyInit + Clone>(secret: &[u8], label: &[u8], seed: &[&[u8]], out: &mut [u8]) {
+    fn p_hash<M: Mac + KeyInit + Clone>(
+        secret: &[u8],
+        label: &[u8],
+        seed: &[&[u8]],
+        out: &mut [u8],
+    ) {
         let Ok(base) = <M as Mac>::new_from_slice(secret) else {
             return;
         };
@@ -249,7 +254,12 @@ impl RecordKeys {
         let secret = self.secret?;
         let mut next = [0u8; 48];
         let n = secret.bytes().len();
-        if !expand_label(self.suite.sha384, secret.bytes(), "traffic upd", &mut next[..n]) {
+        if !expand_label(
+            self.suite.sha384,
+            secret.bytes(),
+            "traffic upd",
+            &mut next[..n],
+        ) {
             return None;
         }
         RecordKeys::tls13(self.suite, Secret::new(&next[..n]))
@@ -382,8 +392,8 @@ mod tests {
     #[test]
     fn tls13_keys_are_those_of_rfc_8448() {
         let secret = unhex("b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad38");
-        let k = RecordKeys::tls13(suite(0x1301).expect("suite"), Secret::new(&secret))
-            .expect("keys");
+        let k =
+            RecordKeys::tls13(suite(0x1301).expect("suite"), Secret::new(&secret)).expect("keys");
         assert_eq!(k.iv.to_vec(), unhex("5d313eb2671276ee13000b30"));
         // The server's first encrypted record of RFC 8448 (EncryptedExtensions .. Finished)
         // is long; its last bytes are the tag. A record under this key with a flipped bit

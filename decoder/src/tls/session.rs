@@ -48,9 +48,8 @@ const MAX_SEQ_TRIES: u64 = 256;
 /// SHA-256("HelloRetryRequest"): the random of a ServerHello that is a HelloRetryRequest
 /// (RFC 8446 4.1.3).
 const HRR_RANDOM: [u8; 32] = [
-    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8,
-    0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8,
-    0x33, 0x9c,
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
 
 /// Bounds of the TLS layer.
@@ -182,7 +181,12 @@ struct HsScan {
 
 impl HsScan {
     /// Feeds `bytes`; `f(type, whole message or None when not kept)` per finished message.
-    fn feed(&mut self, mut bytes: &[u8], want: impl Fn(u8) -> bool, mut f: impl FnMut(u8, Option<&[u8]>)) {
+    fn feed(
+        &mut self,
+        mut bytes: &[u8],
+        want: impl Fn(u8) -> bool,
+        mut f: impl FnMut(u8, Option<&[u8]>),
+    ) {
         while !bytes.is_empty() {
             if self.head_len < 4 {
                 let n = (4 - usize::from(self.head_len)).min(bytes.len());
@@ -330,7 +334,13 @@ fn printable(b: &[u8], max: usize) -> Option<Box<str>> {
     let s: String = b
         .iter()
         .take(max)
-        .map(|&c| if (0x21..0x7f).contains(&c) { char::from(c) } else { '?' })
+        .map(|&c| {
+            if (0x21..0x7f).contains(&c) {
+                char::from(c)
+            } else {
+                '?'
+            }
+        })
         .collect();
     (!s.is_empty()).then(|| s.into_boxed_str())
 }
@@ -410,7 +420,13 @@ impl TlsSession {
     }
 
     /// Bytes of direction `d`, in order.
-    pub fn handle_data<P: PlainSink + ?Sized>(&mut self, d: Dir, ts: Nanos, data: &[u8], out: &mut P) {
+    pub fn handle_data<P: PlainSink + ?Sized>(
+        &mut self,
+        d: Dir,
+        ts: Nanos,
+        data: &[u8],
+        out: &mut P,
+    ) {
         self.info.bytes[d.index()] += data.len() as u64;
         self.retry_keys(ts, out);
         self.feed(d, ts, data, out);
@@ -446,7 +462,8 @@ impl TlsSession {
                     return;
                 };
                 let have = h.rec.len();
-                let whole = (have >= 5).then(|| 5 + usize::from(u16::from_be_bytes([h.rec[3], h.rec[4]])));
+                let whole =
+                    (have >= 5).then(|| 5 + usize::from(u16::from_be_bytes([h.rec[3], h.rec[4]])));
                 match whole {
                     Some(whole) if (len as u128) < (whole - have) as u128 => {
                         // The gap ends inside this record: skip the rest of it, then records
@@ -486,7 +503,11 @@ impl TlsSession {
         self.make_keys(out);
         for d in [self.client, self.client.reverse()] {
             if self.halves[d.index()].mode == Mode::Waiting && self.can_open(d) {
-                let mode = if self.hellos.server_hello { Mode::Open } else { Mode::Plain };
+                let mode = if self.hellos.server_hello {
+                    Mode::Open
+                } else {
+                    Mode::Plain
+                };
                 self.halves[d.index()].mode = mode;
                 self.drain(d, ts, out);
             }
@@ -601,7 +622,13 @@ impl TlsSession {
 
     /// One whole record of `d` (header and fragment in `rec`). False: it was put aside to
     /// wait (the direction is now `Waiting`).
-    fn record<P: PlainSink + ?Sized>(&mut self, d: Dir, ts: Nanos, rec: &mut [u8], out: &mut P) -> bool {
+    fn record<P: PlainSink + ?Sized>(
+        &mut self,
+        d: Dir,
+        ts: Nanos,
+        rec: &mut [u8],
+        out: &mut P,
+    ) -> bool {
         let i = d.index();
         let ctype = rec[0];
         let mode = self.halves[i].mode;
@@ -758,10 +785,8 @@ impl TlsSession {
                         }
                     }
                 }
-                if update {
-                    if let Some(next) = h.keys.as_ref().and_then(RecordKeys::updated) {
-                        h.keys = Some(next);
-                    }
+                if update && let Some(next) = h.keys.as_ref().and_then(RecordKeys::updated) {
+                    h.keys = Some(next);
                 }
             }
             _ => {}
@@ -922,7 +947,11 @@ impl TlsSession {
         let c = self.client;
         if self.halves[c.index()].mode == Mode::Waiting && self.can_open(c) {
             self.halves[c.index()].mode = Mode::Plain;
-            let ts = self.halves[c.index()].pending_ts.first().map(|p| p.0).unwrap_or_default();
+            let ts = self.halves[c.index()]
+                .pending_ts
+                .first()
+                .map(|p| p.0)
+                .unwrap_or_default();
             self.drain(c, ts, out);
         }
     }
@@ -947,7 +976,11 @@ impl TlsSession {
             if suite.tls13 || !self.info.resumed {
                 return None;
             }
-            let by_ticket = self.hellos.client_ticket.as_deref().and_then(|t| self.keylog.session(t));
+            let by_ticket = self
+                .hellos
+                .client_ticket
+                .as_deref()
+                .and_then(|t| self.keylog.session(t));
             let by_id = self
                 .hellos
                 .server_session

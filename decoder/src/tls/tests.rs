@@ -210,9 +210,21 @@ fn all_suites() -> Vec<(Stacks, u16, u16)> {
         (tls13(cs::TLS13_AES_128_GCM_SHA256), 0x0304, 0x1301),
         (tls13(cs::TLS13_AES_256_GCM_SHA384), 0x0304, 0x1302),
         (tls13(cs::TLS13_CHACHA20_POLY1305_SHA256), 0x0304, 0x1303),
-        (tls12(cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256), 0x0303, 0xc02b),
-        (tls12(cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384), 0x0303, 0xc02c),
-        (tls12(cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256), 0x0303, 0xcca9),
+        (
+            tls12(cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
+            0x0303,
+            0xc02b,
+        ),
+        (
+            tls12(cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384),
+            0x0303,
+            0xc02c,
+        ),
+        (
+            tls12(cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
+            0x0303,
+            0xcca9,
+        ),
     ]
 }
 
@@ -224,7 +236,10 @@ fn every_suite_decrypts_exactly_what_the_peers_read() {
         let (t, out) = replay(&p, keylog(&s));
         assert_eq!(t.state(), TlsState::Decrypting, "{suite:#x}");
         assert_eq!(out.plain, p.got, "{suite:#x}");
-        assert!(out.anomalies.is_empty() && out.lost.is_empty(), "{suite:#x} {out:?}");
+        assert!(
+            out.anomalies.is_empty() && out.lost.is_empty(),
+            "{suite:#x} {out:?}"
+        );
         let info = t.info();
         assert_eq!((info.version, info.suite), (Some(version), Some(suite)));
         assert_eq!(info.sni.as_deref(), Some("localhost"));
@@ -287,12 +302,18 @@ fn resumption_and_early_data_are_followed_and_counted() {
     // The second connection resumes and sends early data before the handshake ends.
     let mut p = Pair::new(&s);
     let early = b"PRI * HTTP/2.0 early";
-    let sent = p.client.early_data().map(|mut ed| ed.write(early).expect("early"));
+    let sent = p
+        .client
+        .early_data()
+        .map(|mut ed| ed.write(early).expect("early"));
     assert_eq!(sent, Some(early.len()), "rustls offered no early data");
     p.pump();
     p.send(Dir::ToServer, b"after the handshake");
     p.send(Dir::ToClient, b"reply");
-    assert!(p.got[0].starts_with(early), "the server took the early data");
+    assert!(
+        p.got[0].starts_with(early),
+        "the server took the early data"
+    );
     let (t, out) = replay(&p, keylog(&s));
     assert!(t.info().resumed);
     // The early data and rustls's EndOfEarlyData: two records under the early secret.
