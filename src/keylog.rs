@@ -116,47 +116,73 @@ impl Tail {
     }
 }
 
-/// Reads every `--tls-keylog` file into `log`.
-pub(crate) fn load(
-    paths: &[PathBuf],
-    log: &KeyLog,
-    new: Option<&NewLines>,
-) -> anyhow::Result<Vec<Tail>> {
-    let mut tails = Vec::new();
-    for p in paths {
-        let mut t = Tail::open(p)?;
-        t.poll(log, new)
-            .map_err(|e| anyhow::anyhow!("--tls-keylog {}: {e}", p.display()))?;
-        tails.push(t);
-    }
-    Ok(tails)
+/// The `--tls-keylog` files, read into one key store; shared by the thread that follows them
+/// in a live capture and the pipeline, which reads them once more before it gives up on a
+/// connection still waiting for its keys.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyFiles {
+    log: Arc<KeyLog>,
+    tails: Arc<Mutex<Vec<Tail>>>,
+    new: Option<Arc<NewLines>>,
 }
 
-/// Follows the files as they grow (a live capture: the application writes each connection's
-/// keys when it makes them), every `every`, until the process ends.
-#[cfg_attr(not(feature = "live"), allow(dead_code))]
-pub(crate) fn follow(
-    mut tails: Vec<Tail>,
-    log: Arc<KeyLog>,
-    new: Option<Arc<NewLines>>,
-    every: Duration,
-) {
-    if tails.is_empty() {
-        return;
+impl KeyFiles {
+    /// Reads every file of `paths` into `log` (lines read also go to `new`, when given).
+    pub(crate) fn load(
+        paths: &[PathBuf],
+        log: Arc<KeyLog>,
+        new: Option<Arc<NewLines>>,
+    ) -> anyhow::Result<KeyFiles> {
+        let mut tails = Vec::new();
+        for p in paths {
+            let mut t = Tail::open(p)?;
+            t.poll(&log, new.as_deref())
+                .map_err(|e| anyhow::anyhow!("--tls-keylog {}: {e}", p.display()))?;
+            tails.push(t);
+        }
+        Ok(KeyFiles {
+            log,
+            tails: Arc::new(Mutex::new(tails)),
+            new,
+        })
     }
-    let spawned = std::thread::Builder::new()
-        .name("keylog".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(every);
-                for t in &mut tails {
-                    // A file that is gone for a moment (being rotated) is read again later.
-                    let _ = t.poll(&log, new.as_deref());
+
+    /// Reads what the files gained since the last read.
+    pub(crate) fn refresh(&self) {
+        let mut tails = self.tails.lock().unwrap_or_else(|e| e.into_inner());
+        for t in tails.iter_mut() {
+            // A file that is gone for a moment (being rotated) is read again later.
+            let _ = t.poll(&self.log, self.new.as_deref());
+        }
+    }
+
+    /// True when there are files to read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tails
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// Follows the files as they grow (a live capture: the application writes each
+    /// connection's keys when it makes them), every `every`, until the process ends.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    pub(crate) fn follow(&self, every: Duration) {
+        if self.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("keylog".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    me.refresh();
                 }
-            }
-        });
-    if let Err(e) = spawned {
-        eprintln!("grpctap: cannot follow the key logs: {e}");
+            });
+        if let Err(e) = spawned {
+            eprintln!("grpctap: cannot follow the key logs: {e}");
+        }
     }
 }
 

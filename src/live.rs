@@ -121,13 +121,9 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
     let new_lines = write
         .as_ref()
         .map(|_| std::sync::Arc::new(crate::keylog::NewLines::default()));
-    let tails = crate::keylog::load(&args.out.tls_keylog, &keylog, new_lines.as_deref())?;
-    crate::keylog::follow(
-        tails,
-        keylog.clone(),
-        new_lines.clone(),
-        std::time::Duration::from_millis(100),
-    );
+    let key_files =
+        crate::keylog::KeyFiles::load(&args.out.tls_keylog, keylog.clone(), new_lines.clone())?;
+    key_files.follow(std::time::Duration::from_millis(100));
     let mut src = Recording {
         src,
         write,
@@ -137,6 +133,7 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
     };
     let opts = crate::run::RunOptions {
         keylog,
+        key_files: Some(key_files),
         duration,
         // Without the UI (which has its own), SIGINT, SIGTERM and SIGHUP end the capture.
         stop: if tui { None } else { Some(quit_on_signals()?) },
@@ -218,6 +215,14 @@ impl capture::input::PacketSource for Recording {
     }
     fn finish(&mut self) -> Vec<String> {
         let mut notes = std::mem::take(&mut self.notes);
+        // Keys read after the last packet (written late, or read at a connection's close).
+        if let (Some(w), Some(text)) = (
+            self.write.as_mut(),
+            self.secrets.as_ref().and_then(|s| s.take()),
+        ) && let Err(e) = w.write_secrets(&text)
+        {
+            notes.push(format!("writing TLS secrets: {e}"));
+        }
         if let Some(w) = self.write.as_mut() {
             notes.push(match w.flush() {
                 Ok(()) => format!(

@@ -59,6 +59,9 @@ pub(crate) struct Pipeline {
     max_mem: usize,
     /// TLS secrets every connection looks its keys up in.
     keylog: Arc<decoder::tls::keylog::KeyLog>,
+    /// Reads the key log files once more (keys an application wrote just now), before a TLS
+    /// connection still waiting for its keys is closed.
+    pub(crate) refresh_keys: Option<Box<dyn Fn()>>,
 }
 
 impl Pipeline {
@@ -75,6 +78,7 @@ impl Pipeline {
             mem: 0,
             max_mem: limits.max_decoder_state,
             keylog: Arc::default(),
+            refresh_keys: None,
         }
     }
 
@@ -184,6 +188,11 @@ impl StreamSink for Pipeline {
                 }
                 if let Some(mut c) = self.conns.map.remove(&id) {
                     self.forget(&c);
+                    if c.dec.wants_keys()
+                        && let Some(refresh) = self.refresh_keys.as_ref()
+                    {
+                        refresh();
+                    }
                     if c.ended_on_wire {
                         c.dec.handle_closed(ts, &mut self.out);
                     } else {

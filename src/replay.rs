@@ -38,7 +38,11 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     );
     let max_block = args.out.limits.to_limits().max_block_size;
     let mut opts = crate::run::RunOptions::default();
-    crate::keylog::load(&args.out.tls_keylog, &opts.keylog, None)?;
+    opts.key_files = Some(crate::keylog::KeyFiles::load(
+        &args.out.tls_keylog,
+        opts.keylog.clone(),
+        None,
+    )?);
     let mut files = capture::input::Files::new(paths, max_block)
         .with_secrets(crate::keylog::dsb_hook(opts.keylog.clone()));
     if !filter.is_empty() {

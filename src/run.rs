@@ -40,6 +40,8 @@ pub(crate) struct RunOptions {
     pub(crate) keep: Option<PacketFilter>,
     /// TLS secrets (from `--tls-keylog` and the capture's Decryption Secrets Blocks).
     pub(crate) keylog: Arc<decoder::tls::keylog::KeyLog>,
+    /// The `--tls-keylog` files, read again before a connection waiting for keys is closed.
+    pub(crate) key_files: Option<crate::keylog::KeyFiles>,
 }
 
 /// What the decoder keeps of each call: metadata for `--metadata` and the UI, messages for
@@ -250,6 +252,9 @@ pub(crate) fn run<S: PacketSource>(
         out.tls_kept = Some(Vec::new());
     }
     let mut pipeline = Pipeline::new(dec_limits, store, out).with_keylog(opts.keylog.clone());
+    if let Some(files) = opts.key_files.take().filter(|f| !f.is_empty()) {
+        pipeline.refresh_keys = Some(Box::new(move || files.refresh()));
+    }
     let mut reasm = Reassembler::new(limits);
     let mut backfill = args
         .openmetrics

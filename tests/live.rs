@@ -257,6 +257,117 @@ fn calls_between_two_namespaces_are_reported_exactly() {
     assert_eq!(tally(&String::from_utf8_lossy(&out.stdout)), want);
 }
 
+/// A TLS server (rustls, through tonic) writes its key log while grpctap captures: grpctap
+/// follows the file as it grows, decrypts the connection from its start, and writes the keys
+/// into its pcapng, which then replays alone into the same calls.
+#[test]
+fn tls_is_decrypted_with_keys_written_during_the_capture() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("grpctap-live-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let echo = tonic_echo();
+    let st = Command::new(&echo)
+        .args(["certs", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("certs");
+    assert!(st.success());
+    // The key log exists, empty, before anything runs (grpctap, as nobody, reads it).
+    let keys = dir.join("keys.log");
+    std::fs::write(&keys, "").expect("keys");
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let net = Netns::new("gtk");
+    let server_log = dir.join("server.log");
+    let _server = Kill(
+        net.exec(&net.server(), &echo)
+            .args(["server", "--addr", "10.213.0.1:50051", "--tls-cert"])
+            .arg(dir.join("cert.pem"))
+            .arg("--tls-key")
+            .arg(dir.join("key.pem"))
+            .env("SSLKEYLOGFILE", &keys)
+            .stdout(std::fs::File::create(&server_log).expect("log"))
+            .spawn()
+            .expect("server"),
+    );
+    read_until(&server_log, "ready");
+    let calls = dir.join("calls.jsonl");
+    let stderr = dir.join("grpctap.err");
+    let tap = net
+        .exec(&net.client(), &PathBuf::from(env!("CARGO_BIN_EXE_grpctap")))
+        .args(["capture", "-i", "gtkc0", "--no-tui", "--calls"])
+        .arg(&calls)
+        .arg("--tls-keylog")
+        .arg(&keys)
+        .arg("-w")
+        .arg(dir.join("live.pcapng"))
+        .args(["tcp", "port", "50051"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).expect("err"))
+        .spawn()
+        .expect("grpctap");
+    let tap_pid = tap.id();
+    let mut tap = Kill(tap);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(std::fs::metadata(&keys).expect("keys").len(), 0);
+    let client_log = dir.join("client.jsonl");
+    let st = net
+        .exec(&net.client(), &echo)
+        .args(["client", "--target", "https://10.213.0.1:50051"])
+        .args(["--scenario", "basic", "--tls-ca"])
+        .arg(dir.join("cert.pem"))
+        .arg("--log")
+        .arg(&client_log)
+        .stdout(Stdio::null())
+        .status()
+        .expect("client");
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let st = Command::new("kill")
+        .args(["-TERM", &tap_pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let out = std::mem::replace(&mut tap.0, Command::new("true").spawn().expect("true"))
+        .wait_with_output()
+        .expect("grpctap output");
+    let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(out.status.success(), "{err}");
+    let key_text = std::fs::read_to_string(&keys).expect("keys");
+    assert!(
+        key_text.contains("SERVER_TRAFFIC_SECRET_0"),
+        "the server wrote no keys"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("tls: 1 connections (TLS 1.3 1), 1 decrypted"),
+        "{table}"
+    );
+    // No secret anywhere in what grpctap wrote.
+    let secret = key_text
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(2))
+        .expect("a secret");
+    let written = std::fs::read_to_string(&calls).expect("calls");
+    for text in [&written, &err, &table.to_string()] {
+        assert!(!text.contains(secret));
+    }
+    let want = tally(&std::fs::read_to_string(&client_log).expect("client log"));
+    assert!(!want.is_empty());
+    assert_eq!(tally(&written), want);
+    // The pcapng carries the keys (a Decryption Secrets Block): it replays alone.
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args(["replay", "--calls", "-"])
+        .arg(dir.join("live.pcapng"))
+        .output()
+        .expect("replay");
+    assert!(out.status.success());
+    assert_eq!(tally(&String::from_utf8_lossy(&out.stdout)), want);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn without_privileges_the_error_names_the_fix() {
     // As user nobody, with no capabilities.

@@ -253,6 +253,12 @@ impl ConnDecoder {
         self
     }
 
+    /// True while the connection's TLS records wait for keys the key log does not have yet
+    /// (the caller may read its key log files once more before closing it).
+    pub fn wants_keys(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.waiting())
+    }
+
     /// The connection's TLS session, when it is TLS.
     pub fn tls(&self) -> Option<&TlsSession> {
         self.tls.as_deref()
@@ -408,7 +414,11 @@ impl ConnDecoder {
 
     fn closed<S: Sink + ?Sized>(&mut self, sink: &mut S) {
         if let Some(tls) = self.tls.as_mut() {
-            tls.finish();
+            let mut feed = TlsFeed {
+                plain: &mut self.plain,
+                out: sink,
+            };
+            tls.finish(&mut feed);
             sink.tls(self.plain.calls.id(), tls.info(), tls.state());
         }
         if !self.is_dead() {

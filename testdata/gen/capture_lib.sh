@@ -48,14 +48,14 @@ build_py() {
 servers=()
 wait_ready() { for _ in $(seq 150); do grep -q ready "$1" 2> /dev/null && return; sleep 0.1; done; echo "no server: $1" >&2; exit 1; }
 # server STACK PORT [ARGS...]: a server of STACK (go, py, node, tonic) on 127.0.0.1:PORT, waited
-# for; ARGS go to the python server (--reflection) and the go and node ones (--tls-cert ...).
+# for; ARGS go to the python server (--reflection) and the go, node and tonic ones (--tls-cert ...).
 server() {
   local log=$work/server-$2.log
   case $1 in
     go) "$work/go-echo" server --addr "127.0.0.1:$2" "${@:3}" > "$log" 2>&1 & ;;
     py) python3 "$here/py_echo.py" server --host 127.0.0.1 --port "$2" --workers 64 "${@:3}" > "$log" 2>&1 & ;;
     node) node "$here/node-echo/echo.js" server --addr "127.0.0.1:$2" "${@:3}" > "$log" 2>&1 & ;;
-    tonic) "$tonic" server --addr "127.0.0.1:$2" > "$log" 2>&1 & ;;
+    tonic) "$tonic" server --addr "127.0.0.1:$2" "${@:3}" > "$log" 2>&1 & ;;
   esac
   servers+=($!)
   wait_ready "$log"

@@ -10,9 +10,11 @@ HelloRetryRequest (a ServerHello with the HRR random) and the group it asks for,
 whether a Certificate was sent, ALPN, and whether the session was resumed (TLS 1.3: the server
 accepted a PSK; TLS 1.2: the ServerHello echoes the ClientHello's session id and no Certificate
 follows). Then every decrypted HTTP/2 stream with a :path is paired with its logged call by
-x-call-id, and its :path, grpc-status (trailers, or a trailers-only response; `reset` when only
-RST_STREAM reached the wire, which agrees with a logged DEADLINE_EXCEEDED or CANCELLED) and gRPC
-messages each way (5-byte envelopes in the DATA frames) are compared with the log.
+x-call-id (or, when the log has no call ids, as tonic's basic scenario has not, in order: the
+calls of one connection are made one at a time), and its :path, grpc-status (trailers, or a
+trailers-only response; `reset` when only RST_STREAM reached the wire, which agrees with a logged
+DEADLINE_EXCEEDED or CANCELLED) and gRPC messages each way (5-byte envelopes in the DATA frames)
+are compared with the log.
 
 Prints one line per connection and a summary; exits 1 if a logged call is missing, a call on the
 wire has no log line, or they disagree, or the handshakes are not those --expect says: "VERSION
@@ -208,7 +210,16 @@ def main(argv):
     suites = names()
     conns = [] if clear else handshakes(path, keylog, port)
     streams = read_h2(path, keylog, port)
-    log = {c["call_id"]: c for c in map(json.loads, open(calls_path)) if "method" in c and "status" in c}
+    lines = [c for c in map(json.loads, open(calls_path)) if "method" in c and "status" in c]
+    # A log with no call ids (tonic's basic scenario: one call at a time, no x-call-id) is paired
+    # in order: its calls by (conn, start) with the calls on the wire by TCP stream and HTTP/2
+    # stream id, numbered 1, 2, ... on both sides.
+    by_order = bool(lines) and all(c.get("call_id") is None for c in lines)
+    if by_order:
+        lines.sort(key=lambda c: (c.get("conn", 0), c["start"]))
+        for i, c in enumerate(lines, 1):
+            c["call_id"] = i
+    log = {c["call_id"]: c for c in lines}
     bad, seen = [], set()
     per_conn = Counter()
     for e in streams:
@@ -216,10 +227,11 @@ def main(argv):
         if p is None:
             continue
         per_conn[e["tcp_stream"]] += 1
-        cid = hget(e["req"], "x-call-id")
+        cid = str(sum(per_conn.values())) if by_order else hget(e["req"], "x-call-id")
         t = log.get(int(cid)) if cid and cid.isdigit() else None
         if t is None:
-            bad.append(f"stream {e['tcp_stream']}: {p} with x-call-id {cid}: no such call in the log")
+            what = f"call {cid} in order" if by_order else f"x-call-id {cid}"
+            bad.append(f"stream {e['tcp_stream']}: {p} with {what}: no such call in the log")
             continue
         seen.add(t["call_id"])
         st = hget(e["trailers"], "grpc-status") or hget(e["resp"], "grpc-status")

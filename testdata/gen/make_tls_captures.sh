@@ -11,11 +11,19 @@
 # Per capture NAME: NAME-lo.pcap.gz (tcpdump -i lo, gzipped), its .capture.txt (tcpdump's
 # stderr), its .streams.json (oracle.py: the TCP streams, ciphertext, as tshark reassembles them),
 # its .tls.json (check_tls.py: each handshake as tshark dissects it, and the calls it decrypted),
-# NAME.keylog (the key log as the client wrote it), NAME-dsb.pcapng.gz (the same packets with
-# NAME.keylog in a pcapng Decryption Secrets Block: editcap --inject-secrets) and NAME.calls.jsonl
-# (the client's log). go-tls12 also keeps the node server's key log, NAME.server.keylog: a Go
-# client writes no CLIENT_RANDOM line for a resumed TLS 1.2 session (crypto/tls logs the master
-# secret only after a full handshake), OpenSSL's server does.
+# NAME.keylog (the key log as the client wrote it; go-to-tonic-tls12: the server),
+# NAME-dsb.pcapng.gz (the same packets with NAME.keylog in a pcapng Decryption Secrets Block:
+# editcap --inject-secrets) and NAME.calls.jsonl (the client's log). go-tls12 also keeps the node
+# server's key log, NAME.server.keylog: a Go client writes no CLIENT_RANDOM line for a resumed
+# TLS 1.2 session (crypto/tls logs the master secret only after a full handshake), OpenSSL's
+# server does.
+# tonic-tls13, go-to-tonic-tls13 and go-to-tonic-tls12 have tonic 0.14's server (rustls 0.23, ring;
+# the same certificate): tonic-tls13 is tonic-echo's client too, the basic scenario (8 calls one at
+# a time, no call ids: check_tls.py pairs them in order; 1 MiB each way), its key log the client's
+# (rustls KeyLogFile, SSLKEYLOGFILE); the go-to-tonic ones are go-echo's tls scenario, and
+# go-to-tonic-tls12's NAME.keylog is the tonic server's (SSLKEYLOGFILE on the server; the script
+# checks it has the CLIENT_RANDOM line the go client wrote, and nothing else). tonic-echo is not
+# built here: the release build in CARGO_TARGET_DIR or target/ must exist.
 # check_tls.py then checks each capture twice, decrypted by tshark with the key log and with the
 # DSB copy alone, against the log and the handshake the capture is meant to have.
 # go-clear and node-clear are the cleartext twins (h2c, prior knowledge): the same tls scenario
@@ -25,6 +33,7 @@
 # tshark reads one :path per logged call.
 # Needs root; installs what it needs like make_midjoin_captures.sh (GRPCTAP_NO_INSTALL=1 skips),
 # and openssl; go-echo is built with Debian's grpc-go in GOPATH mode, offline (no cargo).
+# Ports 50251..50263.
 # Usage: testdata/gen/make_tls_captures.sh [NAME...]   (default: every capture, the clear ones too)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +43,7 @@ mkdir -p "$out"
 work=$(mktemp -d)
 # shellcheck source=capture_lib.sh
 source "$here/capture_lib.sh"
+unset SSLKEYLOGFILE # rustls (tonic-echo) writes its key log where this names, and only where the script says
 td=
 trap '[ -n "$td" ] && kill -INT $td 2> /dev/null; stop_servers; rm -rf "$work"' EXIT
 install_deps
@@ -76,7 +86,9 @@ end_capture() {
 
 # capture NAME CLIENT SERVER PORT EXPECT: tcpdump first, then the server (with sargs), then the
 # client: go-echo with cargs, or node with nflags (node's own flags) and GRPC_SSL_CIPHER_SUITES
-# from suites; skeylog=1 has the node server write its key log too. EXPECT is check_tls.py's.
+# from suites, or tonic-echo (basic scenario); skeylog=1 has the node server write its key log too,
+# skeylog=tonic has the tonic server write NAME.keylog (the go client's own key log stays in the
+# work directory, to compare). EXPECT is check_tls.py's.
 
 # tls=0: the cleartext twin (no TLS flags at either end, no key log; EXPECT unused).
 capture() {
@@ -87,20 +99,31 @@ capture() {
   tcpdump -i lo -B 262144 -U -w "$pcap" "tcp port $port" 2> "$out/$name-lo.pcap.gz.capture.txt" &
   td=$!
   sleep 2
+  # skeylog=tonic: NAME.keylog is the tonic server's; the go client's goes to the work directory.
+  local ckeylog=$keylog
+  [ "$skeylog" = tonic ] && ckeylog=$work/$name.client.keylog
   if [ "$skeylog" = 1 ]; then
     NODE_OPTIONS="--tls-keylog=$out/$name.server.keylog --no-warnings" server "$sstack" "$port" \
       --tls-cert "$work/server.pem" --tls-key "$work/server.key" "${sargs[@]}"
+  elif [ "$skeylog" = tonic ]; then
+    SSLKEYLOGFILE=$keylog server "$sstack" "$port" --tls-cert "$work/server.pem" --tls-key "$work/server.key" "${sargs[@]}"
   else
     server "$sstack" "$port" --tls-cert "$work/server.pem" --tls-key "$work/server.key" "${sargs[@]}"
   fi
   case $cstack in
     go) "$work/go-echo" client --target "127.0.0.1:$port" --scenario tls --log "$calls" \
-      --tls-ca "$work/ca.pem" --tls-keylog "$keylog" "${cargs[@]}" ;;
+      --tls-ca "$work/ca.pem" --tls-keylog "$ckeylog" "${cargs[@]}" ;;
     node) env ${suites:+GRPC_SSL_CIPHER_SUITES=$suites} node --no-warnings --tls-keylog="$keylog" "${nflags[@]}" \
       "$here/node-echo/echo.js" client --target "127.0.0.1:$port" --scenario tls --log "$calls" --tls-ca "$work/ca.pem" ;;
+    tonic) SSLKEYLOGFILE=$keylog "$tonic" client --target "https://127.0.0.1:$port" --scenario basic --log "$calls" \
+      --tls-ca "$work/ca.pem" ;;
   esac
   end_capture
   chmod 644 "$keylog" "$out/$name".server.keylog 2> /dev/null || true # node writes them 0600
+  if [ "$skeylog" = tonic ]; then # the server's key log has the go client's CLIENT_RANDOM line, and only it
+    grep -q "^CLIENT_RANDOM " "$keylog" || { echo "$name: no CLIENT_RANDOM line in the server's key log" >&2; exit 1; }
+    cmp -s <(sort "$keylog") <(sort "$ckeylog") || { echo "$name: the server's and the client's key logs differ" >&2; exit 1; }
+  fi
   grep -q "^0 packets dropped by kernel" "$out/$name-lo.pcap.gz.capture.txt" || { echo "$name: drops: $(cat "$out/$name-lo.pcap.gz.capture.txt")" >&2; exit 1; }
   gzip -9 -c "$pcap" > "$out/$name-lo.pcap.gz"
   python3 "$here/oracle.py" "$out/$name-lo.pcap.gz" > "$out/$name-lo.pcap.gz.streams.json"
@@ -141,7 +164,13 @@ capture_clear() {
   echo "$name: $logged calls logged, $paths :path read by tshark; $(stat -c %s "$f") bytes; $(grep dropped "$f.capture.txt" | tr '\n' ' ')"
 }
 
-all="go-tls13 go-tls13-hrr go-tls12 go-tls12-chacha go-tls12-aes256 node-tls13-chacha node-tls13-aes256 node-tls12 go-clear node-clear"
+all="go-tls13 go-tls13-hrr go-tls12 go-tls12-chacha go-tls12-aes256 node-tls13-chacha node-tls13-aes256 node-tls12 go-clear node-clear
+  tonic-tls13 go-to-tonic-tls13 go-to-tonic-tls12"
+# tonic-echo is not built here (no cargo): CARGO_TARGET_DIR's (or the repository's target/) release build.
+tonic=${CARGO_TARGET_DIR:-$root/target}/release/tonic-echo
+case " ${*:-$all} " in
+  *tonic*) [ -x "$tonic" ] || { echo "no $tonic: cargo build --release -p tonic-echo first" >&2; exit 1; } ;;
+esac
 for name in ${*:-$all}; do
   sargs=() cargs=() nflags=() suites= skeylog=0 tls=1
   case $name in
@@ -164,6 +193,12 @@ for name in ${*:-$all}; do
     # The cleartext twins: the tls scenario, one connection, no TLS (h2c with prior knowledge).
     go-clear) tls=0; capture "$name" go go 50259 - ;;
     node-clear) tls=0; capture "$name" node node 50260 - ;;
+    # rustls (tonic 0.14, rustls 0.23 with ring) at both ends: the basic scenario, the client's key log.
+    tonic-tls13) capture "$name" tonic tonic 50261 "TLS 1.3 TLS_AES_256_GCM_SHA384 0 0" ;;
+    # grpc-go to a rustls server, TLS 1.3 and TLS 1.2; the TLS 1.2 key log is the server's.
+    go-to-tonic-tls13) capture "$name" go tonic 50262 "TLS 1.3 TLS_AES_128_GCM_SHA256 0 0" ;;
+    go-to-tonic-tls12) cargs=(--tls-max 1.2) skeylog=tonic
+      capture "$name" go tonic 50263 "TLS 1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 0 0" ;;
     *) echo "unknown capture $name" >&2; exit 2 ;;
   esac
 done

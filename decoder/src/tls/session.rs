@@ -397,9 +397,17 @@ impl TlsSession {
         self.halves.iter().map(Half::memory).sum()
     }
 
-    /// The capture ended or the connection closed: records still waiting for keys stay
-    /// encrypted.
-    pub fn finish(&mut self) {
+    /// True while records wait for keys the key log does not have yet.
+    pub fn waiting(&self) -> bool {
+        self.halves.iter().any(|h| h.mode == Mode::Waiting)
+    }
+
+    /// The capture ended or the connection closed: the key log is looked at once more (keys
+    /// written late), then records still waiting for keys stay encrypted.
+    pub fn finish<P: PlainSink + ?Sized>(&mut self, out: &mut P) {
+        if self.waiting() {
+            self.retry_keys(Nanos::ZERO, out);
+        }
         if self.state == TlsState::Handshake
             && self.hellos.server_hello
             && self.halves.iter().all(|h| h.keys.is_none())

@@ -200,7 +200,7 @@ fn replay(p: &Pair, log: Arc<KeyLog>) -> (TlsSession, Out) {
     for (d, b) in &p.wire {
         t.handle_data(*d, Nanos(1), b, &mut out);
     }
-    t.finish();
+    t.finish(&mut out);
     (t, out)
 }
 
@@ -464,7 +464,7 @@ fn hostile_records_lose_the_direction_not_the_process() {
         for (d, b) in &p.wire[4..] {
             t.handle_data(*d, Nanos(1), b, &mut out);
         }
-        t.finish();
+        t.finish(&mut out);
         assert!(t.info().records > 0);
     }
 }

@@ -1,7 +1,9 @@
 //! The Echo test service on tonic, for making captures (see testdata/README.md).
 //!
-//! server: `tonic-echo server --addr 127.0.0.1:50091`
-//! client: `tonic-echo client --target http://127.0.0.1:50091 [--target ...] --scenario basic|edge|midstream|bodies|midjoin|deadlines --log calls.jsonl [--marker F]`
+//! server: `tonic-echo server --addr 127.0.0.1:50091 [--tls-cert F --tls-key F]`
+//! certificates: `tonic-echo certs --dir D` (D/cert.pem, D/key.pem for localhost)
+//! client: `tonic-echo client --target http://127.0.0.1:50091 [--target ...] --scenario basic|edge|midstream|bodies|midjoin|deadlines --log calls.jsonl [--marker F] [--tls-ca F]`
+//!   (with `--tls-ca`, `https://` targets are TLS; `SSLKEYLOGFILE` names the key log)
 //!
 //! Behaves exactly like testdata/gen/py_echo.py, and the client writes the same log: one JSON
 //! line per call with what the client saw, the ground truth of a capture.
@@ -16,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_stream::{Stream, StreamExt};
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{BinaryMetadataValue, MetadataValue};
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::{Channel, Server};
 use tonic::{Code, Request, Response, Status, Streaming};
 
 // Generated code follows its generator's conventions.
@@ -31,6 +33,7 @@ mod pb {
 }
 
 mod midjoin;
+mod tls;
 
 use pb::echo_client::EchoClient;
 use pb::echo_server::{Echo, EchoServer};
@@ -194,7 +197,7 @@ fn async_stream(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-async fn serve(addr: &str) {
+async fn serve(addr: &str, tls: Option<tonic::transport::ServerTlsConfig>) {
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let svc = EchoServer::new(Service {
         shutdown: shutdown.clone(),
@@ -216,7 +219,11 @@ async fn serve(addr: &str) {
             _ = tokio::signal::ctrl_c() => {}
         }
     };
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(t) = tls {
+        builder = builder.tls_config(t).unwrap();
+    }
+    builder
         .add_service(svc)
         .add_service(store)
         .serve_with_shutdown(addr, signal)
@@ -404,8 +411,7 @@ async fn call(
 }
 
 async fn connect(target: &str) -> EchoClient<Channel> {
-    let ch = Endpoint::from_shared(target.to_owned())
-        .unwrap()
+    let ch = tls::endpoint(target)
         .http2_keep_alive_interval(Duration::from_millis(200))
         .keep_alive_while_idle(true)
         .connect()
@@ -617,8 +623,18 @@ async fn main() {
             .collect()
     };
     match args.get(1).map(String::as_str) {
-        Some("server") => serve(&arg("--addr")[0]).await,
+        Some("server") => {
+            let tls = match (arg("--tls-cert").first(), arg("--tls-key").first()) {
+                (Some(c), Some(k)) => Some(tls::server(c, k)),
+                _ => None,
+            };
+            serve(&arg("--addr")[0], tls).await
+        }
+        Some("certs") => tls::certs(&arg("--dir")[0]),
         Some("client") => {
+            if let Some(ca) = arg("--tls-ca").first() {
+                tls::set_ca(ca);
+            }
             let file = std::fs::File::create(&arg("--log")[0]).unwrap();
             let log = Log(Arc::new(Mutex::new(file)));
             let targets = arg("--target");

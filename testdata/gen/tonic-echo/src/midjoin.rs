@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::metadata::{MetadataMap, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::pb::echo_client::EchoClient;
@@ -167,11 +167,7 @@ struct Spec {
 
 /// A connection of its own (every `connect` opens one), without keepalive.
 async fn channel(target: &str) -> Channel {
-    Endpoint::from_shared(target.to_owned())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
+    crate::tls::endpoint(target).connect().await.unwrap()
 }
 
 fn echo_client(ch: &Channel) -> EchoClient<Channel> {
