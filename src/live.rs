@@ -180,11 +180,12 @@ impl capture::input::PacketSource for Recording {
         if let (capture::input::Next::Packet(_), Some(n)) = (&next, self.left.as_mut()) {
             *n -= 1;
         }
-        if let (capture::input::Next::Packet(_), Some(w), Some(text)) = (
-            &next,
-            self.write.as_mut(),
-            self.secrets.as_ref().and_then(|s| s.take()),
-        ) && let Err(e) = w.write_secrets(&text)
+        // Keys read since the last packet go into the file before it (taken only when they
+        // will be written: most calls here return no packet).
+        if let (capture::input::Next::Packet(_), Some(w), Some(s)) =
+            (&next, self.write.as_mut(), self.secrets.as_ref())
+            && let Some(text) = s.take()
+            && let Err(e) = w.write_secrets(&text)
         {
             self.notes.push(format!("writing TLS secrets: {e}"));
         }

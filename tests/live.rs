@@ -96,6 +96,18 @@ impl Drop for Kill {
     }
 }
 
+/// Ends a capture with SIGTERM (a clean end with the summary table) and waits for its output.
+fn terminate(tap: &mut Kill) -> std::process::Output {
+    let st = Command::new("kill")
+        .args(["-TERM", &tap.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    std::mem::replace(&mut tap.0, Command::new("true").spawn().expect("true"))
+        .wait_with_output()
+        .expect("grpctap output")
+}
+
 fn read_until(path: &PathBuf, text: &str) {
     let until = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(path)
@@ -212,14 +224,7 @@ fn calls_between_two_namespaces_are_reported_exactly() {
     std::thread::sleep(Duration::from_millis(300));
     // SIGTERM: a clean end with the summary table, though the interface is idle now.
     let t = Instant::now();
-    let st = Command::new("kill")
-        .args(["-TERM", &tap_pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success());
-    let out = std::mem::replace(&mut tap.0, Command::new("true").spawn().expect("true"))
-        .wait_with_output()
-        .expect("grpctap output");
+    let out = terminate(&mut tap);
     assert!(
         t.elapsed() < Duration::from_secs(3),
         "slow to stop: {:?}",
@@ -307,7 +312,6 @@ fn tls_is_decrypted_with_keys_written_during_the_capture() {
         .stderr(std::fs::File::create(&stderr).expect("err"))
         .spawn()
         .expect("grpctap");
-    let tap_pid = tap.id();
     let mut tap = Kill(tap);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(std::fs::metadata(&keys).expect("keys").len(), 0);
@@ -324,14 +328,7 @@ fn tls_is_decrypted_with_keys_written_during_the_capture() {
         .expect("client");
     assert!(st.success());
     std::thread::sleep(Duration::from_millis(500));
-    let st = Command::new("kill")
-        .args(["-TERM", &tap_pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success());
-    let out = std::mem::replace(&mut tap.0, Command::new("true").spawn().expect("true"))
-        .wait_with_output()
-        .expect("grpctap output");
+    let out = terminate(&mut tap);
     let err = std::fs::read_to_string(&stderr).unwrap_or_default();
     assert!(out.status.success(), "{err}");
     let key_text = std::fs::read_to_string(&keys).expect("keys");
