@@ -39,15 +39,29 @@ fn schemas() -> std::sync::Arc<decoder::schema::Schemas> {
 /// Replays `name` (the first `stop_after` packets, or all) with the UI's feeder attached, as
 /// `replay --tui` does, and returns every event the UI was sent.
 fn replay_events(name: &str, stop_after: Option<u64>) -> Vec<tui::feed::UiEvent> {
+    replay_events_keyed(name, stop_after, None)
+}
+
+/// [`replay_events`], TLS decrypted with the key log file `keylog` of testdata/captures.
+fn replay_events_keyed(
+    name: &str,
+    stop_after: Option<u64>,
+    keylog: Option<&str>,
+) -> Vec<tui::feed::UiEvent> {
     let (feeder, rx, _shared) = tui::feed::channel(1 << 16);
     let mut out = Fanout::default();
     out.push(feeder);
     let limits = decoder_limits(false, false, true, 16 << 20);
+    let keys = std::sync::Arc::new(decoder::tls::keylog::KeyLog::new());
+    if let Some(k) = keylog {
+        keys.add_text(&std::fs::read_to_string(capture(k)).expect("key log"), 1);
+    }
     let mut pipeline = Pipeline::new(
         limits,
         decoder::reflection::SchemaStore::new(Some(schemas())),
         out,
-    );
+    )
+    .with_keylog(keys);
     let climits = capture::CaptureLimits::default();
     let mut files = capture::input::Files::new(vec![capture(name)], climits.max_block_size);
     let mut reasm = Reassembler::new(climits);
@@ -249,6 +263,23 @@ fn connections_view_and_help() {
     insta::assert_snapshot!("connections_80x24", screen(&mut app, 80, 24));
     keys(&mut app, "?");
     insta::assert_snapshot!("help_80x24", screen(&mut app, 80, 24));
+}
+
+#[test]
+fn tls_shows_in_the_connections_view_and_the_call_detail() {
+    let events = replay_events_keyed("go-tls13-lo.pcap.gz", None, Some("go-tls13.keylog"));
+    let mut app = app_of(events);
+    keys(&mut app, "3");
+    let s = screen(&mut app, 120, 24);
+    assert!(s.contains("TLS"), "{s}");
+    assert_eq!(s.matches("1.3 localhost").count(), 2, "{s}");
+    keys(&mut app, "2\n");
+    let s = screen(&mut app, 120, 40);
+    assert!(s.contains("TLS 1.3, decrypted · server name localhost"), "{s}");
+    // Without TLS connections the view has no TLS column.
+    let mut app = replayed("py-basic-lo.pcap", None);
+    keys(&mut app, "3");
+    assert!(!screen(&mut app, 120, 24).contains("TLS"));
 }
 
 #[test]

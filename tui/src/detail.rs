@@ -165,6 +165,15 @@ pub fn build(c: &CallRecord, d: &Decode) -> Detail {
     if let Some(ua) = &c.user_agent {
         lines.push(kv("agent", ua.to_string()));
     }
+    if let Some(t) = &c.tls {
+        let version = decoder::tls::session::TlsInfo::version_name(t.version);
+        let sni = t
+            .sni
+            .as_deref()
+            .map(|s| format!(" · server name {s}"))
+            .unwrap_or_default();
+        lines.push(kv("tls", format!("TLS {version}, decrypted{sni}")));
+    }
     if let Some(t) = &c.trace_id {
         lines.push(kv("trace", t.to_string()));
     }

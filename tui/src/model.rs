@@ -271,6 +271,8 @@ pub struct ConnInfo {
     pub bytes: [u64; 2],
     /// Calls open now.
     pub open_streams: u64,
+    /// The connection's TLS (version, server name), from its calls.
+    pub tls: Option<Arc<decoder::calls::record::TlsTag>>,
 }
 
 /// Calls of one service to one server address.
@@ -387,6 +389,7 @@ impl Model {
                         goaways: 0,
                         bytes: [0; 2],
                         open_streams: 0,
+                        tls: None,
                     },
                 );
             }
@@ -506,6 +509,9 @@ impl Model {
         if let Some(c) = self.conns.get_mut(&call.conn) {
             c.calls += 1;
             c.errors += u64::from(error);
+            if c.tls.is_none() {
+                c.tls.clone_from(&call.tls);
+            }
         }
         self.keep_recent(call);
     }

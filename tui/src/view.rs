@@ -837,7 +837,9 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     let sel = app.selected[2].min(conns.len().saturating_sub(1));
     let height = usize::from(top.height.saturating_sub(1));
     let offset = scroll_to(&mut app.tables[2], sel, height, conns.len());
-    let cols = vec![
+    // A TLS column only when some connection is TLS.
+    let tls = conns.iter().any(|c| c.tls.is_some());
+    let mut cols = vec![
         (Col::Flex(30), Cut::Right),
         (Col::Fit(4), Cut::Right),
         (Col::Fit(6), Cut::Right),
@@ -845,6 +847,9 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
         (Col::Fit(11), Cut::Right),
         (Col::Fit(6), Cut::Right),
     ];
+    if tls {
+        cols.push((Col::Flex(16), Cut::Right));
+    }
     let rows: Vec<(Vec<Text>, Style)> = conns
         .iter()
         .skip(offset)
@@ -860,7 +865,7 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             } else {
                 Style::new()
             };
-            let cells = vec![
+            let mut cells = vec![
                 Text::new(format!("{} → {}", c.client, c.server)),
                 Text::new(c.open_streams.to_string()),
                 Text::new(fmt::count(c.calls)),
@@ -872,6 +877,15 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
                 )),
                 Text::styled(c.goaways.to_string(), goaway),
             ];
+            if tls {
+                cells.push(Text::new(c.tls.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |t| {
+                        let v = decoder::tls::session::TlsInfo::version_name(t.version);
+                        format!("{v} {}", t.sni.as_deref().unwrap_or(""))
+                    },
+                )));
+            }
             (cells, if c.closed { DIM } else { Style::new() })
         })
         .collect();
@@ -883,8 +897,10 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             "Errs",
             "Bytes ↑/↓",
             "GOAWAY",
+            "TLS",
         ]
         .into_iter()
+        .take(if tls { 7 } else { 6 })
         .map(Text::new)
         .collect(),
         rows,
