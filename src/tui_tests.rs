@@ -275,7 +275,10 @@ fn tls_shows_in_the_connections_view_and_the_call_detail() {
     assert_eq!(s.matches("1.3 localhost").count(), 2, "{s}");
     keys(&mut app, "2\n");
     let s = screen(&mut app, 120, 40);
-    assert!(s.contains("TLS 1.3, decrypted · server name localhost"), "{s}");
+    assert!(
+        s.contains("TLS 1.3, decrypted · server name localhost"),
+        "{s}"
+    );
     // Without TLS connections the view has no TLS column.
     let mut app = replayed("py-basic-lo.pcap", None);
     keys(&mut app, "3");

@@ -404,3 +404,35 @@ fn decrypted_calls_are_the_calls_of_the_cleartext_twin() {
         assert_eq!(a, b, "{tls} against {clear}");
     }
 }
+
+#[test]
+fn a_capture_cut_short_keeps_the_calls_before_the_cut() {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(pcap("go-tls13")).expect("open"))
+        .read_to_end(&mut raw)
+        .expect("gunzip");
+    let dir = std::env::temp_dir().join(format!("grpctap-tls-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cut = dir.join("cut.pcap");
+    // Cut in the middle of a packet, past the first connection's end.
+    std::fs::write(&cut, &raw[..raw.len() * 3 / 4 + 7]).expect("write");
+    let kl = keylog("go-tls13");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .current_dir(common::root())
+        .args(["replay", "--calls", "-", "--metadata", "--tls-keylog"])
+        .arg(&kl)
+        .arg(&cut)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("truncated at byte"), "{err}");
+    let ours = common::json_lines(&String::from_utf8_lossy(&out.stdout));
+    let log = truth::load(&common::captures().join("go-tls13.calls.jsonl"));
+    let (score, wrong) = Score::of(&ours, &log);
+    assert!(wrong.is_empty(), "{wrong:?}");
+    // The first connection whole, the second in part.
+    assert!(score.named_exact >= 30, "{score:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
