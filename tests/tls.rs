@@ -436,3 +436,37 @@ fn a_capture_cut_short_keeps_the_calls_before_the_cut() {
     assert!(score.named_exact >= 30, "{score:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn joined_after_the_handshake_a_tls_connection_is_counted_not_guessed() {
+    let dir = std::env::temp_dir().join(format!("grpctap-tls-join-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = dir.join("joined.pcapng");
+    // A faithful join: the capture from its 40th packet on (the handshakes are over).
+    let mut src = capture::FileSource::open(&pcap("node-tls12"), 16 << 20).expect("open");
+    let mut w: Option<capture::write::PcapngWriter> = None;
+    let mut n = 0;
+    while let Some(p) = src.next_packet().expect("read") {
+        n += 1;
+        if n < 40 {
+            continue;
+        }
+        w.get_or_insert_with(|| {
+            capture::write::PcapngWriter::create(&out, p.linktype, 262_144, Default::default())
+                .expect("create")
+        })
+        .write(&p)
+        .expect("write");
+    }
+    w.expect("packets").flush().expect("flush");
+    let kl = keylog("node-tls12");
+    let args = ["--tls-keylog", kl.to_str().expect("path")];
+    assert!(calls(&args, std::slice::from_ref(&out)).is_empty());
+    let s = summary(&args, &[out]);
+    let tls = &s["capture"]["tls"];
+    assert_eq!(tls["connections"], 1, "{tls}");
+    assert_eq!(tls["encrypted"]["handshake_not_seen"], 1, "{tls}");
+    assert_eq!(tls["encrypted_bytes"], tls["bytes"], "{tls}");
+    assert_eq!(s["capture"]["other_connections"], 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
