@@ -276,6 +276,17 @@ pub(crate) struct OutputArgs {
     #[arg(long, value_name = "SIDE", default_value = "server", value_parser = ["server", "client", "both"])]
     pub(crate) metrics_side: String,
 
+    /// Send every call as an OpenTelemetry span, and the RPC duration histograms, to this
+    /// OTLP/HTTP endpoint (protobuf, gzip; `/v1/traces` and `/v1/metrics` are appended). The
+    /// OTEL_EXPORTER_OTLP_* environment variables are read as the SDKs read them
+    /// (docs/otel.md). The span kind follows --metrics-side.
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp: Option<String>,
+
+    /// A header for the OTLP requests (`K=V`, repeatable; values are never printed).
+    #[arg(long, value_name = "K=V")]
+    pub(crate) otlp_header: Vec<String>,
+
     /// Print processing figures on stderr at the end: time, MB/s and packets/s of capture read,
     /// calls decoded, peak memory.
     #[arg(long)]

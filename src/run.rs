@@ -220,6 +220,26 @@ pub(crate) fn run<S: PacketSource>(
     if let Some(r) = recorder {
         out.push(r);
     }
+    let otlp = exporter::otlp::OtlpConfig::from_env(
+        args.out.otlp.as_deref(),
+        &args.out.otlp_header,
+        &|k| std::env::var(k).ok().filter(|v| !v.is_empty()),
+    )
+    .map(|mut cfg| {
+        cfg.side = match args.out.metrics_side.as_str() {
+            "client" => exporter::otlp::SpanSide::Client,
+            "both" => exporter::otlp::SpanSide::Both,
+            _ => exporter::otlp::SpanSide::Server,
+        };
+        cfg.max_methods = args.out.max_methods;
+        exporter::otlp::Otlp::start(cfg)
+    });
+    let otlp_report = otlp
+        .as_ref()
+        .map(|o| (o.stats(), o.config().traces_url.clone()));
+    if let Some(o) = otlp {
+        out.push(o);
+    }
     if let Some(w) = calls {
         let bodies = args.out.bodies.then(|| crate::calls_json::Bodies {
             store: store.clone(),
@@ -350,6 +370,17 @@ pub(crate) fn run<S: PacketSource>(
         );
     }
     pipeline.out.finish().context("writing calls")?;
+    if let Some((stats, url)) = &otlp_report {
+        use std::sync::atomic::Ordering::Relaxed;
+        eprintln!(
+            "grpctap: otlp: {} spans sent to {url}, {} dropped ({} requests given up, {} retries); {} metric exports",
+            stats.spans_sent.load(Relaxed),
+            stats.spans_dropped.load(Relaxed),
+            stats.failed_requests.load(Relaxed),
+            stats.retries.load(Relaxed),
+            stats.metric_exports.load(Relaxed),
+        );
+    }
     if let Some(r) = pipeline.out.get_mut::<exporter::Recorder>() {
         r.set_capture(health(reasm.stats(), drops));
     }

@@ -8,6 +8,7 @@
 //! never blocks decoding for longer than a family's label-map read lock.
 
 pub mod backfill;
+pub mod otlp;
 pub mod server;
 
 use std::collections::{HashMap, HashSet};

@@ -19,6 +19,8 @@ pub(crate) struct Wanted<'a> {
     pub(crate) grpc_status: Option<&'a [u8]>,
     pub(crate) grpc_message: Option<&'a [u8]>,
     pub(crate) traceparent: Option<&'a [u8]>,
+    pub(crate) tracestate: Option<&'a [u8]>,
+    pub(crate) grpc_trace_bin: Option<&'a [u8]>,
     pub(crate) status_details: Option<&'a [u8]>,
     /// `connect-protocol-version` was sent (a Connect request).
     pub(crate) connect_version: bool,
@@ -57,6 +59,8 @@ impl<'a> Wanted<'a> {
                 b"grpc-status" => w.grpc_status = w.grpc_status.or(v),
                 b"grpc-message" => w.grpc_message = w.grpc_message.or(v),
                 b"traceparent" => w.traceparent = w.traceparent.or(v),
+                b"tracestate" => w.tracestate = w.tracestate.or(v),
+                b"grpc-trace-bin" => w.grpc_trace_bin = w.grpc_trace_bin.or(v),
                 b"grpc-status-details-bin" => w.status_details = w.status_details.or(v),
                 b"connect-protocol-version" => w.connect_version = true,
                 b"connect-timeout-ms" => w.connect_timeout = w.connect_timeout.or(v),
@@ -203,6 +207,119 @@ pub(crate) fn trace_id(v: &[u8]) -> Option<Arc<str>> {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && id.bytes().any(|b| b != b'0');
     valid.then(|| Arc::from(id))
+}
+
+/// The caller's span of a W3C `traceparent` value: version `00` (or a later one, read as
+/// `00`), a non-zero trace id and span id.
+pub(crate) fn trace_parent(v: &[u8]) -> Option<TraceParent> {
+    let s = std::str::from_utf8(v).ok()?.trim();
+    let mut parts = s.split('-');
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if version.len() != 2 || version == "ff" || (version == "00" && parts.next().is_some()) {
+        return None;
+    }
+    let mut t = TraceParent {
+        trace_id: [0; 16],
+        span_id: [0; 8],
+        flags: u8::from_str_radix(flags.get(..2)?, 16).ok()?,
+        state: None,
+    };
+    hex(trace, &mut t.trace_id)?;
+    hex(span, &mut t.span_id)?;
+    t.valid().then_some(t)
+}
+
+/// The caller's span of a `grpc-trace-bin` value (OpenCensus binary format, base64 as every
+/// `-bin` header on the wire): version 0, field 0 the trace id, 1 the span id, 2 the options.
+pub(crate) fn grpc_trace_bin(v: &[u8]) -> Option<TraceParent> {
+    let mut b64 = Base64::default();
+    let mut raw = Vec::with_capacity(40);
+    b64.decode(v, &mut raw);
+    let b = raw.as_slice();
+    let mut t = TraceParent {
+        trace_id: [0; 16],
+        span_id: [0; 8],
+        flags: 0,
+        state: None,
+    };
+    if b.first() != Some(&0) {
+        return None;
+    }
+    let mut at = 1;
+    while at < b.len() {
+        match b[at] {
+            0 => t.trace_id.copy_from_slice(b.get(at + 1..at + 17)?),
+            1 => t.span_id.copy_from_slice(b.get(at + 1..at + 9)?),
+            2 => t.flags = *b.get(at + 1)?,
+            _ => break,
+        }
+        at += match b[at] {
+            0 => 17,
+            1 => 9,
+            _ => 2,
+        };
+    }
+    t.valid().then_some(t)
+}
+
+fn hex(s: &str, out: &mut [u8]) -> Option<()> {
+    if s.len() != out.len() * 2
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    for (o, i) in out.iter_mut().zip((0..s.len()).step_by(2)) {
+        *o = u8::from_str_radix(&s[i..i + 2], 16).ok()?;
+    }
+    Some(())
+}
+
+/// The span a call's request names as its caller (W3C trace context or `grpc-trace-bin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceParent {
+    /// Trace id.
+    pub trace_id: [u8; 16],
+    /// The caller's span id.
+    pub span_id: [u8; 8],
+    /// Trace flags (bit 0: sampled).
+    pub flags: u8,
+    /// `tracestate`, when sent (at most 512 bytes, as W3C allows).
+    pub state: Option<Box<str>>,
+}
+
+impl TraceParent {
+    fn valid(&self) -> bool {
+        self.trace_id.iter().any(|&b| b != 0) && self.span_id.iter().any(|&b| b != 0)
+    }
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_and_grpc_trace_bin_name_the_caller() {
+        let t = trace_parent(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+            .expect("valid");
+        assert_eq!(t.trace_id[0], 0x0a);
+        assert_eq!(t.span_id[7], 0x31);
+        assert_eq!(t.flags, 1);
+        assert!(trace_parent(b"00-00000000000000000000000000000000-b7ad6b7169203331-01").is_none());
+        assert!(trace_parent(b"ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").is_none());
+        assert!(trace_parent(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331").is_none());
+        // grpc-trace-bin: 0, [0, trace id], [1, span id], [2, options], base64.
+        let mut raw = vec![0u8, 0];
+        raw.extend_from_slice(&t.trace_id);
+        raw.push(1);
+        raw.extend_from_slice(&t.span_id);
+        raw.extend_from_slice(&[2, 1]);
+        let b64 = crate::metadata::base64(&raw);
+        let g = grpc_trace_bin(b64.as_bytes()).expect("valid");
+        assert_eq!(g, t);
+    }
 }
 
 #[cfg(test)]

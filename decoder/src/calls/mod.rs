@@ -22,7 +22,7 @@ pub mod sink;
 pub mod status;
 pub mod tracker;
 
-pub use headers::RequestKind;
+pub use headers::{RequestKind, TraceParent};
 pub use record::{CallRecord, CallType, Confidence, Half, OpenCall, Reset, StatusSource};
 pub use sink::{ConnEvent, NullSink, Sink};
 pub use tracker::{CallLimits, KeepBudget, Tracker};

@@ -267,6 +267,9 @@ pub struct CallRecord {
     pub metadata: Option<Box<crate::metadata::Metadata>>,
     /// The trace id of a W3C `traceparent` request header (32 lowercase hex digits).
     pub trace_id: Option<Arc<str>>,
+    /// The caller's span the request names (W3C `traceparent` with `tracestate`, else
+    /// `grpc-trace-bin`).
+    pub trace_parent: Option<Box<super::headers::TraceParent>>,
     /// `grpc-status-details-bin` (a serialized google.rpc.Status), kept with the bodies.
     pub status_details: Option<Vec<u8>>,
 }
@@ -315,6 +318,7 @@ impl CallRecord {
             lost_bytes: false,
             metadata: None,
             trace_id: None,
+            trace_parent: None,
             status_details: None,
         }
     }

@@ -702,6 +702,9 @@ impl Tracker {
                 .map(std::time::Duration::from_millis);
         }
         rec.trace_id = w.traceparent.and_then(trace_id);
+        if w.traceparent.is_some() || w.grpc_trace_bin.is_some() {
+            rec.trace_parent = trace_context(w);
+        }
         if end_stream {
             rec.client_end = Some(ts);
         }
@@ -1377,6 +1380,24 @@ fn settle(call: &mut Call, ending: Ending) {
 fn deadline_of(rec: &CallRecord, ts: Nanos) -> status::Deadline {
     let habit = status::DeadlineHabit::of(rec.user_agent.as_deref());
     status::deadline(rec.start, rec.timeout, ts, habit)
+}
+
+/// The caller's span a request names (out of the hot path: most requests carry none).
+#[cold]
+#[inline(never)]
+fn trace_context(w: &Wanted<'_>) -> Option<Box<super::headers::TraceParent>> {
+    let mut t = match w.traceparent.and_then(super::headers::trace_parent) {
+        Some(t) => t,
+        None => w.grpc_trace_bin.and_then(super::headers::grpc_trace_bin)?,
+    };
+    if w.traceparent.is_some() {
+        t.state = w
+            .tracestate
+            .filter(|s| s.len() <= 512)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .map(Box::from);
+    }
+    Some(Box::new(t))
 }
 
 /// Text-mode gRPC-Web bytes decoded (out of the hot path).

@@ -1,0 +1,268 @@
+//! OpenTelemetry export against a receiver built from the official OTLP protobuf definitions
+//! (tests/otlp_receiver.py, PyPI opentelemetry-proto): it decodes what grpctap sends as a
+//! collector would. Spans of a capture whose client sent W3C trace context join the client's
+//! traces; the histograms equal the summary; a dead, refusing or slow endpoint costs dropped
+//! spans, never the replay.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+
+struct Receiver {
+    child: Child,
+    port: u16,
+    out: PathBuf,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.out);
+    }
+}
+
+fn receiver(tag: &str, args: &[&str]) -> Receiver {
+    let out = std::env::temp_dir().join(format!("grpctap-otlp-{tag}-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let mut child = Command::new("python3")
+        .arg(common::root().join("tests/otlp_receiver.py"))
+        .arg("--out")
+        .arg(&out)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 tests/otlp_receiver.py (pip install opentelemetry-proto)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("port line");
+    let port = line
+        .trim()
+        .strip_prefix("port ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("receiver said {line:?}"));
+    Receiver { child, port, out }
+}
+
+impl Receiver {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn lines(&self, kind: &str) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+            .filter(|v| v["kind"] == kind)
+            .collect()
+    }
+}
+
+fn replay(args: &[&str], file: &Path) -> (Value, String, Duration) {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .current_dir(common::root())
+        .arg("replay")
+        .args(args)
+        .args(["--summary-json", "-"])
+        .arg(file)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output()
+        .expect("grpctap");
+    let took = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    (
+        serde_json::from_slice(&out.stdout).expect("summary"),
+        err,
+        took,
+    )
+}
+
+fn hex_of_traceparent(tp: &str) -> (String, String) {
+    let p: Vec<&str> = tp.split('-').collect();
+    (p[1].to_owned(), p[2].to_owned())
+}
+
+#[test]
+fn every_call_is_a_span_in_the_clients_trace_and_the_histograms_are_the_summary() {
+    let r = receiver("traced", &[]);
+    let cap = common::captures().join("py-traced-lo.pcap");
+    let url = r.url();
+    let (summary, err, _) = replay(
+        &[
+            "--otlp",
+            &url,
+            "--otlp-header",
+            "authorization=Bearer s3cr3t-token",
+        ],
+        &cap,
+    );
+    assert!(err.contains("otlp: 20 spans sent"), "{err}");
+    assert!(!err.contains("s3cr3t"), "{err}");
+    let spans = r.lines("span");
+    assert_eq!(spans.len(), 20);
+    // The calls as grpctap reports them, with the traceparent each request carried.
+    let calls = common::replay_lines(&["--calls", "-", "--metadata"], "py-traced-lo.pcap");
+    let mut by_trace: BTreeMap<String, &Value> = BTreeMap::new();
+    for c in &calls {
+        let tp = c["metadata"]["request"]
+            .as_array()
+            .and_then(|h| h.iter().find(|kv| kv[0] == "traceparent"))
+            .and_then(|kv| kv[1].as_str())
+            .expect("traceparent");
+        by_trace.insert(hex_of_traceparent(tp).0, c);
+    }
+    // The client's log names each call's trace.
+    let log_traces: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(common::captures().join("py-traced.calls.jsonl"))
+            .expect("log")
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["trace_id"].as_str().map(str::to_owned))
+            .collect();
+    assert_eq!(log_traces.len(), 20);
+    for s in &spans {
+        let trace = s["trace_id"].as_str().expect("trace id");
+        assert!(
+            log_traces.contains(trace),
+            "span in a trace the client never made: {s}"
+        );
+        let c = by_trace.get(trace).expect("a call of this trace");
+        let tp = c["metadata"]["request"]
+            .as_array()
+            .and_then(|h| h.iter().find(|kv| kv[0] == "traceparent"))
+            .and_then(|kv| kv[1].as_str())
+            .expect("traceparent");
+        // A child of the caller's span.
+        assert_eq!(s["parent_span_id"], hex_of_traceparent(tp).1);
+        assert_eq!(s["span_kind"], 2, "SERVER");
+        let method = c["method"].as_str().expect("method");
+        assert_eq!(s["name"], method.trim_start_matches('/'));
+        assert_eq!(
+            s["attributes"]["rpc.method"],
+            method.trim_start_matches('/')
+        );
+        assert_eq!(s["attributes"]["rpc.status_code"], c["status"]);
+        assert_eq!(s["attributes"]["rpc.system.name"], "grpc");
+        let error = c["error"] == true;
+        assert_eq!(s["status"]["code"], if error { 2 } else { 0 });
+        if error {
+            assert_eq!(s["attributes"]["error.type"], c["status"]);
+        }
+        assert_eq!(s["attributes"]["server.port"], port(&c["server"]));
+        assert_eq!(s["attributes"]["client.port"], port(&c["client"]));
+        // Packet times, to the microsecond the capture has.
+        let start = s["start"].as_u64().expect("start") as f64 / 1e9;
+        let end = s["end"].as_u64().expect("end") as f64 / 1e9;
+        assert!((start - c["start"].as_f64().expect("start")).abs() < 2e-6);
+        assert!((end - c["end"].as_f64().expect("end")).abs() < 2e-6);
+        assert_eq!(s["resource"]["service.name"], "grpctap");
+        assert_eq!(s["headers"]["authorization"], "Bearer s3cr3t-token");
+        assert_eq!(s["headers"]["content-encoding"], "gzip");
+    }
+    // Span ids are distinct.
+    let ids: std::collections::BTreeSet<&str> =
+        spans.iter().filter_map(|s| s["span_id"].as_str()).collect();
+    assert_eq!(ids.len(), 20);
+    // The histograms hold the summary's calls, by method and status.
+    let hist = r.lines("histogram");
+    assert!(!hist.is_empty());
+    let mut got: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for h in &hist {
+        assert_eq!(h["name"], "rpc.server.call.duration");
+        assert_eq!(h["unit"], "s");
+        assert_eq!(h["temporality"], 2, "cumulative");
+        let counts: u64 = h["bucket_counts"]
+            .as_array()
+            .expect("buckets")
+            .iter()
+            .filter_map(Value::as_u64)
+            .sum();
+        assert_eq!(counts, h["count"].as_u64().expect("count"));
+        let key = (
+            h["attributes"]["rpc.method"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+            h["attributes"]["rpc.status_code"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        );
+        *got.entry(key).or_default() += counts;
+    }
+    let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for m in summary["methods"].as_array().expect("methods") {
+        let name = m["method"]
+            .as_str()
+            .expect("method")
+            .trim_start_matches('/');
+        for (code, n) in m["status"].as_object().expect("status") {
+            *want.entry((name.to_owned(), code.clone())).or_default() += n.as_u64().expect("n");
+        }
+    }
+    assert_eq!(got, want);
+}
+
+fn port(addr: &Value) -> u64 {
+    addr.as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
+
+#[test]
+fn a_refusing_collector_is_retried_after_its_retry_after() {
+    let r = receiver("refuse", &["--fail", "2", "--retry-after", "1"]);
+    let url = r.url();
+    let (_, err, _) = replay(
+        &["--otlp", &url],
+        &common::captures().join("py-traced-lo.pcap"),
+    );
+    assert!(err.contains("otlp: 20 spans sent"), "{err}");
+    assert!(err.contains("2 retries"), "{err}");
+    assert_eq!(r.lines("refused").len(), 2);
+    assert_eq!(r.lines("span").len(), 20);
+}
+
+#[test]
+fn a_dead_or_slow_collector_costs_spans_not_the_replay() {
+    let cap = common::captures().join("py-mixed-veth.pcap");
+    let (base, _, plain) = replay(&[], &cap);
+    // Nothing listens on port 9 of loopback: every request fails at once.
+    let (dead, err, took) = replay(&["--otlp", "http://127.0.0.1:9"], &cap);
+    assert_eq!(dead["methods"], base["methods"], "decoding changed");
+    assert!(err.contains("otlp: 0 spans sent"), "{err}");
+    assert!(err.contains("660 dropped"), "{err}");
+    // Bounded: the final flush waits at most 5 s.
+    assert!(took < plain + Duration::from_secs(8), "{took:?}");
+    // A collector that answers after 3 s a request: the replay ends within the flush bound,
+    // what was not sent is counted.
+    let r = receiver("slow", &["--slow", "3"]);
+    let url = r.url();
+    let (slow, err, took) = replay(&["--otlp", &url], &cap);
+    assert_eq!(slow["methods"], base["methods"]);
+    assert!(took < plain + Duration::from_secs(8), "{took:?}");
+    let sent: u64 = err
+        .split("otlp: ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("sent");
+    let dropped: u64 = err
+        .split(" dropped")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("dropped");
+    assert_eq!(sent + dropped, 660, "{err}");
+}
