@@ -287,6 +287,12 @@ pub(crate) struct OutputArgs {
     #[arg(long, value_name = "K=V")]
     pub(crate) otlp_header: Vec<String>,
 
+    /// The names of the call series on the Prometheus endpoint: go-grpc-prometheus's
+    /// (`grpc_server_handled_total`, ...), OpenTelemetry's (`rpc_server_call_duration_seconds`
+    /// with rpc_system_name, rpc_method, rpc_status_code, error_type), or both.
+    #[arg(long, value_name = "NAMES", default_value = "go-grpc", value_parser = ["go-grpc", "otel", "both"])]
+    pub(crate) metrics_names: String,
+
     /// Print processing figures on stderr at the end: time, MB/s and packets/s of capture read,
     /// calls decoded, peak memory.
     #[arg(long)]

@@ -151,8 +151,22 @@ pub(crate) fn run<S: PacketSource>(
             server: args.out.metrics_side != "client",
             client: args.out.metrics_side != "server",
         };
-        exporter::Recorder::new(exporter::Metrics::with_sides(&mut registry, sides), config)
+        let names = args.out.metrics_names.as_str();
+        let metrics = exporter::Metrics::with_names(
+            &mut registry,
+            sides,
+            names != "otel",
+            names != "go-grpc",
+        );
+        exporter::Recorder::new(metrics, config)
     });
+    // Counted also on the Prometheus endpoint, so its registry takes them now.
+    let otlp_stats = Arc::new(exporter::otlp::OtlpStats::default());
+    if want_metrics
+        && (args.out.otlp.is_some() || std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some())
+    {
+        otlp_stats.register(&mut registry);
+    }
     let registry = Arc::new(registry);
     let server = match &args.out.metrics {
         Some(addr) => {
@@ -232,7 +246,7 @@ pub(crate) fn run<S: PacketSource>(
             _ => exporter::otlp::SpanSide::Server,
         };
         cfg.max_methods = args.out.max_methods;
-        exporter::otlp::Otlp::start(cfg)
+        exporter::otlp::Otlp::start(cfg, otlp_stats.clone())
     });
     let otlp_report = otlp
         .as_ref()
@@ -371,14 +385,13 @@ pub(crate) fn run<S: PacketSource>(
     }
     pipeline.out.finish().context("writing calls")?;
     if let Some((stats, url)) = &otlp_report {
-        use std::sync::atomic::Ordering::Relaxed;
         eprintln!(
             "grpctap: otlp: {} spans sent to {url}, {} dropped ({} requests given up, {} retries); {} metric exports",
-            stats.spans_sent.load(Relaxed),
-            stats.spans_dropped.load(Relaxed),
-            stats.failed_requests.load(Relaxed),
-            stats.retries.load(Relaxed),
-            stats.metric_exports.load(Relaxed),
+            stats.spans_sent.get(),
+            stats.spans_dropped.get(),
+            stats.failed_requests.get(),
+            stats.retries.get(),
+            stats.metric_exports.get(),
         );
     }
     if let Some(r) = pipeline.out.get_mut::<exporter::Recorder>() {

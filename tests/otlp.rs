@@ -266,3 +266,127 @@ fn a_dead_or_slow_collector_costs_spans_not_the_replay() {
         .expect("dropped");
     assert_eq!(sent + dropped, 660, "{err}");
 }
+
+#[test]
+fn the_prometheus_endpoint_serves_the_otel_names_and_counts_the_drops() {
+    let dir = std::env::temp_dir().join(format!("grpctap-otel-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let text = dir.join("metrics.txt");
+    let cap = common::captures().join("py-traced-lo.pcap");
+    let (summary, _, _) = replay(
+        &[
+            "--metrics-names",
+            "both",
+            "--metrics-text",
+            text.to_str().expect("path"),
+            "--otlp",
+            "http://127.0.0.1:9",
+        ],
+        &cap,
+    );
+    let m = std::fs::read_to_string(&text).expect("metrics");
+    // OpenTelemetry's histogram, labelled by its attributes; error_type only on errors.
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    for l in m
+        .lines()
+        .filter(|l| l.starts_with("rpc_server_call_duration_seconds_count{"))
+    {
+        assert!(l.contains("rpc_system_name=\"grpc\""), "{l}");
+        assert_eq!(
+            l.contains("error_type="),
+            !l.contains("rpc_status_code=\"OK\""),
+            "{l}"
+        );
+        let code = l
+            .split("rpc_status_code=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("code")
+            .to_owned();
+        let n: u64 = l
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("count");
+        *got.entry(code).or_default() += n;
+    }
+    let want: BTreeMap<String, u64> = summary["methods"][0]["status"]
+        .as_object()
+        .expect("status")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().expect("n")))
+        .collect();
+    assert_eq!(got, want);
+    // The go-grpc-prometheus names are still there.
+    assert!(m.contains("grpc_server_handled_total{"));
+    // The spans the dead endpoint never took.
+    assert!(
+        m.lines()
+            .any(|l| l == "grpctap_otlp_spans_dropped_total 20"),
+        "{m}"
+    );
+    // OTel names only: no go-grpc-prometheus call series.
+    let (_, _, _) = replay(
+        &[
+            "--metrics-names",
+            "otel",
+            "--metrics-text",
+            text.to_str().expect("path"),
+        ],
+        &cap,
+    );
+    let m = std::fs::read_to_string(&text).expect("metrics");
+    assert!(m.contains("rpc_server_call_duration_seconds_count{"));
+    assert!(!m.contains("grpc_server_handled_total"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn grpctap_own_families_go_over_otlp_too() {
+    let r = receiver("own", &[]);
+    let url = r.url();
+    // A TLS capture replayed without its keys: two connections that stayed encrypted.
+    let (_, err, _) = replay(
+        &["--otlp", &url],
+        &common::captures().join("go-tls13-lo.pcap.gz"),
+    );
+    assert!(err.contains("otlp: 0 spans sent"), "{err}");
+    let sums = r.lines("sum");
+    let tls: Vec<&Value> = sums
+        .iter()
+        .filter(|s| s["name"] == "grpctap.tls.connections")
+        .collect();
+    assert_eq!(tls.len(), 1, "{sums:?}");
+    assert_eq!(tls[0]["attributes"]["state"], "no_key");
+    assert_eq!(tls[0]["value"], 2);
+    assert_eq!(tls[0]["monotonic"], true);
+    // A capture joined mid-way: calls named and ended by inference, and the HPACK entries
+    // from before the capture, counted as such.
+    let r = receiver("inferred", &[]);
+    let url = r.url();
+    let (summary, _, _) = replay(
+        &["--otlp", &url, "--proto-path", "testdata/proto"],
+        &common::captures().join("go-midjoin-lo.pcap.gz"),
+    );
+    let sums = r.lines("sum");
+    let inferred: u64 = sums
+        .iter()
+        .filter(|s| s["name"] == "grpctap.calls.inferred")
+        .filter_map(|s| s["value"].as_u64())
+        .sum();
+    for (kind, n) in summary["capture"]["anomalies"]
+        .as_object()
+        .expect("anomalies")
+    {
+        let got = sums
+            .iter()
+            .find(|s| s["name"] == "grpctap.decode.anomalies" && s["attributes"]["kind"] == *kind)
+            .map(|s| s["value"].clone());
+        assert_eq!(got.as_ref(), Some(n), "{kind}");
+    }
+    let t = &summary["totals"];
+    let want =
+        t["method_inferred"].as_u64().unwrap_or(0) + t["status_inferred"].as_u64().unwrap_or(0);
+    assert!(want > 0, "{summary}");
+    assert_eq!(inferred, want);
+}

@@ -91,6 +91,15 @@ class H(BaseHTTPRequestHandler):
                 for rm in req.resource_metrics:
                     for sm in rm.scope_metrics:
                         for m in sm.metrics:
+                            for p in m.sum.data_points:
+                                write({
+                                    "kind": "sum",
+                                    "name": m.name,
+                                    "monotonic": m.sum.is_monotonic,
+                                    "temporality": m.sum.aggregation_temporality,
+                                    "attributes": attrs(p.attributes),
+                                    "value": p.as_int,
+                                })
                             for p in m.histogram.data_points:
                                 write({
                                     "kind": "histogram",

@@ -108,6 +108,19 @@ impl EncodeLabelSet for CallLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Labels<const N: usize>([(&'static str, String); N]);
 
+/// Labels whose empty values are left out (OpenTelemetry's `error_type` on success).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct SparseLabels<const N: usize>([(&'static str, String); N]);
+
+impl<const N: usize> EncodeLabelSet for SparseLabels<N> {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for (k, v) in self.0.iter().filter(|(_, v)| !v.is_empty()) {
+            (*k, v.as_str()).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
 impl<const N: usize> EncodeLabelSet for Labels<N> {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
         for (k, v) in &self.0 {
@@ -141,6 +154,18 @@ pub struct Metrics {
     gaps: Counter,
     gap_bytes: Counter,
     truncated: Counter,
+    /// The OpenTelemetry RPC duration histogram under its Prometheus name
+    /// (`rpc_server_call_duration_seconds`, `--metrics-names otel|both`).
+    otel: Option<Family<SparseLabels<4>, Histogram>>,
+}
+
+/// The advised bucket boundaries of the OpenTelemetry RPC duration histograms (seconds).
+const OTEL_BOUNDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+fn otel_histogram() -> Histogram {
+    Histogram::new(OTEL_BOUNDS)
 }
 
 /// Which go-grpc-prometheus families are exported: the server's (the calls as the server
@@ -277,7 +302,28 @@ impl Metrics {
 
     /// Creates the families, the go-grpc-prometheus ones of `sides`, and registers them.
     pub fn with_sides(registry: &mut Registry, sides: Sides) -> Arc<Metrics> {
+        Metrics::with_names(registry, sides, true, false)
+    }
+
+    /// The families of `sides` under go-grpc-prometheus's names (`go_grpc`), the
+    /// OpenTelemetry RPC duration histogram under its Prometheus name (`otel`:
+    /// `rpc_server_call_duration_seconds`, or `rpc_client_...` for the client side only), or
+    /// both; grpctap's own families always.
+    pub fn with_names(
+        registry: &mut Registry,
+        sides: Sides,
+        go_grpc: bool,
+        otel: bool,
+    ) -> Arc<Metrics> {
         let mut rpc = Vec::new();
+        let sides = if go_grpc {
+            sides
+        } else {
+            Sides {
+                server: false,
+                client: false,
+            }
+        };
         if sides.server {
             rpc.push(RpcFamilies::new(false));
         }
@@ -305,8 +351,22 @@ impl Metrics {
             gaps: Counter::default(),
             gap_bytes: Counter::default(),
             truncated: Counter::default(),
+            otel: otel.then(|| Family::new_with_constructor(otel_histogram as fn() -> Histogram)),
         };
         let r = registry;
+        if let Some(f) = &m.otel {
+            let client_only = go_grpc && sides.client && !sides.server;
+            r.register_with_unit(
+                if client_only {
+                    "rpc_client_call_duration"
+                } else {
+                    "rpc_server_call_duration"
+                },
+                "Duration of RPCs (OpenTelemetry's rpc.*.call.duration)",
+                prometheus_client::registry::Unit::Seconds,
+                f.clone(),
+            );
+        }
         for f in &m.rpc {
             f.register(r);
         }
@@ -688,6 +748,10 @@ impl Recorder {
         }
         // Every ended call has a latency, whatever its status.
         Self::observe_latency(h, rec, &metrics);
+        if let (Some(f), Some(d)) = (&metrics.otel, rec.duration()) {
+            f.get_or_create(&otel_labels(rec, apart))
+                .observe(d.as_secs_f64());
+        }
         if let Some(r) = rec.reset {
             let code = decoder::h2::frame::ErrorCode(r.code).name().to_owned();
             metrics
@@ -818,6 +882,33 @@ impl Output for Recorder {
     fn end_of_input(&mut self, tick: &Tick<'_>) {
         self.set_capture(tick.health);
     }
+}
+
+/// The labels of a call in the OpenTelemetry histogram: `rpc_system_name`, `rpc_method`
+/// (`_OTHER` past the method cap), `rpc_status_code`, `error_type` (empty, so absent, on
+/// success).
+fn otel_labels(rec: &CallRecord, apart: bool) -> SparseLabels<4> {
+    let system = if rec.protocol.name() == "connect" {
+        "connect_rpc"
+    } else {
+        "grpc"
+    };
+    let method = match (&rec.method, apart) {
+        (Some(m), true) => m.trim_start_matches('/').to_owned(),
+        _ => "_OTHER".to_owned(),
+    };
+    let code = rec.status.map_or("", |c| c.name());
+    let error = if rec.is_error() == Some(true) {
+        if code.is_empty() { "_OTHER" } else { code }
+    } else {
+        ""
+    };
+    SparseLabels([
+        ("rpc_system_name", system.to_owned()),
+        ("rpc_method", method),
+        ("rpc_status_code", code.to_owned()),
+        ("error_type", error.to_owned()),
+    ])
 }
 
 fn side(s: Side) -> &'static str {

@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
@@ -28,6 +27,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::metrics::v1 as pm;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as pt;
+use prometheus_client::metrics::counter::Counter;
 use prost::Message as _;
 
 /// Spans per request.
@@ -103,24 +103,9 @@ pub fn parse_pairs(s: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Percent-decoding, as `grpc-message` is decoded (the same escapes).
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    decoder::grpc::decode_message(s.as_bytes())
 }
 
 impl OtlpConfig {
@@ -178,28 +163,88 @@ impl OtlpConfig {
     }
 }
 
-/// What the export did, shared with the thread.
+/// What the export did, shared with the thread (and the Prometheus endpoint).
 #[derive(Debug, Default)]
 pub struct OtlpStats {
     /// Spans handed to the export thread.
-    pub spans_queued: AtomicU64,
+    pub spans_queued: Counter,
     /// Spans the collector accepted.
-    pub spans_sent: AtomicU64,
+    pub spans_sent: Counter,
     /// Spans dropped: queue full, or the collector never took them.
-    pub spans_dropped: AtomicU64,
+    pub spans_dropped: Counter,
     /// Requests retried.
-    pub retries: AtomicU64,
+    pub retries: Counter,
     /// Metric exports the collector accepted.
-    pub metric_exports: AtomicU64,
+    pub metric_exports: Counter,
     /// Requests given up.
-    pub failed_requests: AtomicU64,
+    pub failed_requests: Counter,
     /// Spans of the requests given up (counted in `spans_dropped` too).
-    pub spans_failed: AtomicU64,
+    pub spans_failed: Counter,
+    /// The run is over: no more backoff; requests are tried once each, and once one fails the
+    /// rest are dropped (a collector that is down does not hold the exit for long).
+    closing: std::sync::atomic::AtomicBool,
+    /// When the final flush's time is up (set with `closing`).
+    until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl OtlpStats {
+    /// The end of the final flush (far away while the run lasts).
+    fn deadline(&self) -> Instant {
+        let until = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+    }
+
+    /// Adds the counters to the Prometheus endpoint's registry.
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "grpctap_otlp_spans_sent",
+            "Spans the OTLP endpoint accepted",
+            self.spans_sent.clone(),
+        );
+        r.register(
+            "grpctap_otlp_spans_dropped",
+            "Spans not delivered to the OTLP endpoint (queue full, endpoint down or refusing)",
+            self.spans_dropped.clone(),
+        );
+        r.register(
+            "grpctap_otlp_retries",
+            "OTLP requests retried",
+            self.retries.clone(),
+        );
+        r.register(
+            "grpctap_otlp_failed_requests",
+            "OTLP requests given up after their retries",
+            self.failed_requests.clone(),
+        );
+    }
 }
 
 enum Job {
-    Spans(Vec<pt::Span>),
+    Spans(Vec<SpanData>),
     Metrics(Vec<pm::Metric>),
+}
+
+/// What a span needs of a call: copied in the decoder's thread (a few words and two reference
+/// counts), made into protobuf in the export thread.
+struct SpanData {
+    method: Option<Arc<str>>,
+    protocol: &'static str,
+    status: Option<decoder::grpc::Code>,
+    error: bool,
+    server: std::net::SocketAddr,
+    client: std::net::SocketAddr,
+    http1: bool,
+    method_confidence: Confidence,
+    status_confidence: Confidence,
+    status_source: &'static str,
+    tls: Option<Arc<decoder::calls::record::TlsTag>>,
+    msgs: [u64; 2],
+    reset: Option<decoder::Reset>,
+    message: Option<String>,
+    start: u64,
+    end: u64,
+    ids: [u64; 4],
+    parent: Option<Box<decoder::calls::TraceParent>>,
 }
 
 /// Per (method, code): the histogram of call durations.
@@ -215,7 +260,7 @@ struct Hist {
 /// The OTLP output.
 pub struct Otlp {
     cfg: Arc<OtlpConfig>,
-    batch: Vec<pt::Span>,
+    batch: Vec<SpanData>,
     tx: Option<SyncSender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
     done: Option<Receiver<()>>,
@@ -225,6 +270,12 @@ pub struct Otlp {
     last: u64,
     last_metrics: Instant,
     seq: u64,
+    /// The methods labelled apart (at most `max_methods`), and `_OTHER`.
+    methods: std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>,
+    other: Arc<str>,
+    /// grpctap's own counters, by (metric name, attribute key, attribute value): anomalies,
+    /// inferred answers, resets, TLS connections.
+    own: std::collections::BTreeMap<(&'static str, &'static str, String), u64>,
 }
 
 impl std::fmt::Debug for Otlp {
@@ -251,8 +302,8 @@ fn i(key: &str, v: i64) -> KeyValue {
 }
 
 /// `rpc.system.name`: Connect calls are `connect_rpc`, gRPC and gRPC-Web calls `grpc`.
-fn system_name(c: &CallRecord) -> &'static str {
-    match c.protocol.name() {
+fn system_name(protocol: &str) -> &'static str {
+    match protocol {
         "connect" => "connect_rpc",
         _ => "grpc",
     }
@@ -270,10 +321,9 @@ fn id64(parts: &[u64]) -> u64 {
 }
 
 impl Otlp {
-    /// Starts the export thread.
-    pub fn start(cfg: OtlpConfig) -> Otlp {
+    /// Starts the export thread; it counts into `stats`.
+    pub fn start(cfg: OtlpConfig, stats: Arc<OtlpStats>) -> Otlp {
         let cfg = Arc::new(cfg);
-        let stats = Arc::new(OtlpStats::default());
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
         let (done_tx, done) = std::sync::mpsc::channel();
         let thread = {
@@ -299,6 +349,9 @@ impl Otlp {
             last: 0,
             last_metrics: Instant::now(),
             seq: 0,
+            own: std::collections::BTreeMap::new(),
+            methods: Default::default(),
+            other: Arc::from("_OTHER"),
         }
     }
 
@@ -320,10 +373,10 @@ impl Otlp {
         let Some(tx) = self.tx.as_ref() else { return };
         match tx.try_send(job) {
             Ok(()) => {
-                self.stats.spans_queued.fetch_add(n, Ordering::Relaxed);
+                self.stats.spans_queued.inc_by(n);
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.stats.spans_dropped.fetch_add(n, Ordering::Relaxed);
+                self.stats.spans_dropped.inc_by(n);
             }
         }
     }
@@ -341,156 +394,27 @@ impl Otlp {
             return;
         };
         self.seq += 1;
-        let method = c.method.as_deref();
-        let name = method
-            .map(|m| m.trim_start_matches('/').to_owned())
-            .unwrap_or_else(|| "grpc".to_owned());
-        let mut attrs = vec![s("rpc.system.name", system_name(c))];
-        if method.is_some() {
-            attrs.push(s("rpc.method", name.clone()));
-        }
-        if let Some(code) = c.status {
-            attrs.push(s("rpc.status_code", code.name()));
-        }
         let error = c.is_error() == Some(true);
-        if error {
-            attrs.push(s(
-                "error.type",
-                c.status.map_or("_OTHER", |code| code.name()),
-            ));
-        }
-        attrs.extend([
-            s("server.address", c.server.ip().to_string()),
-            i("server.port", i64::from(c.server.port())),
-            s("client.address", c.client.ip().to_string()),
-            i("client.port", i64::from(c.client.port())),
-            s("network.transport", "tcp"),
-            s("network.protocol.name", "http"),
-            s(
-                "network.protocol.version",
-                if c.http1 { "1.1" } else { "2" },
-            ),
-        ]);
-        if c.protocol.name() != "grpc" {
-            attrs.push(s("grpctap.protocol", c.protocol.name()));
-        }
-        if c.method_confidence != Confidence::Exact {
-            attrs.push(s("grpctap.method_confidence", c.method_confidence.name()));
-        }
-        if c.status_confidence != Confidence::Exact {
-            attrs.push(s("grpctap.status_confidence", c.status_confidence.name()));
-        }
-        attrs.push(s("grpctap.status_source", c.status_source.name()));
-        if let Some(t) = &c.tls {
-            attrs.push(s(
-                "tls.protocol.version",
-                decoder::tls::session::TlsInfo::version_name(t.version),
-            ));
-            if let Some(sni) = &t.sni {
-                attrs.push(s("server.address.sni", sni.to_string()));
-            }
-        }
-        attrs.push(i(
-            "rpc.request.messages",
-            i64::try_from(c.req.msgs).unwrap_or(i64::MAX),
-        ));
-        attrs.push(i(
-            "rpc.response.messages",
-            i64::try_from(c.resp.msgs).unwrap_or(i64::MAX),
-        ));
-        let mut events = Vec::new();
-        if let Some(r) = &c.reset {
-            events.push(pt::span::Event {
-                time_unix_nano: end.0,
-                name: "rst_stream".to_owned(),
-                attributes: vec![
-                    s(
-                        "http2.error_code",
-                        decoder::h2::frame::ErrorCode(r.code).name(),
-                    ),
-                    s("http2.sent_by", r.by.name()),
-                ],
-                dropped_attributes_count: 0,
-            });
-        }
-        if c.status_source.name() == "goaway" {
-            events.push(pt::span::Event {
-                time_unix_nano: end.0,
-                name: "goaway".to_owned(),
-                attributes: Vec::new(),
-                dropped_attributes_count: 0,
-            });
-        }
-        let status = pt::Status {
-            message: if error {
-                c.grpc_message
-                    .as_deref()
-                    .unwrap_or("")
-                    .chars()
-                    .take(1024)
-                    .collect()
-            } else {
-                String::new()
-            },
-            code: if error {
-                pt::status::StatusCode::Error as i32
-            } else {
-                pt::status::StatusCode::Unset as i32
-            },
-        };
-        let ids = [c.conn.get(), u64::from(c.stream_id), start.0, self.seq];
-        let parent = c.trace_parent.as_deref();
-        let trace_id = parent.map_or_else(
-            || {
-                let mut t = Vec::with_capacity(16);
-                t.extend_from_slice(&id64(&ids).to_be_bytes());
-                t.extend_from_slice(&id64(&[ids[3], ids[2], ids[1], ids[0]]).to_be_bytes());
-                t
-            },
-            |p| p.trace_id.to_vec(),
-        );
-        let span =
-            |kind: pt::span::SpanKind, id: u64, parent_id: Option<Vec<u8>>, attrs| pt::Span {
-                trace_id: trace_id.clone(),
-                span_id: id.to_be_bytes().to_vec(),
-                trace_state: parent
-                    .and_then(|p| p.state.as_deref())
-                    .unwrap_or("")
-                    .to_owned(),
-                parent_span_id: parent_id.unwrap_or_default(),
-                flags: u32::from(parent.map_or(1, |p| p.flags)),
-                name: name.clone(),
-                kind: kind as i32,
-                start_time_unix_nano: start.0,
-                end_time_unix_nano: end.0,
-                attributes: attrs,
-                events: events.clone(),
-                status: Some(status.clone()),
-                ..Default::default()
-            };
-        let caller = parent.map(|p| p.span_id.to_vec());
-        let id = id64(&ids);
-        match self.cfg.side {
-            SpanSide::Server => {
-                self.batch
-                    .push(span(pt::span::SpanKind::Server, id, caller, attrs))
-            }
-            SpanSide::Client => {
-                self.batch
-                    .push(span(pt::span::SpanKind::Client, id, caller, attrs))
-            }
-            SpanSide::Both => {
-                let server_id = id64(&[id, 2]);
-                self.batch
-                    .push(span(pt::span::SpanKind::Client, id, caller, attrs.clone()));
-                self.batch.push(span(
-                    pt::span::SpanKind::Server,
-                    server_id,
-                    Some(id.to_be_bytes().to_vec()),
-                    attrs,
-                ));
-            }
-        }
+        self.batch.push(SpanData {
+            method: c.method.clone(),
+            protocol: c.protocol.name(),
+            status: c.status,
+            error,
+            server: c.server,
+            client: c.client,
+            http1: c.http1,
+            method_confidence: c.method_confidence,
+            status_confidence: c.status_confidence,
+            status_source: c.status_source.name(),
+            tls: c.tls.clone(),
+            msgs: [c.req.msgs, c.resp.msgs],
+            reset: c.reset,
+            message: if error { c.grpc_message.clone() } else { None },
+            start: start.0,
+            end: end.0,
+            ids: [c.conn.get(), u64::from(c.stream_id), start.0, self.seq],
+            parent: c.trace_parent.clone(),
+        });
         if self.batch.len() >= BATCH {
             self.flush_spans();
         }
@@ -506,18 +430,18 @@ impl Otlp {
         self.last = self.last.max(end.0);
         let code = c.status.map_or("", |s| s.name());
         let error = c.is_error() == Some(true);
-        let mut method: Arc<str> = c.method.clone().unwrap_or_else(|| Arc::from("_OTHER"));
-        let distinct = self.hists.keys().filter(|k| k.0 == method).count() == 0;
-        if distinct {
-            let methods: std::collections::HashSet<&Arc<str>> =
-                self.hists.keys().map(|k| &k.0).collect();
-            if methods.len() >= self.cfg.max_methods {
-                method = Arc::from("_OTHER");
+        // Methods past the cap (and unknown ones) are `_OTHER`.
+        let method: Arc<str> = match &c.method {
+            Some(m) if self.methods.contains(m) => m.clone(),
+            Some(m) if self.methods.len() < self.cfg.max_methods => {
+                self.methods.insert(m.clone());
+                m.clone()
             }
-        }
+            _ => self.other.clone(),
+        };
         let h = self
             .hists
-            .entry((method, code, error, system_name(c)))
+            .entry((method, code, error, system_name(c.protocol.name())))
             .or_default();
         let secs = d.as_secs_f64();
         let b = BOUNDS
@@ -533,7 +457,7 @@ impl Otlp {
 
     fn metrics(&mut self) {
         self.last_metrics = Instant::now();
-        if self.hists.is_empty() {
+        if self.hists.is_empty() && self.own.is_empty() {
             return;
         }
         let start = self.first.unwrap_or(self.last);
@@ -584,7 +508,66 @@ impl Otlp {
             })),
             ..Default::default()
         };
-        self.send(Job::Metrics(vec![metric]));
+        let mut all = Vec::new();
+        if !self.hists.is_empty() {
+            all.push(metric);
+        }
+        all.extend(self.own_metrics());
+        self.send(Job::Metrics(all));
+    }
+}
+
+impl Otlp {
+    fn count(&mut self, metric: &'static str, key: &'static str, value: impl Into<String>) {
+        *self.own.entry((metric, key, value.into())).or_default() += 1;
+    }
+
+    /// grpctap's own families, as cumulative sums.
+    fn own_metrics(&self) -> Vec<pm::Metric> {
+        let start = self.first.unwrap_or(self.last);
+        let mut out: Vec<pm::Metric> = Vec::new();
+        for ((name, key, value), n) in &self.own {
+            let point = pm::NumberDataPoint {
+                attributes: vec![s(key, value.clone())],
+                start_time_unix_nano: start,
+                time_unix_nano: self.last,
+                value: Some(pm::number_data_point::Value::AsInt(
+                    i64::try_from(*n).unwrap_or(i64::MAX),
+                )),
+                ..Default::default()
+            };
+            match out.last_mut() {
+                Some(m) if m.name == *name => {
+                    if let Some(pm::metric::Data::Sum(sum)) = m.data.as_mut() {
+                        sum.data_points.push(point);
+                    }
+                }
+                _ => out.push(pm::Metric {
+                    name: (*name).to_owned(),
+                    description: match *name {
+                        "grpctap.decode.anomalies" => {
+                            "Protocol anomalies met while decoding, by kind"
+                        }
+                        "grpctap.calls.inferred" => {
+                            "Calls whose method or status was inferred, not read"
+                        }
+                        "grpctap.stream.resets" => {
+                            "RST_STREAM frames that ended calls, by HTTP/2 error code"
+                        }
+                        _ => "TLS connections, by how far decryption got",
+                    }
+                    .to_owned(),
+                    unit: "1".to_owned(),
+                    data: Some(pm::metric::Data::Sum(pm::Sum {
+                        data_points: vec![point],
+                        aggregation_temporality: pm::AggregationTemporality::Cumulative as i32,
+                        is_monotonic: true,
+                    })),
+                    ..Default::default()
+                }),
+            }
+        }
+        out
     }
 }
 
@@ -592,6 +575,34 @@ impl Sink for Otlp {
     fn call_ended(&mut self, c: &CallRecord) {
         self.spans(c);
         self.record(c);
+        if c.method_confidence == Confidence::Inferred {
+            self.count("grpctap.calls.inferred", "what", "method");
+        }
+        if c.status_confidence == Confidence::Inferred {
+            self.count("grpctap.calls.inferred", "what", "status");
+        }
+        if let Some(r) = c.reset {
+            self.count(
+                "grpctap.stream.resets",
+                "http2.error_code",
+                decoder::h2::frame::ErrorCode(r.code).name(),
+            );
+        }
+    }
+
+    fn conn_event(&mut self, _conn: decoder::ConnId, event: decoder::ConnEvent) {
+        if let decoder::ConnEvent::Anomaly(kind) = event {
+            self.count("grpctap.decode.anomalies", "kind", kind.name());
+        }
+    }
+
+    fn tls(
+        &mut self,
+        _conn: decoder::ConnId,
+        _info: &decoder::tls::session::TlsInfo,
+        state: decoder::tls::session::TlsState,
+    ) {
+        self.count("grpctap.tls.connections", "state", state.name());
     }
 }
 
@@ -606,7 +617,13 @@ impl Output for Otlp {
     fn finish(&mut self) -> std::io::Result<()> {
         self.flush_spans();
         self.metrics();
-        // The thread ends when the queue is empty and closed; it is waited for a bounded time.
+        // The thread ends when the queue is empty and closed; it is waited for a bounded time,
+        // and told not to wait for a collector that keeps failing.
+        *self.stats.until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + FINAL_FLUSH);
+        self.stats
+            .closing
+            .store(true, std::sync::atomic::Ordering::Release);
         self.tx = None;
         let finished = self
             .done
@@ -619,13 +636,158 @@ impl Output for Otlp {
         } else {
             // Still sending when the time was up: what it holds is lost with the process.
             let st = &self.stats;
-            let handled =
-                st.spans_sent.load(Ordering::Relaxed) + st.spans_failed.load(Ordering::Relaxed);
-            let queued = st.spans_queued.load(Ordering::Relaxed);
-            st.spans_dropped
-                .fetch_add(queued.saturating_sub(handled), Ordering::Relaxed);
+            let handled = st.spans_sent.get() + st.spans_failed.get();
+            let queued = st.spans_queued.get();
+            st.spans_dropped.inc_by(queued.saturating_sub(handled));
         }
         Ok(())
+    }
+}
+
+/// The span(s) of one call (in the export thread).
+fn build_spans(c: &SpanData, side: SpanSide, out: &mut Vec<pt::Span>) {
+    let (start, end) = (c.start, c.end);
+    let method = c.method.as_deref();
+    let name = method
+        .map(|m| m.trim_start_matches('/').to_owned())
+        .unwrap_or_else(|| "grpc".to_owned());
+    let mut attrs = vec![s("rpc.system.name", system_name(c.protocol))];
+    if method.is_some() {
+        attrs.push(s("rpc.method", name.clone()));
+    }
+    if let Some(code) = c.status {
+        attrs.push(s("rpc.status_code", code.name()));
+    }
+    let error = c.error;
+    if error {
+        attrs.push(s(
+            "error.type",
+            c.status.map_or("_OTHER", |code| code.name()),
+        ));
+    }
+    attrs.extend([
+        s("server.address", c.server.ip().to_string()),
+        i("server.port", i64::from(c.server.port())),
+        s("client.address", c.client.ip().to_string()),
+        i("client.port", i64::from(c.client.port())),
+        s("network.transport", "tcp"),
+        s("network.protocol.name", "http"),
+        s(
+            "network.protocol.version",
+            if c.http1 { "1.1" } else { "2" },
+        ),
+    ]);
+    if c.protocol != "grpc" {
+        attrs.push(s("grpctap.protocol", c.protocol));
+    }
+    if c.method_confidence != Confidence::Exact {
+        attrs.push(s("grpctap.method_confidence", c.method_confidence.name()));
+    }
+    if c.status_confidence != Confidence::Exact {
+        attrs.push(s("grpctap.status_confidence", c.status_confidence.name()));
+    }
+    attrs.push(s("grpctap.status_source", c.status_source));
+    if let Some(t) = &c.tls {
+        attrs.push(s(
+            "tls.protocol.version",
+            decoder::tls::session::TlsInfo::version_name(t.version),
+        ));
+        if let Some(sni) = &t.sni {
+            attrs.push(s("server.address.sni", sni.to_string()));
+        }
+    }
+    attrs.push(i(
+        "rpc.request.messages",
+        i64::try_from(c.msgs[0]).unwrap_or(i64::MAX),
+    ));
+    attrs.push(i(
+        "rpc.response.messages",
+        i64::try_from(c.msgs[1]).unwrap_or(i64::MAX),
+    ));
+    let mut events = Vec::new();
+    if let Some(r) = &c.reset {
+        events.push(pt::span::Event {
+            time_unix_nano: end,
+            name: "rst_stream".to_owned(),
+            attributes: vec![
+                s(
+                    "http2.error_code",
+                    decoder::h2::frame::ErrorCode(r.code).name(),
+                ),
+                s("http2.sent_by", r.by.name()),
+            ],
+            dropped_attributes_count: 0,
+        });
+    }
+    if c.status_source == "goaway" {
+        events.push(pt::span::Event {
+            time_unix_nano: end,
+            name: "goaway".to_owned(),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+        });
+    }
+    let status = pt::Status {
+        message: if error {
+            c.message
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .take(1024)
+                .collect()
+        } else {
+            String::new()
+        },
+        code: if error {
+            pt::status::StatusCode::Error as i32
+        } else {
+            pt::status::StatusCode::Unset as i32
+        },
+    };
+    let ids = c.ids;
+    let parent = c.parent.as_deref();
+    let trace_id = parent.map_or_else(
+        || {
+            let mut t = Vec::with_capacity(16);
+            t.extend_from_slice(&id64(&ids).to_be_bytes());
+            t.extend_from_slice(&id64(&[ids[3], ids[2], ids[1], ids[0]]).to_be_bytes());
+            t
+        },
+        |p| p.trace_id.to_vec(),
+    );
+    let span = |kind: pt::span::SpanKind, id: u64, parent_id: Option<Vec<u8>>, attrs| pt::Span {
+        trace_id: trace_id.clone(),
+        span_id: id.to_be_bytes().to_vec(),
+        trace_state: parent
+            .and_then(|p| p.state.as_deref())
+            .unwrap_or("")
+            .to_owned(),
+        parent_span_id: parent_id.unwrap_or_default(),
+        flags: u32::from(parent.map_or(1, |p| p.flags)),
+        name: name.clone(),
+        kind: kind as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        attributes: attrs,
+        events: events.clone(),
+        status: Some(status.clone()),
+        ..Default::default()
+    };
+    let caller = parent.map(|p| p.span_id.to_vec());
+    let id = id64(&ids);
+    match side {
+        SpanSide::Server => out.push(span(pt::span::SpanKind::Server, id, caller, attrs)),
+        SpanSide::Client => out.push(span(pt::span::SpanKind::Client, id, caller, attrs)),
+        SpanSide::Both => {
+            let server_id = id64(&[id, 2]);
+            out.push(span(pt::span::SpanKind::Client, id, caller, attrs.clone()));
+            out.push(span(
+                pt::span::SpanKind::Server,
+                server_id,
+                Some(id.to_be_bytes().to_vec()),
+                attrs,
+            ));
+        }
     }
 }
 
@@ -659,10 +821,23 @@ fn export_loop(cfg: &OtlpConfig, stats: &OtlpStats, rx: &Receiver<Job>) {
         .timeout(cfg.timeout)
         .build();
     let res = resource(cfg);
+    let mut failing = false;
     while let Ok(job) = rx.recv() {
+        let closing = stats.closing.load(std::sync::atomic::Ordering::Acquire);
+        if closing && (failing || Instant::now() >= stats.deadline()) {
+            if let Job::Spans(s) = &job {
+                stats.spans_failed.inc_by(s.len() as u64);
+                stats.spans_dropped.inc_by(s.len() as u64);
+            }
+            continue;
+        }
         let (url, body, spans) = match job {
-            Job::Spans(spans) => {
-                let n = spans.len() as u64;
+            Job::Spans(calls) => {
+                let mut spans = Vec::with_capacity(calls.len());
+                for c in &calls {
+                    build_spans(c, cfg.side, &mut spans);
+                }
+                let n = calls.len() as u64;
                 let req = ExportTraceServiceRequest {
                     resource_spans: vec![pt::ResourceSpans {
                         resource: Some(res.clone()),
@@ -696,16 +871,18 @@ fn export_loop(cfg: &OtlpConfig, stats: &OtlpStats, rx: &Receiver<Job>) {
             Ok(b) => b,
             Err(_) => continue,
         };
-        if post(&agent, cfg, url, &body, stats) {
+        let ok = post(&agent, cfg, url, &body, stats);
+        failing = !ok;
+        if ok {
             if spans > 0 {
-                stats.spans_sent.fetch_add(spans, Ordering::Relaxed);
+                stats.spans_sent.inc_by(spans);
             } else {
-                stats.metric_exports.fetch_add(1, Ordering::Relaxed);
+                stats.metric_exports.inc_by(1);
             }
         } else {
-            stats.failed_requests.fetch_add(1, Ordering::Relaxed);
-            stats.spans_failed.fetch_add(spans, Ordering::Relaxed);
-            stats.spans_dropped.fetch_add(spans, Ordering::Relaxed);
+            stats.failed_requests.inc_by(1);
+            stats.spans_failed.inc_by(spans);
+            stats.spans_dropped.inc_by(spans);
         }
     }
 }
@@ -714,6 +891,7 @@ fn export_loop(cfg: &OtlpConfig, stats: &OtlpStats, rx: &Receiver<Job>) {
 /// errors are retried with exponential backoff (or after Retry-After), others are not.
 fn post(agent: &ureq::Agent, cfg: &OtlpConfig, url: &str, body: &[u8], stats: &OtlpStats) -> bool {
     let mut backoff = Duration::from_millis(200);
+    let closing = || stats.closing.load(std::sync::atomic::Ordering::Acquire);
     for attempt in 0..ATTEMPTS {
         let mut req = agent
             .post(url)
@@ -722,20 +900,33 @@ fn post(agent: &ureq::Agent, cfg: &OtlpConfig, url: &str, body: &[u8], stats: &O
         for (k, v) in &cfg.headers {
             req = req.set(k, v);
         }
-        let wait = match req.send_bytes(body) {
+        let (wait, unreachable) = match req.send_bytes(body) {
             Ok(_) => return true,
-            Err(ureq::Error::Status(429 | 502 | 503 | 504, resp)) => resp
-                .header("Retry-After")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER)),
+            Err(ureq::Error::Status(429 | 502 | 503 | 504, resp)) => (
+                resp.header("Retry-After")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER)),
+                false,
+            ),
             Err(ureq::Error::Status(..)) => return false,
-            Err(ureq::Error::Transport(_)) => None,
+            Err(ureq::Error::Transport(_)) => (None, true),
         };
-        if attempt + 1 == ATTEMPTS {
+        let wait = wait.unwrap_or(backoff);
+        // At the end of the run a collector that cannot be reached is not waited for; one that
+        // asked for a pause is, within the final flush's time.
+        let late = closing() && (unreachable || Instant::now() + wait > stats.deadline());
+        if attempt + 1 == ATTEMPTS || late {
             break;
         }
-        stats.retries.fetch_add(1, Ordering::Relaxed);
-        std::thread::sleep(wait.unwrap_or(backoff));
+        stats.retries.inc_by(1);
+        // Slept in steps: the end of the run may cut a backoff short.
+        let until = Instant::now() + wait;
+        while Instant::now() < until
+            && !(closing() && unreachable)
+            && Instant::now() < stats.deadline()
+        {
+            std::thread::sleep(Duration::from_millis(10).min(until - Instant::now()));
+        }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
     false
