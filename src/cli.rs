@@ -287,6 +287,11 @@ pub(crate) struct OutputArgs {
     #[arg(long, value_name = "K=V")]
     pub(crate) otlp_header: Vec<String>,
 
+    /// Add an event to each span for each of the call's first 128 messages each way (when
+    /// it arrived, which way, its size).
+    #[arg(long)]
+    pub(crate) otlp_message_events: bool,
+
     /// The names of the call series on the Prometheus endpoint: go-grpc-prometheus's
     /// (`grpc_server_handled_total`, ...), OpenTelemetry's (`rpc_server_call_duration_seconds`
     /// with rpc_system_name, rpc_method, rpc_status_code, error_type), or both.

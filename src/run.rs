@@ -133,6 +133,9 @@ pub(crate) fn run<S: PacketSource>(
             args.out.max_decompressed,
         )
     };
+    if args.out.otlp_message_events {
+        dec_limits.message_times = 128;
+    }
     if args.out.messages.is_some() {
         // Every message is handed on whole (to the 4 MiB bound), as --bodies keeps them.
         dec_limits.stream_bodies = true;

@@ -390,3 +390,66 @@ fn grpctap_own_families_go_over_otlp_too() {
     assert!(want > 0, "{summary}");
     assert_eq!(inferred, want);
 }
+
+#[test]
+fn message_events_are_the_calls_messages_when_asked_for() {
+    let r = receiver("messages", &[]);
+    let url = r.url();
+    // Streams of up to 1000 messages: the first 128 each way are events.
+    let cap = common::captures().join("py-streams-lo.pcap.gz");
+    replay(&["--otlp", &url, "--otlp-message-events"], &cap);
+    let calls = common::replay_lines(&["--calls", "-"], "py-streams-lo.pcap.gz");
+    assert!(calls.iter().any(|c| c["resp_msgs"].as_u64() > Some(128)));
+    let spans = r.lines("span");
+    assert_eq!(spans.len(), calls.len());
+    for s in &spans {
+        let c = calls
+            .iter()
+            .find(|c| {
+                (c["start"].as_f64().expect("start") - s["start"].as_u64().expect("s") as f64 / 1e9)
+                    .abs()
+                    < 2e-6
+                    && port(&c["client"]) == s["attributes"]["client.port"].as_u64().expect("p")
+            })
+            .expect("the span's call");
+        let msgs: Vec<&Value> = s["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["name"] == "rpc.message")
+            .collect();
+        let received = msgs
+            .iter()
+            .filter(|e| e["attributes"]["rpc.message.type"] == "RECEIVED")
+            .count();
+        let sent = msgs
+            .iter()
+            .filter(|e| e["attributes"]["rpc.message.type"] == "SENT")
+            .count();
+        // A SERVER span receives the requests and sends the responses (first 128 each way).
+        let want = |n: &Value| n.as_u64().expect("n").min(128) as usize;
+        assert_eq!(received, want(&c["req_msgs"]), "{}", s["name"]);
+        assert_eq!(sent, want(&c["resp_msgs"]), "{}", s["name"]);
+        // In time order, inside the span.
+        let times: Vec<u64> = msgs.iter().filter_map(|e| e["time"].as_u64()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        let (start, end) = (
+            s["start"].as_u64().expect("s"),
+            s["end"].as_u64().expect("e"),
+        );
+        assert!(
+            times.iter().all(|&t| t >= start && t <= end),
+            "{}",
+            s["name"]
+        );
+    }
+    // Without the flag, no message events.
+    let r = receiver("no-messages", &[]);
+    let url = r.url();
+    replay(&["--otlp", &url], &cap);
+    assert!(r.lines("span").iter().all(|s| {
+        s["events"]
+            .as_array()
+            .is_none_or(|e| e.iter().all(|e| e["name"] != "rpc.message"))
+    }));
+}

@@ -54,6 +54,9 @@ pub struct DecoderLimits {
     /// Name calls whose `:path` was lost from their kept messages and the schemas, letting a
     /// message decompress to at most this many bytes (`None`: do not).
     pub infer_methods: Option<usize>,
+    /// Keep the time and size of each call's first this many messages each way (OTLP span
+    /// events).
+    pub message_times: usize,
     /// Bytes all open calls together keep for output (metadata, messages), across connections:
     /// the size of the budget the binary shares between them.
     pub max_kept_state: usize,
@@ -80,6 +83,7 @@ impl Default for DecoderLimits {
             body_budget: calls.body_budget,
             stream_bodies: calls.stream_bodies,
             infer_methods: calls.infer_methods,
+            message_times: calls.message_times,
             max_kept_state: crate::calls::tracker::DEFAULT_KEPT_STATE,
             max_decoder_state: DEFAULT_DECODER_STATE,
         }
@@ -108,6 +112,7 @@ impl DecoderLimits {
             body_budget: self.body_budget,
             stream_bodies: self.stream_bodies,
             infer_methods: self.infer_methods,
+            message_times: self.message_times,
         }
     }
 }

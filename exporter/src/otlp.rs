@@ -245,6 +245,8 @@ struct SpanData {
     end: u64,
     ids: [u64; 4],
     parent: Option<Box<decoder::calls::TraceParent>>,
+    /// Each message's time, sender and size (`--otlp-message-events`).
+    messages: Vec<decoder::calls::record::MessageTime>,
 }
 
 /// Per (method, code): the histogram of call durations.
@@ -414,6 +416,7 @@ impl Otlp {
             end: end.0,
             ids: [c.conn.get(), u64::from(c.stream_id), start.0, self.seq],
             parent: c.trace_parent.clone(),
+            messages: c.message_times.clone(),
         });
         if self.batch.len() >= BATCH {
             self.flush_spans();
@@ -755,6 +758,32 @@ fn build_spans(c: &SpanData, side: SpanSide, out: &mut Vec<pt::Span>) {
         },
         |p| p.trace_id.to_vec(),
     );
+    // Message events, as the span's side saw them: a server receives the requests.
+    let with_messages = |kind: pt::span::SpanKind| {
+        let mut ev = events.clone();
+        let mut n = [0i64; 2];
+        for m in &c.messages {
+            let d = usize::from(m.from == decoder::Side::Server);
+            n[d] += 1;
+            let received =
+                (m.from == decoder::Side::Client) == (kind == pt::span::SpanKind::Server);
+            ev.push(pt::span::Event {
+                time_unix_nano: m.ts.0,
+                name: "rpc.message".to_owned(),
+                attributes: vec![
+                    s(
+                        "rpc.message.type",
+                        if received { "RECEIVED" } else { "SENT" },
+                    ),
+                    i("rpc.message.id", n[d]),
+                    i("rpc.message.compressed_size", i64::from(m.len)),
+                ],
+                dropped_attributes_count: 0,
+            });
+        }
+        ev.sort_by_key(|e| e.time_unix_nano);
+        ev
+    };
     let span = |kind: pt::span::SpanKind, id: u64, parent_id: Option<Vec<u8>>, attrs| pt::Span {
         trace_id: trace_id.clone(),
         span_id: id.to_be_bytes().to_vec(),
@@ -769,7 +798,7 @@ fn build_spans(c: &SpanData, side: SpanSide, out: &mut Vec<pt::Span>) {
         start_time_unix_nano: start,
         end_time_unix_nano: end,
         attributes: attrs,
-        events: events.clone(),
+        events: with_messages(kind),
         status: Some(status.clone()),
         ..Default::default()
     };

@@ -272,6 +272,21 @@ pub struct CallRecord {
     pub trace_parent: Option<Box<super::headers::TraceParent>>,
     /// `grpc-status-details-bin` (a serialized google.rpc.Status), kept with the bodies.
     pub status_details: Option<Vec<u8>>,
+    /// When each of the first messages was complete, when the limits ask for them
+    /// (`CallLimits::message_times`).
+    pub message_times: Vec<MessageTime>,
+}
+
+/// One message of a call: when its last byte arrived, from which side, its length on the
+/// wire (the length prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageTime {
+    /// The packet that completed it.
+    pub ts: Nanos,
+    /// Its sender.
+    pub from: Side,
+    /// Its length.
+    pub len: u32,
 }
 
 impl CallRecord {
@@ -319,6 +334,7 @@ impl CallRecord {
             metadata: None,
             trace_id: None,
             trace_parent: None,
+            message_times: Vec::new(),
             status_details: None,
         }
     }

@@ -98,6 +98,9 @@ pub struct CallLimits {
     /// within a budget, whatever `bodies_per_call` says), letting a message decompress to at
     /// most this many bytes (`None`: do not infer).
     pub infer_methods: Option<usize>,
+    /// Keep the time and size of each call's first this many messages each way in its record
+    /// (0: none; span events of the OTLP export).
+    pub message_times: usize,
 }
 
 impl Default for CallLimits {
@@ -109,6 +112,7 @@ impl Default for CallLimits {
             body_bytes: 4 << 20,
             body_budget: DEFAULT_BODY_BUDGET,
             stream_bodies: false,
+            message_times: 0,
             infer_methods: None,
         }
     }
@@ -462,7 +466,20 @@ impl Tracker {
             if parser.aligning {
                 parser.align(bytes, at);
             }
-            parser.feed(bytes, ts, &mut |len| sink.message(id, from, len));
+            if self.limits.message_times == 0 {
+                parser.feed(bytes, ts, &mut |len| sink.message(id, from, len));
+            } else {
+                let (times, max) = (&mut call.rec.message_times, self.limits.message_times);
+                parser.feed(bytes, ts, &mut |len| {
+                    sink.message(id, from, len);
+                    // The first `max` of each direction (a short list: counted when asked).
+                    if times.len() < 2 * max
+                        && times.iter().filter(|t| t.from == from).count() < max
+                    {
+                        times.push(super::record::MessageTime { ts, from, len });
+                    }
+                });
+            }
             if self.limits.stream_bodies && parser.bodies.len() > parser.handed {
                 let new = &parser.bodies[parser.handed..];
                 let first = parser.msgs - new.len() as u64;
