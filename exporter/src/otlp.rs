@@ -185,6 +185,9 @@ pub struct OtlpStats {
     closing: std::sync::atomic::AtomicBool,
     /// When the final flush's time is up (set with `closing`).
     until: std::sync::Mutex<Option<Instant>>,
+    /// The newest metrics snapshot not yet sent: cumulative, so a newer one replaces it and a
+    /// full span queue never loses it.
+    metrics: std::sync::Mutex<Option<Vec<pm::Metric>>>,
 }
 
 impl OtlpStats {
@@ -516,7 +519,7 @@ impl Otlp {
             all.push(metric);
         }
         all.extend(self.own_metrics());
-        self.send(Job::Metrics(all));
+        *self.stats.metrics.lock().unwrap_or_else(|e| e.into_inner()) = Some(all);
     }
 }
 
@@ -851,7 +854,28 @@ fn export_loop(cfg: &OtlpConfig, stats: &OtlpStats, rx: &Receiver<Job>) {
         .build();
     let res = resource(cfg);
     let mut failing = false;
-    while let Ok(job) = rx.recv() {
+    let take_metrics = || {
+        stats
+            .metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(Job::Metrics)
+    };
+    loop {
+        // The newest metrics first, then the next batch of spans; after the last batch, the
+        // last metrics.
+        let job = match take_metrics() {
+            Some(m) => m,
+            None => match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(job) => job,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match take_metrics() {
+                    Some(m) => m,
+                    None => break,
+                },
+            },
+        };
         let closing = stats.closing.load(std::sync::atomic::Ordering::Acquire);
         if closing && (failing || Instant::now() >= stats.deadline()) {
             if let Job::Spans(s) = &job {
