@@ -160,6 +160,8 @@ fn every_call_is_a_span_in_the_clients_trace_and_the_histograms_are_the_summary(
         }
         assert_eq!(s["attributes"]["server.port"], port(&c["server"]));
         assert_eq!(s["attributes"]["client.port"], port(&c["client"]));
+        // A SERVER span's peer is the client.
+        assert_eq!(s["attributes"]["network.peer.port"], port(&c["client"]));
         // Packet times, to the microsecond the capture has.
         let start = s["start"].as_u64().expect("start") as f64 / 1e9;
         let end = s["end"].as_u64().expect("end") as f64 / 1e9;
@@ -452,4 +454,34 @@ fn message_events_are_the_calls_messages_when_asked_for() {
             .as_array()
             .is_none_or(|e| e.iter().all(|e| e["name"] != "rpc.message"))
     }));
+}
+
+#[test]
+fn with_both_sides_each_call_is_a_client_span_and_its_server_child() {
+    let r = receiver("both", &[]);
+    let url = r.url();
+    replay(
+        &["--otlp", &url, "--metrics-side", "both"],
+        &common::captures().join("py-traced-lo.pcap"),
+    );
+    let spans = r.lines("span");
+    assert_eq!(spans.len(), 40);
+    let clients: BTreeMap<&str, &Value> = spans
+        .iter()
+        .filter(|s| s["span_kind"] == 3)
+        .map(|s| (s["span_id"].as_str().expect("id"), s))
+        .collect();
+    assert_eq!(clients.len(), 20);
+    for s in spans.iter().filter(|s| s["span_kind"] == 2) {
+        let parent = clients
+            .get(s["parent_span_id"].as_str().expect("parent"))
+            .expect("a SERVER span's parent is its CLIENT span");
+        assert_eq!(parent["trace_id"], s["trace_id"]);
+        assert_eq!(parent["start"], s["start"]);
+        // The client's peer is the server.
+        assert_eq!(
+            parent["attributes"]["network.peer.port"],
+            s["attributes"]["server.port"]
+        );
+    }
 }

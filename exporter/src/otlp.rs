@@ -800,7 +800,18 @@ fn build_spans(c: &SpanData, side: SpanSide, out: &mut Vec<pt::Span>) {
         kind: kind as i32,
         start_time_unix_nano: start,
         end_time_unix_nano: end,
-        attributes: attrs,
+        attributes: {
+            // The peer is the other end as the span's side sees it.
+            let mut a: Vec<KeyValue> = attrs;
+            let peer = if kind == pt::span::SpanKind::Server {
+                c.client
+            } else {
+                c.server
+            };
+            a.push(s("network.peer.address", peer.ip().to_string()));
+            a.push(i("network.peer.port", i64::from(peer.port())));
+            a
+        },
         events: with_messages(kind),
         status: Some(status.clone()),
         ..Default::default()
