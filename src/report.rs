@@ -100,6 +100,8 @@ pub(crate) struct Done<'a> {
     pub(crate) registry: &'a prometheus_client::registry::Registry,
     pub(crate) started: std::time::Instant,
     pub(crate) server: Option<exporter::server::MetricsServer>,
+    /// What the OTLP export did (with `--otlp`).
+    pub(crate) otlp: Option<std::sync::Arc<exporter::otlp::OtlpStats>>,
 }
 
 /// Writes every report the arguments ask for; the exit status: 0 when every input was read
@@ -113,6 +115,7 @@ pub(crate) fn report(args: &ReplayArgs, done: Done<'_>) -> anyhow::Result<ExitCo
         registry,
         started,
         server,
+        otlp,
     } = done;
     let Some(mut sum) = pipeline.out.take::<Summary>() else {
         anyhow::bail!("internal: the run has no summary");
@@ -158,7 +161,20 @@ pub(crate) fn report(args: &ReplayArgs, done: Done<'_>) -> anyhow::Result<ExitCo
     let span_s = summary::span(pipeline.first_ts, pipeline.last_ts);
     let to_stdout = args.outputs_to_stdout();
     if let Some(path) = &args.out.summary_json {
-        write_json(path, &summary::to_json(&sum.agg, stats, &sum.stats, span_s))?;
+        let mut v = summary::to_json(&sum.agg, stats, &sum.stats, span_s);
+        if let (Some(o), Some(obj)) = (&otlp, v.as_object_mut()) {
+            obj.insert(
+                "otlp".to_owned(),
+                serde_json::json!({
+                    "spans_sent": o.spans_sent.get(),
+                    "spans_dropped": o.spans_dropped.get(),
+                    "requests_given_up": o.failed_requests.get(),
+                    "retries": o.retries.get(),
+                    "metric_exports": o.metric_exports.get(),
+                }),
+            );
+        }
+        write_json(path, &v)?;
     }
     if let (Some(path), Some(conns)) = (&args.connections_json, conns) {
         let files: Vec<FileReport> = inputs

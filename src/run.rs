@@ -410,6 +410,7 @@ pub(crate) fn run<S: PacketSource>(
             registry: &registry,
             started,
             server,
+            otlp: otlp_report.map(|(s, _)| s),
         },
     )
 }

@@ -245,6 +245,8 @@ fn a_dead_or_slow_collector_costs_spans_not_the_replay() {
     assert_eq!(dead["methods"], base["methods"], "decoding changed");
     assert!(err.contains("otlp: 0 spans sent"), "{err}");
     assert!(err.contains("660 dropped"), "{err}");
+    assert_eq!(dead["otlp"]["spans_dropped"], 660);
+    assert_eq!(dead["otlp"]["spans_sent"], 0);
     // Bounded: the final flush waits at most 5 s.
     assert!(took < plain + Duration::from_secs(8), "{took:?}");
     // A collector that answers after 3 s a request: the replay ends within the flush bound,

@@ -157,3 +157,24 @@ fn closing_the_terminal_ends_it() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn tls_connections_show_their_version_and_server_name() {
+    let t = Tmux::start(
+        "tls",
+        &cmd(
+            "--tls-keylog testdata/captures/go-tls13.keylog",
+            "go-tls13-lo.pcap.gz",
+        ),
+        120,
+        30,
+    );
+    t.wait_for("go-tls13-lo.pcap.gz done");
+    t.keys(&["3"]);
+    let s = t.wait("the TLS column", |s| {
+        s.contains("TLS") && s.contains("1.3 localhost")
+    });
+    assert_eq!(s.matches("1.3 localhost").count(), 2, "{s}");
+    t.keys(&["q"]);
+    t.wait_exit(0);
+}
