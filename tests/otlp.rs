@@ -68,23 +68,11 @@ impl Receiver {
 
 fn replay(args: &[&str], file: &Path) -> (Value, String, Duration) {
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
-        .current_dir(common::root())
-        .arg("replay")
-        .args(args)
-        .args(["--summary-json", "-"])
-        .arg(file)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .output()
-        .expect("grpctap");
+    let mut a = args.to_vec();
+    a.extend(["--summary-json", "-"]);
+    let (out, err) = common::replay_files(&a, &[file]);
     let took = t.elapsed();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{err}");
-    (
-        serde_json::from_slice(&out.stdout).expect("summary"),
-        err,
-        took,
-    )
+    (serde_json::from_str(&out).expect("summary"), err, took)
 }
 
 fn hex_of_traceparent(tp: &str) -> (String, String) {

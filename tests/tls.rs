@@ -35,22 +35,7 @@ fn keylog(name: &str) -> PathBuf {
 }
 
 fn run(args: &[&str], files: &[PathBuf]) -> (String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_grpctap"))
-        .current_dir(common::root())
-        .arg("replay")
-        .args(files)
-        .args(args)
-        .output()
-        .expect("run grpctap");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::replay_files(args, files)
 }
 
 fn calls(args: &[&str], files: &[PathBuf]) -> Vec<Value> {

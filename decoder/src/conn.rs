@@ -128,8 +128,6 @@ pub struct ConnDecoder {
     tls: Option<Box<TlsSession>>,
     /// Secrets for TLS connections (none: TLS connections are reported, not decrypted).
     keylog: Option<Arc<KeyLog>>,
-    /// Payload bytes each way, indexed by [`Dir::index`] (on the wire: TLS records included).
-    bytes: [u64; 2],
 }
 
 /// The HTTP layers and the call tracker: what cleartext (or decrypted) bytes feed.
@@ -247,7 +245,6 @@ impl ConnDecoder {
             },
             tls: None,
             keylog: None,
-            bytes: [0; 2],
         }
     }
 
@@ -334,9 +331,11 @@ impl ConnDecoder {
         self.plain.h1.is_none() && self.tls.is_none() && self.plain.h2.is_dead()
     }
 
-    /// Payload bytes each way, indexed by [`Dir::index`].
+    /// Payload bytes each way, indexed by [`Dir::index`] (of a TLS connection: its records).
     pub fn bytes(&self) -> [u64; 2] {
-        self.bytes
+        self.tls
+            .as_ref()
+            .map_or(self.plain.bytes, |t| t.info().bytes)
     }
 
     /// Calls in progress.
@@ -352,9 +351,8 @@ impl ConnDecoder {
 
     /// Bytes of direction `d`, in order.
     pub fn handle_data<S: Sink + ?Sized>(&mut self, d: Dir, ts: Nanos, data: &[u8], sink: &mut S) {
-        let first = self.bytes == [0, 0];
-        self.bytes[d.index()] += data.len() as u64;
-        if first && self.tls.is_none() {
+        // The connection's first bytes say whether it is TLS (counted by the layer they go to).
+        if self.tls.is_none() && self.plain.bytes == [0, 0] {
             let keylog = || self.keylog.clone().unwrap_or_default();
             if self.plain.from_start && crate::tls::session::looks_like_client_hello(data) {
                 self.tls = Some(Box::new(TlsSession::new(d, keylog(), TlsLimits::default())));
@@ -428,7 +426,7 @@ impl ConnDecoder {
         }
         if !self.is_dead() {
             let event = ConnEvent::Closed {
-                bytes: self.bytes,
+                bytes: self.bytes(),
                 http2: self.is_http2() || self.plain.h1.is_some(),
                 tls: self.tls.is_some(),
             };

@@ -159,13 +159,8 @@ pub struct Metrics {
     otel: Option<Family<SparseLabels<4>, Histogram>>,
 }
 
-/// The advised bucket boundaries of the OpenTelemetry RPC duration histograms (seconds).
-const OTEL_BOUNDS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
 fn otel_histogram() -> Histogram {
-    Histogram::new(OTEL_BOUNDS)
+    Histogram::new(otlp::BOUNDS)
 }
 
 /// Which go-grpc-prometheus families are exported: the server's (the calls as the server
@@ -888,26 +883,22 @@ impl Output for Recorder {
 /// (`_OTHER` past the method cap), `rpc_status_code`, `error_type` (empty, so absent, on
 /// success).
 fn otel_labels(rec: &CallRecord, apart: bool) -> SparseLabels<4> {
-    let system = if rec.protocol.name() == "connect" {
-        "connect_rpc"
-    } else {
-        "grpc"
-    };
     let method = match (&rec.method, apart) {
         (Some(m), true) => m.trim_start_matches('/').to_owned(),
         _ => "_OTHER".to_owned(),
     };
-    let code = rec.status.map_or("", |c| c.name());
-    let error = if rec.is_error() == Some(true) {
-        if code.is_empty() { "_OTHER" } else { code }
-    } else {
-        ""
-    };
+    let error = otlp::error_type(rec.status, rec.is_error() == Some(true));
     SparseLabels([
-        ("rpc_system_name", system.to_owned()),
+        (
+            "rpc_system_name",
+            otlp::system_name(rec.protocol.name()).to_owned(),
+        ),
         ("rpc_method", method),
-        ("rpc_status_code", code.to_owned()),
-        ("error_type", error.to_owned()),
+        (
+            "rpc_status_code",
+            rec.status.map_or("", |c| c.name()).to_owned(),
+        ),
+        ("error_type", error.unwrap_or("").to_owned()),
     ])
 }
 

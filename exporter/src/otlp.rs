@@ -34,8 +34,9 @@ use prost::Message as _;
 const BATCH: usize = 512;
 /// Batches waiting for the export thread; past it new ones are dropped.
 const QUEUE: usize = 32;
-/// The advised bucket boundaries of `rpc.server.call.duration` (seconds).
-const BOUNDS: [f64; 14] = [
+/// The advised bucket boundaries of `rpc.server.call.duration` (seconds), here and on the
+/// Prometheus endpoint (`--metrics-names otel`).
+pub(crate) const BOUNDS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 /// Attempts per request (the first and the retries).
@@ -252,6 +253,9 @@ struct SpanData {
     messages: Vec<decoder::calls::record::MessageTime>,
 }
 
+/// A histogram's attributes: method (or `_OTHER`), status, failed, `rpc.system.name`.
+type HistKey = (Arc<str>, Option<decoder::grpc::Code>, bool, &'static str);
+
 /// Per (method, code): the histogram of call durations.
 #[derive(Default)]
 struct Hist {
@@ -270,7 +274,7 @@ pub struct Otlp {
     thread: Option<std::thread::JoinHandle<()>>,
     done: Option<Receiver<()>>,
     stats: Arc<OtlpStats>,
-    hists: HashMap<(Arc<str>, &'static str, bool, &'static str), Hist, foldhash::fast::RandomState>,
+    hists: HashMap<HistKey, Hist, foldhash::fast::RandomState>,
     first: Option<u64>,
     last: u64,
     last_metrics: Instant,
@@ -307,11 +311,17 @@ fn i(key: &str, v: i64) -> KeyValue {
 }
 
 /// `rpc.system.name`: Connect calls are `connect_rpc`, gRPC and gRPC-Web calls `grpc`.
-fn system_name(protocol: &str) -> &'static str {
+pub(crate) fn system_name(protocol: &str) -> &'static str {
     match protocol {
         "connect" => "connect_rpc",
         _ => "grpc",
     }
+}
+
+/// `error.type` of a failed call: its status's name, `_OTHER` when only "failed" is known;
+/// `None` for a call that did not fail.
+pub(crate) fn error_type(status: Option<decoder::grpc::Code>, error: bool) -> Option<&'static str> {
+    error.then(|| status.map_or("_OTHER", |c| c.name()))
 }
 
 /// A 64-bit id from the call's place and time (the same call gets the same id in every run).
@@ -434,7 +444,7 @@ impl Otlp {
             f.min(c.start.unwrap_or(end).0)
         }));
         self.last = self.last.max(end.0);
-        let code = c.status.map_or("", |s| s.name());
+        let code = c.status;
         let error = c.is_error() == Some(true);
         // Methods past the cap (and unknown ones) are `_OTHER`.
         let method: Arc<str> = match &c.method {
@@ -471,20 +481,15 @@ impl Otlp {
             .hists
             .iter()
             .map(|((method, code, error, system), h)| {
-                let mut attributes = vec![s("rpc.system.name", *system)];
-                if &**method != "_OTHER" {
-                    attributes.push(s("rpc.method", method.trim_start_matches('/')));
-                } else {
-                    attributes.push(s("rpc.method", "_OTHER"));
+                let mut attributes = vec![
+                    s("rpc.system.name", *system),
+                    s("rpc.method", method.trim_start_matches('/')),
+                ];
+                if let Some(code) = code {
+                    attributes.push(s("rpc.status_code", code.name()));
                 }
-                if !code.is_empty() {
-                    attributes.push(s("rpc.status_code", *code));
-                }
-                if *error {
-                    attributes.push(s(
-                        "error.type",
-                        if code.is_empty() { "_OTHER" } else { code },
-                    ));
+                if let Some(e) = error_type(*code, *error) {
+                    attributes.push(s("error.type", e));
                 }
                 pm::HistogramDataPoint {
                     attributes,
@@ -665,11 +670,8 @@ fn build_spans(c: &SpanData, side: SpanSide, out: &mut Vec<pt::Span>) {
         attrs.push(s("rpc.status_code", code.name()));
     }
     let error = c.error;
-    if error {
-        attrs.push(s(
-            "error.type",
-            c.status.map_or("_OTHER", |code| code.name()),
-        ));
+    if let Some(e) = error_type(c.status, error) {
+        attrs.push(s("error.type", e));
     }
     attrs.extend([
         s("server.address", c.server.ip().to_string()),

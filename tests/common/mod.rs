@@ -28,19 +28,26 @@ pub(crate) fn replay_stdout(args: &[&str], capture: &str) -> String {
 
 /// The same for a capture anywhere.
 pub(crate) fn replay_file_stdout(args: &[&str], file: &Path) -> String {
+    replay_files(args, &[file]).0
+}
+
+/// Runs `grpctap replay ARGS... FILES...` (no OTLP endpoint from the environment), requires
+/// success, returns stdout and stderr.
+pub(crate) fn replay_files<P: AsRef<std::ffi::OsStr>>(
+    args: &[&str],
+    files: &[P],
+) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_grpctap"))
         .current_dir(root())
         .arg("replay")
         .args(args)
-        .arg(file)
+        .args(files)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .output()
         .expect("run grpctap");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    (String::from_utf8(out.stdout).expect("utf-8"), err)
 }
 
 /// The same, stdout read as JSON Lines.

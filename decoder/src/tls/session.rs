@@ -133,7 +133,7 @@ pub struct TlsInfo {
     pub records: u64,
     /// Records that did not authenticate.
     pub bad_records: u64,
-    /// Bytes (record bytes, headers included) each way, by `Dir::index`.
+    /// Bytes (record bytes, headers included) each way, by `Dir::index`; gaps not included.
     pub bytes: [u64; 2],
     /// Of those, bytes not decrypted (never opened: no key, unsupported, lost, waiting).
     pub encrypted_bytes: [u64; 2],
@@ -442,9 +442,8 @@ impl TlsSession {
 
     /// `len` bytes of direction `d` were lost.
     pub fn handle_gap<P: PlainSink + ?Sized>(&mut self, d: Dir, len: u64, out: &mut P) {
+        // Lost bytes are neither carried nor encrypted: the capture layer counts them as gaps.
         let i = d.index();
-        self.info.bytes[i] += len;
-        self.info.encrypted_bytes[i] += len;
         let h = &mut self.halves[i];
         match h.mode {
             Mode::Dead => {}
