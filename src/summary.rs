@@ -17,6 +17,8 @@ pub(crate) struct DecodeStats {
     pub(crate) http2_connections: u64,
     /// HTTP/1.1 connections carrying requests (gRPC-Web, Connect).
     pub(crate) http1_connections: u64,
+    /// HTTP/2 connections that began as HTTP/1.1 (`Upgrade: h2c`).
+    pub(crate) h2c_upgrades: u64,
     pub(crate) other_connections: u64,
     pub(crate) pings: BTreeMap<&'static str, u64>,
     pub(crate) goaways: BTreeMap<String, u64>,
@@ -105,7 +107,14 @@ impl Sink for Summary {
     fn conn_event(&mut self, _conn: ConnId, event: ConnEvent) {
         let s = &mut self.stats;
         match event {
-            ConnEvent::Http2 { .. } => s.http2_connections += 1,
+            ConnEvent::Http2 { upgraded, .. } => {
+                s.http2_connections += 1;
+                if upgraded {
+                    // Counted once: as what it became.
+                    s.http1_connections = s.http1_connections.saturating_sub(1);
+                    s.h2c_upgrades += 1;
+                }
+            }
             ConnEvent::Http1 { .. } => s.http1_connections += 1,
             ConnEvent::Closed {
                 http2: false,
@@ -193,6 +202,7 @@ struct CaptureJson<'a> {
     connections: u64,
     http2_connections: u64,
     http1_connections: u64,
+    h2c_upgrades: u64,
     other_connections: u64,
     gaps: u64,
     gap_bytes: u64,
@@ -288,6 +298,7 @@ pub(crate) fn to_json(
             connections: cap.conns_opened,
             http2_connections: dec.http2_connections,
             http1_connections: dec.http1_connections,
+            h2c_upgrades: dec.h2c_upgrades,
             other_connections: dec.other_connections,
             gaps: cap.gaps,
             gap_bytes: cap.gap_bytes,
@@ -428,12 +439,17 @@ pub(crate) fn render_table(
     let anomalies: u64 = dec.anomalies.values().sum();
     let _ = write!(
         out,
-        "\ncapture: {:.3}s, {} packets, {} connections ({} HTTP/2, {}{} other), {} gaps ({} bytes); \
+        "\ncapture: {:.3}s, {} packets, {} connections ({} HTTP/2{}, {}{} other), {} gaps ({} bytes); \
          decode: {} calls with unknown method, {} anomalies",
         span_s,
         cap.packets,
         cap.conns_opened,
         dec.http2_connections,
+        if dec.h2c_upgrades > 0 {
+            format!(" ({} upgraded from HTTP/1.1)", dec.h2c_upgrades)
+        } else {
+            String::new()
+        },
         if dec.http1_connections > 0 {
             format!("{} HTTP/1.1, ", dec.http1_connections)
         } else {

@@ -23,35 +23,7 @@ fn check(capture: &str, log: &str, calls: usize) -> std::collections::BTreeMap<S
             .iter()
             .find(|c| common::call_id(c) == Some(id))
             .unwrap_or_else(|| panic!("{capture}: call {id} not reported"));
-        let at = format!(
-            "{capture} call {id} ({} {} {} {})",
-            t["protocol"], t["codec"], t["http"], t["http_method"]
-        );
-        assert_eq!(c["method"], t["method"], "{at}");
-        // connect-node's HTTP/1.1 server refuses a bidi call (HTTP 505) before the client's
-        // chunked request body is complete: its message never reaches the wire.
-        let refused = t["message"] == "HTTP 505";
-        if refused {
-            assert_eq!(c["req_msgs"], 0, "{at}");
-        } else {
-            assert_eq!(c["req_msgs"], t["req_msgs"], "{at}");
-        }
-        assert_eq!(c["resp_msgs"], t["resp_msgs"], "{at}");
-        assert_eq!(c["protocol"], t["protocol"], "{at}");
-        assert_eq!(c["http"], t["http"], "{at}");
-        match (t["status"].as_str(), c["status"].as_str()) {
-            // A client's reset (HTTP/2) or close (HTTP/1.1) at its deadline, where an expiry
-            // and a cancellation look alike: an error whose code only the client knows
-            // (docs/calls.md, deadline_near).
-            (Some("DEADLINE_EXCEEDED"), None) => {
-                assert_eq!(c["status_source"], "deadline_near", "{at}");
-                assert_eq!(c["error"], true, "{at}");
-            }
-            (want, got) => assert_eq!(got, want, "{at}: {c}"),
-        }
-        if t["status"] != "OK" && t["status"] != "DEADLINE_EXCEEDED" && !refused {
-            assert_eq!(c["grpc_message"], t["message"], "{at}");
-        }
+        judge(c, t, capture);
         *by_protocol
             .entry(t["protocol"].as_str().expect("p").to_owned())
             .or_insert(0) += 1;
@@ -65,6 +37,41 @@ fn check(capture: &str, log: &str, calls: usize) -> std::collections::BTreeMap<S
         v["capture"]
     );
     by_protocol
+}
+
+/// One call against the client's log of it: method, message counts, protocol, HTTP version,
+/// status and message.
+fn judge(c: &Value, t: &Value, capture: &str) {
+    let id = &t["call_id"];
+    let at = format!(
+        "{capture} call {id} ({} {} {} {})",
+        t["protocol"], t["codec"], t["http"], t["http_method"]
+    );
+    assert_eq!(c["method"], t["method"], "{at}");
+    // connect-node's HTTP/1.1 server refuses a bidi call (HTTP 505) before the client's
+    // chunked request body is complete: its message never reaches the wire.
+    let refused = t["message"] == "HTTP 505";
+    if refused {
+        assert_eq!(c["req_msgs"], 0, "{at}");
+    } else {
+        assert_eq!(c["req_msgs"], t["req_msgs"], "{at}");
+    }
+    assert_eq!(c["resp_msgs"], t["resp_msgs"], "{at}");
+    assert_eq!(c["protocol"], t["protocol"], "{at}");
+    assert_eq!(c["http"], t["http"], "{at}");
+    match (t["status"].as_str(), c["status"].as_str()) {
+        // A client's reset (HTTP/2) or close (HTTP/1.1) at its deadline, where an expiry
+        // and a cancellation look alike: an error whose code only the client knows
+        // (docs/calls.md, deadline_near).
+        (Some("DEADLINE_EXCEEDED"), None) => {
+            assert_eq!(c["status_source"], "deadline_near", "{at}");
+            assert_eq!(c["error"], true, "{at}");
+        }
+        (want, got) => assert_eq!(got, want, "{at}: {c}"),
+    }
+    if t["status"] != "OK" && t["status"] != "DEADLINE_EXCEEDED" && !refused {
+        assert_eq!(c["grpc_message"], t["message"], "{at}");
+    }
 }
 
 #[test]
@@ -92,6 +99,125 @@ fn over_http1_too() {
     let v: Value = serde_json::from_str(&summary).expect("json");
     assert_eq!(v["capture"]["http1_connections"], 18);
     assert_eq!(v["capture"]["other_connections"], 0);
+}
+
+/// Joined mid-way, as a tap started on a running host: dropping the first packets of the
+/// HTTP/1.1 capture (keep-alive connections carrying Connect and gRPC-Web) at several points,
+/// every call that began after the cut is decoded exactly as the client logged it, and no
+/// other call is reported with anything the log contradicts.
+#[test]
+fn http1_joined_mid_way_decodes_every_exchange_that_begins_after_the_join() {
+    let capture = "connect-h1-lo.pcap.gz";
+    let file = common::captures().join(capture);
+    let log =
+        std::fs::read_to_string(common::captures().join("connect-h1.calls.jsonl")).expect("log");
+    let truth = common::json_lines(&log);
+    let dir = std::env::temp_dir().join(format!("grpctap-h1-join-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut judged = 0;
+    for skip in [40u64, 120, 200, 280, 360] {
+        let cut = common::cut(&file, skip, &dir).expect("cut");
+        let first = {
+            let mut src = capture::FileSource::open(&cut, 1 << 20).expect("open");
+            src.next_packet().expect("read").expect("a packet").ts
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let t0 = first.0 as f64 / 1e9;
+        let ours = common::json_lines(&common::replay_file_stdout(
+            &["--metadata", "--calls", "-"],
+            &cut,
+        ));
+        let at = format!("{capture} from packet {skip}");
+        for c in &ours {
+            assert_eq!(c["http"], "1.1", "{at}: {c}");
+            let id = common::call_id(c)
+                .unwrap_or_else(|| panic!("{at}: a call without its request: {c}"));
+            let t = truth.iter().find(|t| t["call_id"] == id).expect("logged");
+            judge(c, t, &at);
+            judged += 1;
+        }
+        // Every call the client began after the first packet kept (its request head is in
+        // the capture) is there.
+        for t in truth
+            .iter()
+            .filter(|t| t["start"].as_f64().is_some_and(|s| s > t0))
+        {
+            assert!(
+                ours.iter()
+                    .any(|c| common::call_id(c) == t["call_id"].as_u64()),
+                "{at}: call {} began at {} after the join at {t0} and is not reported",
+                t["call_id"],
+                t["start"]
+            );
+        }
+        let summary = common::replay_file_stdout(&["--summary-json", "-"], &cut);
+        let v: Value = serde_json::from_str(&summary).expect("json");
+        assert_eq!(
+            v["capture"]["other_connections"], 0,
+            "{at}: {}",
+            v["capture"]
+        );
+        let _ = std::fs::remove_file(&cut);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(judged > 100, "{judged}");
+}
+
+/// `Upgrade: h2c` (RFC 7540 3.2): curl upgrades its first request (a gRPC call with its body,
+/// or a plain GET) to grpc-go behind golang.org/x/net/http2/h2c, then reuses the connection
+/// for more calls as HTTP/2 streams. Every call curl logged is exact, the upgrading request
+/// (stream 1, answered in HTTP/2) included.
+#[test]
+fn h2c_upgrade_is_followed_into_http2() {
+    let capture = "go-h2c-lo.pcap.gz";
+    let ours = common::replay_lines(&["--calls", "-"], capture);
+    let log = std::fs::read_to_string(common::captures().join("go-h2c.calls.jsonl")).expect("log");
+    let truth = common::json_lines(&log);
+    assert_eq!(truth.len(), 13);
+    assert_eq!(ours.len(), truth.len(), "every call, no other");
+    assert!(truth.iter().filter(|t| t["upgrade"] == true).count() >= 3);
+    for t in &truth {
+        let at = format!("{capture} conn {} stream {}", t["conn"], t["stream"]);
+        let c = ours
+            .iter()
+            .find(|c| c["conn"] == t["conn"] && c["stream_id"] == t["stream"])
+            .unwrap_or_else(|| panic!("{at}: not reported"));
+        for (ours, theirs) in [
+            ("method", "method"),
+            ("status", "status"),
+            ("req_msgs", "req_msgs"),
+            ("resp_msgs", "resp_msgs"),
+            ("protocol", "protocol"),
+            ("http", "http"),
+        ] {
+            assert_eq!(c[ours], t[theirs], "{at}: {ours}");
+        }
+        assert_eq!(c["status_confidence"], "exact", "{at}");
+        assert!(
+            c["reset"].is_null(),
+            "{at}: curl's RST_STREAM after the trailers is no cancel"
+        );
+        if t["status"] != "OK" {
+            assert_eq!(c["grpc_message"], t["message"], "{at}");
+        }
+    }
+    let summary = common::replay_stdout(&["--summary-json", "-"], capture);
+    let v: Value = serde_json::from_str(&summary).expect("json");
+    let cap = &v["capture"];
+    assert_eq!(cap["http2_connections"], 4, "{cap}");
+    assert_eq!(cap["h2c_upgrades"], 4, "{cap}");
+    assert_eq!(cap["http1_connections"], 0, "{cap}");
+    assert!(
+        cap["anomalies"].as_object().is_none_or(|a| a.is_empty()),
+        "{cap}"
+    );
+    // The upgraded GET is a request, not a call.
+    assert_eq!(cap["requests_not_grpc"]["other"], 1, "{cap}");
+    let text = common::replay_stdout(&[], capture);
+    assert!(
+        text.contains("4 HTTP/2 (4 upgraded from HTTP/1.1)"),
+        "{text}"
+    );
 }
 
 /// `--metrics-protocol-label`: the handled series per protocol count the calls of each, as the

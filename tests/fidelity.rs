@@ -39,43 +39,6 @@ fn captures() -> Vec<PathBuf> {
     v
 }
 
-/// The packets of `capture` from the `skip`-th on, as a pcapng in `dir`; `None` when the file
-/// mixes link types (one pcapng interface is written).
-fn cut(capture: &Path, skip: u64, dir: &Path) -> Option<PathBuf> {
-    let out = dir.join(format!(
-        "{}-from-{skip}.pcapng",
-        capture.file_name()?.to_string_lossy()
-    ));
-    let mut src = capture::FileSource::open(capture, 16 << 20).expect("open");
-    let mut w: Option<(u32, capture::write::PcapngWriter)> = None;
-    let mut n = 0u64;
-    while let Some(p) = src.next_packet().expect("read") {
-        n += 1;
-        if n <= skip {
-            continue;
-        }
-        let (lt, writer) = match &mut w {
-            Some(x) => x,
-            None => {
-                let writer = capture::write::PcapngWriter::create(
-                    &out,
-                    p.linktype,
-                    262_144,
-                    capture::write::Rotate::default(),
-                )
-                .ok()?;
-                w.insert((p.linktype, writer))
-            }
-        };
-        if p.linktype != *lt {
-            return None;
-        }
-        writer.write(&p).expect("write");
-    }
-    w?.1.flush().ok()?;
-    Some(out)
-}
-
 fn packets(capture: &Path) -> u64 {
     let mut src = capture::FileSource::open(capture, 16 << 20).expect("open");
     let mut n = 0;
@@ -93,12 +56,19 @@ fn replay(file: &Path, schemas: bool) -> Vec<Value> {
     common::json_lines(&common::replay_file_stdout(&args, file))
 }
 
-/// A call's place on the wire, the same in a whole and a cut replay.
+/// A call's place on the wire, the same in a whole and a cut replay: its stream, or for
+/// HTTP/1.1 (whose exchanges are numbered from the first one decoded) its start.
 fn key(c: &Value) -> (String, String, u64) {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let place = if c["http"] == "1.1" {
+        (c["start"].as_f64().unwrap_or(0.0) * 1e6) as u64
+    } else {
+        c["stream_id"].as_u64().unwrap_or(0)
+    };
     (
         c["client"].as_str().unwrap_or("").to_owned(),
         c["server"].as_str().unwrap_or("").to_owned(),
-        c["stream_id"].as_u64().unwrap_or(0),
+        place,
     )
 }
 
@@ -150,7 +120,7 @@ fn run_all(schemas: bool, cuts: &[f64]) -> Sweep {
             let ours = if skip == 0 {
                 whole.clone()
             } else {
-                let Some(file) = cut(&cap, skip, &dir) else {
+                let Some(file) = common::cut(&cap, skip, &dir) else {
                     continue;
                 };
                 let calls = replay(&file, schemas);

@@ -48,6 +48,10 @@ pub enum AnomalyKind {
     TlsResync,
     /// TLS bytes were lost where decryption could not resume: the direction stays encrypted.
     TlsLost,
+    /// HTTP/1.1 joined mid-way or after a gap: the server was still sending a response after
+    /// the request decoding began with (the client pipelines), so which request a response
+    /// answers is not known; the connection is not decoded further.
+    Http1Unpaired,
 }
 
 impl AnomalyKind {
@@ -71,6 +75,7 @@ impl AnomalyKind {
             AnomalyKind::TlsBadRecord => "tls_bad_record",
             AnomalyKind::TlsResync => "tls_resync",
             AnomalyKind::TlsLost => "tls_lost",
+            AnomalyKind::Http1Unpaired => "http1_unpaired",
         }
     }
 }

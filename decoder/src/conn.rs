@@ -20,7 +20,7 @@ use crate::calls::record::OpenCall;
 use crate::calls::sink::{ConnEvent, Sink};
 use crate::calls::tracker::{CallLimits, KeepBudget, Tracker};
 use crate::h2::connection::{Connection, H2Limits};
-use crate::h2::event::{Event, EventSink};
+use crate::h2::event::{Event, EventSink, Side};
 use crate::hpack::HpackLimits;
 use crate::tls::keylog::KeyLog;
 use crate::tls::session::{PlainSink, TlsLimits, TlsSession};
@@ -144,23 +144,37 @@ struct Plain {
 }
 
 impl Plain {
-    fn data<S: Sink + ?Sized>(&mut self, d: Dir, ts: Nanos, data: &[u8], sink: &mut S) {
+    fn data<S: Sink + ?Sized>(&mut self, d: Dir, ts: Nanos, mut data: &[u8], sink: &mut S) {
         let first = self.bytes == [0, 0];
         self.bytes[d.index()] += data.len() as u64;
-        if first && self.from_start && crate::http1::looks_like_request(data) {
-            // HTTP/1.1 from its first request on (gRPC-Web, Connect). Only from the
-            // connection's start: joined mid-way, which request a response answers is not
-            // known (nothing numbers them).
-            self.h1 = Some(crate::http1::Http1::new(d));
-            self.calls.http1(d, sink);
+        if self.h1.is_none() {
+            if first && self.from_start && crate::http1::looks_like_request(data) {
+                // HTTP/1.1 from its first request on (gRPC-Web, Connect).
+                self.h1 = Some(crate::http1::Http1::new(d));
+                self.calls.http1(d, sink);
+            } else if !self.from_start && !self.h2.is_http2() && crate::http1::starts_request(data)
+            {
+                // Joined mid-way: a segment that begins with a request head.
+                self.h1 = Some(crate::http1::Http1::joined(d));
+                self.calls.http1(d, sink);
+            }
         }
         let mut feed = Feed {
             calls: &mut self.calls,
             out: sink,
         };
-        if let Some(h1) = self.h1.as_mut() {
-            h1.handle_data(d, ts, data, &mut feed);
-            return;
+        if let Some(h1) = self.h1.as_mut()
+            && !h1.switched(d)
+        {
+            data = h1.handle_data(d, ts, data, &mut feed);
+            if let Some(settings) = h1.take_upgrade() {
+                // The server accepted `Upgrade: h2c`: HTTP/2 from here on.
+                feed.calls.upgraded(feed.out);
+                self.h2.peer_settings(Side::Client, &settings, &mut feed);
+            }
+            if data.is_empty() {
+                return;
+            }
         }
         self.h2.handle_data(d, ts, data, &mut feed);
     }
@@ -171,8 +185,8 @@ impl Plain {
             out: sink,
         };
         match self.h1.as_mut() {
-            Some(h1) => h1.handle_gap(&mut feed),
-            None => self.h2.handle_gap(d, len, &mut feed),
+            Some(h1) if !h1.switched(d) => h1.handle_gap(d, &mut feed),
+            _ => self.h2.handle_gap(d, len, &mut feed),
         }
     }
 }

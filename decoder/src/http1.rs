@@ -5,10 +5,21 @@
 //! Content-Length, chunked transfer coding, or (responses) the connection's close. Requests
 //! may be pipelined: responses answer them in order. Every buffer is bounded: a head past
 //! [`MAX_HEAD`] or a chunk-size line past [`MAX_LINE`] ends decoding of the connection (an
-//! anomaly). A connection is recognised only from its start (the capture saw its handshake and
-//! its first bytes are a request line): joined mid-way, which request a response answers is
-//! not known, since nothing on the wire numbers them. An upgrade (101) and a gap end decoding
-//! too.
+//! anomaly).
+//!
+//! Joined mid-way (or after a gap), nothing on the wire numbers the exchanges: decoding hunts
+//! for a request head at the start of a client segment, then takes the next response head at
+//! the start of a server segment for its answer. That pairing holds because an HTTP/1.1 client
+//! that does not pipeline (browsers, node, Go, curl, Envoy: none do) sends a request only once
+//! the previous response has ended; a server still sending other bytes after that request is
+//! proof of pipelining, and the connection is given up (`http1_unpaired`) rather than paired
+//! wrong. The exchange in flight when the capture joined is not seen.
+//!
+//! `Upgrade: h2c` (RFC 7540 3.2) is followed: a request offering it and a `101` accepting it
+//! switch each direction to HTTP/2 where its HTTP/1.1 message ends (the server's right after the
+//! 101's head, the client's after the offering request's body, where its preface begins); the
+//! offering request is stream 1 of the HTTP/2 connection, answered there. Other upgrades
+//! (WebSocket) end decoding.
 
 use std::collections::VecDeque;
 
@@ -26,6 +37,20 @@ const MAX_LINE: usize = 1024;
 const MAX_FIELDS: usize = 128;
 /// Requests waiting for their responses (pipelining).
 const MAX_PENDING: usize = 1024;
+
+/// Whether a segment begins with an HTTP/1.x request line whole (a method, a target, the
+/// version): where a connection joined mid-way begins to be decoded.
+pub fn starts_request(b: &[u8]) -> bool {
+    if !looks_like_request(b) {
+        return false;
+    }
+    let line = b.iter().position(|&c| c == b'\n').map(|n| &b[..n]);
+    line.is_some_and(|l| {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        (l.ends_with(b" HTTP/1.1") || l.ends_with(b" HTTP/1.0"))
+            && !l.iter().any(|&c| c < 0x20 || c == 0x7f)
+    })
+}
 
 /// Whether the first bytes of a direction open an HTTP/1.x request: a method, a space, then a
 /// target (an origin form `/...`, `*`, or an absolute URI).
@@ -69,6 +94,18 @@ struct Half {
     buf: Vec<u8>,
     /// The body being read, and its stream.
     body: Option<(u32, Body)>,
+    /// Where messages begin is not known (joined mid-way, or after a gap): bytes are skipped
+    /// until a segment begins with a head.
+    hunting: bool,
+}
+
+impl Half {
+    fn hunting() -> Half {
+        Half {
+            hunting: true,
+            ..Half::default()
+        }
+    }
 }
 
 /// One HTTP/1.1 connection.
@@ -79,10 +116,28 @@ pub struct Http1 {
     /// Indexed by side: the client's, the server's.
     halves: [Half; 2],
     next_stream: u32,
-    /// Requests not answered yet, in order: their stream and whether the method was HEAD.
-    pending: VecDeque<(u32, bool)>,
+    /// Requests not answered yet, in order.
+    pending: VecDeque<Pending>,
     list: HeaderList,
     dead: bool,
+    /// The last request offered `Upgrade: h2c`: the settings its `HTTP2-Settings` carried
+    /// (the SETTINGS payload, base64url-decoded).
+    h2c_offer: Option<Vec<u8>>,
+    /// Indexed by side: that side's bytes are HTTP/2 now (after an h2c upgrade).
+    switched: [bool; 2],
+    /// The server accepted the upgrade and [`Http1::take_upgrade`] has not said so yet: the
+    /// client's settings from the offer.
+    upgrade: Option<Vec<u8>>,
+}
+
+/// A request waiting for its response.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    stream: u32,
+    /// Its method was HEAD: the response has no body.
+    head: bool,
+    /// It offered `Upgrade: h2c`.
+    h2c: bool,
 }
 
 impl Http1 {
@@ -95,7 +150,29 @@ impl Http1 {
             pending: VecDeque::new(),
             list: HeaderList::default(),
             dead: false,
+            h2c_offer: None,
+            switched: [false; 2],
+            upgrade: None,
         }
+    }
+
+    /// A connection joined mid-way whose client sends on `client` (a segment of it began with
+    /// a request head): both directions hunt for the start of a message.
+    pub fn joined(client: Dir) -> Http1 {
+        let mut h = Http1::new(client);
+        h.halves = [Half::hunting(), Half::hunting()];
+        h
+    }
+
+    /// Whether the bytes of direction `d` are HTTP/2 now (an h2c upgrade switched them).
+    pub fn switched(&self, d: Dir) -> bool {
+        self.switched[usize::from(d != self.client)]
+    }
+
+    /// Once, after the server accepted an h2c upgrade: the SETTINGS payload the client's
+    /// offer carried in `HTTP2-Settings` (its initial settings; empty if it carried none).
+    pub fn take_upgrade(&mut self) -> Option<Vec<u8>> {
+        self.upgrade.take()
     }
 
     /// Decoding stopped (a bound, an upgrade, a gap).
@@ -105,7 +182,9 @@ impl Http1 {
 
     /// Bytes the connection holds.
     pub fn memory(&self) -> usize {
-        self.halves.iter().map(|h| h.buf.capacity()).sum::<usize>() + self.pending.capacity() * 8
+        self.halves.iter().map(|h| h.buf.capacity()).sum::<usize>()
+            + self.pending.capacity() * std::mem::size_of::<Pending>()
+            + self.h2c_offer.as_ref().map_or(0, Vec::capacity)
     }
 
     fn die<S: EventSink + ?Sized>(&mut self, sink: &mut S, kind: AnomalyKind) {
@@ -124,9 +203,24 @@ impl Http1 {
         }
     }
 
-    /// Bytes were lost: where a message ends is not known any more.
-    pub fn handle_gap<S: EventSink + ?Sized>(&mut self, sink: &mut S) {
-        self.die(sink, AnomalyKind::GapLostFrames);
+    /// Bytes of direction `d` were lost: where a message ends is not known any more. Open
+    /// exchanges are marked; both directions hunt for the next request and its response.
+    pub fn handle_gap<S: EventSink + ?Sized>(&mut self, d: Dir, sink: &mut S) {
+        if self.dead {
+            return;
+        }
+        if self.switched(d) {
+            return;
+        }
+        self.pending.clear();
+        self.h2c_offer = None;
+        for (i, from) in [Side::Client, Side::Server].into_iter().enumerate() {
+            if !self.switched[i] {
+                self.halves[i] = Half::hunting();
+                sink.h2_event(Event::Lost { from, stream: None });
+            }
+        }
+        sink.h2_event(Event::Anomaly(AnomalyKind::GapLostFrames));
     }
 
     /// The connection closed: a response read until the close ends with it.
@@ -142,14 +236,15 @@ impl Http1 {
         }
     }
 
-    /// Bytes of direction `d`, in order, that arrived at `ts`.
-    pub fn handle_data<S: EventSink + ?Sized>(
+    /// Bytes of direction `d`, in order, that arrived at `ts`. Returns what follows the
+    /// direction's switch to HTTP/2 (an h2c upgrade): those bytes are HTTP/2's.
+    pub fn handle_data<'a, S: EventSink + ?Sized>(
         &mut self,
         d: Dir,
         ts: Nanos,
-        mut data: &[u8],
+        mut data: &'a [u8],
         sink: &mut S,
-    ) {
+    ) -> &'a [u8] {
         let from = if d == self.client {
             Side::Client
         } else {
@@ -157,11 +252,59 @@ impl Http1 {
         };
         let i = usize::from(from == Side::Server);
         while !data.is_empty() && !self.dead {
+            if self.switched[i] {
+                return data;
+            }
             match self.halves[i].body {
+                None if from == Side::Client && self.client_switches(data) => {
+                    self.switched[0] = true;
+                    self.halves[0] = Half::default();
+                    return data;
+                }
+                None if self.halves[i].hunting => data = self.hunt(from, data, sink),
                 None => data = self.head(from, ts, data, sink),
                 Some((stream, body)) => data = self.body(from, stream, body, ts, data, sink),
             }
         }
+        &[]
+    }
+
+    /// A segment of `from` while its messages' starts are not known: decoding begins where
+    /// one opens a head (a request; a response once a request waits for it); the rest is
+    /// skipped.
+    fn hunt<'a, S: EventSink + ?Sized>(
+        &mut self,
+        from: Side,
+        data: &'a [u8],
+        sink: &mut S,
+    ) -> &'a [u8] {
+        let i = usize::from(from == Side::Server);
+        let found = match from {
+            Side::Client => starts_request(data),
+            Side::Server if self.pending.is_empty() => false,
+            Side::Server if data.starts_with(b"HTTP/1.") => true,
+            Side::Server => {
+                // A response still in flight after the request decoding began with: the
+                // client pipelines, and which response answers which request is not known.
+                self.die(sink, AnomalyKind::Http1Unpaired);
+                return &[];
+            }
+        };
+        if found {
+            self.halves[i].hunting = false;
+            data
+        } else {
+            &[]
+        }
+    }
+
+    /// At the head of a client message: whether the client's bytes are HTTP/2 from here, since
+    /// the server accepted an upgrade (its 101 is in), or an offer is waiting and the HTTP/2
+    /// preface begins (the capture may order the client's preface before the server's 101).
+    fn client_switches(&self, data: &[u8]) -> bool {
+        let preface = b"PRI * HTTP/2.0\r\n";
+        let n = data.len().min(preface.len());
+        self.switched[1] || (self.h2c_offer.is_some() && data[..n] == preface[..n])
     }
 
     /// Reads a head from `data`; returns what follows it.
@@ -211,6 +354,14 @@ impl Http1 {
             return;
         }
         let method = req.method.unwrap_or("");
+        let h2c = offers_h2c(req.headers);
+        self.h2c_offer = h2c.then(|| {
+            req.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("http2-settings"))
+                .and_then(|h| crate::metadata::decode_bin(h.value))
+                .unwrap_or_default()
+        });
         let list = &mut self.list;
         list.clear();
         list.push(b":method", method.as_bytes());
@@ -223,7 +374,11 @@ impl Http1 {
         let body = push_fields(list, req.headers);
         let stream = self.next_stream;
         self.next_stream = self.next_stream.wrapping_add(2);
-        self.pending.push_back((stream, method == "HEAD"));
+        self.pending.push_back(Pending {
+            stream,
+            head: method == "HEAD",
+            h2c,
+        });
         // A request without a length has no body (RFC 9112 6.3).
         let body = match body {
             Some(Body::Close) | None => None,
@@ -241,18 +396,37 @@ impl Http1 {
         };
         let code = resp.code.unwrap_or(0);
         if code == 101 {
-            // An upgrade (h2c): not followed.
-            self.die(sink, AnomalyKind::NotHttp2);
+            let front = self.pending.front().is_some_and(|p| p.h2c);
+            if front && offers_h2c(resp.headers) && self.client == Dir::ToServer {
+                // The offering request is stream 1 of HTTP/2: its response comes there.
+                self.pending.pop_front();
+                self.pending.clear();
+                self.switched[1] = true;
+                self.halves[1] = Half::default();
+                self.upgrade = Some(self.h2c_offer.take().unwrap_or_default());
+            } else {
+                // Another protocol (WebSocket): not followed.
+                self.die(sink, AnomalyKind::NotHttp2);
+            }
             return;
         }
         if (100..200).contains(&code) {
             // 100 Continue and the like: the real response follows.
             return;
         }
-        let Some((stream, head_request)) = self.pending.pop_front() else {
+        let Some(Pending {
+            stream,
+            head: head_request,
+            h2c,
+        }) = self.pending.pop_front()
+        else {
             self.die(sink, AnomalyKind::MalformedFrame);
             return;
         };
+        if h2c {
+            // The server answered in HTTP/1.1: the offer is over.
+            self.h2c_offer = None;
+        }
         let list = &mut self.list;
         list.clear();
         // A status code is three digits (RFC 9110 15).
@@ -399,6 +573,16 @@ impl Http1 {
     }
 }
 
+/// Whether a head's `Upgrade` names h2c (a request's offer, a 101's acceptance).
+fn offers_h2c(headers: &[httparse::Header<'_>]) -> bool {
+    headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("upgrade")
+            && h.value
+                .split(|&b| b == b',')
+                .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+    })
+}
+
 /// Adds a head's fields to `list` (names in lower case, as HTTP/2 has them; hop-by-hop ones
 /// left out); returns how its body is delimited, if it says.
 fn push_fields(list: &mut HeaderList, headers: &[httparse::Header<'_>]) -> Option<Body> {
@@ -411,6 +595,7 @@ fn push_fields(list: &mut HeaderList, headers: &[httparse::Header<'_>]) -> Optio
             "keep-alive",
             "transfer-encoding",
             "upgrade",
+            "http2-settings",
         ]
         .into_iter()
         .any(is)
@@ -531,5 +716,145 @@ mod tests {
         assert!(looks_like_request(b"POST /x HTTP/1.1\r\n"));
         assert!(!looks_like_request(b"PRI * HTTP/2.0\r\n"));
         assert!(!looks_like_request(b"\x00\x00\x12\x04"));
+    }
+
+    #[test]
+    fn h2c_upgrade_switches_each_direction_where_its_message_ends() {
+        // curl --http2: its HTTP2-Settings (base64url of the SETTINGS payload), a body.
+        let req = b"POST /a.S/M HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\ncontent-type: application/grpc\r\nContent-Length: 5\r\n\r\n\0\0\0\0\0";
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+        let resp = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+        for client_first in [false, true] {
+            let mut h = Http1::new(Dir::ToServer);
+            let mut rec = Rec::default();
+            assert!(
+                h.handle_data(Dir::ToServer, Nanos(1), req, &mut rec)
+                    .is_empty()
+            );
+            let (rest_c, rest_s);
+            if client_first {
+                rest_c = h.handle_data(Dir::ToServer, Nanos(2), preface, &mut rec);
+                assert!(h.take_upgrade().is_none());
+                rest_s = h.handle_data(Dir::ToClient, Nanos(3), resp, &mut rec);
+            } else {
+                rest_s = h.handle_data(Dir::ToClient, Nanos(2), resp, &mut rec);
+                rest_c = h.handle_data(Dir::ToServer, Nanos(3), preface, &mut rec);
+            }
+            assert_eq!(rest_c, preface, "the client's preface goes to HTTP/2");
+            assert_eq!(rest_s, b"\0\0\0\x04\0\0\0\0\0", "the server's SETTINGS too");
+            assert!(h.switched(Dir::ToServer) && h.switched(Dir::ToClient));
+            let settings = h.take_upgrade().expect("accepted");
+            let s = crate::h2::frame::Settings::from_payload(&settings);
+            let got: Vec<(u16, u32)> = s.iter().map(|(id, v)| (id.0, v)).collect();
+            assert_eq!(got, [(3, 100), (4, 10 << 20), (2, 0)]);
+            assert!(h.take_upgrade().is_none(), "said once");
+            let joined = rec.0.join(" | ");
+            assert!(
+                !joined.contains("upgrade") && !joined.contains("http2-settings"),
+                "hop-by-hop fields are not the call's: {joined}"
+            );
+            assert!(!h.is_dead());
+        }
+        // Another upgrade (WebSocket) is not followed; a server that ignores the offer answers
+        // in HTTP/1.1 and decoding goes on.
+        let mut h = Http1::new(Dir::ToServer);
+        let mut rec = Rec::default();
+        h.handle_data(Dir::ToServer, Nanos(1), req, &mut rec);
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert!(
+            h.handle_data(Dir::ToClient, Nanos(2), ok, &mut rec)
+                .is_empty()
+        );
+        assert!(!h.switched(Dir::ToClient) && h.take_upgrade().is_none());
+        let ws =
+            b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        h.handle_data(Dir::ToServer, Nanos(3), ws, &mut rec);
+        let switching = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x00";
+        h.handle_data(Dir::ToClient, Nanos(4), switching, &mut rec);
+        assert!(h.is_dead() && !h.switched(Dir::ToClient));
+    }
+
+    #[test]
+    fn joined_mid_way_decoding_begins_at_a_request_and_its_response() {
+        let mut h = Http1::joined(Dir::ToClient);
+        let mut rec = Rec::default();
+        // The rest of an exchange from before: skipped both ways.
+        h.handle_data(Dir::ToServer, Nanos(1), b"ail\r\n\r\n", &mut rec);
+        h.handle_data(Dir::ToClient, Nanos(1), b"tail of a body", &mut rec);
+        h.handle_data(
+            Dir::ToServer,
+            Nanos(1),
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            &mut rec,
+        );
+        assert!(rec.0.is_empty(), "{:?}", rec.0);
+        // The client (capture direction ToClient) sends a request: decoding begins.
+        let req = b"POST /a.S/M HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab";
+        h.handle_data(Dir::ToClient, Nanos(2), req, &mut rec);
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz";
+        h.handle_data(Dir::ToServer, Nanos(3), resp, &mut rec);
+        let joined = rec.0.join(" | ");
+        assert!(joined.starts_with("H1client :method=POST"), "{joined}");
+        assert!(
+            joined.ends_with("H1server :status=200,content-length=1 | D1 z | E1"),
+            "{joined}"
+        );
+        assert!(!h.is_dead());
+        assert!(starts_request(b"GET /x HTTP/1.1\r\n"));
+        assert!(!starts_request(b"GET /x HTTP/1.1"), "the whole line");
+        assert!(!starts_request(b"POST /x\x00 HTTP/1.1\r\n"));
+        assert!(!starts_request(b"POST and then some HTTP/2.0\r\n"));
+    }
+
+    #[test]
+    fn a_response_still_in_flight_after_the_first_request_is_pipelining() {
+        let mut h = Http1::joined(Dir::ToServer);
+        let mut rec = Rec::default();
+        let req = b"POST /a.S/M HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n";
+        h.handle_data(Dir::ToServer, Nanos(1), req, &mut rec);
+        // Not a head: the body of an answer to an earlier request the capture did not see.
+        h.handle_data(
+            Dir::ToClient,
+            Nanos(2),
+            b"more of an earlier body",
+            &mut rec,
+        );
+        assert!(h.is_dead());
+        assert!(
+            rec.0.iter().any(|e| e.contains("Http1Unpaired")),
+            "{:?}",
+            rec.0
+        );
+    }
+
+    #[test]
+    fn after_a_gap_decoding_begins_again_at_the_next_request() {
+        let mut h = Http1::new(Dir::ToServer);
+        let mut rec = Rec::default();
+        let req = b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc";
+        h.handle_data(Dir::ToServer, Nanos(1), req, &mut rec);
+        h.handle_gap(Dir::ToServer, &mut rec);
+        assert!(!h.is_dead());
+        h.handle_data(Dir::ToServer, Nanos(2), b"ij", &mut rec);
+        h.handle_data(
+            Dir::ToClient,
+            Nanos(3),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            &mut rec,
+        );
+        let req2 = b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n";
+        h.handle_data(Dir::ToServer, Nanos(4), req2, &mut rec);
+        h.handle_data(
+            Dir::ToClient,
+            Nanos(5),
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            &mut rec,
+        );
+        let joined = rec.0.join(" | ");
+        assert!(joined.contains("Anomaly(GapLostFrames)"), "{joined}");
+        assert!(
+            joined.ends_with("H3client! :method=POST,:path=/b,:authority=h,content-length=0 | H3server! :status=404,content-length=0"),
+            "the response after the gap answers the request after it: {joined}"
+        );
     }
 }

@@ -72,3 +72,40 @@ pub(crate) fn call_id(c: &Value) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// The packets of `capture` from the `skip`-th on, as a pcapng in `dir`; `None` when the file
+/// mixes link types (one pcapng interface is written).
+pub(crate) fn cut(capture: &Path, skip: u64, dir: &Path) -> Option<PathBuf> {
+    let out = dir.join(format!(
+        "{}-from-{skip}.pcapng",
+        capture.file_name()?.to_string_lossy()
+    ));
+    let mut src = capture::FileSource::open(capture, 16 << 20).expect("open");
+    let mut w: Option<(u32, capture::write::PcapngWriter)> = None;
+    let mut n = 0u64;
+    while let Some(p) = src.next_packet().expect("read") {
+        n += 1;
+        if n <= skip {
+            continue;
+        }
+        let (lt, writer) = match &mut w {
+            Some(x) => x,
+            None => {
+                let writer = capture::write::PcapngWriter::create(
+                    &out,
+                    p.linktype,
+                    262_144,
+                    capture::write::Rotate::default(),
+                )
+                .ok()?;
+                w.insert((p.linktype, writer))
+            }
+        };
+        if p.linktype != *lt {
+            return None;
+        }
+        writer.write(&p).expect("write");
+    }
+    w?.1.flush().ok()?;
+    Some(out)
+}

@@ -299,10 +299,12 @@ impl Sink for Feeder {
 
     fn conn_event(&mut self, conn: ConnId, event: ConnEvent) {
         match event {
+            // An upgraded connection (h2c) was opened by its ConnEvent::Http1.
             ConnEvent::Http2 {
                 client,
                 server,
                 opened,
+                upgraded: false,
             }
             | ConnEvent::Http1 {
                 client,
@@ -321,7 +323,10 @@ impl Sink for Feeder {
             ConnEvent::Goaway { by, code, .. } => self.push(UiEvent::Goaway { conn, by, code }),
             ConnEvent::Anomaly(AnomalyKind::NotHttp2) => {}
             ConnEvent::Anomaly(_) => self.anomalies += 1,
-            ConnEvent::Ping(_) | ConnEvent::Setting { .. } | ConnEvent::NotGrpc(_) => {}
+            ConnEvent::Ping(_)
+            | ConnEvent::Setting { .. }
+            | ConnEvent::NotGrpc(_)
+            | ConnEvent::Http2 { upgraded: true, .. } => {}
         }
     }
 }

@@ -21,6 +21,9 @@ pub enum ConnEvent {
         server: SocketAddr,
         /// When the capture layer began tracking the connection.
         opened: Nanos,
+        /// It began as HTTP/1.1 and switched by `Upgrade: h2c` ([`ConnEvent::Http1`] came
+        /// first).
+        upgraded: bool,
     },
     /// The connection is HTTP/1.1 carrying requests (sent once, when its first request
     /// began it).

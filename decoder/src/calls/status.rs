@@ -360,15 +360,40 @@ mod tests {
     }
 }
 
+/// How a gRPC-Web or Connect call ended.
+#[derive(Debug)]
+pub(crate) struct WebEnd {
+    pub(crate) code: Option<Code>,
+    pub(crate) source: StatusSource,
+    pub(crate) message: Option<String>,
+    /// The error's details as a serialized google.rpc.Status (what gRPC's
+    /// `grpc-status-details-bin` carries): gRPC-Web's `grpc-status-details-bin` trailer, or
+    /// built from a Connect error's `code`, `message` and `details` (each an Any: its `type`
+    /// and base64 `value`).
+    pub(crate) details: Option<Vec<u8>>,
+}
+
+impl WebEnd {
+    fn of(code: Option<Code>, source: StatusSource) -> WebEnd {
+        WebEnd {
+            code,
+            source,
+            message: None,
+            details: None,
+        }
+    }
+}
+
 /// The status a gRPC-Web or Connect call ended with, from its end-of-stream envelope (`end`:
 /// gRPC-Web's trailers as header lines, Connect's end-of-stream JSON) or, for a Connect unary
-/// call (`unary`), from its HTTP status and error body; with the message it carried.
+/// call (`unary`), from its HTTP status and error body; with the message and details it
+/// carried.
 pub(crate) fn end_of_stream(
     kind: super::headers::RequestKind,
     end: Option<&[u8]>,
     http_status: Option<u16>,
     unary: bool,
-) -> (Option<Code>, StatusSource, Option<String>) {
+) -> WebEnd {
     use super::headers::RequestKind;
     // A streaming response that is not 200 and ends without its end-of-stream envelope: the
     // HTTP status is the status (gRPC's mapping for gRPC-Web, Connect's for Connect).
@@ -377,15 +402,16 @@ pub(crate) fn end_of_stream(
             RequestKind::Connect => connect_http_code(http_status),
             _ => crate::grpc::from_http_status(http_status.unwrap_or(0)),
         };
-        return (Some(code), StatusSource::HttpStatus, None);
+        return WebEnd::of(Some(code), StatusSource::HttpStatus);
     }
     match kind {
         RequestKind::GrpcWeb | RequestKind::GrpcWebText => {
             let Some(end) = end else {
                 let (c, s) = decide(Ending::NoTrailers);
-                return (c, s, None);
+                return WebEnd::of(c, s);
             };
-            let (mut code, mut message) = (None, None);
+            // A trailers frame without grpc-status: UNKNOWN, as gRPC's trailers without it.
+            let mut out = WebEnd::of(Some(Code::UNKNOWN), StatusSource::EndOfStream);
             for line in end.split(|&b| b == b'\n') {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -393,56 +419,106 @@ pub(crate) fn end_of_stream(
                 };
                 let (name, value) = (line[..colon].trim_ascii(), line[colon + 1..].trim_ascii());
                 if name.eq_ignore_ascii_case(b"grpc-status") {
-                    code = crate::grpc::parse_status(value);
+                    out.code = Some(crate::grpc::parse_status(value).unwrap_or(Code::UNKNOWN));
                 } else if name.eq_ignore_ascii_case(b"grpc-message") {
-                    message = Some(crate::grpc::decode_message(value));
+                    out.message = Some(crate::grpc::decode_message(value));
+                } else if name.eq_ignore_ascii_case(b"grpc-status-details-bin") {
+                    out.details = crate::metadata::decode_bin(value);
                 }
             }
-            // A trailers frame without grpc-status: UNKNOWN, as gRPC's trailers without it.
-            (
-                Some(code.unwrap_or(Code::UNKNOWN)),
-                StatusSource::EndOfStream,
-                message,
-            )
+            out
         }
         RequestKind::Connect if unary => {
             if http_status == Some(200) {
-                return (Some(Code::OK), StatusSource::EndOfStream, None);
+                return WebEnd::of(Some(Code::OK), StatusSource::EndOfStream);
             }
             let parsed = end.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-            let code = parsed
-                .as_ref()
-                .and_then(|v| connect_code(v.get("code")?.as_str()?));
-            let message = parsed
-                .as_ref()
-                .and_then(|v| Some(v.get("message")?.as_str()?.to_owned()));
-            let code = code.unwrap_or_else(|| connect_http_code(http_status));
-            (Some(code), StatusSource::EndOfStream, message)
+            let mut out = match parsed.as_ref() {
+                Some(e) => connect_error(e),
+                None => WebEnd::of(None, StatusSource::EndOfStream),
+            };
+            out.code = out.code.or_else(|| Some(connect_http_code(http_status)));
+            out.source = StatusSource::EndOfStream;
+            out
         }
         RequestKind::Connect => {
             let Some(end) = end else {
                 let (c, s) = decide(Ending::NoTrailers);
-                return (c, s, None);
+                return WebEnd::of(c, s);
             };
             let Ok(v) = serde_json::from_slice::<serde_json::Value>(end) else {
-                return (Some(Code::UNKNOWN), StatusSource::EndOfStream, None);
+                return WebEnd::of(Some(Code::UNKNOWN), StatusSource::EndOfStream);
             };
-            match v.get("error") {
+            let mut out = match v.get("error") {
                 None | Some(serde_json::Value::Null) => {
-                    (Some(Code::OK), StatusSource::EndOfStream, None)
+                    WebEnd::of(Some(Code::OK), StatusSource::EndOfStream)
                 }
-                Some(e) => {
-                    let code = e
-                        .get("code")
-                        .and_then(|c| connect_code(c.as_str()?))
-                        .unwrap_or(Code::UNKNOWN);
-                    let message = e.get("message").and_then(|m| Some(m.as_str()?.to_owned()));
-                    (Some(code), StatusSource::EndOfStream, message)
-                }
-            }
+                Some(e) => connect_error(e),
+            };
+            out.code = out.code.or(Some(Code::UNKNOWN));
+            out.source = StatusSource::EndOfStream;
+            out
         }
-        RequestKind::Grpc | RequestKind::Other => (None, StatusSource::NoTrailers, None),
+        RequestKind::Grpc | RequestKind::Other => WebEnd::of(None, StatusSource::NoTrailers),
     }
+}
+
+/// Most details of one Connect error kept.
+const MAX_DETAILS: usize = 64;
+
+/// A Connect error (`{"code": ..., "message": ..., "details": [{"type", "value"}, ...]}`):
+/// its code (none when it names none known), message, and the whole as a serialized
+/// google.rpc.Status whose details are Anys (`type.googleapis.com/` + `type`, the base64
+/// `value` decoded); details that are not objects with both are left out.
+fn connect_error(e: &serde_json::Value) -> WebEnd {
+    let code = e.get("code").and_then(|c| connect_code(c.as_str()?));
+    let message = e.get("message").and_then(|m| Some(m.as_str()?.to_owned()));
+    let mut status = Vec::new();
+    if let Some(c) = code.filter(|c| c.0 != 0) {
+        put_varint(&mut status, 1 << 3);
+        put_varint(&mut status, u64::from(c.0));
+    }
+    if let Some(m) = message.as_deref().filter(|m| !m.is_empty()) {
+        put_field(&mut status, 2, m.as_bytes());
+    }
+    let details = e.get("details").and_then(|d| d.as_array());
+    let mut any = Vec::new();
+    for d in details.into_iter().flatten().take(MAX_DETAILS) {
+        let (Some(ty), Some(value)) = (
+            d.get("type").and_then(|t| t.as_str()),
+            d.get("value")
+                .and_then(|v| v.as_str())
+                .and_then(|v| crate::metadata::decode_bin(v.as_bytes())),
+        ) else {
+            continue;
+        };
+        any.clear();
+        let url = format!("type.googleapis.com/{ty}");
+        put_field(&mut any, 1, url.as_bytes());
+        put_field(&mut any, 2, &value);
+        put_field(&mut status, 3, &any);
+    }
+    WebEnd {
+        code,
+        source: StatusSource::EndOfStream,
+        message,
+        details: details.filter(|d| !d.is_empty()).map(|_| status),
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(u8::try_from(v & 0x7f).unwrap_or(0) | 0x80);
+        v >>= 7;
+    }
+    out.push(u8::try_from(v).unwrap_or(0));
+}
+
+/// A length-delimited field (wire type 2).
+fn put_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+    put_varint(out, (field << 3) | 2);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
 }
 
 /// A Connect error code (its JSON name) as the gRPC code of the same meaning.
@@ -492,25 +568,62 @@ mod end_tests {
 
     #[test]
     fn grpc_web_and_connect_endings() {
+        let end = |k, e: Option<&[u8]>, h, u| {
+            let w = end_of_stream(k, e, Some(h), u);
+            (w.code, w.source, w.message)
+        };
         let t = b"grpc-status:5\r\ngrpc-message:no%20such\r\n";
-        let (c, s, m) = end_of_stream(K::GrpcWeb, Some(t), Some(200), false);
+        let (c, s, m) = end(K::GrpcWeb, Some(t), 200, false);
         assert_eq!(
             (c, s, m.as_deref()),
             (Some(Code(5)), StatusSource::EndOfStream, Some("no such"))
         );
-        let (c, s, _) = end_of_stream(K::GrpcWeb, None, Some(200), false);
+        let (c, s, _) = end(K::GrpcWeb, None, 200, false);
         assert_eq!((c, s), decide(Ending::NoTrailers));
         let e = br#"{"error":{"code":"unavailable","message":"down"}}"#;
-        let (c, _, m) = end_of_stream(K::Connect, Some(e), Some(200), false);
+        let (c, _, m) = end(K::Connect, Some(e), 200, false);
         assert_eq!((c, m.as_deref()), (Some(Code(14)), Some("down")));
-        let (c, _, _) = end_of_stream(K::Connect, Some(b"{}"), Some(200), false);
+        let (c, _, _) = end(K::Connect, Some(b"{}"), 200, false);
         assert_eq!(c, Some(Code::OK));
         let u = br#"{"code":"not_found","message":"x"}"#;
-        let (c, _, _) = end_of_stream(K::Connect, Some(u), Some(404), true);
+        let (c, _, _) = end(K::Connect, Some(u), 404, true);
         assert_eq!(c, Some(Code(5)));
-        let (c, _, _) = end_of_stream(K::Connect, None, Some(503), true);
+        let (c, _, _) = end(K::Connect, None, 503, true);
         assert_eq!(c, Some(Code(14)));
-        let (c, _, _) = end_of_stream(K::Connect, None, Some(200), true);
+        let (c, _, _) = end(K::Connect, None, 200, true);
         assert_eq!(c, Some(Code::OK));
+    }
+
+    #[test]
+    fn connect_error_details_become_a_google_rpc_status() {
+        // ErrorInfo { reason: "R" } is 0a 01 52: base64 "CgFS" (Connect sends it unpadded).
+        let u = br#"{"code":"not_found","message":"gone","details":[{"type":"google.rpc.ErrorInfo","value":"CgFS","debug":{"reason":"R"}},{"type":"x"},7]}"#;
+        let w = end_of_stream(K::Connect, Some(u), Some(404), true);
+        let d = w.details.expect("details");
+        let mut want = vec![0x08, 5, 0x12, 4];
+        want.extend_from_slice(b"gone");
+        let url = b"type.googleapis.com/google.rpc.ErrorInfo";
+        let mut any = vec![0x0a, u8::try_from(url.len()).expect("short")];
+        any.extend_from_slice(url);
+        any.extend_from_slice(&[0x12, 3, 0x0a, 1, b'R']);
+        want.extend_from_slice(&[0x1a, u8::try_from(any.len()).expect("short")]);
+        want.extend_from_slice(&any);
+        assert_eq!(d, want);
+        assert_eq!(crate::grpc::details_code(&d), Some(Code(5)));
+        // Streaming: the end-of-stream message's error; without details, none.
+        let e = br#"{"error":{"code":"aborted","details":[{"type":"google.rpc.ErrorInfo","value":"CgFS"}]}}"#;
+        let w = end_of_stream(K::Connect, Some(e), Some(200), false);
+        assert_eq!(w.code, Some(Code(10)));
+        assert!(w.details.is_some());
+        let e = br#"{"error":{"code":"aborted"}}"#;
+        assert!(
+            end_of_stream(K::Connect, Some(e), Some(200), false)
+                .details
+                .is_none()
+        );
+        // gRPC-Web's trailer frame may carry grpc-status-details-bin.
+        let t = b"grpc-status:5\r\ngrpc-status-details-bin:CAU\r\n";
+        let w = end_of_stream(K::GrpcWeb, Some(t), Some(200), false);
+        assert_eq!(w.details.as_deref(), Some(&[0x08, 0x05][..]));
     }
 }

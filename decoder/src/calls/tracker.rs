@@ -163,6 +163,8 @@ pub struct Tracker {
     grpc_seen: bool,
     /// The connection is HTTP/1.1.
     http1: bool,
+    /// The connection began as HTTP/1.1 and upgraded to HTTP/2 (h2c).
+    upgraded: bool,
     /// The TLS the connection carries, once known.
     tls: Option<Arc<TlsTag>>,
     id: ConnId,
@@ -223,6 +225,7 @@ impl Tracker {
             web_seen: false,
             grpc_seen: false,
             http1: false,
+            upgraded: false,
             tls: None,
             goaway_last: None,
             seen_from_start,
@@ -340,6 +343,16 @@ impl Tracker {
         );
     }
 
+    /// The HTTP/1.1 connection switched to HTTP/2 (`Upgrade: h2c`): calls from here on, and
+    /// the upgrading request (stream 1, answered in HTTP/2), are HTTP/2's.
+    pub fn upgraded<S: Sink + ?Sized>(&mut self, _sink: &mut S) {
+        self.http1 = false;
+        self.upgraded = true;
+        for call in self.calls.values_mut() {
+            call.rec.http1 = false;
+        }
+    }
+
     /// Handles one HTTP/2 event.
     pub fn handle<S: Sink + ?Sized>(&mut self, ev: Event<'_>, sink: &mut S) {
         match ev {
@@ -349,6 +362,7 @@ impl Tracker {
                     client: self.client,
                     server: self.server,
                     opened: self.opened,
+                    upgraded: self.upgraded,
                 },
             ),
             Event::Roles { client } => {
@@ -947,7 +961,7 @@ impl Tracker {
         (call.rec.status, call.rec.status_source) = status::decide(ending);
         if grpc_status.is_none() && call.rec.protocol != RequestKind::Grpc {
             // gRPC-Web or Connect ended by headers alone: their own rules for the HTTP status.
-            Self::web_ending(&mut call);
+            Self::web_ending(&mut call, bodies);
         }
         if list.unknown_refs > 0 {
             let unseen = Unseen::of(list);
@@ -1037,7 +1051,8 @@ impl Tracker {
                         (call.rec.status, call.rec.status_source) =
                             status::decide(Ending::NoTrailers);
                     } else {
-                        Self::web_ending(&mut call);
+                        let bodies = self.limits.bodies_per_call > 0;
+                        Self::web_ending(&mut call, bodies);
                     }
                     self.end_call(call, Some(ts), sink);
                 }
@@ -1112,20 +1127,23 @@ impl Tracker {
     /// A gRPC-Web or Connect call's end: its status from the end-of-stream envelope, or a
     /// Connect unary call's from its HTTP status and body (which is also its one message each
     /// way).
-    fn web_ending(call: &mut Call) {
+    fn web_ending(call: &mut Call, bodies: bool) {
         let unary = call.resp.raw;
-        let (code, source, message) = status::end_of_stream(
+        let end = status::end_of_stream(
             call.rec.protocol,
             call.resp.end.as_deref(),
             call.rec.http_status,
             unary,
         );
-        (call.rec.status, call.rec.status_source) = (code, source);
-        if let Some(c) = code {
+        (call.rec.status, call.rec.status_source) = (end.code, end.source);
+        if let Some(c) = end.code {
             call.rec.grpc_status = Some(c.0);
         }
         if call.rec.grpc_message.is_none() {
-            call.rec.grpc_message = message;
+            call.rec.grpc_message = end.message;
+        }
+        if bodies && call.rec.status_details.is_none() {
+            call.rec.status_details = end.details;
         }
         if unary {
             call.req.msgs = 1;

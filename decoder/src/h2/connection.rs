@@ -663,6 +663,21 @@ impl Connection {
         }
     }
 
+    /// SETTINGS `from` announced outside a frame: the client's `HTTP2-Settings` of an h2c
+    /// upgrade (RFC 7540 3.2.1), its initial settings.
+    pub fn peer_settings<S: EventSink + ?Sized>(
+        &mut self,
+        from: Side,
+        payload: &[u8],
+        sink: &mut S,
+    ) {
+        let d = match from {
+            Side::Client => self.client_dir,
+            Side::Server => self.client_dir.reverse(),
+        };
+        self.settings(d, from, &Settings::from_payload(payload), sink);
+    }
+
     fn settings<S: EventSink + ?Sized>(
         &mut self,
         d: Dir,

@@ -1,10 +1,13 @@
 // The Echo and Store test services (testdata/proto/echo.proto, shared.proto) on grpc-go, with a
 // scripted client that logs every call, for making captures. Behaves like py_echo.py.
 //
-//	go-echo server --addr 127.0.0.1:50200
+//	go-echo server --addr 127.0.0.1:50200 [--h2c]
 //	go-echo client --target 127.0.0.1:50200 --scenario midjoin|deadlines --log calls.jsonl [--marker F]
 //	go-echo client --target 127.0.0.1:50200 --scenario streams --log calls.jsonl --messages messages.jsonl
 //	go-echo client --target 127.0.0.1:50200 --scenario tls --log calls.jsonl --tls-ca ca.pem [--tls-keylog F] ...
+//
+// --h2c (h2c.go) serves the same server through net/http and x/net/http2/h2c, which also
+// accepts the HTTP/1.1 Upgrade: h2c of RFC 7540 section 3.2.
 //
 // TLS (tls.go) is off unless --tls-cert (server) or --tls-ca (client) is given; any scenario
 // can run over it.
@@ -260,18 +263,25 @@ func (s *storeServer) Watch(st pb.Store_WatchServer) error {
 	}
 }
 
+// newServer: the grpc-go server with the Echo and Store services.
+func newServer(opts ...grpc.ServerOption) *grpc.Server {
+	opts = append([]grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 20), grpc.MaxSendMsgSize(64 << 20)}, opts...)
+	s := grpc.NewServer(opts...)
+	pb.RegisterEchoServer(s, echoServer{})
+	pb.RegisterStoreServer(s, &storeServer{items: map[string]*pb.Item{}})
+	return s
+}
+
 func serve(addr string) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		panic(err)
 	}
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 20), grpc.MaxSendMsgSize(64 << 20)}
+	var opts []grpc.ServerOption
 	if cfg := serverTLS(); cfg != nil { // credentials.NewTLS adds "h2" to the ALPN list
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
 	}
-	s := grpc.NewServer(opts...)
-	pb.RegisterEchoServer(s, echoServer{})
-	pb.RegisterStoreServer(s, &storeServer{items: map[string]*pb.Item{}})
+	s := newServer(opts...)
 	fmt.Println("ready")
 	if err := s.Serve(lis); err != nil {
 		panic(err)
@@ -821,7 +831,7 @@ func deadlines(target string, log *logger) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go-echo server --addr A [--tls-cert F --tls-key F [--tls-curves p256]] | client --target H:P --scenario midjoin|deadlines|streams|tls --log F [--marker M] [--messages F] [--tls-ca F [--tls-keylog F] [--tls-max 1.2] [--tls-suite NAME] [--tls-resume]]")
+		fmt.Fprintln(os.Stderr, "usage: go-echo server --addr A [--h2c] [--tls-cert F --tls-key F [--tls-curves p256]] | client --target H:P --scenario midjoin|deadlines|streams|tls --log F [--marker M] [--messages F] [--tls-ca F [--tls-keylog F] [--tls-max 1.2] [--tls-suite NAME] [--tls-resume]]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
@@ -839,10 +849,15 @@ func main() {
 	fs.StringVar(&tlsOpt.max, "tls-max", "", "client: the highest TLS version (1.2)")
 	fs.StringVar(&tlsOpt.suite, "tls-suite", "", "client: the only TLS 1.2 cipher suite offered (Go's name)")
 	fs.BoolVar(&tlsOpt.resume, "tls-resume", false, "client: tls scenario on two connections sharing a session cache")
+	h2cMode := fs.Bool("h2c", false, "server: serve through net/http with x/net/http2/h2c (HTTP/1.1 Upgrade: h2c or prior knowledge); no TLS")
 	fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "server":
-		serve(*addr)
+		if *h2cMode {
+			serveH2C(*addr)
+		} else {
+			serve(*addr)
+		}
 	case "client":
 		f, err := os.Create(*logPath)
 		if err != nil {

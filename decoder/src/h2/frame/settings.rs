@@ -23,6 +23,15 @@ impl<'a> Settings<'a> {
         Ok(Settings { ack, raw: p })
     }
 
+    /// The parameters of a SETTINGS payload that came without a frame (the `HTTP2-Settings`
+    /// of an h2c upgrade, RFC 7540 3.2.1); a trailing partial parameter is ignored.
+    pub fn from_payload(p: &'a [u8]) -> Settings<'a> {
+        Settings {
+            ack: false,
+            raw: &p[..p.len() / 6 * 6],
+        }
+    }
+
     /// The parameters in order (unknown ids too).
     pub fn iter(&self) -> impl Iterator<Item = (SettingId, u32)> + 'a {
         self.raw.chunks_exact(6).map(|s| {
