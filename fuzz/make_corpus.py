@@ -102,10 +102,13 @@ def write(target, name, data):
 
 
 for cap in ["py-basic-lo.pcap", "tonic-basic-lo.pcap", "py-bodies-lo.pcap",
-            "connect-h2-lo.pcap.gz", "connect-h1-lo.pcap.gz"]:
+            "connect-h2-lo.pcap.gz", "connect-h1-lo.pcap.gz", "go-h2c-lo.pcap.gz"]:
     stem = cap.split("-lo")[0]
     for i, parts in enumerate(streams(os.path.join(caps, cap))):
         write("h2_conn", f"{stem}-{i}", b"\x01" + chunks(parts, 6000))
+        if stem == "connect-h1":
+            # Joined mid-way (mode 0): from a third of the connection's chunks on.
+            write("h2_conn", f"{stem}-{i}-joined", b"\x00" + chunks(parts[len(parts) // 3:], 6000))
         write("h2_bodies", f"{stem}-{i}", b"\x01" + chunks(parts, 12000))
         for d in (0, 1):
             blocks = [b for b in header_blocks(parts, d) if len(b) < 256][:12]

@@ -101,6 +101,68 @@ fn over_http1_too() {
     assert_eq!(v["capture"]["other_connections"], 0);
 }
 
+/// Errors with details, over Connect (unary proto, JSON and GET: the error body's `details`;
+/// streaming: the end-of-stream message), gRPC-Web (the trailer frame's
+/// `grpc-status-details-bin`) and gRPC (the trailers), on HTTP/2 and HTTP/1.1: `status_details`
+/// holds exactly the details connect-es decoded, in order, with their types; none where the
+/// client got none.
+#[test]
+fn error_details_of_every_protocol_equal_what_the_client_decoded() {
+    let capture = "connect-details-lo.pcap.gz";
+    let p = check(capture, "connect-details.calls.jsonl", 32);
+    assert!(
+        p["connect"] >= 20 && p["grpc-web"] >= 8 && p["grpc"] >= 4,
+        "{p:?}"
+    );
+    let ours = common::replay_lines(
+        &[
+            "--metadata",
+            "--bodies",
+            "--proto-path",
+            "testdata/proto",
+            "--calls",
+            "-",
+        ],
+        capture,
+    );
+    let log = std::fs::read_to_string(common::captures().join("connect-details.calls.jsonl"))
+        .expect("log");
+    let mut with_details = std::collections::BTreeSet::new();
+    for t in common::json_lines(&log) {
+        let id = t["call_id"].as_u64().expect("id");
+        let c = ours
+            .iter()
+            .find(|c| common::call_id(c) == Some(id))
+            .expect("reported");
+        let at = format!("call {id} ({} {} {})", t["protocol"], t["codec"], t["http"]);
+        let want = t["details"].as_array().cloned().unwrap_or_default();
+        let got = c["status_details"]["details"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(got.len(), want.len(), "{at}: {}", c["status_details"]);
+        for (g, w) in got.iter().zip(&want) {
+            let mut g = g.as_object().expect("object").clone();
+            let ty = g.remove("@type").expect("@type");
+            assert_eq!(
+                ty,
+                format!("type.googleapis.com/{}", w["type"].as_str().expect("type")),
+                "{at}"
+            );
+            assert_eq!(Value::Object(g), w["value"], "{at}");
+        }
+        if !want.is_empty() {
+            assert_eq!(c["status_details"]["code"], c["grpc_status"], "{at}");
+            with_details.insert((
+                t["protocol"].as_str().unwrap_or("").to_owned(),
+                t["http"].as_str().unwrap_or("").to_owned(),
+                t["http_method"].as_str().unwrap_or("").to_owned(),
+            ));
+        }
+    }
+    assert_eq!(with_details.len(), 7, "{with_details:?}");
+}
+
 /// Joined mid-way, as a tap started on a running host: dropping the first packets of the
 /// HTTP/1.1 capture (keep-alive connections carrying Connect and gRPC-Web) at several points,
 /// every call that began after the cut is decoded exactly as the client logged it, and no

@@ -291,9 +291,8 @@ def wire_view(e):
     return v
 
 
-def main(argv):
-    path, port, calls_path, httpv = argv[1], int(argv[2]), argv[3], argv[4]
-    table = argv[argv.index("--table") + 1] if "--table" in argv else None
+def read_exchanges(path, port, httpv):
+    """The exchanges of PORT in the capture at PATH (gzipped or not), by HTTP version."""
     tmp = None
     if path.endswith(".gz"):
         tmp = tempfile.NamedTemporaryFile(suffix=".pcap", delete=False)
@@ -301,10 +300,16 @@ def main(argv):
         tmp.close()
         path = tmp.name
     try:
-        exchanges = read_h2(path, port) if httpv == "2" else read_h1(path, port)
+        return read_h2(path, port) if httpv == "2" else read_h1(path, port)
     finally:
         if tmp:
             os.unlink(tmp.name)
+
+
+def main(argv):
+    path, port, calls_path, httpv = argv[1], int(argv[2]), argv[3], argv[4]
+    table = argv[argv.index("--table") + 1] if "--table" in argv else None
+    exchanges = read_exchanges(path, port, httpv)
     wire = {}
     for e in exchanges:
         if not e["req_headers"]:

@@ -17,6 +17,15 @@
 #     there is no failing Bidi; ClientStreams go as chunked request bodies. Each transport has its
 #     own keep-alive agent of one socket: a call past its timeout closes the socket, the next call
 #     opens another. Then one keep-alive connection carrying the three kinds in turn.
+#   connect-details (not made by default): errors carrying error details, from both servers at once
+#     (HTTP/2 on port 50245, HTTP/1.1 on 50246; client --scenario details, detailsScenario() in
+#     connect_echo.js). One connection per transport: Connect proto, Connect json, gRPC-Web, gRPC
+#     (HTTP/2 only), each Unary INVALID_ARGUMENT with one detail, Unary FAILED_PRECONDITION with
+#     two, ServerStream 2 replies then UNAVAILABLE with one detail, Unary NOT_FOUND without
+#     details; then Connect GET proto and json, each a Unary PERMISSION_DENIED with two details.
+#     The details are an EchoReply (index: the call's call_id) and an EchoRequest; the log's
+#     "details" field has them as the client decoded them (type, proto3 JSON value).
+#     check_connect.py and check_connect_details.py check each port's half.
 # Every call sends x-call-id (its call_id in NAME.calls.jsonl); the reply and the response header
 # x-peer carry the client's address as the server saw it (client_peer). Connect GET needs the
 # method marked NO_SIDE_EFFECTS, which echo.proto does not say: both ends mark Echo.Unary so in
@@ -25,7 +34,8 @@
 # Node only: no Go, no python stack, no cargo. Needs root. Installs what it needs
 # (GRPCTAP_NO_INSTALL=1 skips that): tcpdump, tshark (and nodejs, npm if there is no npm) from
 # Debian; npm ci in gen/connect-echo. GRPCTAP_CAPTURES_OUT writes elsewhere.
-# Usage: testdata/gen/make_connect_captures.sh [NAME...]   (default: connect-h2 connect-h1)
+# Usage: testdata/gen/make_connect_captures.sh [NAME...]   (default: connect-h2 connect-h1; also
+# connect-details)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -47,6 +57,21 @@ if [ -z "${GRPCTAP_NO_INSTALL:-}" ]; then
   (cd "$here/connect-echo" && nice -n 19 npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# finish NAME: stops tcpdump and the servers, writes the capture (gzipped) and its oracle, checks
+# that the kernel dropped nothing.
+finish() {
+  local name=$1 f=$out/$1-lo.pcap.gz
+  sleep 1
+  kill -INT $td
+  wait $td || true
+  td=
+  stop_servers
+  gzip -9 -c "$work/$name-lo.pcap" > "$f"
+  python3 "$here/oracle.py" "$f" > "$f.streams.json"
+  grep -q "^0 packets dropped by kernel" "$f.capture.txt" || { echo "$name: drops: $(cat "$f.capture.txt")" >&2; exit 1; }
+  echo "$name: $(wc -l < "$out/$name.calls.jsonl") calls, $(stat -c %s "$f") bytes; $(grep dropped "$f.capture.txt" | tr '\n' ' ')"
+}
+
 # capture NAME HTTP PORT: the server, then tcpdump, then the client.
 capture() {
   local name=$1 httpv=$2 port=$3 log=$work/server-$3.log
@@ -59,23 +84,47 @@ capture() {
   nice -n 10 node "$here/connect-echo/connect_echo.js" client --target "127.0.0.1:$port" --http "$httpv" \
     --log "$out/$name.calls.jsonl" > "$work/$name.client.log" 2>&1 \
     || { echo "$name: client failed" >&2; cat "$work/$name.client.log" >&2; exit 1; }
-  sleep 1
-  kill -INT $td
-  wait $td || true
-  td=
-  stop_servers
-  gzip -9 -c "$work/$name-lo.pcap" > "$out/$name-lo.pcap.gz"
-  python3 "$here/oracle.py" "$out/$name-lo.pcap.gz" > "$out/$name-lo.pcap.gz.streams.json"
+  finish "$name"
   local f=$out/$name-lo.pcap.gz
-  grep -q "^0 packets dropped by kernel" "$f.capture.txt" || { echo "$name: drops: $(cat "$f.capture.txt")" >&2; exit 1; }
-  echo "$name: $(wc -l < "$out/$name.calls.jsonl") calls, $(stat -c %s "$f") bytes; $(grep dropped "$f.capture.txt" | tr '\n' ' ')"
   python3 "$here/check_connect.py" "$f" "$port" "$out/$name.calls.jsonl" "$httpv"
+}
+
+# capture_details NAME PORT_H2 PORT_H1: both servers, tcpdump on both ports, the client's details
+# scenario against both; then each port's half checked on its own.
+capture_details() {
+  local name=$1 p2=$2 p1=$3 f=$out/$1-lo.pcap.gz
+  node "$here/connect-echo/connect_echo.js" server --addr "127.0.0.1:$p2" --http 2 > "$work/server-$p2.log" 2>&1 &
+  servers+=($!)
+  node "$here/connect-echo/connect_echo.js" server --addr "127.0.0.1:$p1" --http 1.1 > "$work/server-$p1.log" 2>&1 &
+  servers+=($!)
+  wait_ready "$work/server-$p2.log"
+  wait_ready "$work/server-$p1.log"
+  tcpdump -i lo -B 262144 -U -w "$work/$name-lo.pcap" "tcp port $p2 or tcp port $p1" 2> "$f.capture.txt" &
+  td=$!
+  sleep 2
+  nice -n 10 node "$here/connect-echo/connect_echo.js" client --scenario details --target "127.0.0.1:$p2" \
+    --target-h1 "127.0.0.1:$p1" --log "$out/$name.calls.jsonl" > "$work/$name.client.log" 2>&1 \
+    || { echo "$name: client failed" >&2; cat "$work/$name.client.log" >&2; exit 1; }
+  finish "$name"
+  local port httpv
+  for port in $p2 $p1; do
+    httpv=2
+    [ "$port" = "$p1" ] && httpv=1.1
+    tcpdump -r "$work/$name-lo.pcap" -w "$work/$name-$port.pcap" "tcp port $port" 2> /dev/null
+    python3 -c 'import json, sys
+for ln in open(sys.argv[1]):
+    if json.loads(ln)["http"] == sys.argv[2]:
+        sys.stdout.write(ln)' "$out/$name.calls.jsonl" "$httpv" > "$work/$name-$port.calls.jsonl"
+    python3 "$here/check_connect.py" "$work/$name-$port.pcap" "$port" "$work/$name-$port.calls.jsonl" "$httpv"
+    python3 "$here/check_connect_details.py" "$work/$name-$port.pcap" "$port" "$work/$name-$port.calls.jsonl" "$httpv" --examples
+  done
 }
 
 for name in $names; do
   case $name in
     connect-h2) capture "$name" 2 50241 ;;
     connect-h1) capture "$name" 1.1 50242 ;;
+    connect-details) capture_details "$name" 50245 50246 ;;
     *) echo "unknown capture $name" >&2; exit 2 ;;
   esac
 done

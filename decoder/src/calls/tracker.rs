@@ -1177,6 +1177,15 @@ impl Tracker {
             return;
         };
         call.rec.reset = Some(Reset { by, code });
+        if call.rec.protocol != RequestKind::Grpc && call.resp.end_complete() {
+            // The server's end-of-stream envelope (gRPC-Web's trailers, Connect's end-of-stream
+            // message) came whole before the reset: it is the status, as trailers would be
+            // (connect-es resets a stream it has read to its end, with INTERNAL_ERROR).
+            let bodies = self.limits.bodies_per_call > 0;
+            Self::web_ending(&mut call, bodies);
+            self.end_call(call, Some(ts), sink);
+            return;
+        }
         let ending = Ending::Reset {
             code,
             deadline: deadline_of(&call.rec, ts),

@@ -189,6 +189,12 @@ impl MsgParser {
         }
     }
 
+    /// The envelope that ends the stream (gRPC-Web's trailers, Connect's end-of-stream
+    /// message) came whole: the stream's status is in it.
+    pub(crate) fn end_complete(&self) -> bool {
+        self.end.is_some() && !self.in_end && !self.raw
+    }
+
     /// A body without envelope (Connect unary): counted, and kept when asked.
     #[cold]
     #[inline(never)]

@@ -10,6 +10,14 @@
 //   node connect_echo.js server --addr 127.0.0.1:50241 --http 2      (h2c: connect, grpc, grpc-web)
 //   node connect_echo.js server --addr 127.0.0.1:50242 --http 1.1    (HTTP/1.1: connect, grpc-web)
 //   node connect_echo.js client --target 127.0.0.1:50241 --http 2 --log calls.jsonl
+//   node connect_echo.js client --scenario details --target 127.0.0.1:50245 --target-h1 127.0.0.1:50246 --log calls.jsonl
+//
+// The details scenario (detailsScenario): errors carrying error details (google.rpc.Status
+// details, as Connect puts them in its JSON error and end-of-stream message, gRPC and gRPC-Web in
+// grpc-status-details-bin), over every protocol on an HTTP/2 server (--target) and an HTTP/1.1
+// one (--target-h1); its log has each call's "details" as the client decoded them. A request
+// asks for details with a message beginning "details=1" or "details=2" (errorDetails), which no
+// request of the default scenario has.
 //
 // Connect GET: echo.proto gives Echo.Unary no idempotency_level, and connect-node serves (and
 // its client sends) GET only for a method marked NO_SIDE_EFFECTS. Both the server and the client
@@ -20,7 +28,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { create } from '@bufbuild/protobuf';
+import { create, createRegistry, toJson } from '@bufbuild/protobuf';
 import { MethodOptions_IdempotencyLevel } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient, createContextKey, createContextValues } from '@connectrpc/connect';
 import {
@@ -64,8 +72,32 @@ const reply = (r, index, peer) => create(EchoReplySchema, {
   message: r.message, index, payload: new Uint8Array(r.replySize).fill(0x72), peer,
 });
 
-function fail(r) {
-  if (r.statusCode) throw new ConnectError(r.statusMessage, r.statusCode);
+// errorDetails: the error details a request asks for, by a message beginning "details=N" (N 1 or
+// 2; only the details scenario's requests do), else none. The first is an EchoReply whose index is
+// the call's x-call-id, the second an EchoRequest (a negative int32, non-ASCII text, bytes).
+const DETAILS_ASKED = /^details=([12])\b/;
+function errorDetails(r, ctx) {
+  const m = DETAILS_ASKED.exec(r.message);
+  if (!m) return undefined;
+  const id = Number(ctx.requestHeader.get('x-call-id') || 0);
+  const details = [{
+    desc: EchoReplySchema,
+    value: { message: `detail 1 of call ${id}`, index: id, payload: new Uint8Array([0xde, 0xad, 0xbe, 0xef]), peer: 'not-a-peer' },
+  }];
+  if (m[1] === '2') {
+    details.push({
+      desc: EchoRequestSchema,
+      value: {
+        message: 'detail 2: ünïcödé ✓', replyCount: 7, replySize: 1234, statusCode: Code.DataLoss,
+        statusMessage: 'nested status', sleepMs: -1, payload: new Uint8Array([0x00, 0xff, 0x10]),
+      },
+    });
+  }
+  return details;
+}
+
+function fail(r, ctx) {
+  if (r.statusCode) throw new ConnectError(r.statusMessage, r.statusCode, undefined, errorDetails(r, ctx));
 }
 
 // sleep_ms is waited for with the call's signal: a call past its deadline (connect-timeout-ms,
@@ -74,7 +106,7 @@ const echoImpl = {
   async unary(r, ctx) {
     const peer = begin(ctx);
     if (r.sleepMs) await sleep(r.sleepMs, ctx.signal);
-    fail(r);
+    fail(r, ctx);
     return reply(r, 0, peer);
   },
   async *serverStream(r, ctx) {
@@ -84,14 +116,14 @@ const echoImpl = {
       yield reply(r, i, peer);
       // status_code with reply_count: the stream fails after its replies (as in node-echo).
     }
-    fail(r);
+    fail(r, ctx);
   },
   async clientStream(reqs, ctx) {
     const peer = begin(ctx);
     let last = create(EchoRequestSchema), n = 0;
     for await (const r of reqs) { last = r; n++; }
     if (last.sleepMs) await sleep(last.sleepMs, ctx.signal);
-    fail(last);
+    fail(last, ctx);
     return create(EchoReplySchema, { message: String(n), index: n, peer });
   },
   async *bidi(reqs, ctx) {
@@ -100,7 +132,7 @@ const echoImpl = {
     for await (const r of reqs) {
       for (let j = 0; j < Math.max(r.replyCount, 1); j++) yield reply(r, i, peer);
       if (r.sleepMs) await sleep(r.sleepMs, ctx.signal);
-      fail(r);
+      fail(r, ctx);
       i++;
     }
   },
@@ -126,8 +158,9 @@ const CODE_NAMES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_
   'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE',
   'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
 
+// A Log made withDetails (the details scenario) gives every call a "details" field too.
 class Log {
-  constructor(file) { this.fd = fs.openSync(file, 'w'); }
+  constructor(file, withDetails = false) { this.fd = fs.openSync(file, 'w'); this.withDetails = withDetails; }
   call(rec) {
     const sorted = {};
     for (const k of Object.keys(rec).sort()) sorted[k] = rec[k];
@@ -163,7 +196,7 @@ async function run(conn, t, c, log, s, callId, segment) {
   const opts = { headers, onHeader: (h) => { respHeader = h; }, onTrailer: (h) => { respTrailer = h; } };
   if (s.timeoutMs) opts.timeoutMs = s.timeoutMs;
   const start = now();
-  let nResp = 0, sent = 0, peer = null, status = 'OK', message = '', wire = null;
+  let nResp = 0, sent = 0, peer = null, status = 'OK', message = '', wire = null, details = [];
   const got = (m) => { nResp++; peer = m.peer; };
   async function* requests() {
     for (const r of s.reqs) {
@@ -182,6 +215,7 @@ async function run(conn, t, c, log, s, callId, segment) {
     status = CODE_NAMES[ce.code] || String(ce.code);
     message = ce.rawMessage;
     wire = ce.metadata;
+    if (log.withDetails) details = receivedDetails(ce);
   }
   const hdr = (name) => (respHeader && respHeader.get(name)) || (wire && wire.get(name)) || null;
   const rec = {
@@ -192,8 +226,22 @@ async function run(conn, t, c, log, s, callId, segment) {
     client_peer: peer || hdr('x-peer'), echo_tag: (respTrailer && respTrailer.get('x-echo-tag')) || (wire && wire.get('x-echo-tag')) || null,
     start, end: now(),
   };
+  if (log.withDetails) rec.details = details;
   log.call(rec);
   return rec;
+}
+
+// The types the details scenario's errors carry.
+const detailTypes = createRegistry(EchoReplySchema, EchoRequestSchema);
+
+// receivedDetails: the error details of ce as the client decodes them (findDetails), each
+// {type, value: its proto3 JSON}. Every detail the error came with must be one of detailTypes.
+function receivedDetails(ce) {
+  const found = ce.findDetails(detailTypes);
+  if (found.length !== ce.details.length) {
+    throw new Error(`${ce.details.length} details received, ${found.length} decoded: ${JSON.stringify(ce.details)}`);
+  }
+  return found.map((m) => ({ type: m.$typeName, value: toJson(detailTypes.getMessage(m.$typeName), m) }));
 }
 
 // suite is the calls made on one transport: Unary OK (an empty request; a 70 000-byte reply,
@@ -285,6 +333,49 @@ async function scenario(target, httpVersion, log) {
   if (shared.agent) shared.agent.destroy();
 }
 
+// The details scenario's calls on one transport: a Unary error with one detail, one with two, a
+// ServerStream of 2 replies ending in an error with one detail, and a Unary error without any.
+const detailsSuite = () => [
+  { method: 'Unary', reqs: [E({ message: 'details=1 unary', statusCode: Code.InvalidArgument, statusMessage: 'bad field: see details' })] },
+  { method: 'Unary', reqs: [E({ message: 'details=2 unary', statusCode: Code.FailedPrecondition, statusMessage: 'two details: ünïcödé ✓ "quoted"' })] },
+  { method: 'ServerStream', reqs: [E({ message: 'details=1 stream', replyCount: 2, replySize: 8, statusCode: Code.Unavailable, statusMessage: 'stream broke, with a detail' })] },
+  { method: 'Unary', reqs: [E({ message: 'no details', statusCode: Code.NotFound, statusMessage: 'no such item (no details)' })] },
+];
+// And over Connect GET: a Unary error with two details.
+const detailsGetSuite = () => [
+  { method: 'Unary', reqs: [E({ message: 'details=2 get', statusCode: Code.PermissionDenied, statusMessage: 'read-only: see details' })] },
+];
+
+// detailsScenario: on each server (HTTP/2, then HTTP/1.1), one connection per transport: Connect
+// proto, Connect json, gRPC-Web, gRPC (HTTP/2 only) each making detailsSuite, then Connect GET
+// proto and json each making detailsGetSuite; each connection closed before the next one opens.
+async function detailsScenario(targets, log) {
+  markUnaryNoSideEffects();
+  let conn = 0;
+  for (const [target, h] of targets) {
+    const base = `http://${target}`;
+    const segs = [
+      [{ protocol: 'connect', codec: 'proto' }, detailsSuite()],
+      [{ protocol: 'connect', codec: 'json' }, detailsSuite()],
+      [{ protocol: 'grpc-web', codec: 'proto' }, detailsSuite()],
+      ...(h === '2' ? [[{ protocol: 'grpc', codec: 'proto' }, detailsSuite()]] : []),
+      [{ protocol: 'connect', codec: 'proto', get: true }, detailsGetSuite()],
+      [{ protocol: 'connect', codec: 'json', get: true }, detailsGetSuite()],
+    ];
+    for (const [kind, calls] of segs) {
+      const t = { ...kind, http: h };
+      if (h === '2') t.session = new Http2SessionManager(base);
+      else t.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const c = createClient(Echo, transport(base, t));
+      for (let i = 0; i < calls.length; i++) await run(conn, t, c, log, calls[i], conn * 10000 + i + 1, 'details');
+      await sleep(100); // the last frames reach the wire before the connection closes
+      if (t.session) t.session.abort();
+      if (t.agent) t.agent.destroy();
+      conn++;
+    }
+  }
+}
+
 function main() {
   const args = process.argv.slice(2);
   const arg = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt; };
@@ -292,10 +383,19 @@ function main() {
   if (!['2', '1.1'].includes(httpVersion)) throw new Error(`--http 2 or 1.1, not ${httpVersion}`);
   if (args[0] === 'server') return serve(arg('--addr'), httpVersion);
   if (args[0] !== 'client') {
-    console.error('usage: connect_echo.js server --addr H:P --http 2|1.1 | client --target H:P --http 2|1.1 --log F');
+    console.error('usage: connect_echo.js server --addr H:P --http 2|1.1 | client --target H:P --http 2|1.1 --log F'
+      + ' | client --scenario details --target H:P --target-h1 H:P --log F');
     process.exit(2);
   }
-  scenario(arg('--target'), httpVersion, new Log(arg('--log'))).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+  const done = (p) => p.then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+  const which = arg('--scenario', 'default');
+  if (which === 'details') {
+    const targets = [[arg('--target'), '2'], [arg('--target-h1'), '1.1']].filter(([a]) => a);
+    if (!targets.length) throw new Error('--scenario details: --target (HTTP/2) and/or --target-h1 (HTTP/1.1)');
+    return done(detailsScenario(targets, new Log(arg('--log'), true)));
+  }
+  if (which !== 'default') throw new Error(`--scenario default or details, not ${which}`);
+  done(scenario(arg('--target'), httpVersion, new Log(arg('--log'))));
 }
 
 main();
