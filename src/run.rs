@@ -336,6 +336,7 @@ pub(crate) fn run<S: PacketSource>(
     {
         let t = Tick {
             now: tee.pipeline.last_ts,
+            first: tee.pipeline.first_ts,
             health: health(reasm.stats(), drops),
             source: &name,
             progress: None,
@@ -459,6 +460,7 @@ impl Input<'_, '_> {
     fn tick(&mut self, progress: Option<(u64, u64)>, done: bool) {
         let t = Tick {
             now: self.tee.pipeline.last_ts,
+            first: self.tee.pipeline.first_ts,
             health: health(self.reasm.stats(), self.drops),
             source: &self.name,
             progress,
@@ -543,6 +545,7 @@ impl Input<'_, '_> {
                 let mut tick = || {
                     let t = Tick {
                         now: tee.pipeline.last_ts,
+                        first: tee.pipeline.first_ts,
                         health: health(reasm.stats(), *drops),
                         source: name,
                         progress: sized(pos.bytes),

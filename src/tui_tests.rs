@@ -48,8 +48,21 @@ fn replay_events_keyed(
     stop_after: Option<u64>,
     keylog: Option<&str>,
 ) -> Vec<tui::feed::UiEvent> {
+    replay_full(name, stop_after, keylog).0
+}
+
+/// [`replay_events_keyed`], and what the summary table of the same replay was built from (its
+/// aggregates and the capture's duration in seconds).
+fn replay_full(
+    name: &str,
+    stop_after: Option<u64>,
+    keylog: Option<&str>,
+) -> (Vec<tui::feed::UiEvent>, crate::summary::Summary, f64) {
     let (feeder, rx, _shared) = tui::feed::channel(1 << 16);
     let mut out = Fanout::default();
+    out.push(crate::summary::Summary::new(
+        decoder::aggregate::DEFAULT_MAX_METHODS,
+    ));
     out.push(feeder);
     let limits = decoder_limits(false, false, true, 16 << 20);
     let keys = std::sync::Arc::new(decoder::tls::keylog::KeyLog::new());
@@ -77,6 +90,7 @@ fn replay_events_keyed(
     assert!(reports[0].error.is_none(), "{:?}", reports[0].error);
     let tick = decoder::output::Tick {
         now: pipeline.last_ts,
+        first: pipeline.first_ts,
         health: crate::run::health(reasm.stats(), 0),
         source: &files.name(),
         progress: None,
@@ -84,8 +98,16 @@ fn replay_events_keyed(
         conns: &pipeline.conns,
     };
     pipeline.out.end_of_input(&tick);
+    // As `replay` ends: the capture layer ends what is open (the UI hears no more).
+    reasm.finish(&mut pipeline);
+    let span = crate::summary::span(pipeline.first_ts, pipeline.last_ts);
+    let summary = pipeline
+        .out
+        .get_mut::<crate::summary::Summary>()
+        .map(|s| std::mem::replace(s, crate::summary::Summary::new(1)))
+        .expect("summary");
     drop(pipeline);
-    rx.try_iter().flatten().collect()
+    (rx.try_iter().flatten().collect(), summary, span)
 }
 
 /// A UI that was sent `events`.
@@ -139,6 +161,128 @@ fn keys(app: &mut App, keys: &str) {
         app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
     }
     screen(app, 100, 40);
+}
+
+/// A finished replay shows the whole capture, and there every method's figures are the summary
+/// table's: calls, errors, calls/s (calls over the capture's duration), p50 and p99 (the same
+/// histogram). Cycling the window shows the last 10 s, 1 min and 5 min of capture time.
+#[test]
+fn the_whole_capture_after_the_end_equals_the_summary_table() {
+    for name in [
+        "go-midjoin-lo.pcap.gz",
+        "connect-h1-lo.pcap.gz",
+        "py-basic-lo.pcap",
+    ] {
+        let (events, summary, span) = replay_full(name, None, None);
+        let mut app = app_of(events);
+        assert_eq!(app.model.window, tui::model::Window::Whole, "{name}");
+        let table = crate::summary::render_table(
+            &summary.agg,
+            &capture::CaptureStats::default(),
+            &summary.stats,
+            span,
+        );
+        let methods = summary.agg.methods();
+        assert!(methods.len() >= 4, "{name}");
+        for (method, m) in &methods {
+            let i = app
+                .model
+                .methods()
+                .iter()
+                .position(|r| &*r.name == *method)
+                .unwrap_or_else(|| panic!("{name}: {method} not in the UI"));
+            let r = app.model.method_stats(i);
+            let at = format!("{name} {method}");
+            assert_eq!(r.calls, m.calls, "{at}");
+            assert_eq!(r.errors, m.errors(), "{at}");
+            // The table's RATE/s, to its one decimal.
+            let rate = format!("{:.1}", r.rate);
+            assert_eq!(rate, format!("{:.1}", m.calls as f64 / span), "{at}");
+            let row = table
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(*method))
+                .unwrap_or_else(|| panic!("{at}: no table row"));
+            assert_eq!(
+                row.split_whitespace().nth(2),
+                Some(rate.as_str()),
+                "{at}: {row}"
+            );
+            for (k, q) in [(0, 0.5), (2, 0.99)] {
+                assert_eq!(r.latency[k], m.latency.quantile(q), "{at} q{q}");
+            }
+        }
+        // The key cycles 10 s, 1 min, 5 min, and back to the whole capture.
+        for want in [
+            tui::model::Window::Secs10,
+            tui::model::Window::Min1,
+            tui::model::Window::Min5,
+            tui::model::Window::Whole,
+        ] {
+            keys(&mut app, "w");
+            assert_eq!(app.model.window, want, "{name}");
+            assert!(screen(&mut app, 100, 30).contains(want.name()), "{name}");
+        }
+    }
+}
+
+/// The sort arrow says the same in every column (▼: the largest first), a reverse stays in its
+/// view, Ctrl-U clears a filter, and the Connections view shows the id its Enter filters by.
+#[test]
+fn sorts_filters_and_connection_ids() {
+    let mut app = replayed("py-basic-lo.pcap", None);
+    let top = |app: &mut App| screen(app, 100, 30).lines().next().unwrap_or("").to_owned();
+    assert!(top(&mut app).contains("sort calls/s▼"), "{}", top(&mut app));
+    // The method name sorts A first: ▲; reversed, Z first: ▼.
+    keys(&mut app, "sssssss");
+    assert_eq!(app.method_sort, tui::app::MethodSort::Name);
+    assert!(top(&mut app).contains("sort method▲"), "{}", top(&mut app));
+    keys(&mut app, "r");
+    assert!(top(&mut app).contains("sort method▼"), "{}", top(&mut app));
+    // The Calls view keeps its own order: newest first (the smallest "Ago"), not reversed.
+    keys(&mut app, "2");
+    let s = screen(&mut app, 100, 30);
+    assert!(
+        s.lines().next().unwrap_or("").contains("sort newest▲"),
+        "{s}"
+    );
+    assert!(s.lines().nth(1).unwrap_or("").starts_with("Ago▲"), "{s}");
+    // Ctrl-U clears the filter, while typing it and after.
+    keys(&mut app, "/status:error");
+    let ctrl_u = KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL);
+    app.on_key(ctrl_u);
+    assert_eq!(app.input.as_deref(), Some(""));
+    assert!(app.call_filter.is_empty());
+    keys(&mut app, "status:ok\n");
+    assert!(!app.call_filter.is_empty());
+    app.on_key(ctrl_u);
+    assert!(app.call_filter.is_empty());
+    // Connections: each row's id is the one `conn:` takes.
+    keys(&mut app, "3");
+    let s = screen(&mut app, 100, 30);
+    let first = s.lines().nth(1).unwrap_or("");
+    assert!(first.starts_with("Id "), "{s}");
+    let id = s
+        .lines()
+        .nth(2)
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    keys(&mut app, "\n");
+    assert_eq!(app.call_filter.text(), format!("conn:{id}"));
+    let shown: std::collections::HashSet<u64> = app
+        .call_lines
+        .iter()
+        .filter_map(|l| match l {
+            tui::app::CallLine::Done(i) => app.model.recent.get(*i).map(|c| c.conn.get()),
+            tui::app::CallLine::Open(i) => app.model.open.get(*i).map(|c| c.conn.get()),
+        })
+        .collect();
+    assert_eq!(
+        shown.into_iter().collect::<Vec<_>>(),
+        vec![id.parse::<u64>().expect("id")]
+    );
 }
 
 #[test]

@@ -37,10 +37,10 @@ pub(crate) fn start(
         ..Default::default()
     });
     let app = tui::app::App::new(model, decode);
-    let feeder = feeder.with_speed(match speed {
-        Speed::Max => String::new(),
-        s => s.to_string(),
-    });
+    let feeder = match speed {
+        Speed::Max => feeder.with_speed(String::new(), None),
+        Speed::Factor(f) => feeder.with_speed(speed.to_string(), Some(f)),
+    };
     let ui_shared = shared.clone();
     let handle = std::thread::Builder::new()
         .name("grpctap-ui".into())
@@ -87,11 +87,16 @@ impl Pace {
                     return false;
                 }
                 if sh.is_paused() {
+                    // The pace moves on by the time really spent paused (a sleep overshoots
+                    // and ticks take time: adding STEP alone left the pace behind after a long
+                    // pause, and the replay then rushed to catch up, past what the UI's
+                    // channel holds).
+                    let t = Instant::now();
                     std::thread::sleep(STEP);
-                    if let Some((_, wall)) = self.base.as_mut() {
-                        *wall += STEP;
-                    }
                     tick();
+                    if let Some((_, wall)) = self.base.as_mut() {
+                        *wall += t.elapsed();
+                    }
                     continue;
                 }
             }
@@ -138,6 +143,34 @@ mod tests {
         assert!(
             !pace.wait(Nanos(5_000_000_000), Some(&shared), &mut || {}),
             "quit ends the wait"
+        );
+        // Paused for a while with ticks that take time: afterwards the pace holds the next
+        // packet to its time counted from the resume, not from before the pause.
+        let mut pace = Pace::new(Speed::Factor(1.0));
+        let shared = std::sync::Arc::new(Shared::default());
+        assert!(pace.wait(Nanos(1_000_000_000), Some(&shared), &mut || {}));
+        shared
+            .paused
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let resume = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(400));
+                shared
+                    .paused
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+            })
+        };
+        let t0 = Instant::now();
+        // The next packet 100 ms of capture time later; ticks of 10 ms each.
+        assert!(pace.wait(Nanos(1_100_000_000), Some(&shared), &mut || {
+            std::thread::sleep(Duration::from_millis(10))
+        }));
+        let took = t0.elapsed();
+        resume.join().expect("resume");
+        assert!(
+            took >= Duration::from_millis(480),
+            "released {took:?} after the pause began: the pause was not all counted"
         );
         let mut max = Pace::new(Speed::Max);
         let t1 = Instant::now();

@@ -178,3 +178,26 @@ fn tls_connections_show_their_version_and_server_name() {
     t.keys(&["q"]);
     t.wait_exit(0);
 }
+
+#[test]
+fn a_paced_replay_of_two_files_says_the_time_left_and_ends_on_the_whole_capture() {
+    // connect-h2 then connect-h1, 10 s of capture time at 2x: about 5 s, paused once.
+    let files = "connect-h2-lo.pcap.gz testdata/captures/connect-h1-lo.pcap.gz";
+    let t = Tmux::start("paced", &cmd("--speed 2x", files), 120, 30);
+    let s = t.wait("the time left", |s| s.contains(" left") && s.contains("2x"));
+    assert!(s.contains("last 10s"), "the window while it runs: {s}");
+    assert!(!s.contains("100%"), "{s}");
+    t.keys(&["p"]);
+    t.wait_for("PAUSED");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    t.keys(&["p"]);
+    let s = t.wait("the end", |s| {
+        s.contains(" done") && s.contains("whole capture")
+    });
+    // Resuming does not rush the replay past what the UI's channel holds.
+    assert!(s.contains("ui-drop 0"), "{s}");
+    t.keys(&["w"]);
+    t.wait_for("last 10s");
+    t.keys(&["q"]);
+    t.wait_exit(0);
+}

@@ -110,6 +110,10 @@ pub struct Files {
     remarks: Vec<String>,
     /// Where TLS key logs in pcapng Decryption Secrets Blocks go.
     secrets: Option<crate::source::SecretsHook>,
+    /// Per path: its length (none for standard input and what is not a regular file), and
+    /// whether it was read to its end.
+    sizes: Vec<Option<u64>>,
+    ended: Vec<bool>,
 }
 
 impl Files {
@@ -124,7 +128,18 @@ impl Files {
             })
             .collect();
         let n = paths.len();
+        let sizes = paths
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .ok()
+                    .filter(std::fs::Metadata::is_file)
+                    .map(|m| m.len())
+            })
+            .collect();
         Files {
+            sizes,
+            ended: vec![false; n],
             paths,
             max_block,
             order: None,
@@ -241,6 +256,9 @@ impl Files {
             Err(e) => self.reports[slot.file].error = Some(e.to_string()),
         }
         let slot = self.open.swap_remove(k);
+        if let Some(e) = self.ended.get_mut(slot.file) {
+            *e = true;
+        }
         self.remarks.extend(slot.src.remarks());
     }
 }
@@ -280,11 +298,22 @@ impl PacketSource for Files {
         }
     }
 
+    /// Progress over all the files together: those read to their end, and how far the open
+    /// ones are (a total only when every file's length is known).
     fn position(&self) -> Position {
         let slot = self.current.and_then(|k| self.open.get(k));
+        let mut done: u64 = self
+            .sizes
+            .iter()
+            .zip(&self.ended)
+            .filter(|(_, e)| **e)
+            .map(|(s, _)| s.unwrap_or(0))
+            .sum();
+        done += self.open.iter().map(|s| s.src.progress().0).sum::<u64>();
+        let total = self.sizes.iter().copied().sum::<Option<u64>>();
         Position {
             input: slot.map_or(0, |s| s.file),
-            bytes: slot.map(|s| s.src.progress()),
+            bytes: slot.map(|_| (done, total)),
         }
     }
 

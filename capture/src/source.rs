@@ -212,6 +212,8 @@ pub struct FileSource {
     gzip: bool,
     file_len: Option<u64>,
     file_read: Arc<AtomicU64>,
+    /// Capture data read from the file so far (decompressed for gzip; else `file_read`).
+    produced: Arc<AtomicU64>,
     last_error: Arc<std::sync::Mutex<Option<io::Error>>>,
     ifaces: Vec<Iface>,
     section: Section,
@@ -302,10 +304,17 @@ impl FileSource {
             inner: io::Cursor::new(head.clone()).chain(input),
             read: file_read.clone(),
         };
+        // Capture data handed to the parser: the file's bytes, or what they decompress to.
+        let produced = if gzip {
+            Arc::new(AtomicU64::new(0))
+        } else {
+            file_read.clone()
+        };
         let inner: Box<dyn Read + Send> = if gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
-                counted,
-            )))
+            Box::new(Counted {
+                inner: flate2::read::MultiGzDecoder::new(io::BufReader::new(counted)),
+                read: produced.clone(),
+            })
         } else {
             Box::new(counted)
         };
@@ -389,6 +398,7 @@ impl FileSource {
             gzip,
             file_len,
             file_read,
+            produced,
             last_error,
             ifaces: Vec::new(),
             section: Section::default(),
@@ -470,10 +480,22 @@ impl FileSource {
         &self.path
     }
 
-    /// Bytes of the file read so far and the file's length (compressed bytes for gzip); the
-    /// length is `None` for standard input and pipes.
+    /// Bytes of the file whose packets were handed out so far, and the file's length
+    /// (compressed bytes for gzip: the share of what was read that the packets handed out
+    /// used); the length is `None` for standard input and pipes. Not what was read ahead into
+    /// buffers: the last packet is at 100 %.
     pub fn progress(&self) -> (u64, Option<u64>) {
-        (self.file_read.load(Ordering::Relaxed), self.file_len)
+        let read = self.file_read.load(Ordering::Relaxed);
+        let produced = self.produced.load(Ordering::Relaxed).max(1);
+        let used = self.offset().min(produced);
+        // A share of `read` (u64 values well within f64's 53 bits for any file).
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let at = (read as f64 * (used as f64 / produced as f64)) as u64;
+        (at.min(read), self.file_len)
     }
 
     /// Offset of the next block in the (decompressed) capture data.

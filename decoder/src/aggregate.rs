@@ -12,10 +12,14 @@ const SUB: f64 = 16.0;
 const MAX_BUCKETS: usize = 64 * 16;
 
 /// A latency histogram with log-spaced buckets (relative error under 2.2% at the bucket's
-/// geometric midpoint), exact count and max, memory bounded by the largest value recorded.
+/// geometric midpoint), exact count and max, memory bounded by the range of values recorded
+/// (from the bucket of the smallest to that of the largest: a method whose calls take 1 to 10
+/// ms holds 54 buckets).
 #[derive(Debug, Clone, Default)]
 pub struct Histogram {
+    /// Counts of buckets `lo`, `lo + 1`, ...
     counts: Vec<u64>,
+    lo: usize,
     n: u64,
     max: Duration,
     min: Option<Duration>,
@@ -29,13 +33,26 @@ impl Histogram {
     pub fn record(&mut self, d: Duration) {
         let ns = d.as_nanos().clamp(1, u128::from(u64::MAX)) as f64;
         let i = ((ns.log2() * SUB) as usize).min(MAX_BUCKETS - 1);
-        if self.counts.len() <= i {
-            self.counts.resize(i + 1, 0);
-        }
-        self.counts[i] += 1;
+        self.cover(i, i);
+        self.counts[i - self.lo] += 1;
         self.n += 1;
         self.max = self.max.max(d);
         self.min = Some(self.min.map_or(d, |m| m.min(d)));
+    }
+
+    /// Makes room for buckets `from..=to`.
+    fn cover(&mut self, from: usize, to: usize) {
+        if self.counts.is_empty() {
+            self.lo = from;
+        } else if from < self.lo {
+            // Rare: a value below every one so far.
+            let grow = self.lo - from;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.lo = from;
+        }
+        if self.counts.len() <= to - self.lo {
+            self.counts.resize(to - self.lo + 1, 0);
+        }
     }
 
     /// Adds every value of `other`.
@@ -43,10 +60,9 @@ impl Histogram {
         if other.n == 0 {
             return;
         }
-        if self.counts.len() < other.counts.len() {
-            self.counts.resize(other.counts.len(), 0);
-        }
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+        self.cover(other.lo, other.lo + other.counts.len() - 1);
+        let at = other.lo - self.lo;
+        for (a, b) in self.counts[at..].iter_mut().zip(&other.counts) {
             *a += b;
         }
         self.n += other.n;
@@ -57,9 +73,18 @@ impl Histogram {
         };
     }
 
+    /// Values per bucket, from the smallest value's bucket to the largest's: each bucket's
+    /// lower bound and count.
+    pub fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+        self.counts.iter().enumerate().map(|(k, &c)| {
+            let low = 2f64.powf((self.lo + k) as f64 / SUB);
+            (Duration::from_nanos(low as u64), c)
+        })
+    }
+
     /// Forgets every value, keeping the memory.
     pub fn clear(&mut self) {
-        self.counts.fill(0);
+        self.counts.clear();
         self.n = 0;
         self.max = Duration::ZERO;
         self.min = None;
@@ -83,10 +108,10 @@ impl Histogram {
         }
         let rank = ((q * self.n as f64).ceil() as u64).clamp(1, self.n);
         let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
+        for (k, c) in self.counts.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                let mid = 2f64.powf((i as f64 + 0.5) / SUB);
+                let mid = 2f64.powf(((self.lo + k) as f64 + 0.5) / SUB);
                 let d = Duration::from_nanos(mid as u64);
                 return Some(d.clamp(self.min.unwrap_or(d), self.max));
             }

@@ -317,6 +317,11 @@ impl ConnDecoder {
         self.plain.h2.is_http2()
     }
 
+    /// True once the connection was recognised as HTTP/2 or as HTTP/1.1 carrying requests.
+    pub fn is_http(&self) -> bool {
+        self.is_http2() || self.plain.h1.is_some()
+    }
+
     /// Bytes of state the connection holds: header tables, frame, header block and hunt
     /// buffers, open calls (not what calls keep for output: the state budget has that).
     pub fn memory(&self) -> usize {
@@ -441,7 +446,7 @@ impl ConnDecoder {
         if !self.is_dead() {
             let event = ConnEvent::Closed {
                 bytes: self.bytes(),
-                http2: self.is_http2() || self.plain.h1.is_some(),
+                http2: self.is_http(),
                 tls: self.tls.is_some(),
             };
             sink.conn_event(self.id(), event);

@@ -37,6 +37,8 @@ pub trait Conns {
 pub struct Tick<'a> {
     /// The newest packet time seen.
     pub now: Nanos,
+    /// The first packet time of the capture (what the summary's rates are measured from).
+    pub first: Option<Nanos>,
     /// Capture counters so far.
     pub health: Health,
     /// What is being read ("a.pcap (+2 files)", "live eth0").
@@ -53,6 +55,7 @@ impl std::fmt::Debug for Tick<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tick")
             .field("now", &self.now)
+            .field("first", &self.first)
             .field("health", &self.health)
             .field("source", &self.source)
             .field("progress", &self.progress)

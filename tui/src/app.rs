@@ -54,6 +54,11 @@ impl MethodSort {
         MethodSort::Name,
     ];
 
+    /// Whether the order is ascending (the smallest, or A, first) before `r` reverses it.
+    pub fn ascending(self) -> bool {
+        self == MethodSort::Name
+    }
+
     /// Column title.
     pub fn name(self) -> &'static str {
         match self {
@@ -89,6 +94,22 @@ impl CallSort {
         CallSort::Method,
         CallSort::Status,
     ];
+
+    /// Whether the column it sorts by is ascending (the smallest, or A, first) before `r`
+    /// reverses it: the newest first is the smallest "Ago" first.
+    pub fn ascending(self) -> bool {
+        matches!(self, CallSort::Newest | CallSort::Method)
+    }
+
+    /// The Calls column it sorts by.
+    pub fn column(self) -> &'static str {
+        match self {
+            CallSort::Newest => "Ago",
+            CallSort::Duration => "Duration",
+            CallSort::Method => "Method",
+            CallSort::Status => "Status",
+        }
+    }
 
     /// Name shown.
     pub fn name(self) -> &'static str {
@@ -130,8 +151,10 @@ pub struct App {
     pub method_sort: MethodSort,
     /// Sort of the Calls view.
     pub call_sort: CallSort,
-    /// Reverse the sort.
-    pub reverse: bool,
+    /// Reverse the Methods sort.
+    pub method_reverse: bool,
+    /// Reverse the Calls sort.
+    pub call_reverse: bool,
     /// Methods grouped under their service.
     pub grouped: bool,
     /// Filter of the Methods view (substring of the name).
@@ -169,6 +192,12 @@ pub struct App {
 }
 
 impl App {
+    /// The sort arrow of a column: ▼ when its values go from the largest down, ▲ from the
+    /// smallest up, whatever the column.
+    pub fn arrow(ascending: bool, reversed: bool) -> &'static str {
+        if ascending != reversed { "▲" } else { "▼" }
+    }
+
     /// A new UI over `model`.
     pub fn new(model: Model, decode: Decode) -> App {
         App {
@@ -176,7 +205,8 @@ impl App {
             view: View::Methods,
             method_sort: MethodSort::Rate,
             call_sort: CallSort::Newest,
-            reverse: false,
+            method_reverse: false,
+            call_reverse: false,
             grouped: false,
             method_filter: Filter::default(),
             call_filter: Filter::default(),
@@ -247,8 +277,15 @@ impl App {
             self.quit = true;
             return;
         }
+        let ctrl_u =
+            key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('u');
         if let Some(text) = self.input.as_mut() {
             match key.code {
+                // Ctrl-U: the whole line goes, as in a shell.
+                _ if ctrl_u => {
+                    text.clear();
+                    self.set_filter(String::new());
+                }
                 KeyCode::Enter => self.input = None,
                 KeyCode::Esc => {
                     self.input = None;
@@ -275,8 +312,13 @@ impl App {
             }
             return;
         }
+        if ctrl_u {
+            self.set_filter(String::new());
+            return;
+        }
         match key.code {
             KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('w') => self.model.choose_window(self.model.window.next()),
             KeyCode::Char('?') => self.help = true,
             KeyCode::Char('p') => self.paused = !self.paused,
             KeyCode::Tab => self.switch(true),
@@ -301,7 +343,11 @@ impl App {
                 self.input = Some(cur);
             }
             KeyCode::Char('s') => self.next_sort(),
-            KeyCode::Char('S') | KeyCode::Char('r') => self.reverse = !self.reverse,
+            KeyCode::Char('S') | KeyCode::Char('r') => match self.view {
+                View::Methods => self.method_reverse = !self.method_reverse,
+                View::Calls => self.call_reverse = !self.call_reverse,
+                _ => {}
+            },
             KeyCode::Char('g') if self.view == View::Methods => self.grouped = !self.grouped,
             KeyCode::Enter => self.enter(),
             KeyCode::Esc => self.back(),

@@ -93,7 +93,7 @@ pub struct ConnLoad {
 }
 
 /// Where packets come from and how it goes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceStatus {
     /// "replay FILE" or "live IFACE".
     pub source: String,
@@ -111,6 +111,8 @@ pub struct SourceStatus {
     pub anomalies: u64,
     /// Replay speed, as the user gave it.
     pub speed: String,
+    /// A paced replay: this many times real time.
+    pub pace: Option<f64>,
 }
 
 /// The state of things that change without an event: sent a few times a second.
@@ -118,6 +120,8 @@ pub struct SourceStatus {
 pub struct Snapshot {
     /// Latest packet time.
     pub now: Nanos,
+    /// First packet time of the capture.
+    pub first: Option<Nanos>,
     /// Open calls (at most [`MAX_OPEN_ROWS`], oldest first).
     pub open: Vec<OpenRow>,
     /// All open calls, also those left out of `open`.
@@ -180,6 +184,8 @@ pub struct Feeder {
     gone: bool,
     /// Replay speed as the status line shows it.
     speed: String,
+    /// A paced replay's factor.
+    pace: Option<f64>,
     /// Anomalies seen (for the status line).
     anomalies: u64,
 }
@@ -195,15 +201,18 @@ pub fn channel(capacity: usize) -> (Feeder, Receiver<Vec<UiEvent>>, Arc<Shared>)
         last_flush: Instant::now(),
         gone: false,
         speed: String::new(),
+        pace: None,
         anomalies: 0,
     };
     (feeder, rx, shared)
 }
 
 impl Feeder {
-    /// Shows `speed` on the status line ("" for as fast as it goes).
-    pub fn with_speed(mut self, speed: String) -> Feeder {
+    /// Shows `speed` on the status line ("" for as fast as it goes); `pace`: the factor of
+    /// real time a paced replay goes at (the status line says the time left).
+    pub fn with_speed(mut self, speed: String, pace: Option<f64>) -> Feeder {
         self.speed = speed;
+        self.pace = pace;
         self
     }
 
@@ -250,6 +259,7 @@ impl Feeder {
     fn snapshot(&mut self, t: &Tick<'_>) {
         let mut snap = Snapshot {
             now: t.now,
+            first: t.first,
             status: SourceStatus {
                 source: t.source.to_owned(),
                 progress: t.progress,
@@ -259,11 +269,12 @@ impl Feeder {
                 gaps: t.health.gaps,
                 anomalies: self.anomalies,
                 speed: self.speed.clone(),
+                pace: self.pace,
             },
             ..Snapshot::default()
         };
         t.conns.for_each_conn(&mut |c| {
-            if !c.is_http2() {
+            if !c.is_http() {
                 return;
             }
             let open = c.open_calls() as u64;

@@ -55,6 +55,15 @@ pub fn opt_duration(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".to_owned(), duration)
 }
 
+/// "1 call", "2 calls", "12.3k calls": a count and its noun, plural unless one.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", count(n))
+    }
+}
+
 /// "999", "12.3k", "4.56M".
 pub fn count(n: u64) -> String {
     if n < 10_000 {

@@ -14,10 +14,65 @@ use foldhash::fast::RandomState;
 
 use crate::feed::{OpenRow, Snapshot, SourceStatus, UiEvent};
 
-/// Seconds of per-second history kept (sparklines).
-pub const HISTORY_SECS: usize = 60;
-/// The window of calls/s, error rate and latency quantiles.
+/// Seconds of per-second history kept (sparklines, the windows up to 5 minutes).
+pub const HISTORY_SECS: usize = 300;
+/// The shortest window of calls/s, error rate and latency quantiles.
 pub const WINDOW_SECS: u64 = 10;
+
+/// The span of capture time the figures of every view cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Window {
+    /// The last 10 seconds.
+    #[default]
+    Secs10,
+    /// The last minute.
+    Min1,
+    /// The last 5 minutes.
+    Min5,
+    /// The whole capture (what the summary table covers).
+    Whole,
+}
+
+impl Window {
+    /// In the order the key cycles.
+    pub const ALL: [Window; 4] = [Window::Secs10, Window::Min1, Window::Min5, Window::Whole];
+
+    /// Seconds the window spans; `None` for the whole capture.
+    pub fn secs(self) -> Option<u64> {
+        match self {
+            Window::Secs10 => Some(WINDOW_SECS),
+            Window::Min1 => Some(60),
+            Window::Min5 => Some(300),
+            Window::Whole => None,
+        }
+    }
+
+    /// Shown in the header.
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::Secs10 => "last 10s",
+            Window::Min1 => "last 1m",
+            Window::Min5 => "last 5m",
+            Window::Whole => "whole capture",
+        }
+    }
+
+    /// The next one in the cycle.
+    pub fn next(self) -> Window {
+        let i = Window::ALL.iter().position(|w| *w == self).unwrap_or(0);
+        Window::ALL[(i + 1) % Window::ALL.len()]
+    }
+
+    /// Which of [`MethodRow`]'s sliding latencies serves it.
+    fn slot(self) -> Option<usize> {
+        match self {
+            Window::Secs10 => Some(0),
+            Window::Min1 => Some(1),
+            Window::Min5 => Some(2),
+            Window::Whole => None,
+        }
+    }
+}
 const NS: u64 = 1_000_000_000;
 
 /// Bounds of the model.
@@ -127,13 +182,17 @@ fn slot(sec: u64) -> usize {
     i
 }
 
-/// Latency over a sliding window of two epochs of [`WINDOW_SECS`].
+/// Latency over a sliding window: two epochs of half the window each, so the quantiles cover
+/// the last half window to whole window of calls.
 #[derive(Debug, Clone, Default)]
 struct WindowLatency {
     epoch: u64,
     cur: Histogram,
     prev: Histogram,
 }
+
+/// Epoch lengths, in seconds, of the sliding latencies (10 s, 1 min, 5 min windows).
+const EPOCH_SECS: [u64; 3] = [WINDOW_SECS / 2, 30, 150];
 
 impl WindowLatency {
     fn rotate(&mut self, epoch: u64) {
@@ -164,11 +223,15 @@ pub struct MethodRow {
     pub codes: [u64; CODE_SLOTS],
     /// Per-second calls and errors.
     pub series: Series,
-    latency: WindowLatency,
+    /// Sliding latencies of the 10 s, 1 min and 5 min windows.
+    latency: [WindowLatency; 3],
+    /// Latency of every finished call since the start.
+    pub total: Histogram,
     /// Calls open now (from the last snapshot).
     pub open: u64,
-    /// Window quantiles (p50, p90, p99) as worked out in the second of capture time given.
-    cache: Option<(u64, [Option<Duration>; 3])>,
+    /// Window quantiles (p50, p90, p99) as worked out in the second of capture time and for
+    /// the window given.
+    cache: Option<(u64, Window, [Option<Duration>; 3])>,
 }
 
 impl MethodRow {
@@ -188,7 +251,8 @@ impl MethodRow {
             calls: 0,
             codes: [0; CODE_SLOTS],
             series: Series::default(),
-            latency: WindowLatency::default(),
+            latency: Default::default(),
+            total: Histogram::default(),
             open: 0,
             cache: None,
         }
@@ -207,9 +271,28 @@ impl MethodRow {
             self.codes[ERROR_CODE_UNKNOWN] += 1;
         }
         self.series.add(at.0 / NS, is_error(call));
-        self.latency.rotate(at.0 / NS / WINDOW_SECS);
-        if let Some(d) = call.duration() {
-            self.latency.cur.record(d);
+        let d = call.duration();
+        for (l, len) in self.latency.iter_mut().zip(EPOCH_SECS) {
+            l.rotate(at.0 / NS / len);
+            if let Some(d) = d {
+                l.cur.record(d);
+            }
+        }
+        if let Some(d) = d {
+            self.total.record(d);
+        }
+    }
+
+    /// The latency of window `w` into `out` (cleared first).
+    fn latency_into(&mut self, w: Window, now_sec: u64, out: &mut Histogram) {
+        match w.slot() {
+            Some(k) => {
+                let l = &mut self.latency[k];
+                l.rotate(now_sec / EPOCH_SECS[k]);
+                out.merge(&l.prev);
+                out.merge(&l.cur);
+            }
+            None => out.merge(&self.total),
         }
     }
 }
@@ -232,7 +315,8 @@ const DEADLINE_OR_CANCEL: usize = 19;
 pub struct RowStats {
     /// Name shown.
     pub name: Arc<str>,
-    /// Calls per second over the window.
+    /// Calls per second over the window (the whole capture: ended calls over its duration,
+    /// as the summary table's RATE/s).
     pub rate: f64,
     /// Ended calls since the start.
     pub calls: u64,
@@ -318,6 +402,12 @@ pub struct Model {
     pub status: SourceStatus,
     /// GOAWAYs seen.
     pub goaways: u64,
+    /// The span of time every figure covers.
+    pub window: Window,
+    /// The user has not chosen a window: a finished replay switches to the whole capture.
+    auto_window: bool,
+    /// The capture's first packet time, as the decoder reported it.
+    capture_first: Option<Nanos>,
     scratch: Histogram,
 }
 
@@ -342,8 +432,17 @@ impl Model {
             spread: HashMap::default(),
             status: SourceStatus::default(),
             goaways: 0,
+            window: Window::default(),
+            auto_window: true,
+            capture_first: None,
             scratch: Histogram::default(),
         }
+    }
+
+    /// The window the user chose (no automatic switch after that).
+    pub fn choose_window(&mut self, w: Window) {
+        self.window = w;
+        self.auto_window = false;
     }
 
     /// The current second of capture time.
@@ -351,10 +450,35 @@ impl Model {
         self.now.0 / NS
     }
 
-    /// Seconds the window covers now: [`WINDOW_SECS`], less while the capture is younger.
+    /// Seconds of capture so far: from its first packet to the newest.
+    pub fn capture_secs(&self) -> f64 {
+        let first = self.capture_first.or(self.first).unwrap_or(self.now);
+        (self.now - first).as_secs_f64()
+    }
+
+    /// Seconds the window covers now: its span, less while the capture is younger (at least a
+    /// second); the whole capture's duration.
     pub fn window_secs(&self) -> f64 {
-        let age = (self.now - self.first.unwrap_or(self.now)).as_secs_f64();
-        age.clamp(1.0, WINDOW_SECS as f64)
+        let age = self.capture_secs();
+        match self.window.secs() {
+            Some(w) => age.clamp(1.0, w as f64),
+            None => age,
+        }
+    }
+
+    /// Calls and errors of `series` in the window (`total`: the counts since the start).
+    pub fn in_window(&self, series: &Series, total: (u64, u64)) -> (u64, u64) {
+        match self.window.secs() {
+            Some(w) => series.sum(self.now_sec(), w),
+            None => total,
+        }
+    }
+
+    /// Calls per second: `calls` over the window's seconds (none for a capture of no
+    /// duration).
+    pub fn rate(&self, calls: u64) -> f64 {
+        let secs = self.window_secs();
+        if secs > 0.0 { calls as f64 / secs } else { 0.0 }
     }
 
     fn tick(&mut self, ts: Nanos) {
@@ -433,6 +557,14 @@ impl Model {
 
     fn snapshot(&mut self, s: Snapshot) {
         self.tick(s.now);
+        if s.first.is_some() {
+            self.capture_first = s.first;
+        }
+        if s.status.done && self.auto_window {
+            // The replay is over: the whole capture is what there is to look at.
+            self.window = Window::Whole;
+            self.auto_window = false;
+        }
         for m in &mut self.methods {
             m.open = 0;
         }
@@ -542,12 +674,11 @@ impl Model {
 
     /// The cheap figures of method `i` (no latency, no top errors: see [`Model::method_stats`]).
     pub fn method_row(&self, i: usize) -> RowStats {
-        let now_sec = self.now_sec();
         let m = &self.methods[i];
-        let (calls, errors) = m.series.sum(now_sec, WINDOW_SECS);
+        let (calls, errors) = self.in_window(&m.series, (m.calls, m.errors()));
         RowStats {
             name: m.name.clone(),
-            rate: calls as f64 / self.window_secs(),
+            rate: self.rate(calls),
             calls: m.calls,
             error_ratio: (calls > 0).then(|| errors as f64 / calls as f64),
             errors: m.errors(),
@@ -560,20 +691,28 @@ impl Model {
     /// Window latency quantiles of method `i`, worked out at most once per second of capture
     /// time (10,000 methods stay cheap to draw).
     pub fn method_latency(&mut self, i: usize) -> [Option<Duration>; 3] {
-        let now_sec = self.now_sec();
+        let (now_sec, w) = (self.now_sec(), self.window);
         let m = &mut self.methods[i];
-        m.latency.rotate(now_sec / WINDOW_SECS);
         match m.cache {
-            Some((at, q)) if at == now_sec => q,
+            Some((at, cw, q)) if at == now_sec && cw == w => q,
             _ => {
                 self.scratch.clear();
-                self.scratch.merge(&m.latency.prev);
-                self.scratch.merge(&m.latency.cur);
+                m.latency_into(w, now_sec, &mut self.scratch);
                 let q = quantiles(&self.scratch);
-                m.cache = Some((now_sec, q));
+                m.cache = Some((now_sec, w, q));
                 q
             }
         }
+    }
+
+    /// The window's latency histogram of the methods `members` together.
+    pub fn latency_histogram(&mut self, members: &[usize]) -> Histogram {
+        let (now_sec, w) = (self.now_sec(), self.window);
+        let mut h = Histogram::default();
+        for &i in members {
+            self.methods[i].latency_into(w, now_sec, &mut h);
+        }
+        h
     }
 
     /// Every figure of method `i`.
@@ -586,11 +725,10 @@ impl Model {
 
     /// The cheap figures of a service: its methods `members` together.
     pub fn service_row(&self, service: &Arc<str>, members: &[usize]) -> RowStats {
-        let now_sec = self.now_sec();
         let (mut calls, mut errors, mut open, mut total, mut total_errors) = (0, 0, 0, 0, 0);
         for &i in members {
             let m = &self.methods[i];
-            let (c, e) = m.series.sum(now_sec, WINDOW_SECS);
+            let (c, e) = self.in_window(&m.series, (m.calls, m.errors()));
             calls += c;
             errors += e;
             open += m.open;
@@ -599,7 +737,7 @@ impl Model {
         }
         RowStats {
             name: service.clone(),
-            rate: calls as f64 / self.window_secs(),
+            rate: self.rate(calls),
             calls: total,
             error_ratio: (calls > 0).then(|| errors as f64 / calls as f64),
             errors: total_errors,
@@ -611,13 +749,10 @@ impl Model {
 
     /// Window latency quantiles of the methods `members` together.
     pub fn service_latency(&mut self, members: &[usize]) -> [Option<Duration>; 3] {
-        let epoch = self.now_sec() / WINDOW_SECS;
+        let (now_sec, w) = (self.now_sec(), self.window);
         self.scratch.clear();
         for &i in members {
-            let m = &mut self.methods[i];
-            m.latency.rotate(epoch);
-            self.scratch.merge(&m.latency.prev);
-            self.scratch.merge(&m.latency.cur);
+            self.methods[i].latency_into(w, now_sec, &mut self.scratch);
         }
         quantiles(&self.scratch)
     }
@@ -677,6 +812,7 @@ fn body_bytes(c: &CallRecord) -> usize {
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test times are small
 mod tests {
     use super::*;
+    use crate::feed::SourceStatus;
     use decoder::grpc::Code;
 
     fn call(method: &str, start_s: f64, ms: u64, code: u32, server: &str) -> CallRecord {
@@ -739,6 +875,76 @@ mod tests {
         })));
         let r = m.method_stats(0);
         assert_eq!((r.rate, r.error_ratio, r.latency), (0.0, None, [None; 3]));
+    }
+
+    #[test]
+    fn each_window_covers_its_span_and_a_finished_replay_shows_the_whole_capture() {
+        let mut m = Model::new(ModelLimits::default());
+        // 400 s: one call a second at 10 ms, failing with UNAVAILABLE in the first 100 s;
+        // then 100 calls in the last 10 s at 50 ms.
+        for s in 0..400u64 {
+            let code = if s < 100 { 14 } else { 0 };
+            m.apply(UiEvent::Call(Box::new(call(
+                "/a.S/M",
+                1000.0 + s as f64,
+                10,
+                code,
+                "10.0.0.2:50051",
+            ))));
+        }
+        for k in 0..100u64 {
+            m.apply(UiEvent::Call(Box::new(call(
+                "/a.S/M",
+                1390.0 + k as f64 / 10.0,
+                50,
+                0,
+                "10.0.0.2:50051",
+            ))));
+        }
+        m.apply(UiEvent::Snapshot(Box::new(Snapshot {
+            now: Nanos(1400 * NS),
+            first: Some(Nanos(1000 * NS)),
+            ..Default::default()
+        })));
+        assert_eq!(m.window, Window::Secs10);
+        let r = m.method_stats(0);
+        // The last 10 s are seconds 1391 to 1400: 9 + 90 calls.
+        assert!((r.rate - 9.9).abs() < 1e-9, "{}", r.rate);
+        assert_eq!(r.error_ratio, Some(0.0));
+        let p50 = r.latency[0].expect("p50").as_secs_f64();
+        assert!((p50 - 0.05).abs() < 0.002, "{p50}");
+        m.choose_window(Window::Min5);
+        let r = m.method_stats(0);
+        // 300 s: 300 + 100 calls, none failing (the errors were before).
+        assert!((r.rate - 400.0 / 300.0).abs() < 0.02, "{}", r.rate);
+        assert_eq!(r.error_ratio, Some(0.0));
+        m.choose_window(Window::Whole);
+        let r = m.method_stats(0);
+        assert_eq!(r.calls, 500);
+        assert!((r.rate - 500.0 / 400.0).abs() < 1e-9, "{}", r.rate);
+        assert_eq!(r.error_ratio, Some(100.0 / 500.0));
+        let p50 = r.latency[0].expect("p50").as_secs_f64();
+        assert!((p50 - 0.01).abs() < 0.0003, "{p50}");
+        // A finished replay switches to the whole capture, unless the user chose a window.
+        let mut m2 = Model::new(ModelLimits::default());
+        m2.apply(UiEvent::Snapshot(Box::new(Snapshot {
+            status: SourceStatus {
+                done: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        })));
+        assert_eq!(m2.window, Window::Whole);
+        let mut m3 = Model::new(ModelLimits::default());
+        m3.choose_window(Window::Min1);
+        m3.apply(UiEvent::Snapshot(Box::new(Snapshot {
+            status: SourceStatus {
+                done: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        })));
+        assert_eq!(m3.window, Window::Min1);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use decoder::Nanos;
 
@@ -65,18 +66,29 @@ fn tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(format!("{key} {name}"), style));
     }
-    let arrow = if app.reverse { "▲" } else { "▼" };
     let (sort, filter) = match app.view {
         View::Methods => (
-            Some(format!("sort {}{arrow}", app.method_sort.name())),
+            Some(format!(
+                "sort {}{}",
+                app.method_sort.name(),
+                App::arrow(app.method_sort.ascending(), app.method_reverse)
+            )),
             app.method_filter.text(),
         ),
         View::Calls => (
-            Some(format!("sort {}{arrow}", app.call_sort.name())),
+            Some(format!(
+                "sort {}{}",
+                app.call_sort.name(),
+                App::arrow(app.call_sort.ascending(), app.call_reverse)
+            )),
             app.call_filter.text(),
         ),
         _ => (None, ""),
     };
+    spans.push(Span::styled(
+        format!("  {}", app.model.window.name()),
+        Style::new().fg(Color::Cyan),
+    ));
     if let Some(s) = sort {
         spans.push(Span::styled(format!("  {s}"), DIM));
     }
@@ -312,7 +324,7 @@ fn cmp_rows(sort: MethodSort, reverse: bool, a: &RowStats, b: &RowStats) -> Orde
 /// it: the rest is worked out for the rows on screen only).
 fn method_rows(app: &mut App) -> Vec<(MethodLine, RowStats)> {
     let n = app.model.methods().len();
-    let (sort, reverse) = (app.method_sort, app.reverse);
+    let (sort, reverse) = (app.method_sort, app.method_reverse);
     let by_latency = matches!(sort, MethodSort::P50 | MethodSort::P90 | MethodSort::P99);
     let mut rows: Vec<(usize, RowStats)> = Vec::with_capacity(n);
     for i in 0..n {
@@ -382,7 +394,7 @@ fn complete_row(app: &mut App, line: &MethodLine, r: &mut RowStats) {
 fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     let mut rows = method_rows(app);
     app.method_lines = rows.iter().map(|r| r.0.clone()).collect();
-    let panel_h = if area.height >= 14 { 6 } else { 0 };
+    let panel_h = if area.height >= 16 { 8 } else { 0 };
     let [table_area, panel] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(panel_h)]).areas(area);
     let wide = area.width >= 110;
@@ -401,7 +413,7 @@ fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
         }
     }
     let now_sec = app.model.now_sec();
-    let arrow = if app.reverse { "▲" } else { "▼" };
+    let arrow = App::arrow(app.method_sort.ascending(), app.method_reverse);
     let mut titles: Vec<(MethodSort, &str)> = vec![
         (MethodSort::Name, "Method"),
         (MethodSort::Rate, "Calls/s"),
@@ -427,7 +439,7 @@ fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             }
         })
         .collect();
-    header.push(Text::new(format!("Last {}s", 10)));
+    header.push(Text::new(format!("Last {WINDOW_SECS}s")));
     if wide {
         header.push(Text::new("Top errors"));
     }
@@ -520,7 +532,60 @@ fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     }
 }
 
-fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &App, line: &MethodLine, r: &RowStats) {
+/// The members of a Methods line: the method, or a service's methods that pass the filter.
+fn members(app: &App, line: &MethodLine) -> Vec<usize> {
+    match line {
+        MethodLine::Method(i) => vec![*i],
+        MethodLine::Service(s) => app
+            .model
+            .methods()
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| &m.service == s && app.method_filter.matches_name(&m.name))
+            .map(|(i, _)| i)
+            .collect(),
+    }
+}
+
+/// A latency histogram drawn `width` columns wide: the counts per column (columns split the
+/// range from the smallest to the largest value evenly on a log scale), and the column of each
+/// of p50, p90, p99.
+pub(crate) fn latency_columns(
+    h: &decoder::aggregate::Histogram,
+    q: &[Option<Duration>; 3],
+    width: usize,
+) -> (Vec<u64>, [Option<usize>; 3]) {
+    let n = width.max(1);
+    let mut cols = vec![0u64; n];
+    let (Some(lo), Some(hi)) = (h.quantile(0.0), h.max()) else {
+        return (cols, [None; 3]);
+    };
+    let (lo, hi) = (
+        lo.as_secs_f64().max(1e-9).ln(),
+        hi.as_secs_f64().max(1e-9).ln(),
+    );
+    let span = (hi - lo).max(1e-9);
+    let col = |d: Duration| -> usize {
+        let x = (d.as_secs_f64().max(1e-9).ln() - lo) / span;
+        // x is within 0..=1 up to rounding.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let c = (x * (n - 1) as f64).round().max(0.0) as usize;
+        c.min(n - 1)
+    };
+    for (low, n) in h.buckets() {
+        if n > 0 {
+            let c = col(low);
+            cols[c] += n;
+        }
+    }
+    let marks = q.map(|d| d.map(col));
+    (cols, marks)
+}
+
+fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &mut App, line: &MethodLine, r: &RowStats) {
+    let members = members(app, line);
+    let hist = app.model.latency_histogram(&members);
+    let app: &App = app;
     let block = Block::default()
         .borders(Borders::TOP)
         .title(Span::styled(format!(" {} ", r.name), HEADER));
@@ -555,10 +620,48 @@ fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &App, line: &MethodLine,
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
         Constraint::Min(0),
     ])
     .split(inner);
     let label_w = 16;
+    {
+        // The window's latency as a histogram, p50 / p90 / p99 marked under it.
+        let [l, s] =
+            Layout::horizontal([Constraint::Length(label_w), Constraint::Min(1)]).areas(rows[2]);
+        let w = usize::from(s.width).max(1);
+        let (cols, marks) = latency_columns(&hist, &r.latency, w);
+        let range = match (hist.quantile(0.0), hist.max()) {
+            (Some(a), Some(b)) => {
+                format!("lat {}-{}", fmt::duration_short(a), fmt::duration_short(b))
+            }
+            _ => "latency".to_owned(),
+        };
+        frame.render_widget(Paragraph::new(range).style(DIM), l);
+        let max = cols.iter().copied().max().unwrap_or(0);
+        frame.render_widget(
+            Sparkline::default()
+                .data(cols.as_slice())
+                .max(max.max(1))
+                .style(Style::new().fg(Color::Cyan)),
+            s,
+        );
+        let [ml, m] =
+            Layout::horizontal([Constraint::Length(label_w), Constraint::Min(1)]).areas(rows[3]);
+        let mut under = vec![' '; w];
+        for (k, at) in marks.into_iter().enumerate() {
+            if let Some(c) = at {
+                under[c] = ['5', '9', '!'][k];
+            }
+        }
+        let under: String = under.into_iter().collect();
+        frame.render_widget(Paragraph::new("5 9 ! p50 90 99").style(DIM), ml);
+        frame.render_widget(
+            Paragraph::new(Span::styled(under, Style::new().fg(Color::Yellow))),
+            m,
+        );
+    }
     for (k, (label, data, color)) in [
         ("calls/s", &calls, Color::Green),
         ("errors/s", &errors, Color::Red),
@@ -596,12 +699,12 @@ fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &App, line: &MethodLine,
             "since the start: {} calls, {} errors{errs}",
             r.calls, r.errors
         )),
-        rows[2],
+        rows[4],
     );
     frame.render_widget(
         Paragraph::new(format!(
-            "last {}s: {} calls/s, errors {}, p50 {} p90 {} p99 {}, {} open",
-            WINDOW_SECS,
+            "{}: {} calls/s, errors {}, p50 {} p90 {} p99 {}, {} open",
+            app.model.window.name(),
             fmt::rate(r.rate),
             fmt::percent(r.error_ratio),
             fmt::opt_duration(r.latency[0]),
@@ -610,7 +713,7 @@ fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &App, line: &MethodLine,
             r.open
         ))
         .style(DIM),
-        rows[3],
+        rows[5],
     );
 }
 
@@ -685,7 +788,7 @@ fn call_lines(app: &App) -> Vec<CallLine> {
                 rank(b).cmp(&rank(a)).then(a.status.cmp(&b.status))
             }
         };
-        let primary = if app.reverse {
+        let primary = if app.call_reverse {
             primary.reverse()
         } else {
             primary
@@ -714,9 +817,20 @@ fn calls(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     app.page = height;
     let offset = scroll_to(&mut app.tables[1], sel, height, lines.len());
     let m = &app.model;
+    let sorted = app.call_sort.column();
+    let arrow = App::arrow(app.call_sort.ascending(), app.call_reverse);
     let mut header: Vec<Text> = ["Ago", "Method", "Status", "Duration", "Msgs↑↓"]
         .into_iter()
-        .map(Text::new)
+        .map(|t| {
+            if t == sorted {
+                Text::styled(
+                    format!("{t}{arrow}"),
+                    HEADER.add_modifier(Modifier::UNDERLINED),
+                )
+            } else {
+                Text::new(t)
+            }
+        })
         .collect();
     let mut cols = vec![
         (Col::Fit(6), Cut::Right),
@@ -840,7 +954,10 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     // A TLS column only when some connection is TLS.
     let tls = conns.iter().any(|c| c.tls.is_some());
     let mut cols = vec![
-        (Col::Flex(30), Cut::Right),
+        (Col::Fit(2), Cut::Right),
+        (Col::Flex(15), Cut::Right),
+        (Col::Flex(15), Cut::Right),
+        (Col::Fit(6), Cut::Right),
         (Col::Fit(4), Cut::Right),
         (Col::Fit(6), Cut::Right),
         (Col::Fit(5), Cut::Right),
@@ -866,7 +983,10 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
                 Style::new()
             };
             let mut cells = vec![
-                Text::new(format!("{} → {}", c.client, c.server)),
+                Text::new(c.id.get().to_string()),
+                Text::new(c.client.to_string()),
+                Text::new(c.server.to_string()),
+                Text::new(ago(m.now, Some(c.opened))),
                 Text::new(c.open_streams.to_string()),
                 Text::new(fmt::count(c.calls)),
                 Text::styled(fmt::count(c.errors), errs),
@@ -891,7 +1011,10 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
         .collect();
     let list = List {
         header: [
-            "Client → Server (closed: grey)",
+            "Id",
+            "Client",
+            "Server",
+            "Age",
             "Open",
             "Calls",
             "Errs",
@@ -900,13 +1023,13 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             "TLS",
         ]
         .into_iter()
-        .take(if tls { 7 } else { 6 })
+        .take(if tls { 10 } else { 9 })
         .map(Text::new)
         .collect(),
         rows,
         cols,
         selected: (!conns.is_empty()).then_some(sel - offset),
-        empty: "no HTTP/2 connection yet",
+        empty: "no connection yet",
     };
     list.draw(frame, top);
     spread(frame, bottom, app);
@@ -920,8 +1043,6 @@ fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
     ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let now_sec = m.now_sec();
-    let window = m.window_secs();
     let mut services: Vec<&Arc<str>> = m.spread.keys().collect();
     services.sort();
     let mut open_conns: std::collections::HashMap<std::net::SocketAddr, usize> =
@@ -944,18 +1065,22 @@ fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
         list.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
         let recent_total: u64 = list
             .iter()
-            .map(|(_, x)| x.series.sum(now_sec, WINDOW_SECS).0)
+            .map(|(_, x)| m.in_window(&x.series, (x.calls, 0)).0)
             .sum();
         lines.push(Line::from(vec![
             Span::styled(s.to_string(), Style::new().add_modifier(Modifier::BOLD)),
             Span::styled(
-                format!("  {} servers, {} calls", list.len(), fmt::count(total)),
+                format!(
+                    "  {}, {}",
+                    fmt::plural(list.len() as u64, "server"),
+                    fmt::plural(total, "call")
+                ),
                 DIM,
             ),
         ]));
         for (addr, x) in list.iter() {
             let share = x.calls as f64 / total.max(1) as f64;
-            let recent = x.series.sum(now_sec, WINDOW_SECS).0;
+            let recent = m.in_window(&x.series, (x.calls, 0)).0;
             let open_conns = m
                 .conns
                 .values()
@@ -982,7 +1107,7 @@ fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Span::raw(format!(
                     " {:>3.0}% {:>7}",
                     share * 100.0,
-                    fmt::rate(recent as f64 / window)
+                    fmt::rate(m.rate(recent))
                 )),
                 note,
             ]));
@@ -1057,7 +1182,20 @@ fn status_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
         && total > 0
         && !s.done
     {
-        state.push_str(&format!(" {:.0}%", 100.0 * done as f64 / total as f64));
+        let frac = (done as f64 / total as f64).clamp(0.0, 1.0);
+        // 100 % only once the replay is over (its last packet may still wait for its time).
+        state.push_str(&format!(" {:.0}%", (100.0 * frac).min(99.0)));
+        if let Some(f) = s.pace
+            && frac > 0.0
+            && f > 0.0
+        {
+            // The capture time still to come, at the rate the bytes went so far, paced.
+            let left = app.model.capture_secs() * (1.0 - frac) / frac / f;
+            state.push_str(&format!(
+                " ~{} left",
+                fmt::duration_short(Duration::from_secs_f64(left.clamp(0.0, 1e7)))
+            ));
+        }
     }
     if s.done {
         state.push_str(" done");
@@ -1089,7 +1227,7 @@ fn hint_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Span::raw(text.clone()),
             Span::styled("█", Style::new().fg(Color::Gray)),
             Span::styled(
-                "  Enter: keep  Esc: clear  (method: status: server: client: conn:)",
+                "  Enter: keep  Esc / Ctrl-U: clear  (method: status: server: client: conn:)",
                 DIM,
             ),
         ]);
@@ -1111,6 +1249,7 @@ fn hint_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
             ("/", "filter"),
             ("s", "sort"),
             ("g", "group"),
+            ("w", "window"),
             ("p", "pause"),
             ("?", "help"),
         ],
@@ -1120,6 +1259,7 @@ fn hint_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
             ("Enter", "open"),
             ("/", "filter"),
             ("s", "sort"),
+            ("w", "window"),
             ("p", "pause"),
             ("?", "help"),
         ],
@@ -1143,11 +1283,12 @@ const HELP: &[(&str, &str)] = &[
     ("↑ ↓ j k PgUp PgDn", "move; Home / End: first / last"),
     ("Enter", "open: method → its calls, call → detail,"),
     ("", "connection → its calls"),
-    ("Esc", "back; clear the filter"),
+    ("Esc, Ctrl-U", "back; clear the filter"),
     ("/", "filter, every word must match:"),
     ("", "method:M status:error|ok|open|NAME"),
     ("", "server:A client:A conn:ID, or any text"),
-    ("s / S", "next sort column / reverse the order"),
+    ("s / S", "next sort column / reverse (▼ largest first)"),
+    ("w", "window: last 10s, 1m, 5m, whole capture"),
     ("g", "Methods: group by service"),
     ("p", "pause (a replay stops reading)"),
     ("?", "this help (any key closes it)"),
@@ -1177,7 +1318,7 @@ fn help(frame: &mut Frame<'_>, screen: Rect) {
         .collect();
     lines.push(Line::default());
     lines.push(Line::from(Span::styled(
-        format!("Rates, errors and latency cover the last {WINDOW_SECS}s of capture time."),
+        "Rates, errors and latency: over the window in the header (w).",
         DIM,
     )));
     frame.render_widget(
