@@ -182,6 +182,18 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "SPEED", default_value = "max", value_parser = parse_speed)]
     pub(crate) speed: Speed,
 
+    /// Report only the calls that ended at or after TIME (every output: the table, --calls,
+    /// the metrics, the UI; rates over the range). TIME is an offset from the capture's first
+    /// packet (`+90s`, `+1m30s`), `YYYY-MM-DDTHH:MM:SSZ` (or with `+HH:MM`), or Unix seconds.
+    /// The packets before it are still decoded, so calls that began earlier keep their names.
+    #[arg(long, value_name = "TIME", value_parser = crate::timespec::parse)]
+    pub(crate) from: Option<crate::timespec::TimeSpec>,
+
+    /// Report only the calls that ended at or before TIME (as --from takes it); reading stops
+    /// at the first packet after it.
+    #[arg(long, value_name = "TIME", value_parser = crate::timespec::parse)]
+    pub(crate) to: Option<crate::timespec::TimeSpec>,
+
     #[command(flatten)]
     pub(crate) out: OutputArgs,
 }

@@ -5,7 +5,9 @@ use std::any::Any;
 
 use decoder::output::{Output, Tick};
 use decoder::tls::session::{TlsInfo, TlsState};
-use decoder::{CallRecord, ConnEvent, ConnId, Side, Sink};
+use decoder::{CallRecord, ConnEvent, ConnId, Nanos, Side, Sink};
+
+use crate::timespec::TimeSpec;
 
 /// An output the fan-out can hand back by type.
 pub(crate) trait AnyOutput: Output + Any {}
@@ -29,6 +31,8 @@ pub(crate) struct Fanout {
 /// just before it ends, so every output still sees a start for every end.
 struct CallFilter {
     filter: decoder::filter::Filter,
+    /// `--from` / `--to`: only calls that ended within it (resolved at the first packet).
+    range: Option<Range>,
     needs_end: bool,
     /// Calls announced as started (their end goes out whatever the filter says of it then).
     started: std::collections::HashSet<(ConnId, u32), foldhash::fast::FixedState>,
@@ -37,17 +41,66 @@ struct CallFilter {
     passed: u64,
 }
 
+/// A range of capture time, as given and once resolved.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    from: Option<TimeSpec>,
+    to: Option<TimeSpec>,
+    at: Option<(Nanos, Nanos)>,
+}
+
+impl CallFilter {
+    fn passes(&self, call: &CallRecord, open: bool) -> bool {
+        let in_range = match self.range {
+            None => true,
+            // Known at the end only; a call with no end (still open) is in no range.
+            Some(_) if open => true,
+            Some(Range {
+                at: Some((from, to)),
+                ..
+            }) => call.end.is_some_and(|e| e >= from && e <= to),
+            Some(Range { at: None, .. }) => false,
+        };
+        in_range
+            && self
+                .filter
+                .matches(&decoder::filter::Fields::of(call, open))
+    }
+}
+
 impl Fanout {
-    /// Lets only the calls `filter` passes reach the outputs (connection events and
-    /// per-message sizes are not about one call and pass).
-    pub(crate) fn filter_calls(&mut self, filter: decoder::filter::Filter) {
-        self.filter = (!filter.is_empty()).then(|| CallFilter {
-            needs_end: filter.needs_end(),
+    /// Lets only the calls `filter` passes, and that ended within `from..=to`, reach the
+    /// outputs (connection events and per-message sizes are not about one call and pass).
+    pub(crate) fn filter_calls(
+        &mut self,
+        filter: decoder::filter::Filter,
+        (from, to): (Option<TimeSpec>, Option<TimeSpec>),
+    ) {
+        let range = (from.is_some() || to.is_some()).then_some(Range { from, to, at: None });
+        self.filter = (!filter.is_empty() || range.is_some()).then(|| CallFilter {
+            needs_end: filter.needs_end() || range.is_some(),
             filter,
+            range,
             started: std::collections::HashSet::default(),
             ended: 0,
             passed: 0,
         });
+    }
+
+    /// The capture's first packet came at `first`: a range given as offsets is resolved.
+    pub(crate) fn set_first_packet(&mut self, first: Nanos) {
+        if let Some(r) = self.filter.as_mut().and_then(|f| f.range.as_mut())
+            && r.at.is_none()
+        {
+            let from = r.from.map_or(Nanos::ZERO, |t| t.resolve(first));
+            let to = r.to.map_or(Nanos::MAX, |t| t.resolve(first));
+            r.at = Some((from, to));
+        }
+    }
+
+    /// The range of `--from` / `--to`, resolved.
+    pub(crate) fn range(&self) -> Option<(Nanos, Nanos)> {
+        self.filter.as_ref()?.range?.at
     }
 
     /// With a call filter: its text, the calls that ended and those it let through.
@@ -126,8 +179,7 @@ impl Fanout {
 impl Sink for Fanout {
     fn call_started(&mut self, call: &CallRecord) {
         if let Some(f) = &mut self.filter {
-            use decoder::filter::Fields;
-            if f.needs_end || !f.filter.matches(&Fields::of(call, true)) {
+            if f.needs_end || !f.passes(call, true) {
                 return;
             }
             f.started.insert((call.conn, call.stream_id));
@@ -137,10 +189,9 @@ impl Sink for Fanout {
 
     fn call_ended(&mut self, call: &CallRecord) {
         if let Some(f) = &mut self.filter {
-            use decoder::filter::Fields;
             f.ended += 1;
             let announced = f.started.remove(&(call.conn, call.stream_id));
-            let passes = f.filter.matches(&Fields::of(call, false));
+            let passes = f.passes(call, false);
             f.passed += u64::from(passes);
             if !announced {
                 if !passes {
@@ -189,7 +240,7 @@ impl Sink for Fanout {
         body: &decoder::grpc::msg::Body,
     ) {
         if let Some(f) = &self.filter
-            && !f.filter.matches(&decoder::filter::Fields::of(call, true))
+            && !f.passes(call, true)
         {
             return;
         }

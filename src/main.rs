@@ -15,6 +15,7 @@ mod report;
 mod run;
 mod schemas;
 mod summary;
+mod timespec;
 #[cfg(test)]
 mod tui_tests;
 mod watch;

@@ -148,7 +148,15 @@ pub(crate) fn report(args: &ReplayArgs, done: Done<'_>) -> anyhow::Result<ExitCo
         );
     }
     if let Some((text, ended, passed)) = pipeline.out.filtered() {
-        eprintln!("grpctap: --call-filter {text:?}: {passed} of {ended} calls");
+        let what = match (text.is_empty(), pipeline.out.range()) {
+            (false, None) => format!("--call-filter {text:?}"),
+            (true, Some((f, t))) => format!("--from/--to {}", range_text(f, t)),
+            (false, Some((f, t))) => {
+                format!("--call-filter {text:?} --from/--to {}", range_text(f, t))
+            }
+            (true, None) => String::new(),
+        };
+        eprintln!("grpctap: {what}: {passed} of {ended} calls");
     }
     for r in &inputs {
         match (&r.error, r.packets) {
@@ -158,7 +166,15 @@ pub(crate) fn report(args: &ReplayArgs, done: Done<'_>) -> anyhow::Result<ExitCo
         }
     }
     let stats = s;
-    let span_s = summary::span(pipeline.first_ts, pipeline.last_ts);
+    // With --from / --to, rates are over the part of the capture in the range.
+    let (first, last) = match pipeline.out.range() {
+        Some((from, to)) => (
+            pipeline.first_ts.map(|f| f.max(from)),
+            pipeline.last_ts.min(to),
+        ),
+        None => (pipeline.first_ts, pipeline.last_ts),
+    };
+    let span_s = summary::span(first, last);
     let to_stdout = args.outputs_to_stdout();
     if let Some(path) = &args.out.summary_json {
         let mut v = summary::to_json(&sum.agg, stats, &sum.stats, span_s);
@@ -249,4 +265,16 @@ fn summary_line(s: &CaptureStats) -> String {
         s.malformed,
         s.unsupported_link,
     )
+}
+
+/// A resolved --from/--to range as Unix seconds.
+fn range_text(from: decoder::Nanos, to: decoder::Nanos) -> String {
+    let s = |t: decoder::Nanos| {
+        if t == decoder::Nanos::MAX {
+            "end".to_owned()
+        } else {
+            format!("{:.6}", t.0 as f64 / 1e9)
+        }
+    };
+    format!("{}..{}", s(from), s(to))
 }

@@ -230,9 +230,10 @@ pub(crate) fn run<S: PacketSource>(
         None
     };
     let mut out = Fanout::default();
-    if let Some(f) = &args.out.call_filter {
-        out.filter_calls(decoder::filter::Filter::parse(f));
-    }
+    out.filter_calls(
+        decoder::filter::Filter::parse(args.out.call_filter.as_deref().unwrap_or("")),
+        (args.from, args.to),
+    );
     out.push(Summary::new(args.out.max_methods));
     if let Some(r) = recorder {
         out.push(r);
@@ -483,6 +484,7 @@ impl Input<'_, '_> {
         let mut last_drops = Instant::now();
         let mut last_tick = Instant::now();
         let mut pos = src.position();
+        let mut first_seen = false;
         loop {
             if self.stopping() {
                 self.progress.clear();
@@ -531,6 +533,19 @@ impl Input<'_, '_> {
             // A timestamp far off the others is taken at the clock's time (capture::clock).
             let ts = self.reasm.time_of(pkt.ts);
             let pkt = capture::Packet { ts, ..pkt };
+            if !first_seen {
+                first_seen = true;
+                self.tee.pipeline.out.set_first_packet(ts);
+            }
+            if let Some((_, to)) = self.tee.pipeline.out.range()
+                && ts > to
+            {
+                // Past --to: no call that ends later is reported, so nothing more is read. The
+                // capture went on to here: its time reached the end of the range.
+                let p = &mut self.tee.pipeline;
+                p.last_ts = p.last_ts.max(to);
+                break;
+            }
             let mut paced = true;
             {
                 let Input {

@@ -704,3 +704,82 @@ fn a_call_filter_selects_the_calls_of_every_output() {
         assert_eq!(sum("grpc_server_handled_total{"), n, "{filter}");
     }
 }
+
+/// `--from` / `--to`: the calls that ended in the range, exactly those of the whole replay, as
+/// an offset from the first packet or as absolute times; the rates over the range; a bad time
+/// is refused with what a time looks like.
+#[test]
+fn from_and_to_report_the_calls_that_ended_in_the_range() {
+    let cap = captures().join("go-midjoin-lo.pcap.gz");
+    let cap = cap.to_str().expect("path");
+    let all = common::json_lines(&common::replay_stdout(
+        &["--calls", "-"],
+        "go-midjoin-lo.pcap.gz",
+    ));
+    let first = {
+        let mut src = capture::FileSource::open(std::path::Path::new(cap), 1 << 20).expect("open");
+        src.next_packet().expect("read").expect("packet").ts.0 as f64 / 1e9
+    };
+    let key = |c: &serde_json::Value| (c["conn"].as_u64(), c["stream_id"].as_u64());
+    let abs = |s: f64| format!("{:.6}", first + s);
+    for (from, to, lo, hi) in [
+        ("+1s".to_owned(), "+2s".to_owned(), 1.0, 2.0),
+        ("+0.5s".to_owned(), "+1500ms".to_owned(), 0.5, 1.5),
+        (abs(2.0), abs(2.6), 2.0, 2.6),
+    ] {
+        let out = grpctap(&["replay", cap, "--from", &from, "--to", &to, "--calls", "-"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let got = common::json_lines(&text(&out.stdout));
+        let mut want: Vec<_> = all
+            .iter()
+            .filter(|c| {
+                c["end"]
+                    .as_f64()
+                    .is_some_and(|e| e >= first + lo && e <= first + hi)
+            })
+            .map(key)
+            .collect();
+        let mut got_keys: Vec<_> = got.iter().map(key).collect();
+        want.sort();
+        got_keys.sort();
+        assert!(want.len() > 50, "{from}..{to}: {}", want.len());
+        assert_eq!(got_keys, want, "{from}..{to}");
+        // The same records as the whole replay's.
+        for c in &got {
+            assert!(all.contains(c), "{from}..{to}: {c}");
+        }
+        assert!(
+            text(&out.stderr).contains(&format!("{} of ", want.len())),
+            "{}",
+            text(&out.stderr)
+        );
+        let (v, _) = json(&[
+            "replay",
+            cap,
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--summary-json",
+            "-",
+        ]);
+        let d = v["capture"]["duration_s"].as_f64().expect("duration");
+        assert!(
+            (d - (hi - lo)).abs() < 0.01,
+            "{from}..{to}: over the range, {d}"
+        );
+        assert_eq!(
+            v["totals"]["calls"].as_u64(),
+            Some(want.len() as u64),
+            "{}",
+            v["totals"]
+        );
+    }
+    let out = grpctap(&["replay", cap, "--from", "yesterday"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("+OFFSET"),
+        "{}",
+        text(&out.stderr)
+    );
+}
