@@ -117,7 +117,8 @@ fn rfc3339(s: &str) -> Result<Nanos, String> {
         if digits.is_empty() {
             return Err(bad());
         }
-        frac_ns = digits.parse::<i64>().map_err(|_| bad())? * 10i64.pow(9 - digits.len() as u32);
+        frac_ns = digits.parse::<i64>().map_err(|_| bad())?
+            * 10i64.pow(9 - u32::try_from(digits.len()).unwrap_or(9));
         rest = &f[n..];
     }
     let zone = match rest {
