@@ -110,6 +110,9 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
         openmetrics_step: 10,
         tui,
         speed: crate::cli::Speed::Max,
+        // A live capture has no range: it reports what comes (--duration ends it).
+        from: None,
+        to: None,
         out: args.out.clone(),
     };
     let duration = args
