@@ -285,6 +285,90 @@ fn sorts_filters_and_connection_ids() {
     );
 }
 
+/// A range chosen on the timeline with the keys: every view shows only the calls that ended
+/// in it (the Calls view exactly those, the Methods counts theirs, the Connections view the
+/// connections that carried them); `x` gives every call back.
+#[test]
+fn a_range_chosen_on_the_timeline_shows_only_the_calls_that_ended_in_it() {
+    let mut app = replayed("go-deadlines-lo.pcap.gz", None);
+    screen(&mut app, 100, 30);
+    let press = |app: &mut App, code: KeyCode| {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+        screen(app, 100, 30);
+    };
+    press(&mut app, KeyCode::Char('v'));
+    assert!(app.selecting.is_some());
+    press(&mut app, KeyCode::Home);
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Right);
+    }
+    press(&mut app, KeyCode::Char('v'));
+    for _ in 0..5 {
+        press(&mut app, KeyCode::Right);
+    }
+    press(&mut app, KeyCode::Enter);
+    let (from, to) = app.model.range.expect("a range");
+    assert!(to > from && app.selecting.is_none());
+    let s = screen(&mut app, 100, 30);
+    assert!(
+        s.lines().next().unwrap_or("").contains("range +3s..+9s"),
+        "{s}"
+    );
+    insta::assert_snapshot!("methods_range_100x30", s);
+    let ended_in = |c: &decoder::CallRecord| {
+        c.end
+            .or(c.start)
+            .is_some_and(|e| e.0 >= from * 1_000_000_000 && e.0 < to * 1_000_000_000)
+    };
+    let want: Vec<usize> = (0..app.model.recent.len())
+        .filter(|&i| ended_in(&app.model.recent[i]))
+        .collect();
+    assert!(
+        want.len() > 10 && want.len() < app.model.recent.len(),
+        "{}",
+        want.len()
+    );
+    // Calls: exactly those.
+    keys(&mut app, "2");
+    let mut shown: Vec<usize> = app
+        .call_lines
+        .iter()
+        .map(|l| match l {
+            tui::app::CallLine::Done(i) => *i,
+            tui::app::CallLine::Open(_) => usize::MAX,
+        })
+        .collect();
+    shown.sort_unstable();
+    assert_eq!(shown, want);
+    // Methods: their counts.
+    for i in 0..app.model.methods().len() {
+        let name = app.model.methods()[i].name.clone();
+        let n = want
+            .iter()
+            .filter(|&&k| {
+                app.model.recent[k]
+                    .method_label()
+                    .is_some_and(|l| *l == *name)
+            })
+            .count() as u64;
+        assert_eq!(app.model.method_row(i).calls, n, "{name}");
+    }
+    // Connections: the ones that carried them.
+    keys(&mut app, "3");
+    let conns: std::collections::BTreeSet<decoder::ConnId> =
+        want.iter().map(|&k| app.model.recent[k].conn).collect();
+    let listed: std::collections::BTreeSet<decoder::ConnId> =
+        app.conn_lines.iter().copied().collect();
+    assert_eq!(listed, conns);
+    keys(&mut app, "x");
+    assert!(app.model.range.is_none());
+    keys(&mut app, "2");
+    assert_eq!(
+        app.call_lines.len(),
+        app.model.recent.len() + app.model.open.len()
+    );
+}
+
 #[test]
 fn methods_view_at_80x24_and_grouped_wide() {
     let mut app = replayed("py-basic-lo.pcap", None);

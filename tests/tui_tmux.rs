@@ -201,3 +201,22 @@ fn a_paced_replay_of_two_files_says_the_time_left_and_ends_on_the_whole_capture(
     t.keys(&["q"]);
     t.wait_exit(0);
 }
+
+#[test]
+fn a_range_chosen_with_the_keys_narrows_every_view() {
+    let t = Tmux::start("range", &cmd("", "go-deadlines-lo.pcap.gz"), 110, 34);
+    t.wait("the whole capture", |s| {
+        s.contains("go-deadlines-lo.pcap.gz done") && s.contains("whole capture")
+    });
+    t.keys(&["v"]);
+    t.wait_for("mark this end");
+    t.keys(&["Home", "v", "Right", "Right", "Enter"]);
+    let s = t.wait_for("range +0s..+3s");
+    assert!(s.contains("in the range:"), "{s}");
+    t.keys(&["2"]);
+    t.wait_for("Ago▲");
+    t.keys(&["x"]);
+    t.wait_for("whole capture");
+    t.keys(&["q"]);
+    t.wait_exit(0);
+}

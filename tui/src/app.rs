@@ -140,6 +140,52 @@ pub enum CallLine {
     Done(usize),
 }
 
+/// Choosing a range on the capture timeline (the Methods panel's sparklines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selecting {
+    /// The column under the cursor: the second it starts at.
+    pub cursor: u64,
+    /// The other end, once marked.
+    pub anchor: Option<u64>,
+}
+
+/// How the timeline was last drawn: the second its first column starts at, the seconds each
+/// column spans, the columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimelineCols {
+    /// Second the first column starts at.
+    pub start: u64,
+    /// Seconds per column.
+    pub step: u64,
+    /// Columns.
+    pub cols: u64,
+}
+
+impl TimelineCols {
+    /// The start of the column holding second `sec`.
+    pub fn snap(&self, sec: u64) -> u64 {
+        let step = self.step.max(1);
+        let last = self.start + step * self.cols.saturating_sub(1);
+        (self.start + (sec.saturating_sub(self.start)) / step * step).min(last)
+    }
+
+    /// The column of second `sec`.
+    pub fn col(&self, sec: u64) -> u64 {
+        (self.snap(sec) - self.start) / self.step.max(1)
+    }
+}
+
+/// What the mouse did on the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MousePhase {
+    /// Button pressed.
+    Down,
+    /// Moved with the button held.
+    Drag,
+    /// Button released.
+    Up,
+}
+
 /// The whole UI state.
 #[derive(Debug)]
 pub struct App {
@@ -189,6 +235,12 @@ pub struct App {
     pub page: usize,
     /// Scroll state of the three lists.
     pub tables: [ratatui::widgets::TableState; 3],
+    /// A range being chosen on the timeline.
+    pub selecting: Option<Selecting>,
+    /// The timeline as last drawn.
+    pub timeline: TimelineCols,
+    /// Where the timeline's sparkline was last drawn (for the mouse): x, y, width.
+    pub timeline_at: Option<(u16, u16, u16)>,
 }
 
 impl App {
@@ -224,6 +276,9 @@ impl App {
             conn_lines: Vec::new(),
             page: 10,
             tables: Default::default(),
+            selecting: None,
+            timeline: TimelineCols::default(),
+            timeline_at: None,
         }
     }
 
@@ -316,9 +371,14 @@ impl App {
             self.set_filter(String::new());
             return;
         }
+        if self.selecting.is_some() && self.on_select_key(key.code) {
+            return;
+        }
         match key.code {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('w') => self.model.choose_window(self.model.window.next()),
+            KeyCode::Char('v') => self.start_selecting(),
+            KeyCode::Char('x') => self.clear_range(),
             KeyCode::Char('?') => self.help = true,
             KeyCode::Char('p') => self.paused = !self.paused,
             KeyCode::Tab => self.switch(true),
@@ -353,6 +413,96 @@ impl App {
             KeyCode::Esc => self.back(),
             _ => {}
         }
+    }
+
+    /// `v`: a cursor on the capture timeline (the Methods view, over the whole capture), at
+    /// the range's start when there is one, else at the newest column.
+    fn start_selecting(&mut self) {
+        self.view = View::Methods;
+        self.model.choose_window(crate::model::Window::Whole);
+        let t = self.timeline;
+        let at = match self.model.range {
+            Some((from, _)) => from,
+            None => t.start + t.step.max(1) * t.cols.saturating_sub(1),
+        };
+        self.selecting = Some(Selecting {
+            cursor: t.snap(at),
+            anchor: None,
+        });
+    }
+
+    /// A key while choosing a range; false when it is not about the range.
+    fn on_select_key(&mut self, code: KeyCode) -> bool {
+        let Some(sel) = self.selecting.as_mut() else {
+            return false;
+        };
+        let t = self.timeline;
+        let step = t.step.max(1);
+        match code {
+            KeyCode::Left | KeyCode::Char('h') => {
+                sel.cursor = t.snap(sel.cursor.saturating_sub(step))
+            }
+            KeyCode::Right | KeyCode::Char('l') => sel.cursor = t.snap(sel.cursor + step),
+            KeyCode::Home => sel.cursor = t.start,
+            KeyCode::End => sel.cursor = t.snap(u64::MAX / 2),
+            KeyCode::Char('v') | KeyCode::Enter => match sel.anchor {
+                None => sel.anchor = Some(sel.cursor),
+                Some(a) => {
+                    let (lo, hi) = (a.min(sel.cursor), a.max(sel.cursor));
+                    self.set_range(Some((lo, hi + step)));
+                    self.selecting = None;
+                }
+            },
+            KeyCode::Esc => self.selecting = None,
+            _ => return false,
+        }
+        true
+    }
+
+    /// A click (`down`) or drag on the timeline at screen column `x`: the first marks one end,
+    /// a drag moves the other, the release sets the range.
+    pub fn on_timeline_mouse(&mut self, x: u16, phase: MousePhase) {
+        let Some((x0, _, w)) = self.timeline_at else {
+            return;
+        };
+        if x < x0 || x >= x0 + w {
+            return;
+        }
+        let t = self.timeline;
+        let sec = t.snap(t.start + u64::from(x - x0) * t.step.max(1));
+        match phase {
+            MousePhase::Down => {
+                self.selecting = Some(Selecting {
+                    cursor: sec,
+                    anchor: Some(sec),
+                });
+            }
+            MousePhase::Drag => {
+                if let Some(s) = self.selecting.as_mut() {
+                    s.cursor = sec;
+                }
+            }
+            MousePhase::Up => {
+                if let Some(s) = self.selecting.take()
+                    && let Some(a) = s.anchor
+                {
+                    let (lo, hi) = (a.min(sec), a.max(sec));
+                    self.set_range(Some((lo, hi + t.step.max(1))));
+                }
+            }
+        }
+    }
+
+    /// Every view shows only the calls that ended in `range` (seconds), or all.
+    pub fn set_range(&mut self, range: Option<(u64, u64)>) {
+        self.model.range = range;
+        self.selected = [0; 3];
+    }
+
+    /// `x`: back to every call.
+    fn clear_range(&mut self) {
+        self.selecting = None;
+        self.set_range(None);
     }
 
     fn set_filter(&mut self, text: String) {

@@ -175,6 +175,94 @@ impl Series {
     }
 }
 
+/// Slots of a [`Timeline`].
+pub const TIMELINE_SLOTS: usize = 240;
+
+/// Calls and errors over the whole capture, at most [`TIMELINE_SLOTS`] slots: each slot spans
+/// `res` seconds (a power of two, doubled as the capture grows), aligned to multiples of `res`
+/// since the epoch, so that the slots of every timeline start on the boundaries of any coarser
+/// one.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    res: u64,
+    /// The slot number (second / res) of `slots[0]`.
+    first: u64,
+    slots: Vec<[u32; 2]>,
+}
+
+impl Timeline {
+    fn add(&mut self, sec: u64, error: bool) {
+        if self.res == 0 {
+            self.res = 1;
+            self.first = sec;
+        }
+        // An end earlier than the first slot (rare: ends come in packet order) goes in it.
+        let sec = sec.max(self.first * self.res);
+        while sec / self.res - self.first >= TIMELINE_SLOTS as u64 {
+            self.coarsen();
+        }
+        let k = usize::try_from(sec / self.res - self.first).unwrap_or(0);
+        if self.slots.len() <= k {
+            self.slots.resize(k + 1, [0; 2]);
+        }
+        self.slots[k][0] = self.slots[k][0].saturating_add(1);
+        self.slots[k][1] = self.slots[k][1].saturating_add(u32::from(error));
+    }
+
+    /// Twice as coarse: slots pair up.
+    fn coarsen(&mut self) {
+        let first = self.first / 2;
+        let mut out = vec![[0u32; 2]; self.slots.len() / 2 + 1];
+        for (i, s) in self.slots.iter().enumerate() {
+            let j = usize::try_from((self.first + i as u64) / 2 - first).unwrap_or(0);
+            out[j][0] = out[j][0].saturating_add(s[0]);
+            out[j][1] = out[j][1].saturating_add(s[1]);
+        }
+        self.first = first;
+        self.res *= 2;
+        self.slots = out;
+    }
+
+    /// Seconds per slot (1 before any call).
+    pub fn res(&self) -> u64 {
+        self.res.max(1)
+    }
+
+    /// The second the first slot starts at (none before any call).
+    pub fn start(&self) -> Option<u64> {
+        (self.res > 0).then(|| self.first * self.res)
+    }
+
+    /// Adds its calls and errors into columns of `step` seconds from second `start`.
+    pub fn add_to_columns(&self, start: u64, step: u64, calls: &mut [u64], errors: &mut [u64]) {
+        let step = step.max(1);
+        for (i, s) in self.slots.iter().enumerate() {
+            let at = (self.first + i as u64) * self.res;
+            if at < start {
+                continue;
+            }
+            let k = usize::try_from((at - start) / step).unwrap_or(usize::MAX);
+            if let (Some(c), Some(e)) = (calls.get_mut(k), errors.get_mut(k)) {
+                *c += u64::from(s[0]);
+                *e += u64::from(s[1]);
+            }
+        }
+    }
+
+    /// Calls and errors of the slots that start within `from..to` (seconds).
+    pub fn sum(&self, from: u64, to: u64) -> (u64, u64) {
+        let mut c = (0, 0);
+        for (i, s) in self.slots.iter().enumerate() {
+            let at = (self.first + i as u64) * self.res;
+            if at >= from && at < to {
+                c.0 += u64::from(s[0]);
+                c.1 += u64::from(s[1]);
+            }
+        }
+        c
+    }
+}
+
 fn slot(sec: u64) -> usize {
     // Less than HISTORY_SECS.
     #[allow(clippy::cast_possible_truncation)]
@@ -223,6 +311,8 @@ pub struct MethodRow {
     pub codes: [u64; CODE_SLOTS],
     /// Per-second calls and errors.
     pub series: Series,
+    /// Calls and errors over the whole capture.
+    pub timeline: Timeline,
     /// Sliding latencies of the 10 s, 1 min and 5 min windows.
     latency: [WindowLatency; 3],
     /// Latency of every finished call since the start.
@@ -251,6 +341,7 @@ impl MethodRow {
             calls: 0,
             codes: [0; CODE_SLOTS],
             series: Series::default(),
+            timeline: Timeline::default(),
             latency: Default::default(),
             total: Histogram::default(),
             open: 0,
@@ -271,6 +362,7 @@ impl MethodRow {
             self.codes[ERROR_CODE_UNKNOWN] += 1;
         }
         self.series.add(at.0 / NS, is_error(call));
+        self.timeline.add(at.0 / NS, is_error(call));
         let d = call.duration();
         for (l, len) in self.latency.iter_mut().zip(EPOCH_SECS) {
             l.rotate(at.0 / NS / len);
@@ -318,7 +410,7 @@ pub struct RowStats {
     /// Calls per second over the window (the whole capture: ended calls over its duration,
     /// as the summary table's RATE/s).
     pub rate: f64,
-    /// Ended calls since the start.
+    /// Ended calls since the start (in a range: in it).
     pub calls: u64,
     /// Errors / calls over the window, when the window has calls.
     pub error_ratio: Option<f64>,
@@ -366,7 +458,12 @@ pub struct Spread {
     pub calls: u64,
     /// Per second.
     pub series: Series,
+    /// Over the whole capture.
+    pub timeline: Timeline,
 }
+
+/// Latency histograms by method index.
+type LatencyByMethod = HashMap<usize, Histogram, RandomState>;
 
 /// Everything the views draw from.
 #[derive(Debug)]
@@ -387,6 +484,14 @@ pub struct Model {
     pub errors: u64,
     /// Per-second calls and errors, all methods.
     pub series: Series,
+    /// Calls and errors over the whole capture, all methods.
+    pub timeline: Timeline,
+    /// A range of capture time chosen on the timeline, seconds `from..to`: every view shows
+    /// only the calls that ended in it.
+    pub range: Option<(u64, u64)>,
+    /// Latency per method of the calls kept that ended in the range, and what it was built
+    /// for (the range and the number of calls then).
+    range_latency: Option<((u64, u64), u64, LatencyByMethod)>,
     /// Finished calls, newest last (boxed as they came: applying a call moves no record).
     pub recent: VecDeque<Box<CallRecord>>,
     recent_body_bytes: usize,
@@ -424,6 +529,9 @@ impl Model {
             calls: 0,
             errors: 0,
             series: Series::default(),
+            timeline: Timeline::default(),
+            range: None,
+            range_latency: None,
             recent: VecDeque::new(),
             recent_body_bytes: 0,
             open: Vec::new(),
@@ -436,6 +544,27 @@ impl Model {
             auto_window: true,
             capture_first: None,
             scratch: Histogram::default(),
+        }
+    }
+
+    /// What the figures cover, for the header: the window, or the range chosen (offsets from
+    /// the capture's first packet, and whether the calls kept reach back to its start).
+    pub fn scope_name(&self) -> String {
+        match self.range {
+            Some((from, to)) => {
+                let first = self.capture_first.or(self.first).map_or(from, |f| f.0 / NS);
+                let part = if self.range_fully_kept() {
+                    ""
+                } else {
+                    " (latency: the calls kept)"
+                };
+                format!(
+                    "range +{}s..+{}s{part}",
+                    from.saturating_sub(first),
+                    to.saturating_sub(first)
+                )
+            }
+            None => self.window.name().to_owned(),
         }
     }
 
@@ -459,6 +588,9 @@ impl Model {
     /// Seconds the window covers now: its span, less while the capture is younger (at least a
     /// second); the whole capture's duration.
     pub fn window_secs(&self) -> f64 {
+        if let Some((from, to)) = self.range {
+            return (to - from) as f64;
+        }
         let age = self.capture_secs();
         match self.window.secs() {
             Some(w) => age.clamp(1.0, w as f64),
@@ -628,6 +760,7 @@ impl Model {
             self.calls += 1;
             self.errors += u64::from(error);
             self.series.add(at.0 / NS, error);
+            self.timeline.add(at.0 / NS, error);
             let service = m.service.clone();
             let spread = self
                 .spread
@@ -637,6 +770,7 @@ impl Model {
                 .or_default();
             spread.calls += 1;
             spread.series.add(at.0 / NS, error);
+            spread.timeline.add(at.0 / NS, error);
         }
         if let Some(c) = self.conns.get_mut(&call.conn) {
             c.calls += 1;
@@ -675,13 +809,21 @@ impl Model {
     /// The cheap figures of method `i` (no latency, no top errors: see [`Model::method_stats`]).
     pub fn method_row(&self, i: usize) -> RowStats {
         let m = &self.methods[i];
-        let (calls, errors) = self.in_window(&m.series, (m.calls, m.errors()));
+        let (calls, errors) = match self.range {
+            Some((from, to)) => m.timeline.sum(from, to),
+            None => self.in_window(&m.series, (m.calls, m.errors())),
+        };
+        // In a range, the counts are the range's too.
+        let (total, total_errors) = match self.range {
+            Some(_) => (calls, errors),
+            None => (m.calls, m.errors()),
+        };
         RowStats {
             name: m.name.clone(),
             rate: self.rate(calls),
-            calls: m.calls,
+            calls: total,
             error_ratio: (calls > 0).then(|| errors as f64 / calls as f64),
-            errors: m.errors(),
+            errors: total_errors,
             latency: [None; 3],
             open: m.open,
             top_errors: Vec::new(),
@@ -691,6 +833,9 @@ impl Model {
     /// Window latency quantiles of method `i`, worked out at most once per second of capture
     /// time (10,000 methods stay cheap to draw).
     pub fn method_latency(&mut self, i: usize) -> [Option<Duration>; 3] {
+        if self.range.is_some() {
+            return quantiles(&self.latency_histogram(&[i]));
+        }
         let (now_sec, w) = (self.now_sec(), self.window);
         let m = &mut self.methods[i];
         match m.cache {
@@ -707,8 +852,18 @@ impl Model {
 
     /// The window's latency histogram of the methods `members` together.
     pub fn latency_histogram(&mut self, members: &[usize]) -> Histogram {
-        let (now_sec, w) = (self.now_sec(), self.window);
         let mut h = Histogram::default();
+        if let Some(range) = self.range {
+            if let Some(by_method) = self.range_latency(range) {
+                for i in members {
+                    if let Some(x) = by_method.get(i) {
+                        h.merge(x);
+                    }
+                }
+            }
+            return h;
+        }
+        let (now_sec, w) = (self.now_sec(), self.window);
         for &i in members {
             self.methods[i].latency_into(w, now_sec, &mut h);
         }
@@ -728,12 +883,20 @@ impl Model {
         let (mut calls, mut errors, mut open, mut total, mut total_errors) = (0, 0, 0, 0, 0);
         for &i in members {
             let m = &self.methods[i];
-            let (c, e) = self.in_window(&m.series, (m.calls, m.errors()));
+            let (c, e) = match self.range {
+                Some((from, to)) => m.timeline.sum(from, to),
+                None => self.in_window(&m.series, (m.calls, m.errors())),
+            };
             calls += c;
             errors += e;
             open += m.open;
-            total += m.calls;
-            total_errors += m.errors();
+            if self.range.is_some() {
+                total += c;
+                total_errors += e;
+            } else {
+                total += m.calls;
+                total_errors += m.errors();
+            }
         }
         RowStats {
             name: service.clone(),
@@ -749,12 +912,80 @@ impl Model {
 
     /// Window latency quantiles of the methods `members` together.
     pub fn service_latency(&mut self, members: &[usize]) -> [Option<Duration>; 3] {
+        if self.range.is_some() {
+            return quantiles(&self.latency_histogram(members));
+        }
         let (now_sec, w) = (self.now_sec(), self.window);
         self.scratch.clear();
         for &i in members {
             self.methods[i].latency_into(w, now_sec, &mut self.scratch);
         }
         quantiles(&self.scratch)
+    }
+
+    /// Latency per method of the kept calls that ended in `range` (built once per range and
+    /// number of calls).
+    fn range_latency(&mut self, range: (u64, u64)) -> Option<&LatencyByMethod> {
+        let fresh =
+            matches!(&self.range_latency, Some((r, n, _)) if *r == range && *n == self.calls);
+        if !fresh {
+            let mut by = LatencyByMethod::default();
+            for c in &self.recent {
+                if !self.in_range(c) {
+                    continue;
+                }
+                let label = c.method_label();
+                let name = match (&c.method, &label) {
+                    (Some(m), _) => &**m,
+                    (None, Some(l)) => l.as_ref(),
+                    (None, None) => UNKNOWN_METHOD,
+                };
+                let i = self
+                    .index
+                    .get(name)
+                    .or_else(|| self.index.get(OTHER_METHOD))
+                    .copied();
+                if let (Some(i), Some(d)) = (i, c.duration()) {
+                    by.entry(i).or_default().record(d);
+                }
+            }
+            self.range_latency = Some((range, self.calls, by));
+        }
+        self.range_latency.as_ref().map(|(_, _, by)| by)
+    }
+
+    /// A server's calls of a service: since the start (or in the range), and in the window.
+    pub fn spread_calls(&self, x: &Spread) -> (u64, u64) {
+        match self.range {
+            Some((from, to)) => {
+                let n = x.timeline.sum(from, to).0;
+                (n, n)
+            }
+            None => (x.calls, self.in_window(&x.series, (x.calls, 0)).0),
+        }
+    }
+
+    /// Whether a finished call ended in the range (every call, without one).
+    pub fn in_range(&self, c: &CallRecord) -> bool {
+        match self.range {
+            None => true,
+            Some((from, to)) => c
+                .end
+                .or(c.start)
+                .is_some_and(|e| e.0 >= from * NS && e.0 < to * NS),
+        }
+    }
+
+    /// Whether the calls kept reach back to the range's start (its latency is of every call in
+    /// it); otherwise only the newest [`ModelLimits::recent_calls`] are.
+    pub fn range_fully_kept(&self) -> bool {
+        match (self.range, self.recent.front()) {
+            (Some((from, _)), Some(oldest)) => {
+                self.recent.len() < self.limits.recent_calls
+                    || oldest.end.or(oldest.start).is_some_and(|e| e.0 < from * NS)
+            }
+            _ => true,
+        }
     }
 
     /// The most frequent error codes of the methods `members` together.

@@ -6,7 +6,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
-use ratatui::crossterm::event::{self, Event};
+use ratatui::crossterm::event::{self, Event, MouseButton, MouseEventKind};
 
 use crate::app::App;
 use crate::feed::{Shared, UiEvent};
@@ -68,16 +68,21 @@ pub fn run(
         signal_hook::flag::register(sig, shared.quit.clone())?;
     }
     let mut terminal = ratatui::try_init()?;
+    // The mouse chooses a range on the timeline (Shift and drag still selects text in most
+    // terminals).
+    let _ = ratatui::crossterm::execute!(std::io::stdout(), event::EnableMouseCapture);
     // ratatui's hook restores the terminal; ours also tells every thread to stop.
     let restore = std::panic::take_hook();
     let quit = shared.quit.clone();
     std::panic::set_hook(Box::new(move |info| {
         quit.store(true, Ordering::Relaxed);
         let _guard = lock_for_panic();
+        let _ = ratatui::crossterm::execute!(std::io::stdout(), event::DisableMouseCapture);
         restore(info);
     }));
     let keys = spawn_input(shared.quit.clone())?;
     let result = ui_loop(&mut terminal, rx, &keys, shared, &mut app);
+    let _ = ratatui::crossterm::execute!(std::io::stdout(), event::DisableMouseCapture);
     ratatui::restore();
     shared.quit.store(true, Ordering::Relaxed);
     result.map(|()| app)
@@ -144,6 +149,21 @@ fn ui_loop(
                 next_draw = Instant::now();
             }
             Ok(Event::Resize(..)) => next_draw = Instant::now(),
+            Ok(Event::Mouse(m)) => {
+                let on_row = app.timeline_at.is_some_and(|(_, y, _)| y == m.row);
+                let phase = match m.kind {
+                    MouseEventKind::Down(MouseButton::Left) if on_row => {
+                        Some(crate::app::MousePhase::Down)
+                    }
+                    MouseEventKind::Drag(MouseButton::Left) => Some(crate::app::MousePhase::Drag),
+                    MouseEventKind::Up(MouseButton::Left) => Some(crate::app::MousePhase::Up),
+                    _ => None,
+                };
+                if let Some(p) = phase {
+                    app.on_timeline_mouse(m.column, p);
+                    next_draw = Instant::now();
+                }
+            }
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             // The terminal cannot be read any more.
             Err(RecvTimeoutError::Disconnected) => return Ok(()),

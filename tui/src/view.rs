@@ -15,7 +15,7 @@ use ratatui::widgets::{
     Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState, Wrap,
 };
 
-use crate::app::{App, CallLine, CallSort, MethodLine, MethodSort, View};
+use crate::app::{App, CallLine, CallSort, MethodLine, MethodSort, TimelineCols, View};
 use crate::filter::Fields;
 use crate::fmt;
 use crate::model::{RowStats, WINDOW_SECS};
@@ -86,8 +86,12 @@ fn tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
         _ => (None, ""),
     };
     spans.push(Span::styled(
-        format!("  {}", app.model.window.name()),
-        Style::new().fg(Color::Cyan),
+        format!("  {}", app.model.scope_name()),
+        Style::new().fg(if app.model.range.is_some() {
+            Color::Yellow
+        } else {
+            Color::Cyan
+        }),
     ));
     if let Some(s) = sort {
         spans.push(Span::styled(format!("  {s}"), DIM));
@@ -394,7 +398,7 @@ fn complete_row(app: &mut App, line: &MethodLine, r: &mut RowStats) {
 fn methods(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     let mut rows = method_rows(app);
     app.method_lines = rows.iter().map(|r| r.0.clone()).collect();
-    let panel_h = if area.height >= 16 { 8 } else { 0 };
+    let panel_h = if area.height >= 17 { 9 } else { 0 };
     let [table_area, panel] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(panel_h)]).areas(area);
     let wide = area.width >= 110;
@@ -585,30 +589,61 @@ pub(crate) fn latency_columns(
 fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &mut App, line: &MethodLine, r: &RowStats) {
     let members = members(app, line);
     let hist = app.model.latency_histogram(&members);
-    let app: &App = app;
     let block = Block::default()
         .borders(Borders::TOP)
         .title(Span::styled(format!(" {} ", r.name), HEADER));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let now_sec = app.model.now_sec();
-    let width = usize::from(inner.width.saturating_sub(16)).max(1);
-    let (calls, errors) = match line {
-        MethodLine::Method(i) => {
-            let s = &app.model.methods()[*i].series;
-            (
-                s.history(now_sec, width, false),
-                s.history(now_sec, width, true),
-            )
+    let label_w = 16;
+    let width = usize::from(inner.width.saturating_sub(label_w)).max(1);
+    // Over the whole capture (or a range, or while choosing one): the capture's timeline, a
+    // column per few slots; else a column a second.
+    let whole = app.model.window == crate::model::Window::Whole
+        || app.model.range.is_some()
+        || app.selecting.is_some();
+    let timeline = whole
+        .then(|| app.model.timeline.start())
+        .flatten()
+        .map(|start| {
+            let res = app.model.timeline.res();
+            let slots = (now_sec / res).saturating_sub(start / res) + 1;
+            let per_col = slots.div_ceil(width as u64).max(1);
+            TimelineCols {
+                start,
+                step: per_col * res,
+                cols: slots.div_ceil(per_col),
+            }
+        });
+    app.timeline = timeline.unwrap_or_default();
+    app.timeline_at = timeline.map(|t| {
+        (
+            inner.x + label_w,
+            inner.y,
+            u16::try_from(t.cols).unwrap_or(u16::MAX),
+        )
+    });
+    let app: &App = app;
+    let (calls, errors) = match timeline {
+        Some(t) => {
+            let n = usize::try_from(t.cols).unwrap_or(0);
+            let (mut c, mut e) = (vec![0; n], vec![0; n]);
+            for &i in &members {
+                app.model.methods()[i]
+                    .timeline
+                    .add_to_columns(t.start, t.step, &mut c, &mut e);
+            }
+            (c, e)
         }
-        MethodLine::Service(name) => {
-            let mut c = vec![0; width.min(crate::model::HISTORY_SECS)];
-            let mut e = c.clone();
-            for m in app.model.methods().iter().filter(|m| &m.service == name) {
-                for (k, v) in m.series.history(now_sec, width, false).iter().enumerate() {
+        None => {
+            let (mut c, mut e) = (vec![0; width.min(crate::model::HISTORY_SECS)], Vec::new());
+            e.resize(c.len(), 0);
+            for &i in &members {
+                let s = &app.model.methods()[i].series;
+                for (k, v) in s.history(now_sec, width, false).iter().enumerate() {
                     c[k] += v;
                 }
-                for (k, v) in m.series.history(now_sec, width, true).iter().enumerate() {
+                for (k, v) in s.history(now_sec, width, true).iter().enumerate() {
                     e[k] += v;
                 }
             }
@@ -622,14 +657,54 @@ fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &mut App, line: &MethodL
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(1),
+        Constraint::Length(1),
         Constraint::Min(0),
     ])
     .split(inner);
-    let label_w = 16;
+    if let Some(t) = timeline {
+        // Under the timeline: the range, and while choosing one the cursor and the marked end.
+        let [l, m] =
+            Layout::horizontal([Constraint::Length(label_w), Constraint::Min(1)]).areas(rows[2]);
+        let n = usize::try_from(t.cols).unwrap_or(0);
+        let mut under = vec![' '; n];
+        let first = app.model.timeline.start().unwrap_or(0);
+        let label = if let Some(sel) = app.selecting {
+            if let Some(a) = sel.anchor {
+                let (lo, hi) = (t.col(a.min(sel.cursor)), t.col(a.max(sel.cursor)));
+                for c in lo..=hi {
+                    if let Some(u) = under.get_mut(usize::try_from(c).unwrap_or(usize::MAX)) {
+                        *u = '─';
+                    }
+                }
+            }
+            if let Some(u) = under.get_mut(usize::try_from(t.col(sel.cursor)).unwrap_or(usize::MAX))
+            {
+                *u = '▲';
+            }
+            format!("at +{}s", sel.cursor.saturating_sub(first))
+        } else if let Some((from, to)) = app.model.range {
+            for c in t.col(from)..=t.col(to.saturating_sub(1)) {
+                if let Some(u) = under.get_mut(usize::try_from(c).unwrap_or(usize::MAX)) {
+                    *u = '━';
+                }
+            }
+            "range (x: clear)".to_owned()
+        } else {
+            format!("v: range {}s/col", t.step)
+        };
+        frame.render_widget(Paragraph::new(label).style(DIM), l);
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                under.into_iter().collect::<String>(),
+                Style::new().fg(Color::Yellow),
+            )),
+            m,
+        );
+    }
     {
         // The window's latency as a histogram, p50 / p90 / p99 marked under it.
         let [l, s] =
-            Layout::horizontal([Constraint::Length(label_w), Constraint::Min(1)]).areas(rows[2]);
+            Layout::horizontal([Constraint::Length(label_w), Constraint::Min(1)]).areas(rows[3]);
         let w = usize::from(s.width).max(1);
         let (cols, marks) = latency_columns(&hist, &r.latency, w);
         let range = match (hist.quantile(0.0), hist.max()) {
@@ -648,7 +723,7 @@ fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &mut App, line: &MethodL
             s,
         );
         let [ml, m] =
-            Layout::horizontal([Constraint::Length(label_w), Constraint::Min(1)]).areas(rows[3]);
+            Layout::horizontal([Constraint::Length(label_w), Constraint::Min(1)]).areas(rows[4]);
         let mut under = vec![' '; w];
         for (k, at) in marks.into_iter().enumerate() {
             if let Some(c) = at {
@@ -662,12 +737,15 @@ fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &mut App, line: &MethodL
             m,
         );
     }
-    for (k, (label, data, color)) in [
-        ("calls/s", &calls, Color::Green),
-        ("errors/s", &errors, Color::Red),
-    ]
-    .into_iter()
-    .enumerate()
+    // A column is a second, or on the timeline `step` seconds.
+    let (cl, el) = if timeline.is_some() {
+        ("calls", "errors")
+    } else {
+        ("calls/s", "errors/s")
+    };
+    for (k, (label, data, color)) in [(cl, &calls, Color::Green), (el, &errors, Color::Red)]
+        .into_iter()
+        .enumerate()
     {
         let [l, s] =
             Layout::horizontal([Constraint::Length(label_w), Constraint::Min(1)]).areas(rows[k]);
@@ -695,16 +773,20 @@ fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &mut App, line: &MethodL
         format!(" ({})", top.join(", "))
     };
     frame.render_widget(
-        Paragraph::new(format!(
-            "since the start: {} calls, {} errors{errs}",
-            r.calls, r.errors
-        )),
-        rows[4],
+        Paragraph::new(if app.model.range.is_some() {
+            format!("in the range: {} calls, {} errors", r.calls, r.errors)
+        } else {
+            format!(
+                "since the start: {} calls, {} errors{errs}",
+                r.calls, r.errors
+            )
+        }),
+        rows[5],
     );
     frame.render_widget(
         Paragraph::new(format!(
             "{}: {} calls/s, errors {}, p50 {} p90 {} p99 {}, {} open",
-            app.model.window.name(),
+            app.model.scope_name(),
             fmt::rate(r.rate),
             fmt::percent(r.error_ratio),
             fmt::opt_duration(r.latency[0]),
@@ -713,7 +795,7 @@ fn method_panel(frame: &mut Frame<'_>, area: Rect, app: &mut App, line: &MethodL
             r.open
         ))
         .style(DIM),
-        rows[5],
+        rows[6],
     );
 }
 
@@ -731,7 +813,13 @@ fn call_lines(app: &App) -> Vec<CallLine> {
     let m = &app.model;
     let now = m.now;
     let mut keys: Vec<CallKey<'_>> = Vec::new();
-    for (i, o) in m.open.iter().enumerate() {
+    // In a range, only the calls that ended in it: none of the open ones.
+    let open = if m.range.is_some() {
+        &[][..]
+    } else {
+        &m.open[..]
+    };
+    for (i, o) in open.iter().enumerate() {
         let f = Fields {
             method: o.method.as_deref(),
             status: None,
@@ -756,7 +844,7 @@ fn call_lines(app: &App) -> Vec<CallLine> {
     }
     for (i, c) in m.recent.iter().enumerate() {
         let f = Fields::of(c, false);
-        if app.call_filter.matches(&f) {
+        if m.in_range(c) && app.call_filter.matches(&f) {
             keys.push(CallKey {
                 line: CallLine::Done(i),
                 open: false,
@@ -939,7 +1027,26 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
     let m = &app.model;
-    let mut conns: Vec<&crate::model::ConnInfo> = m.conns.values().collect();
+    // In a range: the connections with calls that ended in it, and those calls.
+    let in_range: Option<std::collections::HashMap<decoder::ConnId, (u64, u64)>> =
+        m.range.map(|_| {
+            let mut by = std::collections::HashMap::new();
+            for c in m.recent.iter().filter(|c| m.in_range(c)) {
+                let e: &mut (u64, u64) = by.entry(c.conn).or_default();
+                e.0 += 1;
+                e.1 += u64::from(crate::model::is_error(c));
+            }
+            by
+        });
+    let counts = |c: &crate::model::ConnInfo| match &in_range {
+        Some(by) => by.get(&c.id).copied().unwrap_or((0, 0)),
+        None => (c.calls, c.errors),
+    };
+    let mut conns: Vec<&crate::model::ConnInfo> = m
+        .conns
+        .values()
+        .filter(|c| in_range.as_ref().is_none_or(|by| by.contains_key(&c.id)))
+        .collect();
     conns.sort_by(|a, b| {
         a.closed
             .cmp(&b.closed)
@@ -972,7 +1079,8 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
         .skip(offset)
         .take(height)
         .map(|c| {
-            let errs = if c.errors > 0 {
+            let (calls, errors) = counts(c);
+            let errs = if errors > 0 {
                 Style::new().fg(Color::Red)
             } else {
                 Style::new()
@@ -988,8 +1096,8 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
                 Text::new(c.server.to_string()),
                 Text::new(ago(m.now, Some(c.opened))),
                 Text::new(c.open_streams.to_string()),
-                Text::new(fmt::count(c.calls)),
-                Text::styled(fmt::count(c.errors), errs),
+                Text::new(fmt::count(calls)),
+                Text::styled(fmt::count(errors), errs),
                 Text::new(format!(
                     "{}/{}",
                     fmt::bytes_short(c.bytes[0]),
@@ -1059,14 +1167,21 @@ fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
     ))];
     for s in services {
         let servers = &m.spread[s];
-        let total: u64 = servers.values().map(|x| x.calls).sum();
-        let mut list: Vec<(&std::net::SocketAddr, &crate::model::Spread)> =
-            servers.iter().collect();
-        list.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
-        let recent_total: u64 = list
+        // (address, calls since the start or in the range, calls in the window)
+        let mut list: Vec<(&std::net::SocketAddr, u64, u64)> = servers
             .iter()
-            .map(|(_, x)| m.in_window(&x.series, (x.calls, 0)).0)
-            .sum();
+            .map(|(a, x)| {
+                let (calls, recent) = m.spread_calls(x);
+                (a, calls, recent)
+            })
+            .filter(|(_, calls, _)| m.range.is_none() || *calls > 0)
+            .collect();
+        if list.is_empty() {
+            continue;
+        }
+        list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let total: u64 = list.iter().map(|x| x.1).sum();
+        let recent_total: u64 = list.iter().map(|x| x.2).sum();
         lines.push(Line::from(vec![
             Span::styled(s.to_string(), Style::new().add_modifier(Modifier::BOLD)),
             Span::styled(
@@ -1078,13 +1193,12 @@ fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 DIM,
             ),
         ]));
-        for (addr, x) in list.iter() {
-            let share = x.calls as f64 / total.max(1) as f64;
-            let recent = m.in_window(&x.series, (x.calls, 0)).0;
+        for &(addr, calls, recent) in &list {
+            let share = calls as f64 / total.max(1) as f64;
             let open_conns = m
                 .conns
                 .values()
-                .filter(|c| !c.closed && c.server == **addr)
+                .filter(|c| !c.closed && c.server == *addr)
                 .count();
             let note = if recent == 0 && recent_total > 0 {
                 Span::styled(" idle", Style::new().fg(Color::Yellow))
@@ -1101,7 +1215,7 @@ fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
                     "  {:<21} {:>10} {:>6} ",
                     addr.to_string(),
                     open_conns,
-                    fmt::count(x.calls)
+                    fmt::count(calls)
                 )),
                 Span::styled(format!("{bar:<10}"), Style::new().fg(Color::Green)),
                 Span::raw(format!(
@@ -1235,6 +1349,17 @@ fn hint_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
         return;
     }
     let hints: &[(&str, &str)] = match app.view {
+        _ if app.selecting.is_some_and(|s| s.anchor.is_none()) => &[
+            ("←/→ h/l", "move"),
+            ("Home/End", "first / last"),
+            ("v", "mark this end"),
+            ("Esc", "cancel"),
+        ],
+        _ if app.selecting.is_some() => &[
+            ("←/→ h/l", "move"),
+            ("v/Enter", "set the range"),
+            ("Esc", "cancel"),
+        ],
         View::Detail => &[
             ("Esc", "back"),
             ("j/k", "scroll"),
@@ -1250,6 +1375,7 @@ fn hint_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
             ("s", "sort"),
             ("g", "group"),
             ("w", "window"),
+            ("v", "range"),
             ("p", "pause"),
             ("?", "help"),
         ],
@@ -1289,6 +1415,7 @@ const HELP: &[(&str, &str)] = &[
     ("", "server:A client:A conn:ID, or any text"),
     ("s / S", "next sort column / reverse (▼ largest first)"),
     ("w", "window: last 10s, 1m, 5m, whole capture"),
+    ("v, x", "choose a range on the timeline / clear it"),
     ("g", "Methods: group by service"),
     ("p", "pause (a replay stops reading)"),
     ("?", "this help (any key closes it)"),
