@@ -220,6 +220,7 @@ pub(crate) fn run<S: PacketSource>(
         let decode = tui::detail::Decode {
             store: Some(store.clone()),
             cap: args.out.max_decompressed,
+            proto_paths: sources.proto_paths.clone(),
         };
         Some(crate::watch::start(
             args.out.max_methods,

@@ -117,6 +117,8 @@ fn app_of(events: Vec<tui::feed::UiEvent>) -> App {
         tui::detail::Decode {
             store: Some(decoder::reflection::SchemaStore::new(Some(schemas()))),
             cap: 16 << 20,
+            // As a user gives it (relative): the commands say it as given.
+            proto_paths: vec![PathBuf::from("testdata/proto")],
         },
     );
     for ev in events {
@@ -367,6 +369,103 @@ fn a_range_chosen_on_the_timeline_shows_only_the_calls_that_ended_in_it() {
         app.call_lines.len(),
         app.model.recent.len() + app.model.open.len()
     );
+}
+
+/// The call detail's grpcurl command, for every call of a real capture whose outcome the
+/// request decides: its parts (method, `-d` JSON, `-H` metadata, `-max-time`) sent again by
+/// python grpcio's generic client to a real grpcio server get the status, message and response
+/// messages the capture shows (but the `peer` field, the client's address).
+#[test]
+fn grpcurl_commands_make_the_calls_again() {
+    let app = replayed("py-bodies-lo.pcap", None);
+    let mut cmds = Vec::new();
+    let mut want = Vec::new();
+    let schemas = schemas();
+    for c in &app.model.recent {
+        let by_request = matches!(c.status.map(|s| s.0), Some(0 | 3 | 5 | 9 | 14));
+        if !by_request || c.resp.bodies.len() as u64 != c.resp.msgs {
+            continue;
+        }
+        let cmd = tui::detail::grpcurl(c, &app.decode).expect("a command");
+        assert!(cmd.starts_with("grpcurl -plaintext "), "{cmd}");
+        assert!(
+            cmd.contains("-import-path ") && cmd.contains(" -proto echo.proto"),
+            "{cmd}"
+        );
+        let info = schemas
+            .method(c.method.as_deref().expect("method"))
+            .expect("schema");
+        let mut budget = decoder::payload::OutputBudget::CALLS;
+        let resp: Vec<serde_json::Value> = c
+            .resp
+            .bodies
+            .iter()
+            .map(|b| {
+                let mut v = decoder::payload::message_json(
+                    b,
+                    c.resp.encoding.as_deref(),
+                    Some(&info.output),
+                    Some(&schemas),
+                    16 << 20,
+                    &mut budget,
+                );
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("peer");
+                }
+                v
+            })
+            .collect();
+        want.push((
+            c.status.map_or("", |s| s.name()).to_owned(),
+            c.grpc_message.clone().unwrap_or_default(),
+            resp,
+        ));
+        cmds.push(cmd);
+    }
+    assert!(cmds.len() >= 5, "{}", cmds.len());
+    // The detail shows the command and hands it to the terminal's clipboard.
+    let mut app = app;
+    keys(&mut app, "2/status:ok method:Unary\n\n");
+    assert!(app.detail_call.is_some());
+    keys(&mut app, "c");
+    let copied = app.clipboard.take().expect("copied");
+    assert!(copied.starts_with("grpcurl "), "{copied}");
+    insta::assert_snapshot!("detail_grpcurl_100x40", screen(&mut app, 100, 40));
+    let dir = std::env::temp_dir().join(format!("grpctap-grpcurl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cases = dir.join("cases.json");
+    std::fs::write(&cases, serde_json::to_string(&cmds).expect("json")).expect("write");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(root.join("tests/grpcurl_replay.py"))
+        .arg(root.join("testdata/proto"))
+        .arg(&cases)
+        .output()
+        .expect("python3");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(got.len(), cmds.len());
+    for ((g, (status, message, resp)), cmd) in got.iter().zip(&want).zip(&cmds) {
+        assert_eq!(g["status"], status.as_str(), "{cmd}");
+        if status != "OK" {
+            assert_eq!(g["message"], message.as_str(), "{cmd}");
+        }
+        let mut theirs = g["response"].as_array().cloned().unwrap_or_default();
+        for v in &mut theirs {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("peer");
+            }
+        }
+        assert_eq!(&theirs, resp, "{cmd}");
+    }
 }
 
 #[test]

@@ -153,6 +153,14 @@ impl Schemas {
         self.sorted.iter().map(|(k, v)| (k.as_str(), v)).collect()
     }
 
+    /// The name of the .proto file that defines the service of the method at `path`
+    /// ("/pkg.Service/Method"), as it was imported ("echo.proto", "pkg/v1/svc.proto").
+    pub fn file_of(&self, path: &str) -> Option<String> {
+        let (service, _) = crate::grpc::split_path(path)?;
+        let svc = self.pool.get_service_by_name(service)?;
+        Some(svc.parent_file().name().to_owned())
+    }
+
     /// The descriptor pool (message types for decoding payloads).
     pub fn pool(&self) -> &DescriptorPool {
         &self.pool

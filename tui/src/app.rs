@@ -237,6 +237,12 @@ pub struct App {
     pub tables: [ratatui::widgets::TableState; 3],
     /// A range being chosen on the timeline.
     pub selecting: Option<Selecting>,
+    /// The ended call the detail shows (for the commands made from it).
+    pub detail_call: Option<Box<decoder::CallRecord>>,
+    /// A box over the view (title, text) until the next key.
+    pub popup: Option<(String, String)>,
+    /// Text for the terminal's clipboard (OSC 52), taken by the terminal loop.
+    pub clipboard: Option<String>,
     /// The timeline as last drawn.
     pub timeline: TimelineCols,
     /// Where the timeline's sparkline was last drawn (for the mouse): x, y, width.
@@ -277,6 +283,9 @@ impl App {
             page: 10,
             tables: Default::default(),
             selecting: None,
+            detail_call: None,
+            popup: None,
+            clipboard: None,
             timeline: TimelineCols::default(),
             timeline_at: None,
         }
@@ -360,6 +369,9 @@ impl App {
             }
             return;
         }
+        if self.popup.take().is_some() {
+            return;
+        }
         if self.help {
             self.help = false;
             if matches!(key.code, KeyCode::Char('q')) {
@@ -377,6 +389,7 @@ impl App {
         match key.code {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('w') => self.model.choose_window(self.model.window.next()),
+            KeyCode::Char('c') if self.view == View::Detail => self.copy_grpcurl(),
             KeyCode::Char('v') => self.start_selecting(),
             KeyCode::Char('x') => self.clear_range(),
             KeyCode::Char('?') => self.help = true,
@@ -413,6 +426,24 @@ impl App {
             KeyCode::Esc => self.back(),
             _ => {}
         }
+    }
+
+    /// `c` in the call detail: the call as a grpcurl command, shown and put on the clipboard.
+    fn copy_grpcurl(&mut self) {
+        let made = match &self.detail_call {
+            Some(c) => detail::grpcurl(c, &self.decode),
+            None => Err("the call is still open: it can be made again once it ended".to_owned()),
+        };
+        self.popup = Some(match made {
+            Ok(cmd) => {
+                self.clipboard = Some(cmd.clone());
+                (
+                    " grpcurl (copied to the clipboard by OSC 52; any key closes) ".to_owned(),
+                    cmd,
+                )
+            }
+            Err(e) => (" grpcurl ".to_owned(), format!("no command: {e}")),
+        });
     }
 
     /// `v`: a cursor on the capture timeline (the Methods view, over the whole capture), at
@@ -557,6 +588,10 @@ impl App {
             View::Calls => {
                 let Some(line) = self.call_lines.get(self.selected[1]).copied() else {
                     return;
+                };
+                self.detail_call = match line {
+                    CallLine::Open(_) => None,
+                    CallLine::Done(i) => self.model.recent.get(i).cloned(),
                 };
                 let d = match line {
                     CallLine::Open(i) => self

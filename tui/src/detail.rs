@@ -22,6 +22,9 @@ pub struct Decode {
     pub store: Option<Arc<decoder::reflection::SchemaStore>>,
     /// Largest decompressed message.
     pub cap: usize,
+    /// The `--proto-path` directories the schemas were loaded from (a grpcurl command gets
+    /// them as `-import-path`).
+    pub proto_paths: Vec<std::path::PathBuf>,
 }
 
 /// A call made into lines.
@@ -435,4 +438,123 @@ pub fn open_call(o: &OpenRow, model: &Model) -> Detail {
         "Its messages, metadata and status show here once it ends.",
     ));
     Detail { lines }
+}
+
+/// Request metadata a grpcurl command does not repeat: HTTP/2 and gRPC's own fields (grpcurl
+/// sets them itself), and what says how the first call was made rather than what it asked.
+const NOT_METADATA: [&str; 10] = [
+    "content-type",
+    "te",
+    "user-agent",
+    "grpc-timeout",
+    "grpc-encoding",
+    "grpc-accept-encoding",
+    "accept-encoding",
+    "grpc-previous-rpc-attempts",
+    "content-length",
+    "connection",
+];
+
+/// `arg` for a POSIX shell: as it is when it holds nothing the shell reads, else in single
+/// quotes.
+fn shell(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// A grpcurl command that makes the call again: the method, its request messages as JSON
+/// (`-d`, decoded by the schemas), the request metadata (secrets and the sender's
+/// never-indexed fields left out, and gRPC's own fields), the deadline (`-max-time`), TLS or
+/// `-plaintext`, the `:authority` when it differs from the server address, and the schemas
+/// (`-import-path`, `-proto`) when they came from `--proto-path` (else grpcurl asks the server
+/// by reflection). An error says why none can be made.
+pub fn grpcurl(c: &CallRecord, d: &Decode) -> Result<String, String> {
+    let path = c
+        .method
+        .as_deref()
+        .ok_or("the method is not known: no command can name it")?;
+    let schemas = d.store.as_ref().and_then(|s| s.current());
+    let schemas = schemas.as_deref();
+    let info = schemas
+        .and_then(|s| s.method(path))
+        .ok_or("no schema for the method: its messages cannot be written as JSON (--proto-path)")?;
+    if (c.req.bodies.len() as u64) < c.req.msgs {
+        return Err(format!(
+            "{} of the {} request messages were kept: the call cannot be made again whole",
+            c.req.bodies.len(),
+            c.req.msgs
+        ));
+    }
+    let mut args: Vec<String> = vec!["grpcurl".into()];
+    if c.tls.is_none() {
+        args.push("-plaintext".into());
+    } else if let Some(sni) = c.tls.as_ref().and_then(|t| t.sni.as_deref()) {
+        args.extend(["-servername".into(), sni.to_owned()]);
+    }
+    let target = c.server.to_string();
+    if let Some(a) = c.authority.as_deref().filter(|a| *a != target) {
+        args.extend(["-authority".into(), a.to_owned()]);
+    }
+    if let Some(t) = c.timeout {
+        args.extend(["-max-time".into(), format!("{}", t.as_secs_f64())]);
+    }
+    let mut left_out = Vec::new();
+    if let Some(md) = &c.metadata {
+        for (k, v) in &md.request.fields {
+            if NOT_METADATA.contains(&k.as_str()) || k.starts_with("<unknown") {
+                continue;
+            }
+            if decoder::metadata::is_secret(k) || v.starts_with("<redacted") {
+                left_out.push(k.clone());
+                continue;
+            }
+            args.extend(["-H".into(), format!("{k}: {v}")]);
+        }
+    }
+    let from_files = schemas.and_then(|s| s.file_of(path));
+    if let (Some(file), false) = (&from_files, d.proto_paths.is_empty()) {
+        for dir in &d.proto_paths {
+            args.extend(["-import-path".into(), dir.display().to_string()]);
+        }
+        args.extend(["-proto".into(), file.clone()]);
+    }
+    let mut budget = decoder::payload::OutputBudget::CALLS;
+    let mut data = Vec::new();
+    for b in &c.req.bodies {
+        let v = decoder::payload::message_json(
+            b,
+            c.req.encoding.as_deref(),
+            Some(&info.input),
+            schemas,
+            d.cap,
+            &mut budget,
+        );
+        data.push(serde_json::to_string(&v).map_err(|e| e.to_string())?);
+    }
+    if !data.is_empty() {
+        args.extend(["-d".into(), data.join("\n")]);
+    }
+    args.push(target);
+    args.push(path.trim_start_matches('/').to_owned());
+    let mut cmd: Vec<String> = args.iter().map(|a| shell(a)).collect();
+    if !left_out.is_empty() {
+        cmd.push(format!("# left out: {}", left_out.join(", ")));
+    }
+    Ok(cmd.join(" "))
+}
+
+/// `text` as the OSC 52 sequence that puts it on the terminal's clipboard (where the terminal
+/// allows it; over ssh and tmux too when they pass it on).
+pub fn osc52(text: &str) -> String {
+    format!(
+        "\x1b]52;c;{}\x07",
+        decoder::metadata::base64(text.as_bytes())
+    )
 }

@@ -146,6 +146,12 @@ fn ui_loop(
         match keys.recv_timeout(wait) {
             Ok(Event::Key(k)) => {
                 app.on_key(k);
+                if let Some(text) = app.clipboard.take() {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout();
+                    let _ = out.write_all(crate::detail::osc52(&text).as_bytes());
+                    let _ = out.flush();
+                }
                 next_draw = Instant::now();
             }
             Ok(Event::Resize(..)) => next_draw = Instant::now(),

@@ -45,6 +45,39 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
     if app.help {
         help(frame, frame.area());
     }
+    if let Some((title, text)) = &app.popup {
+        popup(frame, frame.area(), title, text);
+    }
+}
+
+/// A box in the middle of the screen, the text wrapped to it.
+fn popup(frame: &mut Frame<'_>, screen: Rect, title: &str, text: &str) {
+    let w = screen.width.saturating_sub(4).min(110);
+    let inner_w = usize::from(w.saturating_sub(2)).max(1);
+    let rows: usize = text
+        .lines()
+        .map(|l| l.chars().count().div_ceil(inner_w).max(1))
+        .sum();
+    let h = screen
+        .height
+        .min(u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(2));
+    let area = Rect {
+        x: screen.x + (screen.width - w) / 2,
+        y: screen.y + (screen.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(text.to_owned())
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(title.to_owned()),
+            ),
+        area,
+    );
 }
 
 fn tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
@@ -1362,6 +1395,7 @@ fn hint_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ],
         View::Detail => &[
             ("Esc", "back"),
+            ("c", "grpcurl"),
             ("j/k", "scroll"),
             ("PgDn", "page"),
             ("q", "quit"),
@@ -1416,6 +1450,7 @@ const HELP: &[(&str, &str)] = &[
     ("s / S", "next sort column / reverse (▼ largest first)"),
     ("w", "window: last 10s, 1m, 5m, whole capture"),
     ("v, x", "choose a range on the timeline / clear it"),
+    ("c", "call detail: copy as a grpcurl command"),
     ("g", "Methods: group by service"),
     ("p", "pause (a replay stops reading)"),
     ("?", "this help (any key closes it)"),
