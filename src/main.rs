@@ -4,6 +4,7 @@
 mod calls_json;
 mod cli;
 mod connections;
+mod extract;
 mod fanout;
 mod files;
 mod keylog;

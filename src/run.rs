@@ -222,10 +222,18 @@ pub(crate) fn run<S: PacketSource>(
             cap: args.out.max_decompressed,
             proto_paths: sources.proto_paths.clone(),
         };
+        // A replay's files can be read again for the packets of a call or a connection (not
+        // standard input, nor a live capture).
+        let paths = crate::replay::split(&args.files).0;
+        let writer = (!src.is_live()
+            && !paths.is_empty()
+            && paths.iter().all(|p| p.as_os_str() != "-"))
+        .then(|| crate::extract::writer(paths, std::env::current_dir().unwrap_or_default()));
         Some(crate::watch::start(
             args.out.max_methods,
             decode,
             args.speed,
+            writer,
         )?)
     } else {
         None

@@ -468,6 +468,99 @@ fn grpcurl_commands_make_the_calls_again() {
     }
 }
 
+/// `W` writes the packets of a call (its connection up to the call's end) or of a connection
+/// to a pcapng, read again from the replay's files; replayed, the file gives the same call, and
+/// the same calls of the connection.
+#[test]
+fn written_packets_replay_to_the_same_calls() {
+    let name = "connect-h2-lo.pcap.gz";
+    let dir = std::env::temp_dir().join(format!("grpctap-write-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut app = replayed(name, None);
+    app.writer = Some(crate::extract::writer(vec![capture(name)], dir.clone()));
+    let wait = |app: &mut App| -> String {
+        for _ in 0..500 {
+            if app.poll_job() {
+                return app.popup.take().map(|p| p.1).unwrap_or_default();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the write did not finish");
+    };
+    let facts = |c: &decoder::CallRecord| {
+        (
+            c.client,
+            c.server,
+            c.stream_id,
+            c.method.clone(),
+            c.status,
+            c.req.msgs,
+            c.resp.msgs,
+        )
+    };
+    // A call in the middle of a connection that carried many.
+    keys(&mut app, "2");
+    let pick = (0..app.call_lines.len())
+        .find(|&k| match app.call_lines[k] {
+            tui::app::CallLine::Done(i) => app.model.recent[i].stream_id > 9,
+            tui::app::CallLine::Open(_) => false,
+        })
+        .expect("a call past stream 9");
+    app.selected[1] = pick;
+    screen(&mut app, 100, 30);
+    let tui::app::CallLine::Done(i) = app.call_lines[pick] else {
+        unreachable!("picked a finished call")
+    };
+    let want = facts(&app.model.recent[i]);
+    app.on_key(KeyEvent::new(KeyCode::Char('W'), KeyModifiers::SHIFT));
+    let said = wait(&mut app);
+    assert!(said.contains("written to"), "{said}");
+    let file = std::fs::read_dir(&dir)
+        .expect("dir")
+        .next()
+        .expect("a file")
+        .expect("entry")
+        .path();
+    let again = app_of(replay_events(file.to_str().expect("path"), None));
+    let got: Vec<_> = again.model.recent.iter().map(|c| facts(c)).collect();
+    assert!(got.contains(&want), "{want:?} not in {got:?}");
+    assert!(
+        got.iter().all(|g| g.0 == want.0 && g.2 <= want.2),
+        "only that connection, up to the call"
+    );
+    std::fs::remove_file(&file).expect("rm");
+    // A connection: all its calls.
+    keys(&mut app, "3");
+    let id = app.conn_lines[app.selected[2]];
+    let conn = app.model.conns[&id].clone();
+    let mut theirs: Vec<_> = app
+        .model
+        .recent
+        .iter()
+        .filter(|c| c.conn == id)
+        .map(|c| facts(c))
+        .collect();
+    app.on_key(KeyEvent::new(KeyCode::Char('W'), KeyModifiers::SHIFT));
+    let said = wait(&mut app);
+    assert!(
+        said.contains(&format!("{} ↔ {}", conn.client, conn.server)),
+        "{said}"
+    );
+    let file = std::fs::read_dir(&dir)
+        .expect("dir")
+        .next()
+        .expect("a file")
+        .expect("entry")
+        .path();
+    let again = app_of(replay_events(file.to_str().expect("path"), None));
+    let mut got: Vec<_> = again.model.recent.iter().map(|c| facts(c)).collect();
+    theirs.sort();
+    got.sort();
+    assert!(theirs.len() > 3, "{}", theirs.len());
+    assert_eq!(got, theirs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn methods_view_at_80x24_and_grouped_wide() {
     let mut app = replayed("py-basic-lo.pcap", None);

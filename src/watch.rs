@@ -26,6 +26,7 @@ pub(crate) fn start(
     max_methods: usize,
     decode: tui::detail::Decode,
     speed: Speed,
+    writer: Option<tui::app::PacketWriter>,
 ) -> anyhow::Result<(Watch, Feeder)> {
     anyhow::ensure!(
         std::io::stdout().is_terminal(),
@@ -36,7 +37,8 @@ pub(crate) fn start(
         max_methods,
         ..Default::default()
     });
-    let app = tui::app::App::new(model, decode);
+    let mut app = tui::app::App::new(model, decode);
+    app.writer = writer;
     let feeder = match speed {
         Speed::Max => feeder.with_speed(String::new(), None),
         Speed::Factor(f) => feeder.with_speed(speed.to_string(), Some(f)),

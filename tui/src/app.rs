@@ -175,6 +175,35 @@ impl TimelineCols {
     }
 }
 
+/// What to take from the capture files: the packets between two addresses from one time to
+/// another, into a file named after `name`.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    /// Client address.
+    pub client: std::net::SocketAddr,
+    /// Server address.
+    pub server: std::net::SocketAddr,
+    /// The connection's first packet.
+    pub from: decoder::Nanos,
+    /// The last packet wanted (a call's end); none: to the connection's end.
+    pub until: Option<decoder::Nanos>,
+    /// The file's name, without directory or extension.
+    pub name: String,
+}
+
+/// The writer's function: a line for the user, or why not.
+pub type WriteFn = dyn Fn(WriteRequest) -> Result<String, String> + Send + Sync;
+
+/// Writes packets for the UI (given by the binary, which knows the capture files).
+#[derive(Clone)]
+pub struct PacketWriter(pub std::sync::Arc<WriteFn>);
+
+impl std::fmt::Debug for PacketWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PacketWriter")
+    }
+}
+
 /// What the mouse did on the timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MousePhase {
@@ -243,6 +272,10 @@ pub struct App {
     pub popup: Option<(String, String)>,
     /// Text for the terminal's clipboard (OSC 52), taken by the terminal loop.
     pub clipboard: Option<String>,
+    /// Writes a call's or a connection's packets (a replay: its files), when there are files.
+    pub writer: Option<PacketWriter>,
+    /// A write under way.
+    pub job: Option<std::thread::JoinHandle<Result<String, String>>>,
     /// The timeline as last drawn.
     pub timeline: TimelineCols,
     /// Where the timeline's sparkline was last drawn (for the mouse): x, y, width.
@@ -286,6 +319,8 @@ impl App {
             detail_call: None,
             popup: None,
             clipboard: None,
+            writer: None,
+            job: None,
             timeline: TimelineCols::default(),
             timeline_at: None,
         }
@@ -390,6 +425,7 @@ impl App {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('w') => self.model.choose_window(self.model.window.next()),
             KeyCode::Char('c') if self.view == View::Detail => self.copy_grpcurl(),
+            KeyCode::Char('W') => self.write_packets(),
             KeyCode::Char('v') => self.start_selecting(),
             KeyCode::Char('x') => self.clear_range(),
             KeyCode::Char('?') => self.help = true,
@@ -426,6 +462,89 @@ impl App {
             KeyCode::Esc => self.back(),
             _ => {}
         }
+    }
+
+    /// `W`: the packets of the call (the detail's, or the selected one: its connection from its
+    /// first packet to the call's end) or of the selected connection, written to a pcapng on
+    /// a thread of its own; [`App::poll_job`] says when it is done.
+    fn write_packets(&mut self) {
+        if self.job.is_some() {
+            self.popup = Some((" write ".into(), "a write is under way".into()));
+            return;
+        }
+        let Some(writer) = self.writer.clone() else {
+            self.popup = Some((
+                " write ".into(),
+                "packets can be written from a replay (its files are read again); in a live capture, write them with capture -w".into(),
+            ));
+            return;
+        };
+        let call = match self.view {
+            View::Detail => self.detail_call.as_deref().cloned(),
+            View::Calls => match self.call_lines.get(self.selected[1]) {
+                Some(CallLine::Done(i)) => self.model.recent.get(*i).map(|c| (**c).clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let req = match (self.view, call) {
+            (View::Connections, _) => {
+                let Some(c) = self
+                    .conn_lines
+                    .get(self.selected[2])
+                    .and_then(|id| self.model.conns.get(id))
+                else {
+                    return;
+                };
+                WriteRequest {
+                    client: c.client,
+                    server: c.server,
+                    from: c.opened,
+                    until: None,
+                    name: format!("grpctap-conn{}", c.id.get()),
+                }
+            }
+            (_, Some(call)) => {
+                let opened = self.model.conns.get(&call.conn).map(|c| c.opened);
+                WriteRequest {
+                    client: call.client,
+                    server: call.server,
+                    from: opened.or(call.start).unwrap_or(decoder::Nanos::ZERO),
+                    until: call.end,
+                    name: format!("grpctap-conn{}-stream{}", call.conn.get(), call.stream_id),
+                }
+            }
+            _ => {
+                self.popup = Some((
+                    " write ".into(),
+                    "choose an ended call (Calls view, or its detail) or a connection".into(),
+                ));
+                return;
+            }
+        };
+        self.job = Some(std::thread::spawn(move || (writer.0)(req)));
+        self.popup = Some((" write ".into(), "writing the packets ...".into()));
+    }
+
+    /// When a write has finished: what it said, shown. Returns true when one finished.
+    pub fn poll_job(&mut self) -> bool {
+        if !self
+            .job
+            .as_ref()
+            .is_some_and(std::thread::JoinHandle::is_finished)
+        {
+            return false;
+        }
+        let Some(job) = self.job.take() else {
+            return false;
+        };
+        let text = match job.join() {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => format!("not written: {e}"),
+            Err(_) => "not written: the writer failed".to_owned(),
+        };
+        self.popup = Some((" write (any key closes) ".into(), text));
+        true
     }
 
     /// `c` in the call detail: the call as a grpcurl command, shown and put on the clipboard.

@@ -131,6 +131,9 @@ fn ui_loop(
             drain(rx, app, APPLY_BUDGET);
         }
         app.dropped = shared.dropped.load(Ordering::Relaxed);
+        if app.poll_job() {
+            next_draw = Instant::now();
+        }
         let now = Instant::now();
         if now >= next_draw {
             let _guard = TERMINAL

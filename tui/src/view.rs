@@ -1451,6 +1451,7 @@ const HELP: &[(&str, &str)] = &[
     ("w", "window: last 10s, 1m, 5m, whole capture"),
     ("v, x", "choose a range on the timeline / clear it"),
     ("c", "call detail: copy as a grpcurl command"),
+    ("W", "write the call's / connection's packets (pcapng)"),
     ("g", "Methods: group by service"),
     ("p", "pause (a replay stops reading)"),
     ("?", "this help (any key closes it)"),
