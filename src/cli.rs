@@ -65,7 +65,7 @@ pub(crate) struct CaptureArgs {
     )]
     pub(crate) iface: String,
 
-    /// A BPF filter, as tcpdump takes it (`tcp port 50051`); all TCP when left out. Options
+    /// A BPF filter, as tcpdump takes it (`tcp port 50051`); all TCP and DNS (`tcp or udp port 53`) when left out. Options
     /// may come before or after it, as with tcpdump; `--` ends the options.
     #[arg(value_name = "FILTER")]
     pub(crate) filter: Vec<String>,

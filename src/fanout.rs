@@ -224,6 +224,12 @@ impl Sink for Fanout {
         }
     }
 
+    fn dns_name(&mut self, addr: std::net::IpAddr, name: &str) {
+        for o in &mut self.outputs {
+            o.dns_name(addr, name);
+        }
+    }
+
     fn message(&mut self, conn: ConnId, from: Side, len: u32) {
         for &i in &self.per_message {
             if let Some(o) = self.outputs.get_mut(i) {

@@ -57,7 +57,8 @@ pub(crate) fn interfaces() -> anyhow::Result<ExitCode> {
 pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     let filter = if args.filter.is_empty() {
-        "tcp".to_owned()
+        // TCP, and DNS (its answers name the servers).
+        "tcp or udp port 53".to_owned()
     } else {
         args.filter.join(" ")
     };

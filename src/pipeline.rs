@@ -6,7 +6,7 @@ use std::sync::Arc;
 use capture::{CloseReason, ConnId, EventKind, Nanos, RoleSource, StreamEvent, StreamSink};
 use decoder::output::Conns;
 use decoder::reflection::SchemaStore;
-use decoder::{ConnDecoder, DecoderLimits};
+use decoder::{ConnDecoder, DecoderLimits, Sink as _};
 
 use crate::fanout::Fanout;
 
@@ -62,6 +62,11 @@ pub(crate) struct Pipeline {
     /// Reads the key log files once more (keys an application wrote just now), before a TLS
     /// connection still waiting for its keys is closed.
     pub(crate) refresh_keys: Option<Box<dyn Fn()>>,
+    /// DNS over TCP (port 53): the server's bytes of each such connection not yet a whole
+    /// message (at most one message, 64 KiB, each).
+    dns_tcp: HashMap<ConnId, Vec<u8>, foldhash::fast::FixedState>,
+    /// Answers of the DNS message being read (kept for its memory).
+    dns_answers: Vec<(std::net::IpAddr, String)>,
 }
 
 impl Pipeline {
@@ -79,6 +84,8 @@ impl Pipeline {
             max_mem: limits.max_decoder_state,
             keylog: Arc::default(),
             refresh_keys: None,
+            dns_tcp: HashMap::default(),
+            dns_answers: Vec::new(),
         }
     }
 
@@ -119,6 +126,45 @@ impl Pipeline {
     fn forget(&mut self, c: &Conn) {
         self.mem -= c.mem.min(self.mem);
     }
+
+    /// A DNS message (without TCP's length prefix): its answers name addresses.
+    fn dns_message(&mut self, msg: &[u8]) {
+        self.dns_answers.clear();
+        decoder::dns::answers(msg, &mut self.dns_answers);
+        for (addr, name) in &self.dns_answers {
+            self.out.dns_name(*addr, name);
+        }
+    }
+
+    /// DNS over TCP from the server: length-prefixed messages (RFC 1035 4.2.2).
+    fn dns_tcp_data(&mut self, id: ConnId, bytes: &[u8]) {
+        let Some(mut buf) = self.dns_tcp.remove(&id) else {
+            return;
+        };
+        buf.extend_from_slice(bytes);
+        loop {
+            let Some(len) = buf
+                .get(..2)
+                .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+            else {
+                break;
+            };
+            if buf.len() < 2 + len {
+                break;
+            }
+            let msg: Vec<u8> = buf.drain(..2 + len).skip(2).collect();
+            self.dns_message(&msg);
+        }
+        // A message is at most 64 KiB + its prefix: the buffer stays within that.
+        if buf.len() <= (64 << 10) + 2 {
+            self.dns_tcp.insert(id, buf);
+        }
+    }
+
+    /// A UDP datagram from port 53.
+    pub(crate) fn on_dns(&mut self, _ts: Nanos, _from: std::net::SocketAddr, payload: &[u8]) {
+        self.dns_message(payload);
+    }
 }
 
 impl StreamSink for Pipeline {
@@ -129,6 +175,9 @@ impl StreamSink for Pipeline {
         let id = ev.conn;
         match ev.kind {
             EventKind::Open(info) => {
+                if info.server.port() == 53 && self.dns_tcp.len() < 1024 {
+                    self.dns_tcp.insert(id, Vec::new());
+                }
                 let dec = ConnDecoder::new(
                     id,
                     (info.client, info.server),
@@ -151,6 +200,9 @@ impl StreamSink for Pipeline {
                 );
             }
             EventKind::Data(bytes) => {
+                if ev.dir == capture::Dir::ToClient && !self.dns_tcp.is_empty() {
+                    self.dns_tcp_data(id, bytes);
+                }
                 if let Some(c) = self.conns.map.get_mut(&id) {
                     c.dec.handle_data(ev.dir, ts, bytes, &mut self.out);
                     if c.dec.is_dead() {
@@ -186,6 +238,7 @@ impl StreamSink for Pipeline {
                 if c.closed != [true, true] {
                     return;
                 }
+                self.dns_tcp.remove(&id);
                 if let Some(mut c) = self.conns.map.remove(&id) {
                     self.forget(&c);
                     if c.dec.wants_keys()

@@ -89,6 +89,10 @@ impl capture::StreamSink for Tee<'_> {
         }
         self.pipeline.on_event(ev);
     }
+
+    fn on_dns(&mut self, ts: capture::Nanos, from: std::net::SocketAddr, payload: &[u8]) {
+        self.pipeline.on_dns(ts, from, payload);
+    }
 }
 
 /// Decodes `src` into every output `args` asks for, then reports.

@@ -97,6 +97,9 @@ pub struct StreamEvent<'a> {
 pub trait StreamSink {
     /// Handles one event.
     fn on_event(&mut self, event: StreamEvent<'_>);
+
+    /// A UDP datagram to or from port 53 (DNS: names for the addresses), at `ts`.
+    fn on_dns(&mut self, _ts: Nanos, _from: std::net::SocketAddr, _payload: &[u8]) {}
 }
 
 impl<F: FnMut(StreamEvent<'_>)> StreamSink for F {

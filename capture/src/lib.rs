@@ -136,6 +136,18 @@ impl Reassembler {
         pkt: &Packet<'_>,
         sink: &mut S,
     ) {
+        if ip.protocol == wire::IPPROTO_UDP
+            && let Some((sport, dport, payload)) = wire::parse_udp(ip.payload)
+            && (sport == 53 || dport == 53)
+        {
+            // DNS: what it answers names the addresses of the connections.
+            self.stats.non_tcp += 1;
+            self.stats.dns_datagrams += 1;
+            if sport == 53 {
+                sink.on_dns(pkt.ts, std::net::SocketAddr::new(ip.src, sport), payload);
+            }
+            return;
+        }
         if ip.protocol != IPPROTO_TCP {
             self.stats.non_tcp += 1;
             return;

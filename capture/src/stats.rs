@@ -10,6 +10,8 @@ pub struct CaptureStats {
     pub bytes: u64,
     /// Packets that are not TCP over IP (ARP, UDP, ICMP, ...), skipped.
     pub non_tcp: u64,
+    /// Of those, UDP datagrams to or from port 53 (DNS, read for names).
+    pub dns_datagrams: u64,
     /// Packets whose link type is not supported.
     pub unsupported_link: u64,
     /// Packets cut by the snapshot length: headers missing, or TCP payload incomplete.

@@ -42,6 +42,21 @@ const MAX_VLAN_TAGS: usize = 4;
 
 /// IP protocol number of TCP.
 pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+
+/// A UDP datagram's ports and payload (RFC 768), as far as it was captured; `None` when the
+/// header is cut.
+pub fn parse_udp(data: &[u8]) -> Option<(u16, u16, &[u8])> {
+    let h = data.get(..8)?;
+    let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    let end = len.clamp(8, data.len());
+    Some((
+        u16::from_be_bytes([h[0], h[1]]),
+        u16::from_be_bytes([h[2], h[3]]),
+        &data[8..end],
+    ))
+}
 
 /// The protocol layer a parse error refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

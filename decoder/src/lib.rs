@@ -18,6 +18,7 @@ pub mod aggregate;
 pub mod anomaly;
 pub mod calls;
 pub mod conn;
+pub mod dns;
 pub mod filter;
 pub mod grpc;
 pub mod h2;

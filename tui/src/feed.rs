@@ -171,6 +171,13 @@ pub enum UiEvent {
     },
     /// Open calls, connection load and counters now.
     Snapshot(Box<Snapshot>),
+    /// A DNS answer in the capture named an address.
+    Name {
+        /// The address.
+        addr: std::net::IpAddr,
+        /// The name the client asked for.
+        name: Arc<str>,
+    },
 }
 
 /// Sends events from the decoding thread.
@@ -305,6 +312,15 @@ impl Sink for Feeder {
     fn call_ended(&mut self, call: &CallRecord) {
         if !self.gone {
             self.push(UiEvent::Call(Box::new(call.clone())));
+        }
+    }
+
+    fn dns_name(&mut self, addr: std::net::IpAddr, name: &str) {
+        if !self.gone {
+            self.push(UiEvent::Name {
+                addr,
+                name: Arc::from(name),
+            });
         }
     }
 

@@ -462,6 +462,9 @@ pub struct Spread {
     pub timeline: Timeline,
 }
 
+/// Addresses named (by DNS, by `:authority`) at most.
+const MAX_NAMES: usize = 10_000;
+
 /// Latency histograms by method index.
 type LatencyByMethod = HashMap<usize, Histogram, RandomState>;
 
@@ -507,6 +510,10 @@ pub struct Model {
     pub status: SourceStatus,
     /// GOAWAYs seen.
     pub goaways: u64,
+    /// Names of addresses: from DNS answers in the capture.
+    pub names: HashMap<std::net::IpAddr, Arc<str>, RandomState>,
+    /// The `:authority` the calls to each server address used (the first seen).
+    pub authorities: HashMap<SocketAddr, Arc<str>, RandomState>,
     /// The span of time every figure covers.
     pub window: Window,
     /// The user has not chosen a window: a finished replay switches to the whole capture.
@@ -540,6 +547,8 @@ impl Model {
             spread: HashMap::default(),
             status: SourceStatus::default(),
             goaways: 0,
+            names: HashMap::default(),
+            authorities: HashMap::default(),
             window: Window::default(),
             auto_window: true,
             capture_first: None,
@@ -566,6 +575,17 @@ impl Model {
             }
             None => self.window.name().to_owned(),
         }
+    }
+
+    /// What a server address is called: the name a DNS answer in the capture gave its IP
+    /// address, else the `:authority` its calls used.
+    pub fn server_name(&self, addr: SocketAddr) -> Option<&Arc<str>> {
+        self.names.get(&addr.ip()).or_else(|| {
+            // An authority that is the address itself names nothing.
+            self.authorities
+                .get(&addr)
+                .filter(|a| a.parse::<SocketAddr>().ok() != Some(addr))
+        })
     }
 
     /// The window the user chose (no automatic switch after that).
@@ -663,6 +683,13 @@ impl Model {
                 }
             }
             UiEvent::Snapshot(s) => self.snapshot(*s),
+            UiEvent::Name { addr, name } => {
+                // Bounded: a capture full of DNS answers names at most this many addresses
+                // (the first ones; a later answer for a known address replaces its name).
+                if self.names.len() < MAX_NAMES || self.names.contains_key(&addr) {
+                    self.names.insert(addr, name);
+                }
+            }
         }
     }
 
@@ -771,6 +798,12 @@ impl Model {
             spread.calls += 1;
             spread.series.add(at.0 / NS, error);
             spread.timeline.add(at.0 / NS, error);
+        }
+        if let Some(a) = &call.authority
+            && !self.authorities.contains_key(&call.server)
+            && self.authorities.len() < MAX_NAMES
+        {
+            self.authorities.insert(call.server, a.clone());
         }
         if let Some(c) = self.conns.get_mut(&call.conn) {
             c.calls += 1;

@@ -1093,6 +1093,8 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     let offset = scroll_to(&mut app.tables[2], sel, height, conns.len());
     // A TLS column only when some connection is TLS.
     let tls = conns.iter().any(|c| c.tls.is_some());
+    // A Name column only when some server has one (DNS, or an :authority that is a name).
+    let named = conns.iter().any(|c| m.server_name(c.server).is_some());
     let mut cols = vec![
         (Col::Fit(2), Cut::Right),
         (Col::Flex(15), Cut::Right),
@@ -1104,6 +1106,9 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
         (Col::Fit(11), Cut::Right),
         (Col::Fit(6), Cut::Right),
     ];
+    if named {
+        cols.insert(3, (Col::Flex(4), Cut::Right));
+    }
     if tls {
         cols.push((Col::Flex(16), Cut::Right));
     }
@@ -1138,6 +1143,15 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
                 )),
                 Text::styled(c.goaways.to_string(), goaway),
             ];
+            if named {
+                cells.insert(
+                    3,
+                    Text::new(
+                        m.server_name(c.server)
+                            .map_or("-".to_owned(), |n| n.to_string()),
+                    ),
+                );
+            }
             if tls {
                 cells.push(Text::new(c.tls.as_ref().map_or_else(
                     || "-".to_owned(),
@@ -1150,23 +1164,28 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             (cells, if c.closed { DIM } else { Style::new() })
         })
         .collect();
+    let mut header: Vec<Text> = [
+        "Id",
+        "Client",
+        "Server",
+        "Age",
+        "Open",
+        "Calls",
+        "Errs",
+        "Bytes ↑/↓",
+        "GOAWAY",
+    ]
+    .into_iter()
+    .map(Text::new)
+    .collect();
+    if named {
+        header.insert(3, Text::new("Name"));
+    }
+    if tls {
+        header.push(Text::new("TLS"));
+    }
     let list = List {
-        header: [
-            "Id",
-            "Client",
-            "Server",
-            "Age",
-            "Open",
-            "Calls",
-            "Errs",
-            "Bytes ↑/↓",
-            "GOAWAY",
-            "TLS",
-        ]
-        .into_iter()
-        .take(if tls { 10 } else { 9 })
-        .map(Text::new)
-        .collect(),
+        header,
         rows,
         cols,
         selected: (!conns.is_empty()).then_some(sel - offset),
@@ -1257,6 +1276,11 @@ fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
                     fmt::rate(m.rate(recent))
                 )),
                 note,
+                Span::styled(
+                    m.server_name(*addr)
+                        .map_or(String::new(), |n| format!("  {n}")),
+                    DIM,
+                ),
             ]));
         }
     }

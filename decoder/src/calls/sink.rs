@@ -94,6 +94,9 @@ pub trait Sink {
     /// message's number among those of its direction seen (from 0), `body` its bytes (cut
     /// at the per-message bound).
     fn message_body(&mut self, _call: &CallRecord, _from: Side, _index: u64, _body: &Body) {}
+
+    /// A DNS answer in the capture named `addr` `name` (what a client resolved to reach it).
+    fn dns_name(&mut self, _addr: std::net::IpAddr, _name: &str) {}
 }
 
 /// A sink that keeps nothing (fuzzing, benchmarks).
