@@ -142,13 +142,10 @@ impl Pipeline {
             return;
         };
         buf.extend_from_slice(bytes);
-        loop {
-            let Some(len) = buf
-                .get(..2)
-                .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
-            else {
-                break;
-            };
+        while let Some(len) = buf
+            .get(..2)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+        {
             if buf.len() < 2 + len {
                 break;
             }
