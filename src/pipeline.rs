@@ -157,14 +157,14 @@ impl Pipeline {
             self.dns_tcp.insert(id, buf);
         }
     }
-
-    /// A UDP datagram from port 53.
-    pub(crate) fn on_dns(&mut self, _ts: Nanos, _from: std::net::SocketAddr, payload: &[u8]) {
-        self.dns_message(payload);
-    }
 }
 
 impl StreamSink for Pipeline {
+    /// A UDP datagram from port 53.
+    fn on_dns(&mut self, _ts: Nanos, _from: std::net::SocketAddr, payload: &[u8]) {
+        self.dns_message(payload);
+    }
+
     fn on_event(&mut self, ev: StreamEvent<'_>) {
         let ts = ev.ts;
         self.first_ts.get_or_insert(ts);

@@ -39,15 +39,27 @@ pub(crate) fn parse(s: &str) -> Result<TimeSpec, String> {
     if s.contains('-') && s.len() >= 19 {
         return rfc3339(s).map(TimeSpec::At);
     }
-    let secs: f64 = s.parse().map_err(|_| {
-        format!("{s:?}: a time is +OFFSET (+90s, +1m30s), YYYY-MM-DDTHH:MM:SSZ or Unix seconds")
-    })?;
-    if !(0.0..1e11).contains(&secs) {
-        return Err(format!("{s:?}: not a time"));
+    // Unix seconds, read as decimal digits (an f64 would lose the nanoseconds).
+    let bad =
+        || format!("{s:?}: a time is +OFFSET (+90s, +1m30s), YYYY-MM-DDTHH:MM:SSZ or Unix seconds");
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || whole.len() > 11 {
+        return Err(bad());
     }
-    // Within 0..1e11 s: the nanoseconds fit u64.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok(TimeSpec::At(Nanos((secs * 1e9).round() as u64)))
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let secs: u64 = whole.parse().map_err(|_| bad())?;
+    let digits = &frac[..frac.len().min(9)];
+    let mut ns: u64 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| bad())?
+    };
+    for _ in digits.len()..9 {
+        ns *= 10;
+    }
+    Ok(TimeSpec::At(Nanos(secs * 1_000_000_000 + ns)))
 }
 
 fn offset(s: &str) -> Result<Duration, String> {

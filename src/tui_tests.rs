@@ -561,6 +561,52 @@ fn written_packets_replay_to_the_same_calls() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Servers named by the DNS answers in the capture (clients dialed them by name: c-ares and
+/// getaddrinfo over UDP, dig over UDP and TCP; a CNAME): the Connections view shows each
+/// server's names next to its address.
+#[test]
+fn servers_are_named_by_the_dns_answers_in_the_capture() {
+    let events = replay_events("dns-names-lo.pcap.gz", None);
+    let named = |ip: [u8; 4], name: &str| {
+        events
+            .iter()
+            .filter(|e| {
+                matches!(e, tui::feed::UiEvent::Name { addr, name: n }
+                if *addr == std::net::IpAddr::from(ip) && &**n == name)
+            })
+            .count()
+    };
+    // echo: dig and c-ares (UDP); api, a CNAME to echo; store: getaddrinfo (UDP) and dig +tcp.
+    assert_eq!(named([127, 0, 0, 1], "echo.grpctap.test"), 2);
+    assert_eq!(named([127, 0, 0, 1], "api.grpctap.test"), 1);
+    assert_eq!(
+        named([127, 0, 0, 2], "store.grpctap.test"),
+        2,
+        "UDP and TCP"
+    );
+    assert!(
+        !events.iter().any(
+            |e| matches!(e, tui::feed::UiEvent::Name { name, .. } if name.contains("missing"))
+        ),
+        "an NXDOMAIN names nothing"
+    );
+    let mut app = app_of(events);
+    keys(&mut app, "3");
+    let s = screen(&mut app, 120, 30);
+    let row = |port: &str| {
+        s.lines()
+            .find(|l| l.contains(&format!(":{port} ")))
+            .unwrap_or_else(|| panic!("no row for {port}: {s}"))
+            .to_owned()
+    };
+    assert!(
+        row("50281").contains("echo.grpctap.test, api.grpctap.test"),
+        "{s}"
+    );
+    assert!(row("50282").contains("store.grpctap.test"), "{s}");
+    insta::assert_snapshot!("connections_named_120x30", s);
+}
+
 #[test]
 fn methods_view_at_80x24_and_grouped_wide() {
     let mut app = replayed("py-basic-lo.pcap", None);

@@ -464,6 +464,8 @@ pub struct Spread {
 
 /// Addresses named (by DNS, by `:authority`) at most.
 const MAX_NAMES: usize = 10_000;
+/// DNS names kept per address.
+const NAMES_PER_ADDR: usize = 3;
 
 /// Latency histograms by method index.
 type LatencyByMethod = HashMap<usize, Histogram, RandomState>;
@@ -510,7 +512,8 @@ pub struct Model {
     pub status: SourceStatus,
     /// GOAWAYs seen.
     pub goaways: u64,
-    /// Names of addresses: from DNS answers in the capture.
+    /// Names of addresses from DNS answers in the capture (a few per address, first seen
+    /// first, joined for display).
     pub names: HashMap<std::net::IpAddr, Arc<str>, RandomState>,
     /// The `:authority` the calls to each server address used (the first seen).
     pub authorities: HashMap<SocketAddr, Arc<str>, RandomState>,
@@ -684,10 +687,20 @@ impl Model {
             }
             UiEvent::Snapshot(s) => self.snapshot(*s),
             UiEvent::Name { addr, name } => {
-                // Bounded: a capture full of DNS answers names at most this many addresses
-                // (the first ones; a later answer for a known address replaces its name).
-                if self.names.len() < MAX_NAMES || self.names.contains_key(&addr) {
-                    self.names.insert(addr, name);
+                // Bounded: at most this many addresses (the first named), and a few names each
+                // (several names may lead to one address: a CNAME, a shared front end).
+                let room = self.names.len() < MAX_NAMES;
+                match self.names.get_mut(&addr) {
+                    Some(known) => {
+                        let has = known.split(", ").any(|n| *n == *name);
+                        if !has && known.split(", ").count() < NAMES_PER_ADDR {
+                            *known = Arc::from(format!("{known}, {name}"));
+                        }
+                    }
+                    None if room => {
+                        self.names.insert(addr, name);
+                    }
+                    None => {}
                 }
             }
         }
