@@ -43,6 +43,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         opts.keylog.clone(),
         None,
     )?);
+    opts.files.clone_from(&paths);
     let mut files = capture::input::Files::new(paths, max_block)
         .with_secrets(crate::keylog::dsb_hook(opts.keylog.clone()));
     if !filter.is_empty() {

@@ -42,6 +42,9 @@ pub(crate) struct RunOptions {
     pub(crate) keylog: Arc<decoder::tls::keylog::KeyLog>,
     /// The `--tls-keylog` files, read again before a connection waiting for keys is closed.
     pub(crate) key_files: Option<crate::keylog::KeyFiles>,
+    /// The capture files a replay reads (the UI reads them again for a call's packets); none
+    /// for a live capture or standard input.
+    pub(crate) files: Vec<std::path::PathBuf>,
 }
 
 /// What the decoder keeps of each call: metadata for `--metadata` and the UI, messages for
@@ -228,7 +231,7 @@ pub(crate) fn run<S: PacketSource>(
         };
         // A replay's files can be read again for the packets of a call or a connection (not
         // standard input, nor a live capture).
-        let paths = crate::replay::split(&args.files).0;
+        let paths = std::mem::take(&mut opts.files);
         let writer = (!src.is_live()
             && !paths.is_empty()
             && paths.iter().all(|p| p.as_os_str() != "-"))
