@@ -147,6 +147,8 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
         notes: Vec::new(),
         // The kernel filters live packets.
         keep: None,
+        // No files to read again (capture -w writes them; replay those).
+        files: Vec::new(),
     };
     crate::run::run(&replay, &mut src, opts)
 }
