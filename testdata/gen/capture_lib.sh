@@ -1,8 +1,16 @@
-# Shared by make_midjoin_captures.sh, make_deadline_captures.sh, make_reflection_capture.sh,
-# make_streams_capture.sh and make_tls_captures.sh: installs and builds the four stacks (grpc-go
-# from Debian's packages, @grpc/grpc-js from npm, python grpcio from PyPI, tonic from crates.io)
-# and starts their servers. Sourced, not run.
-# Needs: here (testdata/gen), root (the repository), work (a temporary directory).
+# Shared by the make_*_capture(s).sh scripts (all but make_sonora_capture.sh): installs and
+# builds the four stacks (grpc-go from Debian's packages, @grpc/grpc-js from npm, python grpcio
+# from PyPI, tonic from crates.io) and starts their servers. Sourced, not run.
+# Needs: here (testdata/gen). Sets root (the repository), out (where captures go:
+# GRPCTAP_CAPTURES_OUT or testdata/captures), work (a temporary directory), td (tcpdump's pid,
+# empty), and an EXIT trap that stops tcpdump and the servers and removes work (a script with
+# more to clean sets its own).
+root=$(cd "$here/../.." && pwd)
+out=${GRPCTAP_CAPTURES_OUT:-$root/testdata/captures}
+mkdir -p "$out"
+work=$(mktemp -d)
+td=
+trap '[ -n "$td" ] && kill -INT $td 2> /dev/null; stop_servers; rm -rf "$work"' EXIT
 
 # install_deps: what the stacks need, unless GRPCTAP_NO_INSTALL is set.
 install_deps() {

@@ -28,10 +28,6 @@
 # Usage: testdata/gen/make_dns_capture.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-out=${GRPCTAP_CAPTURES_OUT:-$root/testdata/captures}
-mkdir -p "$out"
-work=$(mktemp -d)
 # shellcheck source=capture_lib.sh
 source "$here/capture_lib.sh"
 ns=grpctap-dns

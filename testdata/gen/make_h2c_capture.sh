@@ -38,14 +38,8 @@
 # Usage: testdata/gen/make_h2c_capture.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-out=${GRPCTAP_CAPTURES_OUT:-$root/testdata/captures}
-mkdir -p "$out"
-work=$(mktemp -d)
 # shellcheck source=capture_lib.sh
 source "$here/capture_lib.sh"
-td=
-trap '[ -n "$td" ] && kill -INT $td 2> /dev/null; stop_servers; rm -rf "$work"' EXIT
 name=go-h2c
 port=50271
 

@@ -12,14 +12,8 @@
 # Usage: testdata/gen/make_midjoin_captures.sh [NAME...]   (default: every pairing)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-out=${GRPCTAP_CAPTURES_OUT:-$root/testdata/captures}
-mkdir -p "$out"
-work=$(mktemp -d)
 # shellcheck source=capture_lib.sh
 source "$here/capture_lib.sh"
-td=
-trap '[ -n "$td" ] && kill -INT $td 2> /dev/null; stop_servers; rm -rf "$work"' EXIT
 install_deps
 build
 

@@ -19,13 +19,8 @@
 # Usage: testdata/gen/make_reflection_capture.sh [NAME...]   (default: py-reflection node-reflection)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${GRPCTAP_CAPTURES_OUT:-$(cd "$here/.." && pwd)/captures}
-mkdir -p "$out"
-work=$(mktemp -d)
 # shellcheck source=capture_lib.sh
 source "$here/capture_lib.sh"
-td=
-trap '[ -n "$td" ] && kill -INT $td 2> /dev/null; stop_servers; rm -rf "$work"' EXIT
 names=${*:-py-reflection node-reflection}
 
 if [ -z "${GRPCTAP_NO_INSTALL:-}" ]; then

@@ -18,14 +18,8 @@
 # Usage: testdata/gen/make_streams_capture.sh [NAME...]   (default: py-streams go-to-py-streams)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-out=${GRPCTAP_CAPTURES_OUT:-$root/testdata/captures}
-mkdir -p "$out"
-work=$(mktemp -d)
 # shellcheck source=capture_lib.sh
 source "$here/capture_lib.sh"
-td=
-trap '[ -n "$td" ] && kill -INT $td 2> /dev/null; stop_servers; rm -rf "$work"' EXIT
 names=${*:-py-streams go-to-py-streams}
 want_go=
 case " $names " in *" go-to-py-streams "*) want_go=1 ;; esac

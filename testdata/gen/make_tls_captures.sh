@@ -37,15 +37,9 @@
 # Usage: testdata/gen/make_tls_captures.sh [NAME...]   (default: every capture, the clear ones too)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-out=${GRPCTAP_CAPTURES_OUT:-$root/testdata/captures}
-mkdir -p "$out"
-work=$(mktemp -d)
 # shellcheck source=capture_lib.sh
 source "$here/capture_lib.sh"
 unset SSLKEYLOGFILE # rustls (tonic-echo) writes its key log where this names, and only where the script says
-td=
-trap '[ -n "$td" ] && kill -INT $td 2> /dev/null; stop_servers; rm -rf "$work"' EXIT
 install_deps
 if [ -z "${GRPCTAP_NO_INSTALL:-}" ] && ! command -v openssl > /dev/null; then
   apt-get install -y -q openssl > "$work/apt-openssl.log"
