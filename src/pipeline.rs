@@ -127,42 +127,46 @@ impl Pipeline {
         self.mem -= c.mem.min(self.mem);
     }
 
-    /// A DNS message (without TCP's length prefix): its answers name addresses.
-    fn dns_message(&mut self, msg: &[u8]) {
-        self.dns_answers.clear();
-        decoder::dns::answers(msg, &mut self.dns_answers);
-        for (addr, name) in &self.dns_answers {
-            self.out.dns_name(*addr, name);
-        }
-    }
-
-    /// DNS over TCP from the server: length-prefixed messages (RFC 1035 4.2.2).
+    /// DNS over TCP from the server: length-prefixed messages (RFC 1035 4.2.2), read where they
+    /// lie in the connection's buffer. (A separate table: the connection's decoder is dropped as
+    /// soon as its bytes are not HTTP.)
     fn dns_tcp_data(&mut self, id: ConnId, bytes: &[u8]) {
-        let Some(mut buf) = self.dns_tcp.remove(&id) else {
+        let Some(buf) = self.dns_tcp.get_mut(&id) else {
             return;
         };
         buf.extend_from_slice(bytes);
+        let mut at = 0;
         while let Some(len) = buf
-            .get(..2)
+            .get(at..at + 2)
             .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
         {
-            if buf.len() < 2 + len {
+            let Some(msg) = buf.get(at + 2..at + 2 + len) else {
                 break;
-            }
-            let msg: Vec<u8> = buf.drain(..2 + len).skip(2).collect();
-            self.dns_message(&msg);
+            };
+            dns_message(msg, &mut self.dns_answers, &mut self.out);
+            at += 2 + len;
         }
+        buf.drain(..at);
         // A message is at most 64 KiB + its prefix: the buffer stays within that.
-        if buf.len() <= (64 << 10) + 2 {
-            self.dns_tcp.insert(id, buf);
+        if buf.len() > (64 << 10) + 2 {
+            self.dns_tcp.remove(&id);
         }
+    }
+}
+
+/// A DNS message (without TCP's length prefix): its answers name addresses.
+fn dns_message(msg: &[u8], answers: &mut Vec<(std::net::IpAddr, String)>, out: &mut Fanout) {
+    answers.clear();
+    decoder::dns::answers(msg, answers);
+    for (addr, name) in answers.iter() {
+        out.dns_name(*addr, name);
     }
 }
 
 impl StreamSink for Pipeline {
     /// A UDP datagram from port 53.
     fn on_dns(&mut self, _ts: Nanos, _from: std::net::SocketAddr, payload: &[u8]) {
-        self.dns_message(payload);
+        dns_message(payload, &mut self.dns_answers, &mut self.out);
     }
 
     fn on_event(&mut self, ev: StreamEvent<'_>) {

@@ -512,23 +512,28 @@ fn written_packets_replay_to_the_same_calls() {
         unreachable!("picked a finished call")
     };
     let want = facts(&app.model.recent[i]);
-    app.on_key(KeyEvent::new(KeyCode::Char('W'), KeyModifiers::SHIFT));
-    let said = wait(&mut app);
+    // W, then the file it wrote replayed: what it said and the calls of the replay.
+    let write = |app: &mut App| {
+        app.on_key(KeyEvent::new(KeyCode::Char('W'), KeyModifiers::SHIFT));
+        let said = wait(app);
+        let file = std::fs::read_dir(&dir)
+            .expect("dir")
+            .next()
+            .expect("a file")
+            .expect("entry")
+            .path();
+        let again = app_of(replay_events(file.to_str().expect("path"), None));
+        std::fs::remove_file(&file).expect("rm");
+        let calls: Vec<_> = again.model.recent.iter().map(|c| facts(c)).collect();
+        (said, calls)
+    };
+    let (said, got) = write(&mut app);
     assert!(said.contains("written to"), "{said}");
-    let file = std::fs::read_dir(&dir)
-        .expect("dir")
-        .next()
-        .expect("a file")
-        .expect("entry")
-        .path();
-    let again = app_of(replay_events(file.to_str().expect("path"), None));
-    let got: Vec<_> = again.model.recent.iter().map(|c| facts(c)).collect();
     assert!(got.contains(&want), "{want:?} not in {got:?}");
     assert!(
         got.iter().all(|g| g.0 == want.0 && g.2 <= want.2),
         "only that connection, up to the call"
     );
-    std::fs::remove_file(&file).expect("rm");
     // A connection: all its calls.
     keys(&mut app, "3");
     let id = app.conn_lines[app.selected[2]];
@@ -540,20 +545,11 @@ fn written_packets_replay_to_the_same_calls() {
         .filter(|c| c.conn == id)
         .map(|c| facts(c))
         .collect();
-    app.on_key(KeyEvent::new(KeyCode::Char('W'), KeyModifiers::SHIFT));
-    let said = wait(&mut app);
+    let (said, mut got) = write(&mut app);
     assert!(
         said.contains(&format!("{} ↔ {}", conn.client, conn.server)),
         "{said}"
     );
-    let file = std::fs::read_dir(&dir)
-        .expect("dir")
-        .next()
-        .expect("a file")
-        .expect("entry")
-        .path();
-    let again = app_of(replay_events(file.to_str().expect("path"), None));
-    let mut got: Vec<_> = again.model.recent.iter().map(|c| facts(c)).collect();
     theirs.sort();
     got.sort();
     assert!(theirs.len() > 3, "{}", theirs.len());

@@ -39,10 +39,10 @@ pub(crate) fn start(
     });
     let mut app = tui::app::App::new(model, decode);
     app.writer = writer;
-    let feeder = match speed {
-        Speed::Max => feeder.with_speed(String::new(), None),
-        Speed::Factor(f) => feeder.with_speed(speed.to_string(), Some(f)),
-    };
+    let feeder = feeder.with_pace(match speed {
+        Speed::Max => None,
+        Speed::Factor(f) => Some(f),
+    });
     let ui_shared = shared.clone();
     let handle = std::thread::Builder::new()
         .name("grpctap-ui".into())

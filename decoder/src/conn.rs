@@ -169,7 +169,7 @@ impl Plain {
             data = h1.handle_data(d, ts, data, &mut feed);
             if let Some(settings) = h1.take_upgrade() {
                 // The server accepted `Upgrade: h2c`: HTTP/2 from here on.
-                feed.calls.upgraded(feed.out);
+                feed.calls.upgraded();
                 self.h2.peer_settings(Side::Client, &settings, &mut feed);
             }
             if data.is_empty() {

@@ -109,9 +109,7 @@ pub struct SourceStatus {
     pub gaps: u64,
     /// Protocol anomalies of the decoder.
     pub anomalies: u64,
-    /// Replay speed, as the user gave it.
-    pub speed: String,
-    /// A paced replay: this many times real time.
+    /// A paced replay: this many times real time (none: as fast as it decodes).
     pub pace: Option<f64>,
 }
 
@@ -189,8 +187,6 @@ pub struct Feeder {
     last_flush: Instant,
     /// The UI went away, or the input ended: nothing more is sent.
     gone: bool,
-    /// Replay speed as the status line shows it.
-    speed: String,
     /// A paced replay's factor.
     pace: Option<f64>,
     /// Anomalies seen (for the status line).
@@ -207,7 +203,6 @@ pub fn channel(capacity: usize) -> (Feeder, Receiver<Vec<UiEvent>>, Arc<Shared>)
         shared: shared.clone(),
         last_flush: Instant::now(),
         gone: false,
-        speed: String::new(),
         pace: None,
         anomalies: 0,
     };
@@ -215,10 +210,9 @@ pub fn channel(capacity: usize) -> (Feeder, Receiver<Vec<UiEvent>>, Arc<Shared>)
 }
 
 impl Feeder {
-    /// Shows `speed` on the status line ("" for as fast as it goes); `pace`: the factor of
-    /// real time a paced replay goes at (the status line says the time left).
-    pub fn with_speed(mut self, speed: String, pace: Option<f64>) -> Feeder {
-        self.speed = speed;
+    /// `pace`: the factor of real time a paced replay goes at (the status line shows it and
+    /// the time left); none for as fast as it decodes.
+    pub fn with_pace(mut self, pace: Option<f64>) -> Feeder {
         self.pace = pace;
         self
     }
@@ -275,7 +269,6 @@ impl Feeder {
                 drops: t.health.drops,
                 gaps: t.health.gaps,
                 anomalies: self.anomalies,
-                speed: self.speed.clone(),
                 pace: self.pace,
             },
             ..Snapshot::default()

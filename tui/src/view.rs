@@ -50,6 +50,16 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
     }
 }
 
+/// A `w` x `h` area in the middle of `screen` (which holds it).
+fn centered(screen: Rect, w: u16, h: u16) -> Rect {
+    Rect {
+        x: screen.x + (screen.width - w) / 2,
+        y: screen.y + (screen.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
 /// A box in the middle of the screen, the text wrapped to it.
 fn popup(frame: &mut Frame<'_>, screen: Rect, title: &str, text: &str) {
     let w = screen.width.saturating_sub(4).min(110);
@@ -61,12 +71,7 @@ fn popup(frame: &mut Frame<'_>, screen: Rect, title: &str, text: &str) {
     let h = screen
         .height
         .min(u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(2));
-    let area = Rect {
-        x: screen.x + (screen.width - w) / 2,
-        y: screen.y + (screen.height - h) / 2,
-        width: w,
-        height: h,
-    };
+    let area = centered(screen, w, h);
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(text.to_owned())
@@ -413,15 +418,8 @@ fn complete_row(app: &mut App, line: &MethodLine, r: &mut RowStats) {
             r.latency = app.model.method_latency(*i);
             r.top_errors = app.model.top_errors(&[*i]);
         }
-        MethodLine::Service(s) => {
-            let members: Vec<usize> = app
-                .model
-                .methods()
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| &m.service == s && app.method_filter.matches_name(&m.name))
-                .map(|(i, _)| i)
-                .collect();
+        MethodLine::Service(_) => {
+            let members = members(app, line);
             r.latency = app.model.service_latency(&members);
             r.top_errors = app.model.top_errors(&members);
         }
@@ -1247,11 +1245,7 @@ fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ]));
         for &(addr, calls, recent) in &list {
             let share = calls as f64 / total.max(1) as f64;
-            let open_conns = m
-                .conns
-                .values()
-                .filter(|c| !c.closed && c.server == *addr)
-                .count();
+            let open_conns = open_conns.get(addr).copied().unwrap_or(0);
             let note = if recent == 0 && recent_total > 0 {
                 Span::styled(" idle", Style::new().fg(Color::Yellow))
             } else if list.len() > 1 && recent == recent_total && recent_total > 0 {
@@ -1371,8 +1365,9 @@ fn status_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
     if s.done {
         state.push_str(" done");
     }
-    if !s.speed.is_empty() {
-        state.push_str(&format!(" {}", s.speed));
+    if let Some(f) = s.pace {
+        // As `--speed` says it (`Speed`'s Display).
+        state.push_str(&format!(" {f}x"));
     }
     let paused = if app.paused { " PAUSED " } else { "" };
     let room =
@@ -1487,12 +1482,7 @@ fn help(frame: &mut Frame<'_>, screen: Rect) {
     let h = screen
         .height
         .min(u16::try_from(HELP.len()).unwrap_or(20) + 4);
-    let area = Rect {
-        x: screen.x + (screen.width - w) / 2,
-        y: screen.y + (screen.height - h) / 2,
-        width: w,
-        height: h,
-    };
+    let area = centered(screen, w, h);
     frame.render_widget(Clear, area);
     let mut lines: Vec<Line<'_>> = HELP
         .iter()

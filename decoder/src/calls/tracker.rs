@@ -345,7 +345,7 @@ impl Tracker {
 
     /// The HTTP/1.1 connection switched to HTTP/2 (`Upgrade: h2c`): calls from here on, and
     /// the upgrading request (stream 1, answered in HTTP/2), are HTTP/2's.
-    pub fn upgraded<S: Sink + ?Sized>(&mut self, _sink: &mut S) {
+    pub fn upgraded(&mut self) {
         self.http1 = false;
         self.upgraded = true;
         for call in self.calls.values_mut() {
