@@ -232,15 +232,21 @@ pub(crate) fn run<S: PacketSource>(
         // A replay's files can be read again for the packets of a call or a connection (not
         // standard input, nor a live capture).
         let paths = std::mem::take(&mut opts.files);
-        let writer = (!src.is_live()
-            && !paths.is_empty()
-            && paths.iter().all(|p| p.as_os_str() != "-"))
-        .then(|| crate::extract::writer(paths, std::env::current_dir().unwrap_or_default()));
+        let files =
+            (!src.is_live() && !paths.is_empty() && paths.iter().all(|p| p.as_os_str() != "-"))
+                .then(|| {
+                    crate::extract::capture_files(
+                        paths,
+                        std::env::current_dir().unwrap_or_default(),
+                        dec_limits,
+                        opts.keylog.clone(),
+                    )
+                });
         Some(crate::watch::start(
             args.out.max_methods,
             decode,
             args.speed,
-            writer,
+            files,
         )?)
     } else {
         None

@@ -476,8 +476,7 @@ fn written_packets_replay_to_the_same_calls() {
     let name = "connect-h2-lo.pcap.gz";
     let dir = std::env::temp_dir().join(format!("grpctap-write-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let mut app = replayed(name, None);
-    app.writer = Some(crate::extract::writer(vec![capture(name)], dir.clone()));
+    let mut app = with_files(replayed(name, None), name, &dir);
     let wait = |app: &mut App| -> String {
         for _ in 0..500 {
             if app.poll_job() {
@@ -860,4 +859,277 @@ mod random_keys {
             }
         }
     }
+}
+
+/// The frames a call's view lists, checked against what the replay counted of the call: one
+/// request header block naming its method, DATA carrying exactly its messages (each with its
+/// 5-byte prefix) both ways, its trailers' grpc-status, and a RST_STREAM with its code exactly
+/// when it was reset. Captures of five stacks, each seen from its start.
+#[test]
+fn the_frames_of_every_call_are_what_its_record_counted() {
+    use decoder::framelog::{FrameDetail, Scope};
+    use decoder::h2::frame::Kind;
+    let mut checked = 0;
+    for name in [
+        "py-basic-lo.pcap",
+        "tonic-edge-lo.pcap.gz",
+        "go-deadlines-lo.pcap.gz",
+        "node-clear-lo.pcap.gz",
+        "connect-h2-lo.pcap.gz",
+    ] {
+        let app = replayed(name, None);
+        assert!(!app.model.recent.is_empty(), "{name}");
+        for c in app.model.recent.iter() {
+            if c.http1 || c.protocol != decoder::calls::RequestKind::Grpc {
+                continue;
+            }
+            let opened = app.model.conns[&c.conn].opened;
+            let log = crate::extract::connection_frames(
+                &[capture(name)],
+                (c.client, c.server),
+                (opened, c.end),
+                Scope::Stream {
+                    id: c.stream_id,
+                    since: c.start.expect("start"),
+                },
+                (decoder::DecoderLimits::default(), Default::default()),
+            )
+            .expect("frames");
+            let what = format!("{name} conn {} stream {}", c.conn.get(), c.stream_id);
+            let of_stream: Vec<_> = log
+                .frames()
+                .filter(|f| f.head.stream == c.stream_id)
+                .collect();
+            assert!(
+                log.frames()
+                    .all(|f| f.head.stream == c.stream_id || f.head.stream == 0),
+                "{what}: only its stream and the connection's"
+            );
+            let blocks: Vec<_> = of_stream
+                .iter()
+                .filter_map(|f| match &f.detail {
+                    FrameDetail::Headers(b) => Some((f.from, b)),
+                    _ => None,
+                })
+                .collect();
+            let value = |b: &decoder::framelog::HeaderBlock, n: &str| {
+                b.fields
+                    .iter()
+                    .find(|h| h.name == n)
+                    .and_then(|h| h.value.clone())
+            };
+            let requests: Vec<_> = blocks
+                .iter()
+                .filter(|(from, _)| *from == decoder::Side::Client)
+                .collect();
+            assert_eq!(requests.len(), 1, "{what}");
+            assert_eq!(
+                value(requests[0].1, ":path").as_deref(),
+                c.method.as_deref(),
+                "{what}"
+            );
+            let data = |from| -> u64 {
+                of_stream
+                    .iter()
+                    .filter(|f| f.from == from)
+                    .map(|f| match f.detail {
+                        FrameDetail::Data { data_len } => u64::from(data_len),
+                        _ => 0,
+                    })
+                    .sum()
+            };
+            assert_eq!(
+                data(decoder::Side::Client),
+                c.req.bytes + 5 * c.req.msgs,
+                "{what}: request DATA"
+            );
+            assert_eq!(
+                data(decoder::Side::Server),
+                c.resp.bytes + 5 * c.resp.msgs,
+                "{what}: response DATA"
+            );
+            let trailers = blocks
+                .iter()
+                .rev()
+                .find(|(from, b)| {
+                    *from == decoder::Side::Server && value(b, "grpc-status").is_some()
+                })
+                .and_then(|(_, b)| value(b, "grpc-status"))
+                .and_then(|v| v.parse::<u32>().ok());
+            assert_eq!(trailers, c.grpc_status, "{what}: grpc-status");
+            // A reset after the server ended the stream (grpcio's NO_ERROR after its trailers)
+            // is listed, but the call had ended.
+            let server_end = of_stream
+                .iter()
+                .position(|f| {
+                    f.from == decoder::Side::Server
+                        && matches!(f.head.kind, Kind::HEADERS | Kind::DATA)
+                        && f.head.flags.0 & 0x1 != 0
+                })
+                .unwrap_or(of_stream.len());
+            let reset = of_stream[..server_end].iter().find_map(|f| match f.detail {
+                FrameDetail::Reset(code) if f.head.kind == Kind::RST_STREAM => {
+                    Some((f.from, code.0))
+                }
+                _ => None,
+            });
+            assert_eq!(reset, c.reset.map(|r| (r.by, r.code)), "{what}: reset");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked} calls checked");
+}
+
+/// Every frame of the connection `conn` of capture `name`, decoded again.
+fn connection_frames(name: &str, conn: &tui::model::ConnInfo) -> decoder::framelog::FrameLog {
+    crate::extract::connection_frames(
+        &[capture(name)],
+        (conn.client, conn.server),
+        (conn.opened, None),
+        decoder::framelog::Scope::Connection,
+        (decoder::DecoderLimits::default(), Default::default()),
+    )
+    .expect("frames")
+}
+
+/// `app` reading the capture `name` again (for `W` and `f`), writing into `dir`.
+fn with_files(mut app: App, name: &str, dir: &Path) -> App {
+    app.files = Some(crate::extract::capture_files(
+        vec![capture(name)],
+        dir.to_path_buf(),
+        decoder::DecoderLimits::default(),
+        Default::default(),
+    ));
+    app
+}
+
+/// Waits for the UI's work on the capture files; true when it finished.
+fn wait_job(app: &mut App) -> bool {
+    for _ in 0..1000 {
+        if app.poll_job() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+/// `f` on a call's detail opens its frames (the request's header block field by field with
+/// each field's HPACK representation, DATA, trailers), Esc goes back to the detail; `f` on a
+/// connection lists the connection's frames from its preface's SETTINGS on.
+#[test]
+fn f_shows_the_frames_of_a_call_and_of_a_connection() {
+    let name = "tonic-basic-lo.pcap";
+    let mut app = with_files(replayed(name, None), name, &std::env::temp_dir());
+    // The oldest call first: its connection's table was empty, so its fields are literals,
+    // and later calls index them.
+    keys(&mut app, "2sss");
+    let oldest = (0..app.call_lines.len())
+        .min_by_key(|&k| match app.call_lines[k] {
+            tui::app::CallLine::Done(i) => {
+                (app.model.recent[i].conn, app.model.recent[i].stream_id)
+            }
+            tui::app::CallLine::Open(_) => (decoder::ConnId::new(u16::MAX, 0), 0),
+        })
+        .expect("a call");
+    app.selected[1] = oldest;
+    keys(&mut app, "\nf");
+    assert!(wait_job(&mut app), "the frames were not read");
+    assert_eq!(app.view, tui::app::View::Frames);
+    let shown = screen(&mut app, 140, 40);
+    insta::assert_snapshot!("frames_of_a_call", shown);
+    assert!(shown.contains("HEADERS"), "{shown}");
+    assert!(shown.contains(":path: /"), "{shown}");
+    assert!(shown.contains("literal"), "{shown}");
+    assert!(shown.contains("indexed"), "{shown}");
+    keys(&mut app, "\x1b");
+    assert_eq!(app.view, tui::app::View::Detail);
+    keys(&mut app, "\x1b3f");
+    assert!(wait_job(&mut app), "the frames were not read");
+    let shown = screen(&mut app, 140, 40);
+    assert!(shown.contains("SETTINGS"), "{shown}");
+    insta::assert_snapshot!("frames_of_a_connection", shown);
+    // An HTTP/1.1 call has none, and says so.
+    let name = "connect-h1-lo.pcap.gz";
+    let mut app = with_files(replayed(name, None), name, &std::env::temp_dir());
+    keys(&mut app, "2\nf");
+    let said = app.popup.clone().map(|p| p.1).unwrap_or_default();
+    assert!(said.contains("HTTP/1.1"), "{said}");
+}
+
+/// A capture joined mid-way: fields that index entries from before the capture are listed as
+/// such, under the name grpctap gives the unseen entry, with no value.
+#[test]
+fn frames_of_a_joined_connection_name_the_entries_from_before_the_capture() {
+    use decoder::framelog::FrameDetail;
+    use decoder::hpack::{Indexed, Rep};
+    let name = "py-midstream.pcap";
+    let app = replayed(name, None);
+    let conn = app
+        .model
+        .conns
+        .values()
+        .next()
+        .expect("a connection")
+        .clone();
+    let log = connection_frames(name, &conn);
+    let fields: Vec<_> = log
+        .frames()
+        .filter_map(|f| match &f.detail {
+            FrameDetail::Headers(b) => Some(b.fields.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let unknown: Vec<_> = fields
+        .iter()
+        .filter(|h| {
+            matches!(
+                h.rep,
+                Rep::Indexed {
+                    table: Indexed::Unknown,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert!(!unknown.is_empty(), "{fields:?}");
+    assert!(
+        unknown
+            .iter()
+            .all(|h| h.value.is_none() && h.name.starts_with("<unknown ")),
+        "{unknown:?}"
+    );
+    // And what was learned while watching is indexed from the dynamic table, with its value.
+    assert!(
+        fields.iter().any(|h| matches!(
+            h.rep,
+            Rep::Indexed {
+                table: Indexed::Dynamic,
+                ..
+            }
+        ) && h.value.is_some()),
+        "{fields:?}"
+    );
+}
+
+/// The frames view of py-edge's connections: the keepalive PINGs and the GOAWAY are listed, and
+/// the authorization value the client sent is redacted, never shown.
+#[test]
+fn frames_list_pings_and_goaway_and_never_a_secret() {
+    let name = "py-edge-lo.pcap.gz";
+    let app = replayed(name, None);
+    let mut text = String::new();
+    for conn in app.model.conns.values() {
+        let log = connection_frames(name, conn);
+        let shown = tui::frames::build(String::new(), &log, conn.opened);
+        for l in &shown.lines {
+            text.push_str(&l.to_string());
+            text.push('\n');
+        }
+    }
+    assert!(text.contains("PING"), "keepalive PINGs");
+    assert!(text.contains("GOAWAY"), "the graceful GOAWAY");
+    assert!(text.contains("<redacted 23 bytes>"), "the secret, redacted");
+    assert!(!text.contains("secret-token"), "never the secret itself");
 }

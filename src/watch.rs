@@ -26,7 +26,7 @@ pub(crate) fn start(
     max_methods: usize,
     decode: tui::detail::Decode,
     speed: Speed,
-    writer: Option<tui::app::PacketWriter>,
+    files: Option<tui::app::CaptureFiles>,
 ) -> anyhow::Result<(Watch, Feeder)> {
     anyhow::ensure!(
         std::io::stdout().is_terminal(),
@@ -38,7 +38,7 @@ pub(crate) fn start(
         ..Default::default()
     });
     let mut app = tui::app::App::new(model, decode);
-    app.writer = writer;
+    app.files = files;
     let feeder = feeder.with_pace(match speed {
         Speed::Max => None,
         Speed::Factor(f) => Some(f),

@@ -220,3 +220,38 @@ fn a_range_chosen_with_the_keys_narrows_every_view() {
     t.keys(&["q"]);
     t.wait_exit(0);
 }
+
+#[test]
+fn f_opens_the_frames_of_a_call_and_of_a_connection() {
+    let t = Tmux::start("frames", &cmd("", "tonic-basic-lo.pcap"), 130, 40);
+    t.wait("the replay's end", |s| {
+        s.contains("tonic-basic-lo.pcap done") && s.contains("Echo/Unary")
+    });
+    // The newest call's detail, then its frames.
+    t.keys(&["2", "Enter"]);
+    t.wait_for("Call detail");
+    t.keys(&["f"]);
+    let s = t.wait("the call's frames", |s| {
+        s.contains("Frames of call")
+            && s.contains(":path: /grpctap.test.Echo/")
+            && s.contains("C→S DATA")
+    });
+    assert!(s.contains("HEADERS") && s.contains("DATA"), "{s}");
+    assert!(s.contains("indexed"), "HPACK representations: {s}");
+    t.keys(&["Escape"]);
+    t.wait_for("Call detail");
+    // A connection's frames start with its SETTINGS.
+    t.keys(&["Escape"]);
+    t.wait_for("Enter open");
+    t.keys(&["3"]);
+    t.wait_for("Client");
+    t.keys(&["f"]);
+    let s = t.wait("the connection's frames", |s| {
+        s.contains("Frames of connection") && s.contains("SETTINGS")
+    });
+    assert!(s.contains("every frame of the connection"), "{s}");
+    t.keys(&["End"]);
+    t.wait_for("grpc-status");
+    t.keys(&["q"]);
+    t.wait_exit(0);
+}

@@ -262,6 +262,13 @@ impl ConnDecoder {
         }
     }
 
+    /// Reports every HTTP/2 frame to the sink ([`Sink::frame`]): for a view of the frames of
+    /// one connection, decoded again on its own.
+    pub fn log_frames(mut self) -> ConnDecoder {
+        self.plain.h2.log_frames();
+        self
+    }
+
     /// Decrypts TLS connections with the secrets of `keylog` (shared with every connection;
     /// secrets added later are used by connections still waiting for theirs).
     pub fn with_keylog(mut self, keylog: Arc<KeyLog>) -> ConnDecoder {

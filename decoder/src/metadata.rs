@@ -98,22 +98,30 @@ pub fn capture(list: &HeaderList) -> Block {
         }
         let value = match f.value {
             Text::Unknown(_) => "<unknown>".to_owned(),
-            Text::Bytes(v) if f.sensitive || is_secret(&name) => {
-                format!("<redacted {} bytes>", v.len())
-            }
-            Text::Bytes(v) if name.ends_with("-bin") => bin_value(v),
-            Text::Bytes(v) if v.len() > MAX_VALUE => {
-                format!(
-                    "{}...<{} bytes>",
-                    String::from_utf8_lossy(&v[..MAX_VALUE]),
-                    v.len()
-                )
-            }
-            Text::Bytes(v) => String::from_utf8_lossy(v).into_owned(),
+            Text::Bytes(v) => shown_value(&name, v, f.sensitive),
         };
         b.fields.push((name, value));
     }
     b
+}
+
+/// A header value as grpctap shows it: secrets (by name, or marked never-indexed) redacted to
+/// their length, `-bin` values as base64, long values cut. Pseudo-headers (`:authority`, ...)
+/// are no secrets, whatever their names contain.
+pub fn shown_value(name: &str, v: &[u8], sensitive: bool) -> String {
+    if sensitive || (!name.starts_with(':') && is_secret(name)) {
+        format!("<redacted {} bytes>", v.len())
+    } else if name.ends_with("-bin") {
+        bin_value(v)
+    } else if v.len() > MAX_VALUE {
+        format!(
+            "{}...<{} bytes>",
+            String::from_utf8_lossy(&v[..MAX_VALUE]),
+            v.len()
+        )
+    } else {
+        String::from_utf8_lossy(v).into_owned()
+    }
 }
 
 /// A `-bin` value as base64. gRPC sends it base64-encoded, or, when both sides announced

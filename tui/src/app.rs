@@ -19,6 +19,8 @@ pub enum View {
     Connections,
     /// One call.
     Detail,
+    /// The HTTP/2 frames of a call or a connection.
+    Frames,
 }
 
 /// Sort columns of the Methods view, in `s` order.
@@ -194,14 +196,74 @@ pub struct WriteRequest {
 /// The writer's function: a line for the user, or why not.
 pub type WriteFn = dyn Fn(WriteRequest) -> Result<String, String> + Send + Sync;
 
-/// Writes packets for the UI (given by the binary, which knows the capture files).
-#[derive(Clone)]
-pub struct PacketWriter(pub std::sync::Arc<WriteFn>);
+/// Which frames to decode again from the capture files: a connection's (from its first packet
+/// to `until`), those of `scope`.
+#[derive(Debug, Clone)]
+pub struct FramesRequest {
+    /// Client address.
+    pub client: std::net::SocketAddr,
+    /// Server address.
+    pub server: std::net::SocketAddr,
+    /// The connection's first packet.
+    pub from: decoder::Nanos,
+    /// The last packet wanted (a call's end); none: to the connection's end.
+    pub until: Option<decoder::Nanos>,
+    /// The frames kept.
+    pub scope: decoder::framelog::Scope,
+}
 
-impl std::fmt::Debug for PacketWriter {
+/// The frame reader's function: the frames, or why not.
+pub type FramesFn =
+    dyn Fn(FramesRequest) -> Result<decoder::framelog::FrameLog, String> + Send + Sync;
+
+/// What the UI takes from the capture files again (given by the binary, which knows them): a
+/// call's or a connection's packets, written to a file, and its frames.
+#[derive(Clone)]
+pub struct CaptureFiles {
+    /// Writes packets.
+    pub write: std::sync::Arc<WriteFn>,
+    /// Decodes frames.
+    pub frames: std::sync::Arc<FramesFn>,
+}
+
+impl std::fmt::Debug for CaptureFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PacketWriter")
+        f.write_str("CaptureFiles")
     }
+}
+
+/// Work on the capture files under way on a thread of its own.
+#[derive(Debug)]
+pub enum Job {
+    /// Writing packets: a line for the user.
+    Write(std::thread::JoinHandle<Result<String, String>>),
+    /// Decoding frames, for the frames view titled so.
+    Frames(
+        std::thread::JoinHandle<Result<decoder::framelog::FrameLog, String>>,
+        String,
+        decoder::Nanos,
+    ),
+}
+
+impl Job {
+    fn is_finished(&self) -> bool {
+        match self {
+            Job::Write(h) => h.is_finished(),
+            Job::Frames(h, ..) => h.is_finished(),
+        }
+    }
+}
+
+/// A call or a connection chosen for `W` or `f`.
+struct Target {
+    client: std::net::SocketAddr,
+    server: std::net::SocketAddr,
+    /// The connection's first packet.
+    from: decoder::Nanos,
+    /// The call (none: the whole connection).
+    call: Option<Box<decoder::CallRecord>>,
+    /// A file name for it.
+    name: String,
 }
 
 /// What the mouse did on the timeline.
@@ -272,10 +334,17 @@ pub struct App {
     pub popup: Option<(String, String)>,
     /// Text for the terminal's clipboard (OSC 52), taken by the terminal loop.
     pub clipboard: Option<String>,
-    /// Writes a call's or a connection's packets (a replay: its files), when there are files.
-    pub writer: Option<PacketWriter>,
-    /// A write under way.
-    pub job: Option<std::thread::JoinHandle<Result<String, String>>>,
+    /// Takes a call's or a connection's packets and frames again from the capture files (a
+    /// replay's), when there are files.
+    pub files: Option<CaptureFiles>,
+    /// Work on the files under way.
+    pub job: Option<Job>,
+    /// The frames view's content.
+    pub frames: Option<crate::frames::FramesShown>,
+    /// First line of the frames view shown.
+    pub frames_scroll: usize,
+    /// The view the frames view goes back to.
+    pub frames_back: View,
     /// The timeline as last drawn.
     pub timeline: TimelineCols,
     /// Where the timeline's sparkline was last drawn (for the mouse): x, y, width.
@@ -319,8 +388,11 @@ impl App {
             detail_call: None,
             popup: None,
             clipboard: None,
-            writer: None,
+            files: None,
             job: None,
+            frames: None,
+            frames_scroll: 0,
+            frames_back: View::Calls,
             timeline: TimelineCols::default(),
             timeline_at: None,
         }
@@ -331,7 +403,7 @@ impl App {
             View::Methods => Some(0),
             View::Calls => Some(1),
             View::Connections => Some(2),
-            View::Detail => None,
+            View::Detail | View::Frames => None,
         }
     }
 
@@ -340,7 +412,7 @@ impl App {
             View::Methods => self.method_lines.len(),
             View::Calls => self.call_lines.len(),
             View::Connections => self.conn_lines.len(),
-            View::Detail => 0,
+            View::Detail | View::Frames => 0,
         }
     }
 
@@ -351,6 +423,9 @@ impl App {
                 let len = self.list_len();
                 let cur = self.selected[i].min(len.saturating_sub(1));
                 self.selected[i] = cur.saturating_add_signed(delta).min(len.saturating_sub(1));
+            }
+            None if self.view == View::Frames => {
+                self.frames_scroll = self.frames_scroll.saturating_add_signed(delta);
             }
             None => self.scroll = self.scroll.saturating_add_signed(delta),
         }
@@ -426,6 +501,7 @@ impl App {
             KeyCode::Char('w') => self.model.choose_window(self.model.window.next()),
             KeyCode::Char('c') if self.view == View::Detail => self.copy_grpcurl(),
             KeyCode::Char('W') => self.write_packets(),
+            KeyCode::Char('f') => self.show_frames(),
             KeyCode::Char('v') => self.start_selecting(),
             KeyCode::Char('x') => self.clear_range(),
             KeyCode::Char('?') => self.help = true,
@@ -441,7 +517,7 @@ impl App {
             KeyCode::PageUp => self.move_by(-(self.page.max(1) as isize)),
             KeyCode::Home => self.move_by(isize::MIN / 2),
             KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX / 2),
-            KeyCode::Char('/') if self.view != View::Detail => {
+            KeyCode::Char('/') if !matches!(self.view, View::Detail | View::Frames) => {
                 let cur = match self.view {
                     View::Methods => self.method_filter.text().to_owned(),
                     _ => self.call_filter.text().to_owned(),
@@ -464,21 +540,9 @@ impl App {
         }
     }
 
-    /// `W`: the packets of the call (the detail's, or the selected one: its connection from its
-    /// first packet to the call's end) or of the selected connection, written to a pcapng on
-    /// a thread of its own; [`App::poll_job`] says when it is done.
-    fn write_packets(&mut self) {
-        if self.job.is_some() {
-            self.popup = Some((" write ".into(), "a write is under way".into()));
-            return;
-        }
-        let Some(writer) = self.writer.clone() else {
-            self.popup = Some((
-                " write ".into(),
-                "packets can be written from a replay (its files are read again); in a live capture, write them with capture -w".into(),
-            ));
-            return;
-        };
+    /// The call or connection `W` and `f` act on: the detail's call, the selected ended call,
+    /// or the selected connection. `Err`: what to choose instead.
+    fn target(&self) -> Result<Target, &'static str> {
         let call = match self.view {
             View::Detail => self.detail_call.as_deref().cloned(),
             View::Calls => match self.call_lines.get(self.selected[1]) {
@@ -487,63 +551,166 @@ impl App {
             },
             _ => None,
         };
-        let req = match (self.view, call) {
+        match (self.view, call) {
             (View::Connections, _) => {
-                let Some(c) = self
+                let c = self
                     .conn_lines
                     .get(self.selected[2])
                     .and_then(|id| self.model.conns.get(id))
-                else {
-                    return;
-                };
-                WriteRequest {
+                    .ok_or("choose a connection")?;
+                Ok(Target {
                     client: c.client,
                     server: c.server,
                     from: c.opened,
-                    until: None,
+                    call: None,
                     name: format!("grpctap-conn{}", c.id.get()),
-                }
+                })
             }
             (_, Some(call)) => {
                 let opened = self.model.conns.get(&call.conn).map(|c| c.opened);
-                WriteRequest {
+                Ok(Target {
                     client: call.client,
                     server: call.server,
                     from: opened.or(call.start).unwrap_or(decoder::Nanos::ZERO),
-                    until: call.end,
                     name: format!("grpctap-conn{}-stream{}", call.conn.get(), call.stream_id),
-                }
+                    call: Some(Box::new(call)),
+                })
             }
-            _ => {
-                self.popup = Some((
-                    " write ".into(),
-                    "choose an ended call (Calls view, or its detail) or a connection".into(),
-                ));
-                return;
+            _ => Err("choose an ended call (Calls view, or its detail) or a connection"),
+        }
+    }
+
+    /// Work on the capture files can start: none under way, and there are files. Else says why
+    /// not (in a popup titled `what`) and returns none.
+    fn files_for(&mut self, what: &str) -> Option<CaptureFiles> {
+        if self.job.is_some() {
+            self.popup = Some((
+                format!(" {what} "),
+                "reading the capture files: wait".into(),
+            ));
+            return None;
+        }
+        if self.files.is_none() {
+            self.popup = Some((
+                format!(" {what} "),
+                "a replay's files are read again for this; in a live capture, write the packets with capture -w and replay them".into(),
+            ));
+        }
+        self.files.clone()
+    }
+
+    /// The files and the call or connection to work on, or none (and a popup titled `what`
+    /// says why).
+    fn files_and_target(&mut self, what: &str) -> Option<(CaptureFiles, Target)> {
+        let files = self.files_for(what)?;
+        match self.target() {
+            Ok(t) => Some((files, t)),
+            Err(e) => {
+                self.popup = Some((format!(" {what} "), e.into()));
+                None
             }
+        }
+    }
+
+    /// `W`: the packets of the call (its connection from its first packet to the call's end)
+    /// or of the connection, written to a pcapng on a thread of its own; [`App::poll_job`] says
+    /// when it is done.
+    fn write_packets(&mut self) {
+        let Some((files, t)) = self.files_and_target("write") else {
+            return;
         };
-        self.job = Some(std::thread::spawn(move || (writer.0)(req)));
+        let req = WriteRequest {
+            client: t.client,
+            server: t.server,
+            from: t.from,
+            until: t.call.as_ref().and_then(|c| c.end),
+            name: t.name,
+        };
+        self.job = Some(Job::Write(std::thread::spawn(move || (files.write)(req))));
         self.popup = Some((" write ".into(), "writing the packets ...".into()));
     }
 
-    /// When a write has finished: what it said, shown. Returns true when one finished.
+    /// `f`: the HTTP/2 frames of the call (its stream's, and the connection's own during it) or
+    /// of the connection, decoded again from the capture files on a thread of its own; the
+    /// frames view opens when they are read ([`App::poll_job`]).
+    fn show_frames(&mut self) {
+        let Some((files, t)) = self.files_and_target("frames") else {
+            return;
+        };
+        if t.call.as_ref().is_some_and(|c| c.http1) {
+            self.popup = Some((
+                " frames ".into(),
+                "the call went over HTTP/1.1: it has no HTTP/2 frames".into(),
+            ));
+            return;
+        }
+        let (scope, until, title) = match &t.call {
+            Some(c) => (
+                decoder::framelog::Scope::Stream {
+                    id: c.stream_id,
+                    since: c.start.unwrap_or(t.from),
+                },
+                c.end,
+                format!(
+                    "call {} (conn {} stream {})",
+                    c.method.as_deref().unwrap_or("(method unknown)"),
+                    c.conn.get(),
+                    c.stream_id
+                ),
+            ),
+            None => (
+                decoder::framelog::Scope::Connection,
+                None,
+                format!("connection {} → {}", t.client, t.server),
+            ),
+        };
+        let req = FramesRequest {
+            client: t.client,
+            server: t.server,
+            from: t.from,
+            until,
+            scope,
+        };
+        self.job = Some(Job::Frames(
+            std::thread::spawn(move || (files.frames)(req)),
+            title,
+            t.from,
+        ));
+        self.popup = Some((" frames ".into(), "decoding the frames ...".into()));
+    }
+
+    /// When work on the files has finished: a write's line shown, or the frames view opened.
+    /// Returns true when one finished.
     pub fn poll_job(&mut self) -> bool {
-        if !self
-            .job
-            .as_ref()
-            .is_some_and(std::thread::JoinHandle::is_finished)
-        {
+        if !self.job.as_ref().is_some_and(Job::is_finished) {
             return false;
         }
-        let Some(job) = self.job.take() else {
-            return false;
-        };
-        let text = match job.join() {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => format!("not written: {e}"),
-            Err(_) => "not written: the writer failed".to_owned(),
-        };
-        self.popup = Some((" write (any key closes) ".into(), text));
+        match self.job.take() {
+            Some(Job::Write(h)) => {
+                let text = match h.join() {
+                    Ok(Ok(line)) => line,
+                    Ok(Err(e)) => format!("not written: {e}"),
+                    Err(_) => "not written: the writer failed".to_owned(),
+                };
+                self.popup = Some((" write (any key closes) ".into(), text));
+            }
+            Some(Job::Frames(h, title, origin)) => match h.join() {
+                Ok(Ok(log)) => {
+                    self.popup = None;
+                    self.frames = Some(crate::frames::build(title, &log, origin));
+                    self.frames_scroll = 0;
+                    if self.view != View::Frames {
+                        self.frames_back = self.view;
+                    }
+                    self.view = View::Frames;
+                }
+                Ok(Err(e)) => self.popup = Some((" frames ".into(), format!("no frames: {e}"))),
+                Err(_) => {
+                    self.popup = Some((" frames ".into(), "no frames: the reader failed".into()))
+                }
+            },
+            None => return false,
+        }
         true
     }
 
@@ -738,13 +905,14 @@ impl App {
                 self.selected[1] = 0;
                 self.view = View::Calls;
             }
-            View::Detail => {}
+            View::Detail | View::Frames => {}
         }
     }
 
     fn back(&mut self) {
         match self.view {
             View::Detail => self.view = View::Calls,
+            View::Frames => self.view = self.frames_back,
             View::Calls if !self.call_filter.is_empty() => self.call_filter = Filter::default(),
             View::Methods if !self.method_filter.is_empty() => {
                 self.method_filter = Filter::default();

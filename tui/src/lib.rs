@@ -12,6 +12,7 @@ pub mod detail;
 pub mod feed;
 pub use decoder::filter;
 pub mod fmt;
+pub mod frames;
 pub mod model;
 mod term;
 pub mod view;

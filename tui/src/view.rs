@@ -39,6 +39,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
         View::Calls => calls(frame, body, app),
         View::Connections => connections(frame, body, app),
         View::Detail => detail(frame, body, app),
+        View::Frames => frames(frame, body, app),
     }
     status_line(frame, status, app);
     hint_line(frame, hints, app);
@@ -1308,6 +1309,31 @@ fn detail(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     );
 }
 
+/// The frames view: only the lines on screen are drawn (a connection's log holds thousands),
+/// each cut at the screen's width.
+fn frames(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+    let Some(f) = &app.frames else {
+        return;
+    };
+    let block = Block::default().borders(Borders::TOP).title(Span::styled(
+        format!(" Frames of {} (Esc: back, j/k: scroll) ", f.title),
+        HEADER,
+    ));
+    let inner = block.inner(area);
+    app.page = usize::from(inner.height);
+    app.frames_scroll = app
+        .frames_scroll
+        .min(f.lines.len().saturating_sub(app.page));
+    let shown: Vec<Line<'_>> = f
+        .lines
+        .iter()
+        .skip(app.frames_scroll)
+        .take(app.page)
+        .cloned()
+        .collect();
+    frame.render_widget(Paragraph::new(shown).block(block), area);
+}
+
 fn status_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let s = &app.model.status;
     let warn = |n: u64| {
@@ -1412,9 +1438,18 @@ fn hint_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
             ("v/Enter", "set the range"),
             ("Esc", "cancel"),
         ],
+        View::Frames => &[
+            ("Esc", "back"),
+            ("j/k", "scroll"),
+            ("PgDn", "page"),
+            ("Home/End", "first / last"),
+            ("q", "quit"),
+        ],
         View::Detail => &[
             ("Esc", "back"),
             ("c", "grpcurl"),
+            ("f", "frames"),
+            ("W", "write"),
             ("j/k", "scroll"),
             ("PgDn", "page"),
             ("q", "quit"),
@@ -1471,6 +1506,7 @@ const HELP: &[(&str, &str)] = &[
     ("v, x", "choose a range on the timeline / clear it"),
     ("c", "call detail: copy as a grpcurl command"),
     ("W", "write the call's / connection's packets (pcapng)"),
+    ("f", "the call's / connection's HTTP/2 frames, HPACK"),
     ("g", "Methods: group by service"),
     ("p", "pause (a replay stops reading)"),
     ("?", "this help (any key closes it)"),

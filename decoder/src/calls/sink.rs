@@ -97,6 +97,10 @@ pub trait Sink {
 
     /// A DNS answer in the capture named `addr` `name` (what a client resolved to reach it).
     fn dns_name(&mut self, _addr: std::net::IpAddr, _name: &str) {}
+
+    /// An HTTP/2 frame of connection `conn`, after what it did reached the sink (only from a
+    /// decoder asked to report frames: `ConnDecoder::log_frames`).
+    fn frame(&mut self, _conn: ConnId, _frame: &crate::h2::event::FrameSeen<'_>) {}
 }
 
 /// A sink that keeps nothing (fuzzing, benchmarks).

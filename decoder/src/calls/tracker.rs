@@ -442,6 +442,7 @@ impl Tracker {
                 }
             }
             Event::Anomaly(kind) => sink.conn_event(self.id, ConnEvent::Anomaly(kind)),
+            Event::Frame(f) => sink.frame(self.id, &f),
         }
     }
 

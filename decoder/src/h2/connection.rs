@@ -13,7 +13,7 @@
 
 use types::{Dir, Nanos};
 
-use super::event::{Event, EventSink, Side};
+use super::event::{Block, Event, EventSink, FrameSeen, Side};
 use super::frame::WindowUpdate;
 use super::frame::data::data_len;
 use super::frame::head::{Flags, HEADER_LEN, Head, PREFACE, SettingId};
@@ -153,6 +153,10 @@ pub struct Connection {
     roles_settled: bool,
     is_h2: bool,
     list: HeaderList,
+    /// Report every frame ([`Event::Frame`]).
+    frames: bool,
+    /// The header block the frame being ended finished: decoded (true) or not.
+    block_done: Option<bool>,
 }
 
 impl Connection {
@@ -174,7 +178,15 @@ impl Connection {
             roles_settled: roles_certain,
             is_h2: false,
             list: HeaderList::default(),
+            frames: false,
+            block_done: None,
         }
+    }
+
+    /// Reports every frame as [`Event::Frame`] too (a view of the frames; off by default,
+    /// where it would cost a call per frame for nothing).
+    pub fn log_frames(&mut self) {
+        self.frames = true;
     }
 
     /// True once the connection was recognised as HTTP/2.
@@ -552,7 +564,11 @@ impl Connection {
         let skipping = dir.skipping;
         dir.state = State::Header;
         let ts = dir.frame_ts;
+        let data_len = dir.data_len;
         if skipping {
+            if self.frames {
+                self.log_frame(d, ts, head, 0, &[], sink);
+            }
             return;
         }
         if head.kind == Kind::DATA {
@@ -563,6 +579,9 @@ impl Connection {
                     from,
                     ts,
                 });
+            }
+            if self.frames {
+                self.log_frame(d, ts, head, data_len, &[], sink);
             }
             return;
         }
@@ -641,7 +660,35 @@ impl Connection {
             },
             _ => {}
         }
+        if self.frames {
+            self.log_frame(d, ts, head, 0, &payload, sink);
+        }
         self.dir(d).buf = payload;
+    }
+
+    #[cold]
+    fn log_frame<S: EventSink + ?Sized>(
+        &mut self,
+        d: Dir,
+        ts: Nanos,
+        head: Head,
+        data_len: u32,
+        payload: &[u8],
+        sink: &mut S,
+    ) {
+        let block = match self.block_done.take() {
+            Some(true) => Block::Decoded(&self.list),
+            Some(false) => Block::Failed,
+            None => Block::None,
+        };
+        sink.h2_event(Event::Frame(FrameSeen {
+            from: self.side_of(d),
+            ts,
+            head,
+            data_len,
+            payload,
+            block,
+        }));
     }
 
     /// A header block begins with `fragment` (of the HEADERS or PUSH_PROMISE frame `first`, with
@@ -705,6 +752,9 @@ impl Connection {
         let block = std::mem::take(&mut self.dir(d).block_buf);
         let r = self.dir(d).hpack.decode(&block, &mut list);
         self.dir(d).block_buf = block;
+        if self.frames && head.kind != Kind::PUSH_PROMISE {
+            self.block_done = Some(r.is_ok());
+        }
         match r {
             Err(_) => sink.h2_event(Event::Anomaly(AnomalyKind::HpackError)),
             // The block only updated the table (gRPC never pushes).

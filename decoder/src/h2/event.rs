@@ -3,7 +3,7 @@
 
 use types::{Dir, Nanos};
 
-use super::frame::head::{ErrorCode, SettingId};
+use super::frame::head::{ErrorCode, Head, SettingId};
 use crate::anomaly::AnomalyKind;
 use crate::hpack::HeaderList;
 
@@ -131,6 +131,38 @@ pub enum Event<'a> {
     },
     /// An anomaly (counted, decoding goes on).
     Anomaly(AnomalyKind),
+    /// A whole frame, after the events it gave (only when asked for:
+    /// [`Connection::log_frames`](super::Connection::log_frames)).
+    Frame(FrameSeen<'a>),
+}
+
+/// A frame as it was seen: for a view of the frames in order.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameSeen<'a> {
+    /// Sender.
+    pub from: Side,
+    /// When its first byte arrived.
+    pub ts: Nanos,
+    /// Its header.
+    pub head: Head,
+    /// DATA: the data bytes (the payload less padding).
+    pub data_len: u32,
+    /// The payload of a frame other than DATA (empty when it was skipped: too large, or of an
+    /// unknown type).
+    pub payload: &'a [u8],
+    /// What became of a header block this frame ended.
+    pub block: Block<'a>,
+}
+
+/// The header block a frame ended, if any.
+#[derive(Debug, Clone, Copy)]
+pub enum Block<'a> {
+    /// The frame ended no header block.
+    None,
+    /// Decoded into this list.
+    Decoded(&'a HeaderList),
+    /// It did not decode (the HPACK error was counted).
+    Failed,
 }
 
 /// Receives HTTP/2 events.

@@ -146,6 +146,66 @@ enum Span {
     Unknown(EntryId),
 }
 
+/// What a table index referred to when the field was decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Indexed {
+    /// The static table (RFC 7541 appendix A).
+    Static,
+    /// A dynamic table entry inserted while we watched.
+    Dynamic,
+    /// A dynamic table entry inserted before the capture (or before the decoder last forgot).
+    Unknown,
+}
+
+/// How a literal field asks the decoder to treat the table (RFC 7541 sections 6.2.1-6.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Indexing {
+    /// With incremental indexing: the field was added to the dynamic table.
+    Incremental,
+    /// Without indexing.
+    Without,
+    /// Never indexed: the sender marked it sensitive.
+    Never,
+}
+
+/// How one field was represented in its header block (RFC 7541 section 6), for a view of the
+/// frames: what an encoder chose, and what came from before the capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rep {
+    /// An indexed field (6.1): name and value from the entry at `index`.
+    Indexed {
+        /// The index as sent.
+        index: u32,
+        /// Where it pointed.
+        table: Indexed,
+    },
+    /// A literal field (6.2): the value as a string literal, the name by index (`name`, the
+    /// index as sent and where it pointed) or as a literal too.
+    Literal {
+        /// The name's index, when the name was one.
+        name: Option<(u32, Indexed)>,
+        /// The table rule.
+        indexing: Indexing,
+        /// The value was Huffman-coded.
+        huffman: bool,
+    },
+    /// Not from HPACK (an HTTP/1.1 head).
+    Plain,
+}
+
+impl Rep {
+    /// Sent as "never indexed".
+    pub fn sensitive(self) -> bool {
+        matches!(
+            self,
+            Rep::Literal {
+                indexing: Indexing::Never,
+                ..
+            }
+        )
+    }
+}
+
 /// One decoded field of a [`HeaderList`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Field<'a> {
@@ -155,18 +215,22 @@ pub struct Field<'a> {
     pub value: Text<'a>,
     /// Sent as "never indexed" (RFC 7541 section 6.2.3): the sender marked it sensitive.
     pub sensitive: bool,
+    /// How it was represented.
+    pub rep: Rep,
 }
 
 /// A decoded header block, stored in one reusable buffer.
 #[derive(Debug, Default, Clone)]
 pub struct HeaderList {
     buf: Vec<u8>,
-    fields: Vec<(Span, Span, bool)>,
+    fields: Vec<(Span, Span, Rep)>,
     size: usize,
     /// Fields were dropped because the list exceeded `max_list_size`.
     pub truncated: bool,
     /// Fields that referred to entries from before the capture.
     pub unknown_refs: u32,
+    /// The last dynamic table size update the block carried (RFC 7541 section 6.3).
+    pub size_update: Option<u32>,
 }
 
 impl HeaderList {
@@ -177,6 +241,7 @@ impl HeaderList {
         self.size = 0;
         self.truncated = false;
         self.unknown_refs = 0;
+        self.size_update = None;
     }
 
     /// Number of fields.
@@ -202,10 +267,11 @@ impl HeaderList {
 
     /// The fields in order.
     pub fn iter(&self) -> impl Iterator<Item = Field<'_>> + '_ {
-        self.fields.iter().map(|&(n, v, sensitive)| Field {
+        self.fields.iter().map(|&(n, v, rep)| Field {
             name: self.text(n),
             value: self.text(v),
-            sensitive,
+            sensitive: rep.sensitive(),
+            rep,
         })
     }
 
@@ -224,7 +290,7 @@ impl HeaderList {
         self.buf[at..].make_ascii_lowercase();
         let v = self.push_bytes(value);
         self.size += name.len() + value.len() + 32;
-        self.fields.push((n, v, false));
+        self.fields.push((n, v, Rep::Plain));
     }
 
     fn push_bytes(&mut self, b: &[u8]) -> Span {
@@ -273,6 +339,18 @@ enum Source {
     Dynamic(usize),
     Unknown(EntryId),
     Literal,
+}
+
+impl Source {
+    /// Where an index pointed (none: a literal).
+    fn table(&self) -> Option<Indexed> {
+        match self {
+            Source::Static(_) => Some(Indexed::Static),
+            Source::Dynamic(_) => Some(Indexed::Dynamic),
+            Source::Unknown(_) => Some(Indexed::Unknown),
+            Source::Literal => None,
+        }
+    }
 }
 
 impl Decoder {
@@ -347,7 +425,7 @@ impl Decoder {
                 // Indexed header field (section 6.1).
                 let idx = int(block, &mut at, 7)?;
                 let src = self.lookup(idx, at)?;
-                self.emit_indexed(out, &src);
+                self.emit_indexed(out, &src, idx);
             } else if b & 0xe0 == 0x20 {
                 // Dynamic table size update (section 6.3).
                 let size = int(block, &mut at, 5)? as usize;
@@ -358,6 +436,7 @@ impl Decoder {
                     });
                 }
                 self.max_size = size;
+                out.size_update = Some(u32::try_from(size).unwrap_or(u32::MAX));
                 self.evict(0);
                 if size == 0 {
                     // Every entry is gone, seen or not: positions start again.
@@ -365,10 +444,12 @@ impl Decoder {
                 }
             } else {
                 // Literals (sections 6.2.1-6.2.3).
-                let (prefix, indexing, sensitive) = if b & 0xc0 == 0x40 {
-                    (6, true, false)
+                let (prefix, indexing, rule) = if b & 0xc0 == 0x40 {
+                    (6, true, Indexing::Incremental)
+                } else if b & 0xf0 == 0x10 {
+                    (4, false, Indexing::Never)
                 } else {
-                    (4, false, b & 0xf0 == 0x10)
+                    (4, false, Indexing::Without)
                 };
                 let idx = int(block, &mut at, prefix)?;
                 let name_src = if idx == 0 {
@@ -381,7 +462,13 @@ impl Decoder {
                 } else {
                     None
                 };
+                let huffman = block.get(at).is_some_and(|b| b & 0x80 != 0);
                 let value_range = self.string(block, &mut at)?;
+                let rep = Rep::Literal {
+                    name: name_src.table().map(|t| (idx, t)),
+                    indexing: rule,
+                    huffman,
+                };
                 if indexing {
                     let name = match (&name_src, name_lit.clone()) {
                         (_, Some(r)) => Some(self.scratch[r].to_vec().into_boxed_slice()),
@@ -399,14 +486,14 @@ impl Decoder {
                         _ => None,
                     };
                     // Copy into the list before inserting: insertion shifts dynamic indexes.
-                    self.emit_literal(out, &name_src, name_lit, value_range, sensitive);
+                    self.emit_literal(out, &name_src, name_lit, value_range, rep);
                     self.insert(Entry {
                         name,
                         name_of,
                         value,
                     });
                 } else {
-                    self.emit_literal(out, &name_src, name_lit, value_range, sensitive);
+                    self.emit_literal(out, &name_src, name_lit, value_range, rep);
                 }
                 self.scratch.clear();
             }
@@ -433,7 +520,7 @@ impl Decoder {
     }
 
     /// Appends an indexed field (name and value both from `src`).
-    fn emit_indexed(&self, out: &mut HeaderList, src: &Source) {
+    fn emit_indexed(&self, out: &mut HeaderList, src: &Source, index: u32) {
         let (name, value): (Option<&[u8]>, Option<&[u8]>) = match src {
             Source::Static(i) => (
                 Some(STATIC_TABLE[*i].0.as_bytes()),
@@ -461,7 +548,8 @@ impl Decoder {
         if matches!(n, Span::Unknown(_)) || matches!(v, Span::Unknown(_)) {
             out.unknown_refs += 1;
         }
-        out.fields.push((n, v, false));
+        let table = src.table().unwrap_or(Indexed::Unknown);
+        out.fields.push((n, v, Rep::Indexed { index, table }));
     }
 
     /// Appends a literal field: the name from `name_src` or `name_lit`, the value from scratch.
@@ -471,7 +559,7 @@ impl Decoder {
         name_src: &Source,
         name_lit: Option<Range<usize>>,
         value: Range<usize>,
-        sensitive: bool,
+        rep: Rep,
     ) {
         let name: Option<&[u8]> = match (name_lit, name_src) {
             (Some(r), _) => self.scratch.get(r),
@@ -492,7 +580,7 @@ impl Decoder {
             }
         };
         let v = out.push_bytes(value_bytes);
-        out.fields.push((n, v, sensitive));
+        out.fields.push((n, v, rep));
     }
 
     /// The unseen entry behind what `src` does not tell: the entry itself, or for an entry we

@@ -468,3 +468,76 @@ fn unseen_ids_hold_when_the_table_size_was_set_before_the_capture() {
     // One entry per path lived through the whole stretch: one id each.
     assert_eq!(ids.len(), 2, "{ids:?}");
 }
+
+/// Each field says how it was represented: RFC 7541 C.4's three requests (Huffman), then a
+/// joined decoder's reference past the entries it saw, a never-indexed literal and a size update.
+#[test]
+fn representations_are_reported() {
+    let c4 = [
+        "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
+        "8286 84be 5886 a8eb 1064 9cbf",
+        "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
+    ];
+    let mut d = Decoder::new(HpackLimits::default());
+    let mut list = HeaderList::default();
+    let reps: Vec<Vec<Rep>> = c4
+        .iter()
+        .map(|b| {
+            d.decode(&hex(b), &mut list).expect("decode");
+            list.iter().map(|f| f.rep).collect()
+        })
+        .collect();
+    let st = |index| Rep::Indexed {
+        index,
+        table: Indexed::Static,
+    };
+    let dynamic = |index| Rep::Indexed {
+        index,
+        table: Indexed::Dynamic,
+    };
+    let incremental = |name| Rep::Literal {
+        name,
+        indexing: Indexing::Incremental,
+        huffman: true,
+    };
+    assert_eq!(
+        reps[0],
+        vec![st(2), st(6), st(4), incremental(Some((1, Indexed::Static)))]
+    );
+    assert_eq!(
+        reps[1],
+        vec![
+            st(2),
+            st(6),
+            st(4),
+            dynamic(62),
+            incremental(Some((24, Indexed::Static)))
+        ]
+    );
+    assert_eq!(
+        reps[2],
+        vec![st(2), st(7), st(5), dynamic(63), incremental(None)]
+    );
+    // Joined: index 62 is an entry from before the capture; a never-indexed literal with a
+    // literal name, not Huffman-coded; a size update.
+    let mut j = Decoder::joined(HpackLimits::default());
+    j.decode(&hex("3fe1 1f be 10 01 61 01 62"), &mut list)
+        .expect("decode");
+    assert_eq!(list.size_update, Some(4096));
+    let reps: Vec<Rep> = list.iter().map(|f| f.rep).collect();
+    assert_eq!(
+        reps,
+        vec![
+            Rep::Indexed {
+                index: 62,
+                table: Indexed::Unknown
+            },
+            Rep::Literal {
+                name: None,
+                indexing: Indexing::Never,
+                huffman: false
+            }
+        ]
+    );
+    assert!(list.iter().nth(1).expect("field").sensitive);
+}
