@@ -1,7 +1,7 @@
 // The Echo and Store test services (testdata/proto/echo.proto, shared.proto) on grpc-go, with a
 // scripted client that logs every call, for making captures. Behaves like py_echo.py.
 //
-//	go-echo server --addr 127.0.0.1:50200 [--h2c]
+//	go-echo server --addr 127.0.0.1:50200 [--h2c] [--keepalive-min-time 5s] [--keepalive-permit-without-stream]
 //	go-echo client --target 127.0.0.1:50200 --scenario midjoin|deadlines --log calls.jsonl [--marker F]
 //	go-echo client --target 127.0.0.1:50200 --scenario streams --log calls.jsonl --messages messages.jsonl
 //	go-echo client --target 127.0.0.1:50200 --scenario tls --log calls.jsonl --tls-ca ca.pem [--tls-keylog F] ...
@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -272,6 +273,12 @@ func newServer(opts ...grpc.ServerOption) *grpc.Server {
 	return s
 }
 
+// The server's keepalive enforcement policy (--keepalive-min-time, --keepalive-permit-without-stream).
+var (
+	kaMinTime time.Duration
+	kaPermit  bool
+)
+
 func serve(addr string) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -280,6 +287,9 @@ func serve(addr string) {
 	var opts []grpc.ServerOption
 	if cfg := serverTLS(); cfg != nil { // credentials.NewTLS adds "h2" to the ALPN list
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
+	}
+	if kaMinTime > 0 || kaPermit { // unset: grpc-go's default policy (MinTime 5 min, no pings without a call)
+		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: kaMinTime, PermitWithoutStream: kaPermit}))
 	}
 	s := newServer(opts...)
 	fmt.Println("ready")
@@ -849,6 +859,8 @@ func main() {
 	fs.StringVar(&tlsOpt.max, "tls-max", "", "client: the highest TLS version (1.2)")
 	fs.StringVar(&tlsOpt.suite, "tls-suite", "", "client: the only TLS 1.2 cipher suite offered (Go's name)")
 	fs.BoolVar(&tlsOpt.resume, "tls-resume", false, "client: tls scenario on two connections sharing a session cache")
+	fs.DurationVar(&kaMinTime, "keepalive-min-time", 0, "server: keepalive EnforcementPolicy.MinTime (default: grpc-go's, 5 min)")
+	fs.BoolVar(&kaPermit, "keepalive-permit-without-stream", false, "server: keepalive EnforcementPolicy.PermitWithoutStream")
 	h2cMode := fs.Bool("h2c", false, "server: serve through net/http with x/net/http2/h2c (HTTP/1.1 Upgrade: h2c or prior knowledge); no TLS")
 	fs.Parse(os.Args[2:])
 	switch os.Args[1] {
