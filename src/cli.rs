@@ -315,6 +315,20 @@ pub(crate) struct OutputArgs {
     #[arg(long)]
     pub(crate) stats: bool,
 
+    /// Print only the findings (which gRPC failure modes the traffic shows, with the evidence;
+    /// docs/findings.md) instead of the table.
+    #[arg(long, conflicts_with = "no_findings")]
+    pub(crate) findings: bool,
+
+    /// Do not look for findings.
+    #[arg(long)]
+    pub(crate) no_findings: bool,
+
+    /// Change a findings threshold (NAME=VALUE, repeatable; the names and defaults are in
+    /// docs/findings.md).
+    #[arg(long = "finding-threshold", value_name = "NAME=VALUE", value_parser = parse_threshold)]
+    pub(crate) finding_threshold: Vec<String>,
+
     /// Distinct methods reported apart in the table, the UI and the metrics; calls of further
     /// methods are counted under `other`.
     #[arg(long, value_name = "N", default_value_t = decoder::aggregate::DEFAULT_MAX_METHODS)]
@@ -454,4 +468,10 @@ impl LimitArgs {
             ..capture::CaptureLimits::default()
         }
     }
+}
+
+/// A findings threshold as `NAME=VALUE`, checked.
+fn parse_threshold(s: &str) -> Result<String, String> {
+    decoder::findings::Thresholds::default().set(s)?;
+    Ok(s.to_owned())
 }

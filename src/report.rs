@@ -176,8 +176,15 @@ pub(crate) fn report(args: &ReplayArgs, done: Done<'_>) -> anyhow::Result<ExitCo
     };
     let span_s = summary::span(first, last);
     let to_stdout = args.outputs_to_stdout();
+    let findings = sum
+        .findings
+        .as_ref()
+        .map(decoder::findings::Findings::report);
     if let Some(path) = &args.out.summary_json {
         let mut v = summary::to_json(&sum.agg, stats, &sum.stats, span_s);
+        if let (Some(f), Some(obj)) = (&findings, v.as_object_mut()) {
+            obj.insert("findings".to_owned(), summary::findings_json(f));
+        }
         if let (Some(o), Some(obj)) = (&otlp, v.as_object_mut()) {
             obj.insert(
                 "otlp".to_owned(),
@@ -213,9 +220,16 @@ pub(crate) fn report(args: &ReplayArgs, done: Done<'_>) -> anyhow::Result<ExitCo
     // a capture without gRPC.
     let nothing_read =
         !inputs.is_empty() && inputs.iter().all(|r| r.error.is_some() && r.packets == 0);
-    if to_stdout == 0 && !nothing_read {
+    if to_stdout == 0 && !nothing_read && args.out.findings {
+        let text = summary::render_findings(findings.as_deref().unwrap_or(&[]), pipeline.first_ts);
+        crate::files::Stdout.write_all(text.as_bytes())?;
+    } else if to_stdout == 0 && !nothing_read {
         let mut w = crate::files::Stdout;
         w.write_all(summary::render_table(&sum.agg, stats, &sum.stats, span_s).as_bytes())?;
+        if let Some(f) = findings.as_deref().filter(|f| !f.is_empty()) {
+            writeln!(w)?;
+            w.write_all(summary::render_findings(f, pipeline.first_ts).as_bytes())?;
+        }
         if let (true, Some(conns)) = (args.connections, conns) {
             writeln!(w)?;
             w.write_all(render_table(conns).as_bytes())?;

@@ -161,6 +161,14 @@ pub(crate) fn load(src: &SchemaSources) -> (Schemas, Vec<SchemaError>) {
     (Schemas::new(pool), errors)
 }
 
+/// Whether a method is idempotent, by the schemas `store` holds now (none: not in them).
+pub(crate) fn idempotency(
+    store: &std::sync::Arc<decoder::reflection::SchemaStore>,
+) -> decoder::findings::IdempotencyFn {
+    let store = store.clone();
+    Box::new(move |method| Some(store.current()?.method(method)?.idempotent))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

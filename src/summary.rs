@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use capture::CaptureStats;
 use decoder::aggregate::{Aggregator, MethodStats};
+use decoder::findings::{Finding, Findings, Thresholds};
 use decoder::output::Output;
 use decoder::tls::session::{TlsInfo, TlsState};
 use decoder::{AnomalyKind, CallRecord, ConnEvent, ConnId, Nanos, Sink};
@@ -68,6 +69,8 @@ const MAX_SETTINGS: usize = 64;
 pub(crate) struct Summary {
     pub(crate) agg: Aggregator,
     pub(crate) stats: DecodeStats,
+    /// What the traffic shows of the gRPC failure modes (none: `--no-findings`).
+    pub(crate) findings: Option<Findings>,
 }
 
 impl Summary {
@@ -75,12 +78,28 @@ impl Summary {
         Summary {
             agg: Aggregator::new(max_methods),
             stats: DecodeStats::default(),
+            findings: Some(Findings::new(Thresholds::default())),
         }
+    }
+
+    /// Looks for findings by `findings` (none: not at all).
+    pub(crate) fn with_findings(mut self, findings: Option<Findings>) -> Summary {
+        self.findings = findings;
+        self
     }
 }
 
 impl Sink for Summary {
+    fn call_started(&mut self, call: &CallRecord) {
+        if let Some(f) = self.findings.as_mut() {
+            f.call_started(call);
+        }
+    }
+
     fn call_ended(&mut self, call: &CallRecord) {
+        if let Some(f) = self.findings.as_mut() {
+            f.call_ended(call);
+        }
         self.agg.record(call);
         if call.method.is_none() {
             self.stats.calls_unknown_method += 1;
@@ -104,7 +123,10 @@ impl Sink for Summary {
         t.early_data_records += info.early_data_records;
     }
 
-    fn conn_event(&mut self, _conn: ConnId, event: ConnEvent) {
+    fn conn_event(&mut self, conn: ConnId, event: ConnEvent) {
+        if let Some(f) = self.findings.as_mut() {
+            f.conn_event(conn, event);
+        }
         let s = &mut self.stats;
         match event {
             ConnEvent::Http2 { upgraded, .. } => {
@@ -143,6 +165,7 @@ impl Sink for Summary {
             ConnEvent::Anomaly(AnomalyKind::NotHttp2) => s.other_connections += 1,
             ConnEvent::Anomaly(kind) => *s.anomalies.entry(kind.name()).or_default() += 1,
             ConnEvent::NotGrpc(kind) => *s.not_grpc.entry(kind.name()).or_default() += 1,
+            ConnEvent::PingRtt { .. } => {}
         }
     }
 }
@@ -539,6 +562,104 @@ pub(crate) fn render_table(
                 ""
             }
         );
+    }
+    out
+}
+
+/// Seconds since the Unix epoch.
+fn unix(t: Nanos) -> f64 {
+    t.0 as f64 / 1e9
+}
+
+/// The findings as JSON (`--summary-json`'s `findings`).
+pub(crate) fn findings_json(findings: &[Finding]) -> serde_json::Value {
+    findings
+        .iter()
+        .map(|f| {
+            let evidence: serde_json::Map<String, serde_json::Value> = f
+                .evidence
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::json!(v)))
+                .collect();
+            serde_json::json!({
+                "kind": f.kind.name(),
+                "severity": f.severity.name(),
+                "certainty": f.certainty.name(),
+                "scope": {
+                    "method": f.scope.method.as_deref(),
+                    "service": f.scope.service.as_deref(),
+                    "server": f.scope.server.map(|a| a.to_string()),
+                    "client": f.scope.client.map(|a| a.to_string()),
+                    "conn": f.scope.conn.map(ConnId::get),
+                },
+                "from": unix(f.from),
+                "to": unix(f.to),
+                "summary": f.summary,
+                "evidence": evidence,
+                "advice": f.advice(),
+                "calls": f.calls.iter().map(|(c, s)| serde_json::json!({"conn": c.get(), "stream": s})).collect::<Vec<_>>(),
+                "conns": f.conns.iter().map(|c| c.get()).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+/// The findings for people: one line each (most severe first), the evidence and the fix
+/// under it; times from `first`, the capture's first packet.
+pub(crate) fn render_findings(findings: &[Finding], first: Option<Nanos>) -> String {
+    let mut out = String::new();
+    if findings.is_empty() {
+        out.push_str("findings: none\n");
+        return out;
+    }
+    let _ = writeln!(out, "findings ({}, most severe first):", findings.len());
+    let at = |t: Nanos| match first.and_then(|f| t.checked_since(f)) {
+        Some(d) => format!("+{:.1}s", d.as_secs_f64()),
+        None => "-".to_owned(),
+    };
+    for f in findings {
+        let mut scope = Vec::new();
+        if let Some(m) = &f.scope.method {
+            scope.push(m.to_string());
+        } else if let Some(s) = &f.scope.service {
+            scope.push(s.clone());
+        }
+        if let Some(c) = f.scope.conn {
+            scope.push(format!("conn {}", c.get()));
+        }
+        if let Some(s) = f.scope.server
+            && f.scope.method.is_none()
+        {
+            scope.push(format!("server {s}"));
+        }
+        let _ = writeln!(
+            out,
+            "  {:<8} {} [{}]: {}",
+            f.severity.name().to_uppercase(),
+            f.kind.name(),
+            scope.join(", "),
+            f.summary
+        );
+        let evidence: Vec<String> = f
+            .evidence
+            .iter()
+            .map(|(k, v)| {
+                if v.fract() == 0.0 && v.abs() < 1e15 {
+                    format!("{k}={v:.0}")
+                } else {
+                    format!("{k}={v:.3}")
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "           {} to {}, certainty {}: {}",
+            at(f.from),
+            at(f.to),
+            f.certainty.name(),
+            evidence.join(" ")
+        );
+        let _ = writeln!(out, "           fix: {}", f.advice());
     }
     out
 }

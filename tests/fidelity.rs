@@ -26,17 +26,7 @@ const CHECK_CUTS: [f64; 14] = [
 ];
 
 fn captures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(common::captures())
-        .expect("captures")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            let n = p.to_string_lossy();
-            n.ends_with(".pcap") || n.ends_with(".pcapng") || n.ends_with(".pcap.gz")
-        })
-        .collect();
-    v.sort();
-    v
+    common::capture_files()
 }
 
 fn packets(capture: &Path) -> u64 {

@@ -209,7 +209,8 @@ fn resets_goaway_and_missing_trailers() {
     assert!(c.out.events.contains(&ConnEvent::Goaway {
         by: Side::Server,
         code: 0,
-        last_stream: 5
+        last_stream: 5,
+        too_many_pings: false,
     }));
     // The connection closes with 5 open: it did not finish.
     c.dec.handle_closed(Nanos(c.ts), &mut c.out);

@@ -20,6 +20,7 @@ pub mod calls;
 pub mod conn;
 pub mod dns;
 pub mod filter;
+pub mod findings;
 pub mod framelog;
 pub mod grpc;
 pub mod h2;

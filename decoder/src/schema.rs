@@ -18,6 +18,8 @@ pub struct MethodInfo {
     pub input: String,
     /// Full name of the response message type.
     pub output: String,
+    /// Marked `idempotency_level` NO_SIDE_EFFECTS or IDEMPOTENT: safe to retry.
+    pub idempotent: bool,
 }
 
 /// Every loaded schema, with its methods indexed by `:path`.
@@ -122,6 +124,12 @@ impl Schemas {
                     server_streaming: m.is_server_streaming(),
                     input: m.input().full_name().to_owned(),
                     output: m.output().full_name().to_owned(),
+                    idempotent: m
+                        .method_descriptor_proto()
+                        .options
+                        .as_ref()
+                        .and_then(|o| o.idempotency_level)
+                        .is_some_and(|l| l == 1 || l == 2),
                 };
                 methods.insert(format!("/{}/{}", service.full_name(), m.name()), info);
             }

@@ -831,6 +831,7 @@ impl Recorder {
             ConnEvent::Http2 { .. }
             | ConnEvent::Http1 { .. }
             | ConnEvent::Closed { .. }
+            | ConnEvent::PingRtt { .. }
             | ConnEvent::Setting { .. } => 0,
         };
     }

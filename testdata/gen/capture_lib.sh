@@ -90,3 +90,14 @@ check() {
   [ "$n" -gt 0 ] || { echo "$1: tshark sees no HTTP/2" >&2; exit 1; }
   echo "$1: $(wc -l < "$out/$1.calls.jsonl") calls, $n HTTP/2 packets, $(stat -c %s "$f") bytes; $(grep dropped "$f.capture.txt" | tr '\n' ' ')"
 }
+
+# stop_capture NAME: stops tcpdump and the servers, writes the gzipped pcap and its streams
+# (the capture was written to $work/NAME-lo.pcap).
+stop_capture() {
+  kill -INT $td
+  wait $td || true
+  td=
+  stop_servers
+  gzip -9 -c "$work/$1-lo.pcap" > "$out/$1-lo.pcap.gz"
+  python3 "$here/oracle.py" "$out/$1-lo.pcap.gz" > "$out/$1-lo.pcap.gz.streams.json"
+}

@@ -5,12 +5,14 @@ the scripted clients of the retry and keepalive captures (make_retry_captures.sh
 server: python3 retry_echo.py server --port P --attempts-log F [--fail-percent N]
 client: python3 retry_echo.py client --target H:P --scenario retries|app-retries --log F
         python3 retry_echo.py client --target H:P --scenario keepalive|keepalive-ok --log F --events F
+        python3 retry_echo.py merge-trace EVENTS TRACE   (C-core's http_keepalive trace into EVENTS)
 
 The server keys every call by its x-call-id metadata and counts the calls (attempts) it has seen
 with each id: attempt 1, 2, ... Every attempt is logged when it ends (--attempts-log, one JSON
 line: call_id, method, attempt, the grpc-previous-rpc-attempts header if the application sees
-it, status, message, start, end, peer) and answered with trailing metadata x-attempt: N. What an
-attempt does is asked for in its metadata:
+it, status, message, start, end, peer; an attempt that went away while it slept is CANCELLED,
+or DEADLINE_EXCEEDED if its grpc-timeout had run out by then) and answered with trailing
+metadata x-attempt: N. What an attempt does is asked for in its metadata:
   x-fail-attempts: K        attempts 1..K fail with UNAVAILABLE, the later ones answer as asked
   x-attempt-plan: D:S,...   attempt i sleeps D ms (watching for cancellation) then ends with
                             status S (OK, UNAVAILABLE, INVALID_ARGUMENT, ...); attempts past the
@@ -90,7 +92,11 @@ class Echo(echo_pb2_grpc.EchoServicer):
                    start=start, peer=ctx.peer())
         ctx.set_trailing_metadata((("x-attempt", str(n)),))
         if delay and not self._wait(ctx, delay):
-            self.log.write(**rec, status="CANCELLED", message="cancelled by the client", end=time.time())
+            left = ctx.time_remaining()
+            if left is not None and left <= 0:  # C-core ends it itself: grpc-status 4, RST_STREAM(NO_ERROR)
+                self.log.write(**rec, status="DEADLINE_EXCEEDED", message="the deadline passed", end=time.time())
+            else:
+                self.log.write(**rec, status="CANCELLED", message="cancelled by the client", end=time.time())
             return None
         if st != "OK":
             self.log.write(**rec, status=st, message=msg, end=time.time())
@@ -221,10 +227,11 @@ def scenario_app_retries(target, log):
     one started every 90 ms, each a Unary (or every fifth a ServerStream) call; on an error
     status the client waits 20-100 ms and sends the same request (the same serialized bytes,
     a new x-call-id) to the same method again, up to 3 times. The server (--fail-percent 30)
-    refuses ~30 % of calls. Every tenth operation is the exact request of the one before sent
-    again on purpose (a poll, not a retry: `repeat_of`). Each call is a line: `retry_of` is the
-    call it retries (null for a first try), `first_call_id` the first try of its chain, `try`
-    0..3, `delay_ms` the wait before it."""
+    refuses ~30 % of calls. Every tenth operation is the exact request of the one before, sent
+    again on purpose in its own slot + 0.3 s (~0.39 s after the original began, maybe while it is
+    still retrying): a poll, not a retry (`repeat_of_op`). Each call is
+    a line: `op` its operation, `retry_of` the call it retries (null for a first try),
+    `first_call_id` the first try of its chain, `try` 0..3, `delay_ms` the wait before it."""
     ch = grpc.insecure_channel(target, options=[("grpc.enable_retries", 0)])
     grpc.channel_ready_future(ch).result(timeout=10)
     stub = echo_pb2_grpc.EchoStub(ch)
@@ -260,7 +267,7 @@ def scenario_app_retries(target, log):
             log.write(conn=0, call_id=cid, method=f"/grpctap.test.Echo/{method}", req_msgs=len(reqs),
                       resp_msgs=resp_n, status=code, message=details, timeout_s=2.0, cancelled=False,
                       client_peer=peer, start=start, end=time.time(), op=i, retry_of=prev,
-                      first_call_id=first, attempt=t, delay_ms=delay, repeat_of_op=repeat_of,
+                      first_call_id=first, delay_ms=delay, **{"try": t}, repeat_of_op=repeat_of,
                       request_bytes=[r.SerializeToString().hex() for r in reqs])
             prev = cid
             if code == "OK":
@@ -287,12 +294,17 @@ def keepalive_channel(target, time_ms, events):
     return ch
 
 def scenario_keepalive(target, log, events, ok):
-    """keepalive (ok false): a client pinging every second against a grpc-go server that
-    allows one ping per 5 minutes (its default policy): unary calls every second for 5 s, 7 s
-    with no call, a ServerStream of 4 replies 3 s apart, more unary calls; the server's GOAWAY
-    ENHANCE_YOUR_CALM "too_many_pings" closes the connection (C-core then doubles its keepalive
-    time) and fails what was in flight. keepalive-ok: pings every 10 s against a server that
-    allows one per 5 s, the same calls stretched over ~30 s: every PING answered."""
+    """keepalive (ok false): a client pinging every second (C-core: a keepalive PING when
+    nothing was read for keepalive_time) against a grpc-go server that allows one ping per 5
+    minutes (its default policy; a ping strike for every ping after the first since the server
+    last sent headers or data, GOAWAY at the third strike). 5 Unary calls a second apart, 5 s
+    with no call: the server's GOAWAY ENHANCE_YOUR_CALM "too_many_pings" closes the connection
+    and C-core doubles its keepalive time (2 s); a ServerStream whose replies are 10 s apart on a
+    new connection, failed by the next such GOAWAY after its first reply (keepalive now 4 s);
+    6 Unary calls a second apart on a third connection (no ping: a read every second).
+    keepalive-ok: pings every 10 s against a grpc-go server that allows one per 5 s, also
+    without calls: 2 Unary calls, 21 s with no call (two PINGs), a ServerStream of 2 replies 5 s
+    apart, 2 Unary calls; every PING answered, one connection."""
     ch = keepalive_channel(target, 10000 if ok else 1000, events)
     stub = echo_pb2_grpc.EchoStub(ch)
     cid = [0]
@@ -306,17 +318,55 @@ def scenario_keepalive(target, log, events, ok):
         if code != "OK":
             events.write(event="call_error", call_id=cid[0], status=code, message=details, time=time.time())
     E = echo_pb2.EchoRequest
-    gap = 2.0 if ok else 1.0
-    for i in range(5):
-        one("Unary", E(message=f"u{i}", reply_size=8), 5.0)
-        time.sleep(gap)
-    time.sleep(9 if ok else 7)
-    one("ServerStream", E(message="slow", reply_count=4, reply_size=8, sleep_ms=4000 if ok else 3000))
-    for i in range(5, 12):
-        one("Unary", E(message=f"u{i}", reply_size=8), 5.0)
-        time.sleep(gap)
+    def unary(n):
+        for _ in range(n):
+            one("Unary", E(message=f"u{cid[0] + 1}", reply_size=8), 5.0)
+            time.sleep(1.0)
+    if ok:
+        unary(2)
+        time.sleep(20)
+        one("ServerStream", E(message="slow", reply_count=2, reply_size=8, sleep_ms=5000))
+        unary(2)
+    else:
+        unary(5)
+        time.sleep(4.5)
+        one("ServerStream", E(message="slow", reply_count=3, reply_size=8, sleep_ms=10000))
+        time.sleep(0.5)
+        unary(6)
     time.sleep(0.5)
     ch.close()
+
+def merge_trace(events_path, trace_path):
+    """Adds to the client's events (connectivity states, call errors) what C-core's
+    http_keepalive tracer printed (GRPC_TRACE=http_keepalive GRPC_VERBOSITY=debug on stderr):
+    each PING it sent (`ping_sent`: its id, the 8 opaque bytes as hex, the transport), each
+    keepalive ping that finished (`keepalive_ping_done`: acked, or ended with its transport), each
+    GOAWAY received (`goaway_received`: error code, debug data) and the keepalive time it
+    throttled (`keepalive_throttled`); rewrites the events file sorted by time. The tracer's
+    clock is the local wall clock to the microsecond."""
+    import datetime, re
+    year = time.localtime().tm_year
+    def when(line):
+        m = re.match(r"[IWE](\d{4}) (\d\d:\d\d:\d\d\.\d{6})", line)
+        return datetime.datetime.strptime(f"{year}{m[1]} {m[2]}", "%Y%m%d %H:%M:%S.%f").timestamp() if m else None
+    out = [json.loads(l) for l in open(events_path)]
+    for line in open(trace_path, errors="replace"):
+        t = when(line)
+        if t is None:
+            continue
+        if m := re.search(r"CLIENT\[(0x[0-9a-f]+)\]: Ping (\d+) sent \[([^\]]+)\]", line):
+            out.append(dict(event="ping_sent", time=t, transport=m[1], ping_id=int(m[2]),
+                            opaque=int(m[2]).to_bytes(8, "big").hex(), peer=m[3]))
+        elif "Finish keepalive ping" in line:
+            out.append(dict(event="keepalive_ping_done", time=t))
+        elif m := re.search(r"Got goaway \[(\d+)\] err=.*Debug Text: ([^ )}]*)", line):
+            out.append(dict(event="goaway_received", time=t, error_code=int(m[1]), debug_data=m[2]))
+        elif m := re.search(r"Current keepalive time \(before throttling\): (\d+)ms", line):
+            out.append(dict(event="keepalive_throttled", time=t, keepalive_time_ms_before=int(m[1])))
+    out.sort(key=lambda e: e["time"])
+    with open(events_path, "w") as f:
+        for e in out:
+            f.write(json.dumps(e, sort_keys=True) + "\n")
 
 def client(args):
     log = JsonLog(args.log)
@@ -338,7 +388,11 @@ def main():
     c = sub.add_parser("client")
     c.add_argument("--target", required=True); c.add_argument("--scenario", required=True)
     c.add_argument("--log", required=True); c.add_argument("--events")
+    m = sub.add_parser("merge-trace", help="add C-core's http_keepalive trace to a keepalive events log")
+    m.add_argument("events"); m.add_argument("trace")
     args = p.parse_args()
+    if args.cmd == "merge-trace":
+        return merge_trace(args.events, args.trace)
     serve(args) if args.cmd == "server" else client(args)
 
 if __name__ == "__main__":

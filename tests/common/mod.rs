@@ -21,6 +21,21 @@ pub(crate) fn captures() -> PathBuf {
     root().join("testdata/captures")
 }
 
+/// Every capture file in testdata/captures (pcap, pcapng, gzipped), sorted.
+pub(crate) fn capture_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(captures())
+        .expect("captures")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".pcap") || n.ends_with(".pcapng") || n.ends_with(".pcap.gz")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Runs `grpctap replay ARGS... testdata/captures/CAPTURE`, requires success, returns stdout.
 pub(crate) fn replay_stdout(args: &[&str], capture: &str) -> String {
     replay_file_stdout(args, &captures().join(capture))

@@ -21,13 +21,35 @@ pub(crate) fn truth_of(capture: &Path) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// The calls a client logged (lines that annotate calls, such as trace ids, left out).
+/// The calls a client logged (lines that annotate calls, such as trace ids, left out). Where
+/// the server logged each attempt of the calls (`X.attempts.jsonl`: gRPC retries and hedging,
+/// one stream per attempt), the attempts are the truth of the streams: attempt 1 under the
+/// call's id, attempt N under `id * 1000 + N` (as [`call_id`] reads them off the wire).
 pub(crate) fn load(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
+    let name = path.to_string_lossy();
+    let attempts = std::path::PathBuf::from(name.replace(".calls.jsonl", ".attempts.jsonl"));
+    let (file, per_attempt) = if attempts.exists() && attempts != path {
+        (attempts.as_path(), true)
+    } else {
+        (path, false)
+    };
+    std::fs::read_to_string(file)
         .expect("calls.jsonl")
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).expect("json line"))
         .filter(|v| v.get("method").is_some() && v.get("status").is_some())
+        .map(|mut v| {
+            if per_attempt {
+                // The server logs the id as the metadata value it read (a string).
+                let id = v["call_id"]
+                    .as_u64()
+                    .or_else(|| v["call_id"].as_str()?.parse().ok());
+                if let (Some(id), Some(n)) = (id, v["attempt"].as_u64()) {
+                    v["call_id"] = (if n > 1 { id * 1000 + n } else { id }).into();
+                }
+            }
+            v
+        })
         .collect()
 }
 
@@ -40,7 +62,12 @@ pub(crate) fn call_id(c: &Value) -> Option<u64> {
             .filter(|kv| pred(kv[0].as_str().unwrap_or("")))
             .find_map(|kv| kv[1].as_str()?.parse().ok())
     };
-    field(&|n| n == "x-call-id").or_else(|| field(&|n| n.starts_with("<unknown")))
+    let id = field(&|n| n == "x-call-id").or_else(|| field(&|n| n.starts_with("<unknown")))?;
+    // A retry or hedge: the attempt after the previous ones.
+    Some(match field(&|n| n == "grpc-previous-rpc-attempts") {
+        Some(prev) => id * 1000 + prev + 1,
+        None => id,
+    })
 }
 
 fn port(addr: &str) -> Option<u16> {

@@ -344,6 +344,7 @@ impl Sink for Feeder {
             ConnEvent::Anomaly(AnomalyKind::NotHttp2) => {}
             ConnEvent::Anomaly(_) => self.anomalies += 1,
             ConnEvent::Ping(_)
+            | ConnEvent::PingRtt { .. }
             | ConnEvent::Setting { .. }
             | ConnEvent::NotGrpc(_)
             | ConnEvent::Http2 { upgraded: true, .. } => {}

@@ -32,6 +32,12 @@ pub(crate) struct Wanted<'a> {
     /// `connect-content-encoding` (a Connect stream's messages').
     pub(crate) content_encoding: Option<&'a [u8]>,
     pub(crate) connect_encoding: Option<&'a [u8]>,
+    /// `grpc-accept-encoding`.
+    pub(crate) accept_encoding: Option<&'a [u8]>,
+    /// `grpc-previous-rpc-attempts`.
+    pub(crate) previous_attempts: Option<&'a [u8]>,
+    /// `te: trailers` was sent.
+    pub(crate) te_trailers: bool,
 }
 
 impl<'a> Wanted<'a> {
@@ -66,6 +72,11 @@ impl<'a> Wanted<'a> {
                 b"connect-timeout-ms" => w.connect_timeout = w.connect_timeout.or(v),
                 b"content-encoding" => w.content_encoding = w.content_encoding.or(v),
                 b"connect-content-encoding" => w.connect_encoding = w.connect_encoding.or(v),
+                b"grpc-accept-encoding" => w.accept_encoding = w.accept_encoding.or(v),
+                b"grpc-previous-rpc-attempts" => {
+                    w.previous_attempts = w.previous_attempts.or(v);
+                }
+                b"te" => w.te_trailers |= v == Some(b"trailers"),
                 _ => {}
             }
         }

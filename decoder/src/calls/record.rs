@@ -184,6 +184,10 @@ pub struct Half {
     pub bodies: Vec<Body>,
     /// Messages past the limits, not kept (when messages are kept).
     pub bodies_dropped: u64,
+    /// The largest message, in bytes (after its 5-byte prefix).
+    pub max_msg: u32,
+    /// `grpc-accept-encoding` of this side: the encodings it takes.
+    pub accept_encoding: Option<Arc<str>>,
 }
 
 /// The TLS a call travelled in.
@@ -275,6 +279,15 @@ pub struct CallRecord {
     /// When each of the first messages was complete, when the limits ask for them
     /// (`CallLimits::message_times`).
     pub message_times: Vec<MessageTime>,
+    /// `grpc-previous-rpc-attempts`: the attempts before this one (gRPC retries and hedging);
+    /// 0 when not sent.
+    pub attempt: u32,
+    /// The request carried `te: trailers` (gRPC requires it; a proxy may strip it); none when
+    /// it is not known (the request's header block referred to entries from before the
+    /// capture, or was not seen).
+    pub te_trailers: Option<bool>,
+    /// The response's `content-type`.
+    pub resp_content_type: Option<Arc<str>>,
 }
 
 /// One message of a call: when its last byte arrived, from which side, its length on the
@@ -336,6 +349,9 @@ impl CallRecord {
             trace_parent: None,
             message_times: Vec::new(),
             status_details: None,
+            attempt: 0,
+            te_trailers: None,
+            resp_content_type: None,
         }
     }
 

@@ -56,6 +56,17 @@ pub enum ConnEvent {
         code: u32,
         /// Last stream id the sender processed.
         last_stream: u32,
+        /// Its debug data says `too_many_pings` (the gRPC servers' word for a client whose
+        /// keepalive PINGs came too often).
+        too_many_pings: bool,
+    },
+    /// A PING was answered: the time from the PING to its ACK, as the tap saw them (the
+    /// network round trip beyond the tap, and the peer's answer time).
+    PingRtt {
+        /// Who sent the PING.
+        by: Side,
+        /// Round trip.
+        rtt: std::time::Duration,
     },
     /// A SETTINGS parameter a side announced (RFC 9113 6.5.2; unknown ids too, such as
     /// gRPC C-core's 0xfe03).

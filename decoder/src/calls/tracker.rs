@@ -138,6 +138,9 @@ struct Call {
     /// The request headers had fields we could not read and no readable `grpc-timeout`: the
     /// call may have had a deadline (so a cancel may have been its expiry).
     deadline_unknown: bool,
+    /// It began as its connection reached the server's SETTINGS_MAX_CONCURRENT_STREAMS: it
+    /// may have waited in the client for a free stream.
+    queued: bool,
     /// A content-type of the call was read (its request's or its response's): its protocol is
     /// known, not assumed.
     protocol_sure: bool,
@@ -200,7 +203,24 @@ pub struct Tracker {
     /// Bytes of open calls' metadata and of messages kept for output (`--bodies`, the UI),
     /// shared by every connection.
     state: Arc<KeepBudget>,
+    /// The newest PINGs each side sent (client, server), waiting for their answer: data and
+    /// time; `ping_next` is where each side's next one goes.
+    pings: [[Option<Pinged>; 4]; 2],
+    ping_next: [usize; 2],
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS, when it sent one.
+    max_streams: Option<u32>,
+    /// The server sent a GOAWAY with an error code: it is closing the connection.
+    server_goaway_error: bool,
+    /// When a call ended that held a place at the stream limit (or had waited for one).
+    released: Option<Nanos>,
 }
+
+/// A PING waiting for its answer: its data and when it was sent.
+type Pinged = ([u8; 8], Nanos);
+
+/// A call begun this soon after a place under the server's stream limit came free may have
+/// waited in the client for it.
+const QUEUED_WITHIN: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The default bound on the bytes open calls keep for output (metadata, messages).
 pub const DEFAULT_KEPT_STATE: usize = 256 << 20;
@@ -239,6 +259,11 @@ impl Tracker {
             ended_early: Default::default(),
             budget: KeepBudget::new(16 << 20),
             state: KeepBudget::new(DEFAULT_KEPT_STATE),
+            pings: [[None; 4]; 2],
+            ping_next: [0; 2],
+            max_streams: None,
+            server_goaway_error: false,
+            released: None,
         }
     }
 
@@ -405,6 +430,7 @@ impl Tracker {
                 last_stream,
                 code,
                 ts,
+                debug,
             } => {
                 sink.conn_event(
                     self.id,
@@ -412,22 +438,59 @@ impl Tracker {
                         by: from,
                         code: code.0,
                         last_stream,
+                        too_many_pings: debug.trim_ascii() == b"too_many_pings",
                     },
                 );
                 if from == Side::Server {
+                    self.server_goaway_error |= code.0 != 0;
                     self.goaway(last_stream, ts, sink);
                 }
             }
-            Event::Setting { from, id, value } => sink.conn_event(
-                self.id,
-                ConnEvent::Setting {
-                    by: from,
-                    id: id.0,
-                    value,
-                },
-            ),
-            Event::Ping { from, ack: false } => sink.conn_event(self.id, ConnEvent::Ping(from)),
-            Event::Ping { ack: true, .. } | Event::WindowUpdate { .. } => {}
+            Event::Setting { from, id, value } => {
+                if from == Side::Server && id.0 == 0x3 {
+                    self.max_streams = Some(value);
+                }
+                sink.conn_event(
+                    self.id,
+                    ConnEvent::Setting {
+                        by: from,
+                        id: id.0,
+                        value,
+                    },
+                );
+            }
+            Event::Ping {
+                from,
+                ack: false,
+                data,
+                ts,
+            } => {
+                // The newest few PINGs each side sent wait for their answer.
+                let q = &mut self.pings[usize::from(from == Side::Server)];
+                q[self.ping_next[usize::from(from == Side::Server)] % q.len()] = Some((data, ts));
+                self.ping_next[usize::from(from == Side::Server)] += 1;
+                sink.conn_event(self.id, ConnEvent::Ping(from));
+            }
+            Event::Ping {
+                from,
+                ack: true,
+                data,
+                ts,
+            } => {
+                // Answers the PING the other side sent.
+                let by = match from {
+                    Side::Client => Side::Server,
+                    Side::Server => Side::Client,
+                };
+                let q = &mut self.pings[usize::from(by == Side::Server)];
+                if let Some(slot) = q.iter_mut().find(|p| p.is_some_and(|(d, _)| d == data))
+                    && let Some((_, sent)) = slot.take()
+                    && let Some(rtt) = ts.checked_since(sent)
+                {
+                    sink.conn_event(self.id, ConnEvent::PingRtt { by, rtt });
+                }
+            }
+            Event::WindowUpdate { .. } => {}
             Event::Lost { from, stream } => {
                 let mark = |call: &mut Call| {
                     call.rec.lost_bytes = true;
@@ -711,6 +774,12 @@ impl Tracker {
             _ => w.encoding,
         };
         rec.req.encoding = encoding.map(|v| self.strings.get(v));
+        rec.req.accept_encoding = w.accept_encoding.map(|v| self.strings.get(v));
+        rec.attempt = w
+            .previous_attempts
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+            .unwrap_or(0);
+        rec.te_trailers = (w.te_trailers || list.unknown_refs == 0).then_some(w.te_trailers);
         rec.timeout = w.timeout.and_then(grpc::parse_timeout);
         rec.protocol = kind;
         if w.get
@@ -781,6 +850,17 @@ impl Tracker {
             trailers: None,
             details_code: None,
             deadline_unknown: w.timeout.is_none() && list.unknown_refs > 0,
+            queued: {
+                let just_freed = self
+                    .released
+                    .is_some_and(|r| ts.checked_since(r).is_some_and(|d| d <= QUEUED_WITHIN));
+                match self.max_streams {
+                    Some(m) => self.calls.len() + 1 >= m as usize || just_freed,
+                    // The limit is unknown (joined mid-way): a call begun as another ended
+                    // may have waited for its place.
+                    None => !self.seen_from_start && just_freed,
+                }
+            },
             protocol_sure: w.content_type.is_some() || w.get,
             b64: Default::default(),
             reflection: false,
@@ -852,6 +932,7 @@ impl Tracker {
             trailers: None,
             details_code: None,
             deadline_unknown: true,
+            queued: false,
             protocol_sure: false,
             b64: Default::default(),
             reflection: false,
@@ -901,9 +982,17 @@ impl Tracker {
             _ => w.encoding,
         }
         .map(|enc| self.strings.get(enc));
+        let accept = w.accept_encoding.map(|v| self.strings.get(v));
+        let content_type = w.content_type.map(|v| self.strings.get(v));
         let Some(call) = self.calls.get_mut(&stream) else {
             return;
         };
+        if accept.is_some() {
+            call.rec.resp.accept_encoding = accept;
+        }
+        if content_type.is_some() {
+            call.rec.resp_content_type = content_type;
+        }
         if let Some(s) = w
             .status
             .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
@@ -1194,11 +1283,24 @@ impl Tracker {
         };
         settle(&mut call, ending);
         let cancel = status::cancels(code, by == Side::Client);
-        if cancel && call.rec.status_source == StatusSource::Reset && call.deadline_unknown {
+        if cancel
+            && call.rec.status_source == StatusSource::Reset
+            && (call.deadline_unknown || (call.queued && call.rec.timeout.is_some()))
+        {
             // CANCEL ends a cancelled call and an expired one alike (PROTOCOL-HTTP2.md); which
-            // one, only the deadline we could not read would tell. It failed either way.
+            // one, only the deadline we could not read would tell. It failed either way. So
+            // for a call that waited in the client for a free stream (it began as the
+            // connection reached the server's stream limit): its deadline ran from when it was
+            // issued (grpc-go computes grpc-timeout then), not from its HEADERS.
             call.rec.status = None;
             call.rec.error_unknown_code = true;
+        } else if by == Side::Client && self.server_goaway_error && code != 0 {
+            // The server is closing the connection with an error (ENHANCE_YOUR_CALM for too
+            // many PINGs, ...): the client fails its calls as UNAVAILABLE and resets them with
+            // the GOAWAY's code (C-core does).
+            call.rec.status = Some(grpc::Code::UNAVAILABLE);
+            call.rec.status_source = StatusSource::ConnectionClosed;
+            call.rec.status_confidence = crate::calls::record::Confidence::Inferred;
         }
         self.end_call(call, Some(ts), sink);
     }
@@ -1225,6 +1327,16 @@ impl Tracker {
     fn end_call<S: Sink + ?Sized>(&mut self, mut call: Call, end: Option<Nanos>, sink: &mut S) {
         if end.is_some() {
             call.rec.end = end;
+        }
+        let at_limit = match self.max_streams {
+            Some(m) => call.queued || self.calls.len() + 1 >= m as usize,
+            // Joined mid-way, the server's SETTINGS unseen: any end may free a place.
+            None => !self.seen_from_start,
+        };
+        if at_limit {
+            // A place under the stream limit came free (the call was still counted): a call
+            // the client held back takes it at once.
+            self.released = end.or(self.released);
         }
         if call.req.raw && call.rec.start.is_some() {
             // A Connect unary request is one message, whatever its body (a GET has none).
@@ -1463,6 +1575,7 @@ fn finalize_counts(call: &mut Call) {
         half.compressed = p.compressed;
         half.bodies = std::mem::take(&mut p.bodies);
         half.bodies_dropped = p.dropped;
+        half.max_msg = p.max_len;
     }
     r.first_response = call.resp.first_start;
     r.lost_bytes |= call.partial || call.req.lost || call.resp.lost;

@@ -53,6 +53,8 @@ pub(crate) struct MsgParser {
     /// [`MsgParser::align`] finds a DATA frame that holds exactly one.
     pub(crate) aligning: bool,
     pub(crate) msgs: u64,
+    /// The largest message completed.
+    pub(crate) max_len: u32,
     pub(crate) bytes: u64,
     pub(crate) compressed: u64,
     /// When the first message's prefix began.
@@ -263,6 +265,7 @@ impl MsgParser {
     #[inline]
     fn complete(&mut self, len: u32) {
         self.msgs += 1;
+        self.max_len = self.max_len.max(len);
         self.bytes += u64::from(len);
         self.left = None;
         if self.keep.is_some() {

@@ -638,7 +638,12 @@ impl Connection {
                 Err(_) => sink.h2_event(Event::Anomaly(AnomalyKind::MalformedFrame)),
             },
             Kind::PING => match Ping::load(&head, &payload) {
-                Ok(p) => sink.h2_event(Event::Ping { from, ack: p.ack }),
+                Ok(p) => sink.h2_event(Event::Ping {
+                    from,
+                    ack: p.ack,
+                    data: p.data,
+                    ts,
+                }),
                 Err(_) => sink.h2_event(Event::Anomaly(AnomalyKind::MalformedFrame)),
             },
             Kind::GOAWAY => match GoAway::load(&head, &payload) {
@@ -647,6 +652,7 @@ impl Connection {
                     last_stream: g.last_stream,
                     code: g.code,
                     ts,
+                    debug: g.debug,
                 }),
                 Err(_) => sink.h2_event(Event::Anomaly(AnomalyKind::MalformedFrame)),
             },

@@ -95,6 +95,8 @@ pub enum Event<'a> {
         code: ErrorCode,
         /// When the frame began.
         ts: Nanos,
+        /// Its debug data (gRPC servers say `too_many_pings` there).
+        debug: &'a [u8],
     },
     /// One SETTINGS parameter (sent for each; ACKs are not reported).
     Setting {
@@ -111,6 +113,10 @@ pub enum Event<'a> {
         from: Side,
         /// It answers another PING.
         ack: bool,
+        /// Its opaque data (an answer carries the data of the PING it answers).
+        data: [u8; 8],
+        /// When the frame began.
+        ts: Nanos,
     },
     /// WINDOW_UPDATE.
     WindowUpdate {

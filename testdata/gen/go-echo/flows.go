@@ -1,6 +1,8 @@
-// The flow scenarios of make_flow_captures.sh, and the relay server of the nested one.
+// The flow scenarios of make_flow_captures.sh, and the relay server of the nested one. These
+// commands are taken by flowsMain (run from init, before main) and main.go never sees them, so
+// every other command and flag of go-echo is as it was:
 //
-//	go-echo server --addr A --max-streams 2        SETTINGS_MAX_CONCURRENT_STREAMS 2
+//	go-echo server --addr A --max-streams N        grpc.MaxConcurrentStreams(N): SETTINGS_MAX_CONCURRENT_STREAMS (no other flags)
 //	go-echo relay --addr A --upstream B --children children.jsonl
 //	go-echo client --target A --scenario slow-consumer --log F --messages M
 //	go-echo client --target A --scenario max-streams --log F
@@ -36,6 +38,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -53,12 +56,79 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-var (
-	maxStreams   uint   // server --max-streams
-	target2      string // client --target2
-	upstream     string // relay --upstream
-	childrenPath string // relay --children
-)
+func init() { flowsMain() }
+
+// flowsMain runs the commands above and exits; it returns for any other.
+func flowsMain() {
+	if len(os.Args) < 2 {
+		return
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	has := func(flag string) bool {
+		for _, a := range args {
+			if a == flag || strings.HasPrefix(a, flag+"=") {
+				return true
+			}
+		}
+		return false
+	}
+	scenario := ""
+	for i, a := range args {
+		if a == "--scenario" && i+1 < len(args) {
+			scenario = args[i+1]
+		} else if strings.HasPrefix(a, "--scenario=") {
+			scenario = strings.TrimPrefix(a, "--scenario=")
+		}
+	}
+	flows := map[string]bool{"slow-consumer": true, "max-streams": true, "leaks": true, "nested": true}
+	if !(cmd == "relay" || cmd == "server" && has("--max-streams") || cmd == "client" && flows[scenario]) {
+		return
+	}
+	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:50200", "server, relay: address to listen on")
+	maxStreams := fs.Uint("max-streams", 0, "server: SETTINGS_MAX_CONCURRENT_STREAMS")
+	up := fs.String("upstream", "", "relay: the server it calls")
+	children := fs.String("children", "", "relay: the log of its outgoing calls")
+	target := fs.String("target", "", "client: server to call")
+	target2 := fs.String("target2", "", "client, leaks: a second server (the python one)")
+	fs.String("scenario", "", "client: slow-consumer, max-streams, leaks or nested")
+	logPath := fs.String("log", "", "client: calls.jsonl to write")
+	marker := fs.String("marker", "", "leaks: writes MARKER.ready when only the open streams are left, waits for MARKER")
+	messages := fs.String("messages", "", "slow-consumer: the per-message log to write")
+	fs.Parse(args)
+	switch cmd {
+	case "relay":
+		serveRelay(*addr, *up, *children)
+	case "server":
+		lis, err := net.Listen("tcp", *addr)
+		if err != nil {
+			panic(err)
+		}
+		s := newServer(grpc.MaxConcurrentStreams(uint32(*maxStreams)))
+		fmt.Println("ready")
+		if err := s.Serve(lis); err != nil {
+			panic(err)
+		}
+	case "client":
+		f, err := os.Create(*logPath)
+		if err != nil {
+			panic(err)
+		}
+		log := &logger{f: f}
+		switch scenario {
+		case "slow-consumer":
+			slowConsumer(*target, log, *messages)
+		case "max-streams":
+			maxStreamsScenario(*target, log)
+		case "leaks":
+			leaks(*target, *target2, log, *marker)
+		case "nested":
+			nested(*target, log)
+		}
+		f.Close()
+	}
+	os.Exit(0)
+}
 
 func echoPath(m string) string { return "/grpctap.test.Echo/" + m }
 
@@ -164,11 +234,15 @@ func maxStreamsScenario(target string, log *logger) {
 		close(gate)
 		wg.Wait()
 	}
-	wave("burst", 101, 0, 0)                       // 20 at once: the last ends after ~2 s
-	time.Sleep(time.Second)                        //
-	wave("staggered", 201, 50*time.Millisecond, 0) // one every 50 ms: the queue grows
-	time.Sleep(time.Second)                        //
-	wave("deadline", 301, 0, time.Second)          // 20 at once with 1 s deadlines: the last ones expire queued
+	// 20 at once: the last ends after ~2 s.
+	wave("burst", 101, 0, 0)
+	time.Sleep(time.Second)
+	// One every 50 ms: the queue grows by one call every 100 ms.
+	wave("staggered", 201, 50*time.Millisecond, 0)
+	time.Sleep(time.Second)
+	// 20 at once with 1 s deadlines: the later ones expire queued, or on the wire as soon as a
+	// slot frees (their grpc-timeout was computed when issued, before they queued).
+	wave("deadline", 301, 0, time.Second)
 	time.Sleep(500 * time.Millisecond)
 }
 
@@ -299,16 +373,18 @@ func leaks(target, target2 string, log *logger, marker string) {
 		case i%20 == 14 && target2 != "":
 			conn, cl = 1, c2
 			s = spec{svc: "Echo", method: "Unary", timeout: time.Second, echo: []*pb.EchoRequest{{Message: fmt.Sprintf("py-%d", i), SleepMs: 10}}}
-		default:
+		default: // i % 10 == 9 is always one of the cases above
 			switch i % 10 {
 			case 0, 3, 6, 8: // Echo.Unary: always a deadline
 				e := E(fmt.Sprintf("u%d", i))
 				e.SleepMs, e.ReplySize = int32(5+(i%4)*5), int32(20+i%50)
 				s = spec{svc: "Echo", method: "Unary", timeout: time.Second, echo: []*pb.EchoRequest{e}}
-			case 1, 5: // Store.Get: never a deadline
-				s = spec{svc: "Store", method: "Get", keys: []*pb.Key{{Id: "watched"}}}
-			case 9:
-				s = spec{svc: "Store", method: "Get", keys: []*pb.Key{{Id: fmt.Sprintf("missing-%d", i)}}}
+			case 1, 5: // Store.Get: never a deadline; one in four NOT_FOUND
+				key := "watched"
+				if i%20 == 15 {
+					key = fmt.Sprintf("missing-%d", i)
+				}
+				s = spec{svc: "Store", method: "Get", keys: []*pb.Key{{Id: key}}}
 			case 2:
 				s = spec{svc: "Store", method: "Put", item: &pb.Item{Id: fmt.Sprintf("k%d", i%7), Data: []byte("d")}}
 			case 4: // short ServerStream, the same method as two open ones
@@ -416,7 +492,7 @@ func (s *relayServer) Unary(ctx context.Context, r *pb.EchoRequest) (*pb.EchoRep
 		"trace_id": trace, "parent_span_id": parentSpan, "span_id": span, "traceparent": tp,
 		"mode": mode, "timeout_s": timeout, "parent_timeout_s": parentTimeout, "status": code,
 		"message": msg, "req_msgs": 1, "resp_msgs": map[bool]int{true: 1, false: 0}[err == nil],
-		"client_peer": p, "start": start, "end": end, "parent_done_before": ctx.Err() != nil,
+		"client_peer": p, "start": start, "end": end, "parent_ended_first": ctx.Err() != nil,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,1715 @@
+//! Findings: which gRPC failure mode the traffic shows, where, since when, how sure, with the
+//! evidence as numbers and the usual fix (the failure catalog of the gRPC guides this project
+//! follows). Fed by the same call records and connection events as every other output, in
+//! capture time only; every map is bounded. [`Findings::report`] turns what was seen into
+//! findings at any moment (the end of a replay, each scrape, the UI's refresh).
+//!
+//! Each kind's rule and its thresholds ([`Thresholds`], changed by name with
+//! [`Thresholds::set`]) are documented in docs/findings.md; a kind fires only on evidence that
+//! clears every threshold of its rule, so a finding says something true of the capture.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use types::{ConnId, Nanos};
+
+use crate::aggregate::Histogram;
+use crate::calls::record::{CallRecord, CallType, StatusSource};
+use crate::calls::sink::{ConnEvent, Sink};
+use crate::grpc::Code;
+use crate::h2::event::Side;
+
+/// The kinds of finding. Their names are part of the JSON and metrics contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Calls of a service spread unevenly over its servers (pinned connections).
+    ConnectionImbalance,
+    /// A server that appeared later gets far less than its share.
+    IdleBackend,
+    /// Calls without a deadline.
+    NoDeadline,
+    /// Calls that ran out of their deadline, and servers that answered after it.
+    DeadlineExceeded,
+    /// A call made while handling a call of the same trace, without the caller's deadline.
+    DeadlineNotPropagated,
+    /// Retried calls (gRPC retries and hedging), and a retry storm.
+    Retries,
+    /// Retries of methods the schema does not mark idempotent.
+    RetryUnsafe,
+    /// Streams open far longer than their method's usual duration.
+    LeakedStream,
+    /// Connections at the peer's SETTINGS_MAX_CONCURRENT_STREAMS.
+    MaxStreamsSaturated,
+    /// PINGs the server refused (ENHANCE_YOUR_CALM, too_many_pings), or too many of them.
+    Keepalive,
+    /// GOAWAYs that were errors or lost calls.
+    Goaway,
+    /// Failed calls behind HTTP 200.
+    HttpStatusMasksErrors,
+    /// What an intermediary that does not carry gRPC does to it.
+    BrokenProxy,
+    /// Messages at the usual 4 MiB limit, or refused for their size.
+    MessageSizeLimit,
+    /// A message compressed with an encoding the peer did not list.
+    CompressionMismatch,
+}
+
+impl Kind {
+    /// Every kind, in the order of the docs.
+    pub const ALL: [Kind; 15] = [
+        Kind::ConnectionImbalance,
+        Kind::IdleBackend,
+        Kind::NoDeadline,
+        Kind::DeadlineExceeded,
+        Kind::DeadlineNotPropagated,
+        Kind::Retries,
+        Kind::RetryUnsafe,
+        Kind::LeakedStream,
+        Kind::MaxStreamsSaturated,
+        Kind::Keepalive,
+        Kind::Goaway,
+        Kind::HttpStatusMasksErrors,
+        Kind::BrokenProxy,
+        Kind::MessageSizeLimit,
+        Kind::CompressionMismatch,
+    ];
+
+    /// The name in JSON and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ConnectionImbalance => "connection_imbalance",
+            Kind::IdleBackend => "idle_backend",
+            Kind::NoDeadline => "no_deadline",
+            Kind::DeadlineExceeded => "deadline_exceeded",
+            Kind::DeadlineNotPropagated => "deadline_not_propagated",
+            Kind::Retries => "retries",
+            Kind::RetryUnsafe => "retry_unsafe",
+            Kind::LeakedStream => "leaked_stream",
+            Kind::MaxStreamsSaturated => "max_streams_saturated",
+            Kind::Keepalive => "keepalive",
+            Kind::Goaway => "goaway",
+            Kind::HttpStatusMasksErrors => "http_status_masks_errors",
+            Kind::BrokenProxy => "broken_proxy",
+            Kind::MessageSizeLimit => "message_size_limit",
+            Kind::CompressionMismatch => "compression_mismatch",
+        }
+    }
+
+    /// The usual fix, in one line (the guides' mitigations).
+    pub fn advice(self) -> &'static str {
+        match self {
+            Kind::ConnectionImbalance => {
+                "balance per request, not per connection: client-side round_robin or xDS, or an L7 (HTTP/2-aware) proxy; L4 balancing pins long-lived connections"
+            }
+            Kind::IdleBackend => {
+                "make clients re-resolve and rebalance on topology change (max connection age on the servers, resolver refresh), or balance per request"
+            }
+            Kind::NoDeadline => {
+                "give every call an explicit, bounded deadline, propagated from the edge: a call without one can hang forever and pin its resources"
+            }
+            Kind::DeadlineExceeded => {
+                "find where the budget goes (the slow dependency, queueing); servers should stop work when the deadline passes instead of answering into the void"
+            }
+            Kind::DeadlineNotPropagated => {
+                "pass the incoming call's context (its remaining deadline) to the calls made while serving it, so downstream work stops when the caller gave up"
+            }
+            Kind::Retries => {
+                "bound retries with backoff and jitter, a retry budget or throttle and the deadline, not a raw count; a rising retry share with errors is a retry storm"
+            }
+            Kind::RetryUnsafe => {
+                "retry only idempotent methods (mark them with idempotency_level) or give state-changing ones idempotency keys: a retry after an ambiguous failure can run twice"
+            }
+            Kind::LeakedStream => {
+                "close or cancel streams on every path (errors included), give them a max lifetime and keepalive, drain them on shutdown"
+            }
+            Kind::MaxStreamsSaturated => {
+                "calls queue in the client behind the peer's stream limit (their latency includes the wait): raise MAX_CONCURRENT_STREAMS, open more connections, or shed load"
+            }
+            Kind::Keepalive => {
+                "align client keepalive with the server's enforcement policy (client keepalive time >= the server's minimum ping interval), or the server closes the connection"
+            }
+            Kind::Goaway => {
+                "drain connections gracefully (GOAWAY NO_ERROR first, then close) and retry calls refused above the last stream id"
+            }
+            Kind::HttpStatusMasksErrors => {
+                "alert on grpc-status per method, not on HTTP status: a dashboard on HTTP status shows success for these failures"
+            }
+            Kind::BrokenProxy => {
+                "use HTTP/2- and trailer-aware proxies end to end (ALPN h2); a proxy that drops trailers or answers with its own HTTP errors breaks gRPC"
+            }
+            Kind::MessageSizeLimit => {
+                "stream large payloads in chunks, or raise max send/receive message size on both sides deliberately (4 MiB is the usual default)"
+            }
+            Kind::CompressionMismatch => {
+                "compress only with an encoding the peer lists in grpc-accept-encoding (or configure the same compressors on both sides)"
+            }
+        }
+    }
+}
+
+/// How bad it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Likely to hurt.
+    Warning,
+    /// Hurting now: calls fail or hang.
+    Critical,
+}
+
+impl Severity {
+    /// The name in JSON and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// How sure a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Certainty {
+    /// Read from the wire as it is (a header, a status, a frame).
+    High,
+    /// Inferred from timing or from matching calls (a trace id and the addresses).
+    Medium,
+}
+
+impl Certainty {
+    /// The name in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Certainty::High => "high",
+            Certainty::Medium => "medium",
+        }
+    }
+}
+
+/// Where a finding is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// The method (`/pkg.Service/Method`).
+    pub method: Option<Arc<str>>,
+    /// The service (`pkg.Service`), with the `:authority` its calls used when known.
+    pub service: Option<String>,
+    /// A server address.
+    pub server: Option<SocketAddr>,
+    /// A client address.
+    pub client: Option<SocketAddr>,
+    /// A connection.
+    pub conn: Option<ConnId>,
+}
+
+/// One finding.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// What.
+    pub kind: Kind,
+    /// How bad.
+    pub severity: Severity,
+    /// Where.
+    pub scope: Scope,
+    /// The first and last evidence seen.
+    pub from: Nanos,
+    /// See `from`.
+    pub to: Nanos,
+    /// One line for people.
+    pub summary: String,
+    /// The evidence, as named numbers.
+    pub evidence: Vec<(&'static str, f64)>,
+    /// How sure.
+    pub certainty: Certainty,
+    /// Calls that show it (connection, stream), a few.
+    pub calls: Vec<(ConnId, u32)>,
+    /// Connections that show it, a few.
+    pub conns: Vec<ConnId>,
+}
+
+impl Finding {
+    /// The usual fix.
+    pub fn advice(&self) -> &'static str {
+        self.kind.advice()
+    }
+}
+
+/// The thresholds of the rules; each can be changed by name ([`Thresholds::set`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// Calls a method (service, connection) needs before a share of them means anything.
+    pub min_calls: u64,
+    /// `no_deadline`: share of a method's calls without a deadline.
+    pub no_deadline_share: f64,
+    /// `deadline_exceeded`: calls that ran out of their deadline, per method.
+    pub deadline_exceeded_calls: u64,
+    /// `http_status_masks_errors`: share of a method's calls that failed behind HTTP 200.
+    pub masked_error_share: f64,
+    /// `connection_imbalance`: the busiest server's share over its fair share (1/servers).
+    pub imbalance_ratio: f64,
+    /// `idle_backend`: a later server's share of the calls since it appeared, over its fair
+    /// share, below this.
+    pub idle_share: f64,
+    /// `idle_backend`: the server appeared after this share of the service's time.
+    pub late_after: f64,
+    /// `retries`: share of a method's calls that were retries.
+    pub retry_share: f64,
+    /// `leaked_stream`: a stream still open (or ended) after this long ...
+    pub leak_age_s: f64,
+    /// ... and this many times its method's median duration.
+    pub leak_ratio: f64,
+    /// `max_streams_saturated`: calls begun while their connection was at the limit.
+    pub saturated_calls: u64,
+    /// `message_size_limit`: a message this close to 4 MiB (share of it).
+    pub size_near: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            min_calls: 20,
+            no_deadline_share: 0.5,
+            deadline_exceeded_calls: 3,
+            masked_error_share: 0.05,
+            imbalance_ratio: 1.5,
+            idle_share: 0.25,
+            late_after: 0.2,
+            retry_share: 0.05,
+            leak_age_s: 10.0,
+            leak_ratio: 10.0,
+            saturated_calls: 5,
+            size_near: 0.9,
+        }
+    }
+}
+
+impl Thresholds {
+    /// The names [`Thresholds::set`] takes.
+    pub const NAMES: [&'static str; 12] = [
+        "min_calls",
+        "no_deadline_share",
+        "deadline_exceeded_calls",
+        "masked_error_share",
+        "imbalance_ratio",
+        "idle_share",
+        "late_after",
+        "retry_share",
+        "leak_age_s",
+        "leak_ratio",
+        "saturated_calls",
+        "size_near",
+    ];
+
+    /// Sets one threshold from `name=value`.
+    pub fn set(&mut self, spec: &str) -> Result<(), String> {
+        let (name, value) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("{spec:?}: expected NAME=VALUE"))?;
+        let v: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{spec:?}: {value:?} is not a number"))?;
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(format!("{spec:?}: must be a number >= 0"));
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let n = v.round() as u64;
+        match name.trim() {
+            "min_calls" => self.min_calls = n,
+            "no_deadline_share" => self.no_deadline_share = v,
+            "deadline_exceeded_calls" => self.deadline_exceeded_calls = n,
+            "masked_error_share" => self.masked_error_share = v,
+            "imbalance_ratio" => self.imbalance_ratio = v,
+            "idle_share" => self.idle_share = v,
+            "late_after" => self.late_after = v,
+            "retry_share" => self.retry_share = v,
+            "leak_age_s" => self.leak_age_s = v,
+            "leak_ratio" => self.leak_ratio = v,
+            "saturated_calls" => self.saturated_calls = n,
+            "size_near" => self.size_near = v,
+            other => {
+                return Err(format!(
+                    "no threshold {other:?} (one of: {})",
+                    Self::NAMES.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The usual message size limit (grpc-go, C-core, grpc-java receive default).
+pub const USUAL_MAX_MESSAGE: u64 = 4 << 20;
+
+/// A call begun this soon after a stream's end freed a place under the stream limit waited
+/// for it.
+const QUEUED_WITHIN: Duration = Duration::from_millis(5);
+
+/// An answer this long after the deadline came after it (clocks of the two ends and of the tap
+/// differ by little on one host; more across a network).
+const LATE_BY: Duration = Duration::from_millis(1);
+
+/// Calls (connections) a finding keeps as examples.
+const EXAMPLES: usize = 8;
+/// Methods kept apart; calls of others are not looked at.
+const MAX_METHODS: usize = 2048;
+/// Servers kept per service, and services.
+const MAX_SERVERS: usize = 256;
+const MAX_SERVICES: usize = 1024;
+/// Connections followed at once (closed ones are folded into their findings and let go).
+const MAX_CONNS: usize = 1 << 16;
+/// Calls with a trace id and a deadline kept open as possible parents.
+const MAX_PARENTS: usize = 1 << 14;
+
+/// A bounded list of examples.
+#[derive(Debug, Clone)]
+struct Examples<T>(Vec<T>);
+
+impl<T> Default for Examples<T> {
+    fn default() -> Self {
+        Examples(Vec::new())
+    }
+}
+
+impl<T: PartialEq> Examples<T> {
+    fn add(&mut self, t: T) {
+        if self.0.len() < EXAMPLES && !self.0.contains(&t) {
+            self.0.push(t);
+        }
+    }
+}
+
+/// A first and last time.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span(Option<(Nanos, Nanos)>);
+
+impl Span {
+    fn add(&mut self, t: Nanos) {
+        self.0 = Some(match self.0 {
+            None => (t, t),
+            Some((a, b)) => (a.min(t), b.max(t)),
+        });
+    }
+
+    fn get(&self) -> (Nanos, Nanos) {
+        self.0.unwrap_or((Nanos::ZERO, Nanos::ZERO))
+    }
+}
+
+/// One counter of calls with its times and examples.
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    n: u64,
+    span: Span,
+    calls: Examples<(ConnId, u32)>,
+}
+
+impl Tally {
+    fn add(&mut self, c: &CallRecord) {
+        self.n += 1;
+        self.span.add(c.end.or(c.start).unwrap_or(Nanos::ZERO));
+        self.calls.add((c.conn, c.stream_id));
+    }
+}
+
+/// Retries over the method's life, in halves: (calls, retried, failed) of the first and second.
+#[derive(Debug, Clone, Default)]
+struct Halves {
+    first: Option<Nanos>,
+    items: Vec<(Nanos, bool, bool)>,
+}
+
+impl Halves {
+    /// Keeps at most this many (time, retried, failed), thinned by two when full.
+    const MAX: usize = 4096;
+
+    fn add(&mut self, t: Nanos, retried: bool, failed: bool) {
+        self.first.get_or_insert(t);
+        if self.items.len() >= Self::MAX {
+            let mut i = 0;
+            self.items.retain(|_| {
+                i += 1;
+                i % 2 == 0
+            });
+        }
+        self.items.push((t, retried, failed));
+    }
+
+    /// (retry share, error share) of the first and the second half of the time seen.
+    fn shares(&self) -> Option<[(f64, f64); 2]> {
+        let (&(a, ..), &(b, ..)) = (self.items.first()?, self.items.last()?);
+        let mid = Nanos(a.0 + (b.0 - a.0) / 2);
+        let mut n = [[0u64; 3]; 2];
+        for &(t, r, f) in &self.items {
+            let h = usize::from(t > mid);
+            n[h][0] += 1;
+            n[h][1] += u64::from(r);
+            n[h][2] += u64::from(f);
+        }
+        if n[0][0] == 0 || n[1][0] == 0 {
+            return None;
+        }
+        let s = |h: [u64; 3]| (h[1] as f64 / h[0] as f64, h[2] as f64 / h[0] as f64);
+        Some([s(n[0]), s(n[1])])
+    }
+}
+
+/// What is kept per method.
+#[derive(Debug, Clone, Default)]
+struct MethodState {
+    calls: u64,
+    span: Span,
+    authority: Option<Arc<str>>,
+    /// Calls whose request headers were read (their deadline is known).
+    headers_read: u64,
+    no_deadline: Tally,
+    exceeded: Tally,
+    /// Answered (response headers or a message) after the client's deadline had passed.
+    late_answers: Tally,
+    http200_failed: Tally,
+    failed: u64,
+    retried: Tally,
+    max_attempt: u32,
+    halves: Halves,
+    /// Durations of the calls that ended (for what is usual).
+    durations: Histogram,
+    leaked: Tally,
+    longest_open: Duration,
+    too_big: Tally,
+    near_limit: Tally,
+    largest_message: u64,
+    no_trailers: Tally,
+    proxy_status: Tally,
+    http_statuses: BTreeMap<u16, u64>,
+    no_te: Tally,
+    not_grpc_response: Tally,
+    compression: Tally,
+    compression_pairs: BTreeMap<String, u64>,
+}
+
+/// A server of a service.
+#[derive(Debug, Clone, Default)]
+struct ServerState {
+    calls: u64,
+    first: Nanos,
+    conns: Examples<ConnId>,
+    conns_n: u64,
+}
+
+/// What is kept per service (authority and service name).
+#[derive(Debug, Clone, Default)]
+struct ServiceState {
+    span: Span,
+    servers: BTreeMap<SocketAddr, ServerState>,
+    /// Calls ending at each time, kept to share out the calls since a server appeared:
+    /// (end, server index in `order`).
+    ends: VecDeque<(Nanos, u16)>,
+    order: Vec<SocketAddr>,
+    /// Connections seen (each counted once), and per connection the servers it reached.
+    conns: HashMap<ConnId, SocketAddr>,
+}
+
+impl ServiceState {
+    const MAX_ENDS: usize = 1 << 16;
+}
+
+/// What is kept per connection.
+#[derive(Debug, Clone, Default)]
+struct ConnState {
+    client: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+    opened: Nanos,
+    last: Nanos,
+    /// Streams open now, and the peer's limit (the server's SETTINGS_MAX_CONCURRENT_STREAMS:
+    /// it limits the client's streams).
+    open: u32,
+    max_streams: Option<u32>,
+    at_limit_calls: u64,
+    at_limit_since: Option<Nanos>,
+    /// A stream ended while the connection was at the limit: a call waiting in the client
+    /// begins the moment after.
+    released: Option<Nanos>,
+    at_limit_time: Duration,
+    peak_open: u32,
+    pings: [u64; 2],
+    ping_span: Span,
+    rtt: Histogram,
+    too_many_pings: bool,
+    /// The GOAWAY's debug data said `too_many_pings`.
+    too_many_pings_text: bool,
+    goaways: Vec<(Side, u32)>,
+    lost_to_goaway: Tally,
+}
+
+/// A call that may make calls of its own while it is served: a trace id, where it is served,
+/// and when its deadline passes.
+#[derive(Debug, Clone, Copy)]
+struct Parent {
+    conn: ConnId,
+    stream: u32,
+    server: IpAddr,
+    start: Nanos,
+    deadline: Option<Nanos>,
+}
+
+/// A call made while serving a parent without the parent's deadline.
+#[derive(Debug, Clone, Default)]
+struct Unpropagated {
+    /// Children without a deadline, with a longer one, and children seen (with a parent).
+    missing: Tally,
+    longer: Tally,
+    children: u64,
+    parents: Examples<(ConnId, u32)>,
+    server: Option<SocketAddr>,
+}
+
+/// Turns calls and connection events into findings.
+#[derive(Debug)]
+pub struct Findings {
+    limits: Thresholds,
+    methods: HashMap<Arc<str>, MethodState>,
+    services: HashMap<(Option<Arc<str>>, Box<str>), ServiceState>,
+    conns: HashMap<ConnId, ConnState>,
+    /// Findings of connections let go.
+    closed: Vec<Finding>,
+    /// Open calls that can be parents, by trace id.
+    parents: HashMap<Arc<str>, Vec<Parent>>,
+    parents_n: usize,
+    /// Children by the method they called.
+    unpropagated: HashMap<Arc<str>, Unpropagated>,
+    /// Which methods the schemas mark idempotent (none: nothing known).
+    idempotent: Option<Idempotency>,
+    last: Nanos,
+}
+
+/// Which methods the schemas mark idempotent.
+struct Idempotency(IdempotencyFn);
+
+/// Says whether a method is idempotent (`None`: the schemas do not have it).
+pub type IdempotencyFn = Box<dyn Fn(&str) -> Option<bool> + Send>;
+
+impl std::fmt::Debug for Idempotency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Idempotency")
+    }
+}
+
+/// "120 ms", "3.2 s".
+fn short(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1.0 {
+        format!("{:.0} ms", s * 1e3)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+fn service_of(method: &str) -> &str {
+    method
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or(method)
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn since(a: Nanos, b: Nanos) -> Duration {
+    b.checked_since(a).unwrap_or_default()
+}
+
+impl Findings {
+    /// An engine with `limits`.
+    pub fn new(limits: Thresholds) -> Findings {
+        Findings {
+            limits,
+            methods: HashMap::new(),
+            services: HashMap::new(),
+            conns: HashMap::new(),
+            closed: Vec::new(),
+            parents: HashMap::new(),
+            parents_n: 0,
+            unpropagated: HashMap::new(),
+            idempotent: None,
+            last: Nanos::ZERO,
+        }
+    }
+
+    /// Says which methods are idempotent (`Some(true)`: the schema marks it
+    /// `NO_SIDE_EFFECTS` or `IDEMPOTENT`; `None`: the method is not in the schemas).
+    pub fn with_idempotency(mut self, f: IdempotencyFn) -> Findings {
+        self.idempotent = Some(Idempotency(f));
+        self
+    }
+
+    fn conn(&mut self, id: ConnId) -> Option<&mut ConnState> {
+        if !self.conns.contains_key(&id) && self.conns.len() >= MAX_CONNS {
+            return None;
+        }
+        Some(self.conns.entry(id).or_default())
+    }
+
+    fn started(&mut self, c: &CallRecord) {
+        let Some(start) = c.start else { return };
+        self.last = self.last.max(start);
+        if let Some(s) = self.conn(c.conn) {
+            s.client.get_or_insert(c.client);
+            s.server.get_or_insert(c.server);
+            s.last = s.last.max(start);
+            s.open += 1;
+            s.peak_open = s.peak_open.max(s.open);
+            if let Some(max) = s.max_streams {
+                if s.open > max {
+                    // The limit was lowered, or the capture missed an end: not at the limit.
+                    s.at_limit_since = None;
+                } else if s.open == max {
+                    s.at_limit_since.get_or_insert(start);
+                }
+            }
+        }
+        self.child(c, start);
+        if let Some(trace) = c.trace_id.as_ref()
+            && self.parents_n < MAX_PARENTS
+        {
+            self.parents.entry(trace.clone()).or_default().push(Parent {
+                conn: c.conn,
+                stream: c.stream_id,
+                server: c.server.ip(),
+                start,
+                deadline: c.timeout.map(|t| start + t),
+            });
+            self.parents_n += 1;
+        }
+    }
+
+    /// A call of a trace, begun by the server of an open call of the same trace while it
+    /// served it: it should carry at most the parent's remaining budget.
+    fn child(&mut self, c: &CallRecord, start: Nanos) {
+        let Some(trace) = c.trace_id.as_ref() else {
+            return;
+        };
+        let Some(parents) = self.parents.get(trace) else {
+            return;
+        };
+        let Some(p) = parents
+            .iter()
+            .rev()
+            .find(|p| p.server == c.client.ip() && p.start <= start && p.conn != c.conn)
+            .copied()
+        else {
+            return;
+        };
+        let Some(parent_deadline) = p.deadline else {
+            return;
+        };
+        let Some(method) = c.method.clone() else {
+            return;
+        };
+        if !self.unpropagated.contains_key(&method) && self.unpropagated.len() >= MAX_METHODS {
+            return;
+        }
+        let u = self.unpropagated.entry(method).or_default();
+        u.children += 1;
+        u.server.get_or_insert(c.server);
+        // 5 ms of slack: the child's budget is computed a moment after its parent's start.
+        let slack = Duration::from_millis(5);
+        match c.timeout {
+            None => {
+                u.missing.add(c);
+                u.parents.add((p.conn, p.stream));
+            }
+            Some(t) if start + t > parent_deadline + slack => {
+                u.longer.add(c);
+                u.parents.add((p.conn, p.stream));
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn ended(&mut self, c: &CallRecord) {
+        let end = c.end.or(c.start).unwrap_or(self.last);
+        self.last = self.last.max(end);
+        if let Some(trace) = c.trace_id.as_ref()
+            && let Some(ps) = self.parents.get_mut(trace)
+        {
+            let before = ps.len();
+            ps.retain(|p| !(p.conn == c.conn && p.stream == c.stream_id));
+            self.parents_n -= before - ps.len();
+            if ps.is_empty() {
+                self.parents.remove(trace);
+            }
+        }
+        let unfinished = c.status_source == StatusSource::Unfinished;
+        if let Some(s) = self.conn(c.conn) {
+            s.last = s.last.max(end);
+            if c.start.is_some() {
+                let was_at_limit = s.max_streams.is_some_and(|m| s.open == m);
+                s.open = s.open.saturating_sub(1);
+                if was_at_limit {
+                    s.released = Some(end);
+                    if let Some(since) = s.at_limit_since.take() {
+                        s.at_limit_time += since_checked(since, end);
+                    }
+                }
+            }
+            if c.status_source == StatusSource::Goaway {
+                s.lost_to_goaway.add(c);
+            }
+        }
+        let Some(method) = c.method.clone() else {
+            return;
+        };
+        if !self.methods.contains_key(&method) && self.methods.len() >= MAX_METHODS {
+            return;
+        }
+        self.service_call(c, &method, end);
+        let m = self.methods.entry(method).or_default();
+        m.calls += 1;
+        m.span.add(end);
+        if m.authority.is_none() {
+            m.authority.clone_from(&c.authority);
+        }
+        let failed = c.status.is_some_and(|s| s != Code::OK);
+        m.failed += u64::from(failed);
+        if c.start.is_some() && !c.http1 {
+            m.headers_read += 1;
+            if c.timeout.is_none() && c.protocol == crate::calls::RequestKind::Grpc {
+                m.no_deadline.add(c);
+            }
+            if c.te_trailers == Some(false) && c.protocol == crate::calls::RequestKind::Grpc {
+                m.no_te.add(c);
+            }
+        }
+        if c.status == Some(Code::DEADLINE_EXCEEDED)
+            || matches!(c.status_source, StatusSource::Deadline)
+        {
+            m.exceeded.add(c);
+        }
+        // A server that answered (response headers or a message) after the client's deadline,
+        // and not with DEADLINE_EXCEEDED itself: it did the work for nobody.
+        if let (Some(start), Some(t)) = (c.start, c.timeout)
+            && c.status != Some(Code::DEADLINE_EXCEEDED)
+        {
+            let deadline = start + t + LATE_BY;
+            let answered = [c.response_headers, c.first_response]
+                .into_iter()
+                .flatten()
+                .any(|a| a > deadline);
+            if answered {
+                m.late_answers.add(c);
+            }
+        }
+        if c.http_status == Some(200) && failed && !c.http1 {
+            m.http200_failed.add(c);
+        }
+        if c.attempt > 0 {
+            m.retried.add(c);
+            m.max_attempt = m.max_attempt.max(c.attempt);
+        }
+        m.halves.add(end, c.attempt > 0, failed);
+        if unfinished {
+            if let Some(start) = c.start {
+                let age = since(start, end.max(self.last));
+                m.longest_open = m.longest_open.max(age);
+                if age >= Duration::from_secs_f64(self.limits.leak_age_s) {
+                    m.leaked.add(c);
+                }
+            }
+        } else if let (Some(s), Some(e)) = (c.start, c.end) {
+            m.durations.record(since(s, e));
+        }
+        let largest = c.req.max_msg.max(c.resp.max_msg);
+        m.largest_message = m.largest_message.max(u64::from(largest));
+        if c.status == Some(Code::RESOURCE_EXHAUSTED)
+            && c.grpc_message.as_deref().is_some_and(|t| {
+                let t = t.to_ascii_lowercase();
+                t.contains("message")
+                    && (t.contains("larger") || t.contains("size") || t.contains("exceed"))
+            })
+        {
+            m.too_big.add(c);
+        }
+        #[allow(clippy::cast_precision_loss)]
+        if f64::from(largest) >= self.limits.size_near * USUAL_MAX_MESSAGE as f64 {
+            m.near_limit.add(c);
+        }
+        match c.status_source {
+            StatusSource::NoTrailers if !c.http1 => m.no_trailers.add(c),
+            // gRPC-Web and Connect carry errors in HTTP statuses of their own.
+            StatusSource::HttpStatus if c.protocol == crate::calls::RequestKind::Grpc => {
+                m.proxy_status.add(c);
+                if let Some(h) = c.http_status
+                    && m.http_statuses.len() < 16
+                {
+                    *m.http_statuses.entry(h).or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+        if c.protocol == crate::calls::RequestKind::Grpc
+            && c.resp_content_type
+                .as_deref()
+                .is_some_and(|t| !t.starts_with("application/grpc"))
+        {
+            m.not_grpc_response.add(c);
+        }
+        for (enc, accept) in [
+            (&c.req.encoding, &c.resp.accept_encoding),
+            (&c.resp.encoding, &c.req.accept_encoding),
+        ] {
+            if let (Some(e), Some(a)) = (enc.as_deref(), accept.as_deref())
+                && e != "identity"
+                && !a.split(',').any(|x| x.trim() == e)
+            {
+                m.compression.add(c);
+                if m.compression_pairs.len() < 8 {
+                    *m.compression_pairs
+                        .entry(format!("{e} not in \"{a}\""))
+                        .or_default() += 1;
+                }
+            }
+        }
+        let _ = CallType::Unary;
+    }
+
+    fn service_call(&mut self, c: &CallRecord, method: &str, end: Nanos) {
+        let key = (c.authority.clone(), Box::<str>::from(service_of(method)));
+        if !self.services.contains_key(&key) && self.services.len() >= MAX_SERVICES {
+            return;
+        }
+        let s = self.services.entry(key).or_default();
+        s.span.add(c.start.unwrap_or(end));
+        s.span.add(end);
+        if !s.servers.contains_key(&c.server) && s.servers.len() >= MAX_SERVERS {
+            return;
+        }
+        let first = c.start.unwrap_or(end);
+        let new_conn = s.conns.len() < (1 << 16) && s.conns.insert(c.conn, c.server).is_none();
+        let srv = s.servers.entry(c.server).or_insert_with(|| ServerState {
+            first,
+            ..Default::default()
+        });
+        srv.first = srv.first.min(first);
+        srv.calls += 1;
+        if new_conn {
+            srv.conns_n += 1;
+            srv.conns.add(c.conn);
+        }
+        let idx = match s.order.iter().position(|a| *a == c.server) {
+            Some(i) => i,
+            None => {
+                s.order.push(c.server);
+                s.order.len() - 1
+            }
+        };
+        if s.ends.len() >= ServiceState::MAX_ENDS {
+            s.ends.pop_front();
+        }
+        s.ends
+            .push_back((end, u16::try_from(idx).unwrap_or(u16::MAX)));
+    }
+
+    fn conn_event(&mut self, id: ConnId, ev: ConnEvent) {
+        match ev {
+            ConnEvent::Http2 {
+                client,
+                server,
+                opened,
+                ..
+            } => {
+                if let Some(s) = self.conn(id) {
+                    s.client = Some(client);
+                    s.server = Some(server);
+                    s.opened = opened;
+                    s.last = s.last.max(opened);
+                }
+            }
+            ConnEvent::Setting {
+                by: Side::Server,
+                id: 0x3,
+                value,
+            } => {
+                if let Some(s) = self.conn(id) {
+                    s.max_streams = Some(value);
+                }
+            }
+            ConnEvent::Ping(side) => {
+                let last = self.last;
+                if let Some(s) = self.conn(id) {
+                    s.pings[usize::from(side == Side::Server)] += 1;
+                    s.ping_span.add(last.max(s.last));
+                }
+            }
+            ConnEvent::PingRtt { rtt, .. } => {
+                if let Some(s) = self.conn(id) {
+                    s.rtt.record(rtt);
+                }
+            }
+            ConnEvent::Goaway {
+                by,
+                code,
+                too_many_pings,
+                ..
+            } => {
+                if let Some(s) = self.conn(id) {
+                    if s.goaways.len() < 8 {
+                        s.goaways.push((by, code));
+                    }
+                    s.too_many_pings |= by == Side::Server && code == 0xb;
+                    s.too_many_pings_text |= too_many_pings;
+                }
+            }
+            ConnEvent::Closed { .. } => {
+                if let Some(s) = self.conns.remove(&id) {
+                    let mut out = Vec::new();
+                    self.conn_findings(id, &s, &mut out);
+                    for f in out {
+                        if self.closed.len() < 4096 {
+                            self.closed.push(f);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A call began within a few milliseconds of a stream's end that freed a place under the
+    /// limit: it had waited in the client.
+    fn note_saturation(s: &mut ConnState, c: &CallRecord) {
+        if let (Some(released), Some(start)) = (s.released.take(), c.start)
+            && since(released, start) <= QUEUED_WITHIN
+        {
+            s.at_limit_calls += 1;
+        }
+    }
+
+    /// The findings of one connection.
+    fn conn_findings(&self, id: ConnId, s: &ConnState, out: &mut Vec<Finding>) {
+        let th = &self.limits;
+        let scope = Scope {
+            server: s.server,
+            client: s.client,
+            conn: Some(id),
+            ..Default::default()
+        };
+        let life = since(s.opened, s.last);
+        if let Some(max) = s.max_streams
+            && s.at_limit_calls >= th.saturated_calls
+        {
+            out.push(Finding {
+                kind: Kind::MaxStreamsSaturated,
+                severity: Severity::Warning,
+                scope: scope.clone(),
+                from: s.opened,
+                to: s.last,
+                summary: format!(
+                    "{} calls began the moment a stream ended, with the connection at the server's limit of {max} concurrent streams: they waited in the client",
+                    s.at_limit_calls
+                ),
+                evidence: vec![
+                    ("max_concurrent_streams", f64::from(max)),
+                    ("calls_queued", s.at_limit_calls as f64),
+                    ("seconds_at_limit", secs(s.at_limit_time)),
+                    ("connection_seconds", secs(life)),
+                ],
+                certainty: Certainty::Medium,
+                calls: Vec::new(),
+                conns: vec![id],
+            });
+        }
+        let pings = s.pings[0] + s.pings[1];
+        let (pf, pl) = s.ping_span.get();
+        let ping_secs = secs(since(pf, pl)).max(secs(life));
+        #[allow(clippy::cast_precision_loss)]
+        let rate = if ping_secs > 0.0 {
+            pings as f64 / ping_secs
+        } else {
+            0.0
+        };
+        // PINGs alone say little: gRPC stacks probe the bandwidth-delay product with PINGs as
+        // data arrives (hundreds a second on a busy stream), so only the server's own verdict
+        // (GOAWAY ENHANCE_YOUR_CALM) marks keepalive as too aggressive.
+        if s.too_many_pings {
+            let mut evidence = vec![
+                ("pings_from_client", s.pings[0] as f64),
+                ("pings_from_server", s.pings[1] as f64),
+                ("pings_per_second", rate),
+                (
+                    "too_many_pings_goaway",
+                    f64::from(u8::from(s.too_many_pings)),
+                ),
+            ];
+            if let Some(p50) = s.rtt.quantile(0.5) {
+                evidence.push(("ping_rtt_p50_seconds", secs(p50)));
+            }
+            out.push(Finding {
+                kind: Kind::Keepalive,
+                severity: Severity::Critical,
+                scope: scope.clone(),
+                from: s.opened,
+                to: s.last,
+                summary: format!(
+                    "the server closed the connection for too many PINGs (GOAWAY ENHANCE_YOUR_CALM{}) after {pings} PINGs, {rate:.2}/s",
+                    if s.too_many_pings_text { ", \"too_many_pings\"" } else { "" }
+                ),
+                evidence,
+                certainty: Certainty::High,
+                calls: Vec::new(),
+                conns: vec![id],
+            });
+        }
+        // A server's GOAWAY with an error (ENHANCE_YOUR_CALM is keepalive's); a client's
+        // GOAWAY as it closes (connect-node sends CANCEL) is no finding.
+        let errors: Vec<_> = s
+            .goaways
+            .iter()
+            .filter(|(by, code)| *by == Side::Server && *code != 0 && *code != 0xb)
+            .collect();
+        if !errors.is_empty() || s.lost_to_goaway.n > 0 {
+            let codes: Vec<String> = s
+                .goaways
+                .iter()
+                .map(|(by, code)| {
+                    format!(
+                        "{} by the {}",
+                        crate::h2::frame::ErrorCode(*code).name(),
+                        by.name()
+                    )
+                })
+                .collect();
+            out.push(Finding {
+                kind: Kind::Goaway,
+                severity: if s.lost_to_goaway.n > 0 || !errors.is_empty() {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                },
+                scope,
+                from: s.opened,
+                to: s.last,
+                summary: format!(
+                    "GOAWAY ({}); {} calls lost above its last stream",
+                    codes.join(", "),
+                    s.lost_to_goaway.n
+                ),
+                evidence: vec![
+                    ("goaways", s.goaways.len() as f64),
+                    ("error_goaways", errors.len() as f64),
+                    ("calls_lost", s.lost_to_goaway.n as f64),
+                ],
+                certainty: Certainty::High,
+                calls: s.lost_to_goaway.calls.0.clone(),
+                conns: vec![id],
+            });
+        }
+    }
+
+    /// The findings as of now (the newest capture time seen), most severe first.
+    pub fn report(&self) -> Vec<Finding> {
+        let mut out = self.closed.clone();
+        for (id, s) in &self.conns {
+            self.conn_findings(*id, s, &mut out);
+        }
+        for (name, m) in &self.methods {
+            self.method_findings(name, m, &mut out);
+        }
+        for ((authority, service), s) in &self.services {
+            self.service_findings(authority.as_deref(), service, s, &mut out);
+        }
+        for (name, u) in &self.unpropagated {
+            self.unpropagated_findings(name, u, &mut out);
+        }
+        out.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.kind.cmp(&b.kind))
+                .then(a.from.cmp(&b.from))
+                .then_with(|| a.summary.cmp(&b.summary))
+        });
+        out
+    }
+
+    fn method_findings(&self, name: &Arc<str>, m: &MethodState, out: &mut Vec<Finding>) {
+        let th = &self.limits;
+        let scope = Scope {
+            method: Some(name.clone()),
+            service: Some(service_of(name).to_owned()),
+            ..Default::default()
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let share = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+        let mut push = |kind, severity, t: &Tally, summary: String, evidence, certainty| {
+            let (from, to) = t.span.get();
+            out.push(Finding {
+                kind,
+                severity,
+                scope: scope.clone(),
+                from,
+                to,
+                summary,
+                evidence,
+                certainty,
+                calls: t.calls.0.clone(),
+                conns: Vec::new(),
+            });
+        };
+        let nd = share(m.no_deadline.n, m.headers_read);
+        if m.headers_read >= th.min_calls && nd >= th.no_deadline_share {
+            let (summary, evidence) = shared(
+                &m.no_deadline,
+                m.headers_read,
+                "carry no deadline (grpc-timeout)",
+                "without_deadline",
+            );
+            push(
+                Kind::NoDeadline,
+                Severity::Warning,
+                &m.no_deadline,
+                summary,
+                evidence,
+                Certainty::High,
+            );
+        }
+        if m.exceeded.n >= th.deadline_exceeded_calls || m.late_answers.n > 0 {
+            let mut summary = format!(
+                "{} of {} calls ran out of their deadline",
+                m.exceeded.n, m.calls
+            );
+            if m.late_answers.n > 0 {
+                summary.push_str(&format!(
+                    "; the server still answered {} calls after the client's deadline (wasted work)",
+                    m.late_answers.n
+                ));
+            }
+            let t = if m.exceeded.n > 0 {
+                &m.exceeded
+            } else {
+                &m.late_answers
+            };
+            push(
+                Kind::DeadlineExceeded,
+                if share(m.exceeded.n, m.calls) >= 0.05 {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                t,
+                summary,
+                vec![
+                    ("calls", m.calls as f64),
+                    ("deadline_exceeded", m.exceeded.n as f64),
+                    ("answered_after_deadline", m.late_answers.n as f64),
+                ],
+                Certainty::High,
+            );
+        }
+        let masked = share(m.http200_failed.n, m.calls);
+        if m.calls >= th.min_calls && masked >= th.masked_error_share {
+            let (summary, evidence) = shared(
+                &m.http200_failed,
+                m.calls,
+                "failed with HTTP status 200: a dashboard on HTTP status shows them as successes",
+                "failed_with_http_200",
+            );
+            push(
+                Kind::HttpStatusMasksErrors,
+                Severity::Info,
+                &m.http200_failed,
+                summary,
+                evidence,
+                Certainty::High,
+            );
+        }
+        let retried = share(m.retried.n, m.calls);
+        if m.retried.n > 0 && (retried >= th.retry_share || m.calls < th.min_calls) {
+            let mut summary = format!(
+                "{} of {} calls were retry attempts (grpc-previous-rpc-attempts, up to {})",
+                m.retried.n, m.calls, m.max_attempt
+            );
+            let mut evidence = vec![
+                ("calls", m.calls as f64),
+                ("retry_attempts", m.retried.n as f64),
+                ("share", retried),
+                ("max_previous_attempts", f64::from(m.max_attempt)),
+            ];
+            let mut severity = Severity::Warning;
+            if let Some([(r0, e0), (r1, e1)]) = m.halves.shares() {
+                evidence.extend([
+                    ("retry_share_first_half", r0),
+                    ("retry_share_second_half", r1),
+                    ("error_share_first_half", e0),
+                    ("error_share_second_half", e1),
+                ]);
+                if r1 >= 2.0 * r0.max(0.01) && e1 > e0 && r1 >= th.retry_share {
+                    severity = Severity::Critical;
+                    summary.push_str(&format!(
+                        "; a retry storm: the retry share rose from {:.0}% to {:.0}% as errors rose from {:.0}% to {:.0}%",
+                        100.0 * r0,
+                        100.0 * r1,
+                        100.0 * e0,
+                        100.0 * e1
+                    ));
+                }
+            }
+            push(
+                Kind::Retries,
+                severity,
+                &m.retried,
+                summary,
+                evidence,
+                Certainty::High,
+            );
+            if let Some(f) = &self.idempotent
+                && (f.0)(name) == Some(false)
+            {
+                push(
+                    Kind::RetryUnsafe,
+                    Severity::Warning,
+                    &m.retried,
+                    format!(
+                        "{} retry attempts of a method the schema does not mark idempotent (idempotency_level)",
+                        m.retried.n
+                    ),
+                    vec![("retry_attempts", m.retried.n as f64)],
+                    Certainty::High,
+                );
+            }
+        }
+        let usual = m.durations.quantile(0.5);
+        let leak_age = Duration::from_secs_f64(th.leak_age_s);
+        let longer_than_usual =
+            usual.is_none_or(|u| m.longest_open.as_secs_f64() >= th.leak_ratio * u.as_secs_f64());
+        if m.longest_open >= leak_age && longer_than_usual && m.leaked.n > 0 {
+            push(
+                Kind::LeakedStream,
+                Severity::Warning,
+                &m.leaked,
+                format!(
+                    "{} streams still open at the end, the oldest for {:.0} s{}",
+                    m.leaked.n,
+                    m.longest_open.as_secs_f64(),
+                    match usual {
+                        Some(u) => format!(" (its calls usually take {})", short(u)),
+                        None => " (none of its calls ended)".to_owned(),
+                    }
+                ),
+                vec![
+                    ("open_streams", m.leaked.n as f64),
+                    ("oldest_open_seconds", secs(m.longest_open)),
+                    ("usual_seconds", usual.map_or(0.0, secs)),
+                ],
+                Certainty::Medium,
+            );
+        }
+        if m.too_big.n > 0 || m.near_limit.n > 0 {
+            push(
+                Kind::MessageSizeLimit,
+                if m.too_big.n > 0 {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                if m.too_big.n > 0 {
+                    &m.too_big
+                } else {
+                    &m.near_limit
+                },
+                format!(
+                    "{} calls refused for a message's size (RESOURCE_EXHAUSTED), {} with a message near 4 MiB; largest message {} bytes",
+                    m.too_big.n, m.near_limit.n, m.largest_message
+                ),
+                vec![
+                    ("resource_exhausted_size", m.too_big.n as f64),
+                    ("near_limit", m.near_limit.n as f64),
+                    ("largest_message_bytes", m.largest_message as f64),
+                ],
+                Certainty::High,
+            );
+        }
+        let proxy = m.no_trailers.n + m.proxy_status.n + m.not_grpc_response.n;
+        if proxy > 0 {
+            let statuses: Vec<String> = m
+                .http_statuses
+                .iter()
+                .map(|(s, n)| format!("HTTP {s} x{n}"))
+                .collect();
+            let t = [&m.proxy_status, &m.no_trailers, &m.not_grpc_response]
+                .into_iter()
+                .find(|t| t.n > 0)
+                .unwrap_or(&m.no_trailers);
+            push(
+                Kind::BrokenProxy,
+                Severity::Critical,
+                t,
+                format!(
+                    "{} responses without trailers, {} HTTP errors without grpc-status{}, {} with a content-type that is not gRPC",
+                    m.no_trailers.n,
+                    m.proxy_status.n,
+                    if statuses.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", statuses.join(", "))
+                    },
+                    m.not_grpc_response.n
+                ),
+                vec![
+                    ("no_trailers", m.no_trailers.n as f64),
+                    ("http_error_without_grpc_status", m.proxy_status.n as f64),
+                    ("non_grpc_content_type", m.not_grpc_response.n as f64),
+                    ("requests_without_te_trailers", m.no_te.n as f64),
+                ],
+                Certainty::High,
+            );
+        } else if m.no_te.n >= th.min_calls.max(1) {
+            push(
+                Kind::BrokenProxy,
+                Severity::Info,
+                &m.no_te,
+                format!(
+                    "{} requests without \"te: trailers\" (a proxy in between may have stripped it)",
+                    m.no_te.n
+                ),
+                vec![("requests_without_te_trailers", m.no_te.n as f64)],
+                Certainty::Medium,
+            );
+        }
+        if m.compression.n > 0 {
+            let pairs: Vec<String> = m.compression_pairs.keys().cloned().collect();
+            push(
+                Kind::CompressionMismatch,
+                Severity::Warning,
+                &m.compression,
+                format!(
+                    "{} calls compressed with an encoding the peer did not list: {}",
+                    m.compression.n,
+                    pairs.join("; ")
+                ),
+                vec![("calls", m.compression.n as f64)],
+                Certainty::High,
+            );
+        }
+    }
+
+    fn service_findings(
+        &self,
+        authority: Option<&str>,
+        service: &str,
+        s: &ServiceState,
+        out: &mut Vec<Finding>,
+    ) {
+        let th = &self.limits;
+        let n = s.servers.len();
+        if n < 2 {
+            return;
+        }
+        let total: u64 = s.servers.values().map(|v| v.calls).sum();
+        if total < th.min_calls {
+            return;
+        }
+        let name = match authority {
+            Some(a) => format!("{service} at {a}"),
+            None => service.to_owned(),
+        };
+        let (from, to) = s.span.get();
+        let life = since(from, to);
+        #[allow(clippy::cast_precision_loss)]
+        let fair = 1.0 / n as f64;
+        // Servers present since (nearly) the start share the calls among themselves; later
+        // ones are judged on the calls since they appeared.
+        let late_at = from + Duration::from_secs_f64(secs(life) * th.late_after);
+        let (early, late): (Vec<_>, Vec<_>) =
+            s.servers.iter().partition(|(_, v)| v.first <= late_at);
+        if early.len() >= 2 {
+            let early_total: u64 = early.iter().map(|(_, v)| v.calls).sum();
+            #[allow(clippy::cast_precision_loss)]
+            let shares: Vec<(SocketAddr, f64)> = early
+                .iter()
+                .map(|(a, v)| (**a, v.calls as f64 / early_total.max(1) as f64))
+                .collect();
+            #[allow(clippy::cast_precision_loss)]
+            let efair = 1.0 / early.len() as f64;
+            let (busiest, top) = shares
+                .iter()
+                .copied()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap_or((early[0].0.to_owned(), 0.0));
+            if top >= th.imbalance_ratio * efair {
+                let conns: u64 = early.iter().map(|(_, v)| v.conns_n).sum();
+                #[allow(clippy::cast_precision_loss)]
+                let per_conn = early_total as f64 / conns.max(1) as f64;
+                let evidence = vec![
+                    ("servers", early.len() as f64),
+                    ("calls", early_total as f64),
+                    ("busiest_share", top),
+                    ("fair_share", efair),
+                    ("client_connections", conns as f64),
+                    ("calls_per_connection", per_conn),
+                ];
+                let spread: Vec<String> = shares
+                    .iter()
+                    .map(|(a, sh)| format!("{a} {:.0}%", 100.0 * sh))
+                    .collect();
+                out.push(Finding {
+                    kind: Kind::ConnectionImbalance,
+                    severity: Severity::Warning,
+                    scope: Scope {
+                        service: Some(name.clone()),
+                        server: Some(busiest),
+                        ..Default::default()
+                    },
+                    from,
+                    to,
+                    summary: format!(
+                        "{name}: {} servers, the busiest takes {:.0}% of the calls (fair share {:.0}%): {}; {conns} client connections, each held to one server",
+                        early.len(),
+                        100.0 * top,
+                        100.0 * efair,
+                        spread.join(", ")
+                    ),
+                    evidence,
+                    certainty: Certainty::High,
+                    calls: Vec::new(),
+                    conns: early.iter().flat_map(|(_, v)| v.conns.0.clone()).take(EXAMPLES).collect(),
+                });
+            }
+        }
+        for (addr, v) in late {
+            let idx = s.order.iter().position(|a| a == addr);
+            let since_calls = s.ends.iter().filter(|(t, _)| *t >= v.first).count() as u64;
+            let mine = s
+                .ends
+                .iter()
+                .filter(|(t, i)| *t >= v.first && Some(usize::from(*i)) == idx)
+                .count() as u64;
+            if since_calls < th.min_calls {
+                continue;
+            }
+            #[allow(clippy::cast_precision_loss)]
+            let share = mine as f64 / since_calls as f64;
+            if share < th.idle_share * fair {
+                out.push(Finding {
+                    kind: Kind::IdleBackend,
+                    severity: Severity::Warning,
+                    scope: Scope {
+                        service: Some(name.clone()),
+                        server: Some(*addr),
+                        ..Default::default()
+                    },
+                    from: v.first,
+                    to,
+                    summary: format!(
+                        "{name}: {addr} appeared {:.0} s in and took {:.1}% of the {since_calls} calls since (fair share {:.0}%): clients stay on their old connections",
+                        secs(since(from, v.first)),
+                        100.0 * share,
+                        100.0 * fair
+                    ),
+                    evidence: vec![
+                        ("calls_since_it_appeared", since_calls as f64),
+                        ("its_calls", mine as f64),
+                        ("share", share),
+                        ("fair_share", fair),
+                        ("appeared_after_seconds", secs(since(from, v.first))),
+                    ],
+                    certainty: Certainty::High,
+                    calls: Vec::new(),
+                    conns: v.conns.0.clone(),
+                });
+            }
+        }
+    }
+
+    fn unpropagated_findings(&self, name: &Arc<str>, u: &Unpropagated, out: &mut Vec<Finding>) {
+        let bad = u.missing.n + u.longer.n;
+        if bad == 0 {
+            return;
+        }
+        let t = if u.missing.n > 0 {
+            &u.missing
+        } else {
+            &u.longer
+        };
+        let (from, to) = t.span.get();
+        out.push(Finding {
+            kind: Kind::DeadlineNotPropagated,
+            severity: Severity::Warning,
+            scope: Scope {
+                method: Some(name.clone()),
+                service: Some(service_of(name).to_owned()),
+                server: u.server,
+                ..Default::default()
+            },
+            from,
+            to,
+            summary: format!(
+                "{bad} of {} calls made while serving a call of the same trace (traceparent) did not carry its deadline: {} without one, {} with a longer one",
+                u.children, u.missing.n, u.longer.n
+            ),
+            evidence: vec![
+                ("child_calls", u.children as f64),
+                ("without_deadline", u.missing.n as f64),
+                ("longer_than_parent", u.longer.n as f64),
+            ],
+            certainty: Certainty::Medium,
+            calls: t.calls.0.clone(),
+            conns: Vec::new(),
+        });
+        let _ = &u.parents;
+    }
+}
+
+/// A finding about a share of calls: "N% of M calls WHAT", and its evidence (`calls`, `name`,
+/// `share`).
+#[allow(clippy::cast_precision_loss)]
+fn shared(
+    t: &Tally,
+    of: u64,
+    what: &str,
+    name: &'static str,
+) -> (String, Vec<(&'static str, f64)>) {
+    let share = if of == 0 { 0.0 } else { t.n as f64 / of as f64 };
+    (
+        format!("{:.0}% of {of} calls {what}", 100.0 * share),
+        vec![("calls", of as f64), (name, t.n as f64), ("share", share)],
+    )
+}
+
+fn since_checked(a: Nanos, b: Nanos) -> Duration {
+    since(a, b)
+}
+
+impl Sink for Findings {
+    fn call_started(&mut self, call: &CallRecord) {
+        if let Some(s) = self.conns.get_mut(&call.conn) {
+            Self::note_saturation(s, call);
+        }
+        self.started(call);
+    }
+
+    fn call_ended(&mut self, call: &CallRecord) {
+        self.ended(call);
+    }
+
+    fn conn_event(&mut self, conn: ConnId, event: ConnEvent) {
+        self.conn_event(conn, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn call(stream: u32, method: &str, timeout: Option<Duration>, status: Code) -> CallRecord {
+        let a: SocketAddr = "10.0.0.1:40000".parse().expect("addr");
+        let b: SocketAddr = "10.0.0.2:443".parse().expect("addr");
+        let start = Nanos(1_000_000_000 + u64::from(stream) * 1_000_000);
+        let mut c = CallRecord::new(ConnId::new(0, 1), stream, a, b, Some(start));
+        c.method = Some(Arc::from(method));
+        c.timeout = timeout;
+        c.end = Some(start + Duration::from_millis(2));
+        c.status = Some(status);
+        c.status_source = StatusSource::Trailers;
+        c.http_status = Some(200);
+        c.te_trailers = Some(true);
+        c
+    }
+
+    fn kinds(f: &Findings) -> Vec<&'static str> {
+        f.report().iter().map(|x| x.kind.name()).collect()
+    }
+
+    #[test]
+    fn no_deadline_needs_enough_calls_and_its_share() {
+        let mut f = Findings::new(Thresholds::default());
+        // 19 calls without a deadline: below min_calls.
+        for i in 0..19 {
+            f.call_ended(&call(2 * i + 1, "/s.S/M", None, Code::OK));
+        }
+        assert!(kinds(&f).is_empty());
+        f.call_ended(&call(41, "/s.S/M", None, Code::OK));
+        assert_eq!(kinds(&f), ["no_deadline"]);
+        // Past half with a deadline, it no longer fires.
+        let mut f = Findings::new(Thresholds::default());
+        for i in 0..40 {
+            let t = (i % 4 != 0).then(|| Duration::from_secs(1));
+            f.call_ended(&call(2 * i + 1, "/s.S/M", t, Code::OK));
+        }
+        assert!(kinds(&f).is_empty(), "{:?}", kinds(&f));
+        let mut t = Thresholds::default();
+        t.set("no_deadline_share=0.2").expect("set");
+        let mut f = Findings::new(t);
+        for i in 0..40 {
+            let t = (i % 4 != 0).then(|| Duration::from_secs(1));
+            f.call_ended(&call(2 * i + 1, "/s.S/M", t, Code::OK));
+        }
+        assert_eq!(kinds(&f), ["no_deadline"]);
+    }
+
+    #[test]
+    fn failures_behind_http_200_fire_past_their_share() {
+        let mut f = Findings::new(Thresholds::default());
+        for i in 0..100 {
+            let s = if i < 4 { Code::INTERNAL } else { Code::OK };
+            f.call_ended(&call(2 * i + 1, "/s.S/M", Some(Duration::from_secs(1)), s));
+        }
+        assert!(kinds(&f).is_empty(), "4% is under 5%");
+        // 5 of 101 is still under; 6 of 102 is over.
+        f.call_ended(&call(
+            999,
+            "/s.S/M",
+            Some(Duration::from_secs(1)),
+            Code::INTERNAL,
+        ));
+        assert!(kinds(&f).is_empty());
+        f.call_ended(&call(
+            1001,
+            "/s.S/M",
+            Some(Duration::from_secs(1)),
+            Code::INTERNAL,
+        ));
+        let r = f.report();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].kind, Kind::HttpStatusMasksErrors);
+        assert_eq!(r[0].evidence[1], ("failed_with_http_200", 6.0));
+    }
+
+    #[test]
+    fn retries_fire_on_attempts_and_say_unsafe_from_the_schema() {
+        let mut f = Findings::new(Thresholds::default())
+            .with_idempotency(Box::new(|m| Some(m.ends_with("/Get"))));
+        for (i, m) in [(1, "/s.S/Get"), (3, "/s.S/Put")] {
+            let mut c = call(i, m, Some(Duration::from_secs(1)), Code::OK);
+            c.attempt = 1;
+            f.call_ended(&c);
+        }
+        let mut k = kinds(&f);
+        k.sort_unstable();
+        assert_eq!(k, ["retries", "retries", "retry_unsafe"]);
+        let unsafe_one = f
+            .report()
+            .into_iter()
+            .find(|x| x.kind == Kind::RetryUnsafe)
+            .expect("unsafe");
+        assert_eq!(unsafe_one.scope.method.as_deref(), Some("/s.S/Put"));
+    }
+
+    #[test]
+    fn thresholds_are_set_by_name_and_refuse_what_is_not_one() {
+        let mut t = Thresholds::default();
+        t.set("min_calls=5").expect("set");
+        assert_eq!(t.min_calls, 5);
+        assert!(t.set("min_calls").is_err());
+        assert!(t.set("nope=1").is_err());
+        assert!(t.set("leak_age_s=-1").is_err());
+        assert!(t.set("retry_share=x").is_err());
+        for n in Thresholds::NAMES {
+            assert!(t.set(&format!("{n}=1")).is_ok(), "{n}");
+        }
+    }
+}
