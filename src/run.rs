@@ -256,17 +256,21 @@ pub(crate) fn run<S: PacketSource>(
         decoder::filter::Filter::parse(args.out.call_filter.as_deref().unwrap_or("")),
         (args.from, args.to),
     );
-    let findings = (!args.out.no_findings).then(|| {
-        let mut t = decoder::findings::Thresholds::default();
-        for spec in &args.out.finding_threshold {
-            // Checked when the arguments were parsed.
-            let _ = t.set(spec);
-        }
-        decoder::findings::Findings::new(t).with_idempotency(crate::schemas::idempotency(&store))
-    });
-    out.push(Summary::new(args.out.max_methods).with_findings(findings));
+    let findings = || {
+        (!args.out.no_findings).then(|| {
+            let mut t = decoder::findings::Thresholds::default();
+            for spec in &args.out.finding_threshold {
+                // Checked when the arguments were parsed.
+                let _ = t.set(spec);
+            }
+            decoder::findings::Findings::new(t)
+                .with_idempotency(crate::schemas::idempotency(&store))
+        })
+    };
+    out.push(Summary::new(args.out.max_methods).with_findings(findings()));
     if let Some(r) = recorder {
-        out.push(r);
+        // The exporter's own engine: `grpctap_findings` is refreshed as the capture goes on.
+        out.push(r.with_findings(findings()));
     }
     let otlp = exporter::otlp::OtlpConfig::from_env(
         args.out.otlp.as_deref(),

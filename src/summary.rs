@@ -165,7 +165,7 @@ impl Sink for Summary {
             ConnEvent::Anomaly(AnomalyKind::NotHttp2) => s.other_connections += 1,
             ConnEvent::Anomaly(kind) => *s.anomalies.entry(kind.name()).or_default() += 1,
             ConnEvent::NotGrpc(kind) => *s.not_grpc.entry(kind.name()).or_default() += 1,
-            ConnEvent::PingRtt { .. } => {}
+            ConnEvent::PingRtt { .. } | ConnEvent::LargeWindow { .. } => {}
         }
     }
 }

@@ -44,7 +44,7 @@ fn of_kind<'a>(fs: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 /// The kinds a capture was made to show, and where each may fire.
-const TARGETED: [(&str, &[&str]); 9] = [
+const TARGETED: [(&str, &[&str]); 11] = [
     ("connection_imbalance", &["balance-pinned-lo.pcap.gz"]),
     ("idle_backend", &["balance-scaleout-lo.pcap.gz"]),
     ("retries", &["retries-lo.pcap.gz", "hedging-lo.pcap.gz"]),
@@ -57,6 +57,8 @@ const TARGETED: [(&str, &[&str]); 9] = [
     ("max_streams_saturated", &["max-streams-lo.pcap.gz"]),
     ("deadline_not_propagated", &["deadlines-nested-lo.pcap.gz"]),
     ("goaway", &[]),
+    ("flow_control_stall", &["slow-consumer-lo.pcap.gz"]),
+    ("unbounded_window", &["unbounded-window-lo.pcap.gz"]),
 ];
 
 #[test]
@@ -278,4 +280,49 @@ fn deadline_findings_count_what_the_clients_logged() {
             assert_eq!(evidence(f, "without_deadline"), want as f64, "{cap} {m}");
         }
     }
+}
+
+#[test]
+fn a_slow_consumer_stalls_the_sender_for_as_long_as_the_client_read_slowly() {
+    let fs = findings_of(&common::captures().join("slow-consumer-lo.pcap.gz"));
+    let f = of_kind(&fs, "flow_control_stall");
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["scope"]["method"], "/grpctap.test.Echo/ServerStream");
+    // The client read 50 replies one every 200 ms with a 64 KiB window: after the window's
+    // first two and a half replies, each read let one more through (47 stalls of ~200 ms, as
+    // gen/check_flows.py measures on the wire); the stream was stalled nearly all its life.
+    let msgs = log("slow-consumer.messages.jsonl").len();
+    let stalls = evidence(f[0], "stalls");
+    assert!(
+        (msgs as f64 - 5.0..=msgs as f64).contains(&stalls),
+        "{stalls} of {msgs}"
+    );
+    let stream = log("slow-consumer.calls.jsonl")
+        .into_iter()
+        .find(|c| c["method"] == "/grpctap.test.Echo/ServerStream")
+        .expect("the stream");
+    let life = stream["end"].as_f64().expect("end") - stream["start"].as_f64().expect("start");
+    let stalled = evidence(f[0], "stalled_seconds");
+    assert!(
+        stalled >= 0.8 * life && stalled <= life,
+        "{stalled} of {life}"
+    );
+}
+
+#[test]
+fn a_window_of_a_gigabyte_is_found_as_the_client_dialled_it() {
+    let fs = findings_of(&common::captures().join("unbounded-window-lo.pcap.gz"));
+    let f = of_kind(&fs, "unbounded_window");
+    assert_eq!(f.len(), 1, "{fs:?}");
+    let dialled = log("unbounded-window.calls.jsonl")[0]["window"]["conn"]
+        .as_f64()
+        .expect("window");
+    assert_eq!(evidence(f[0], "window_bytes"), dialled);
+    assert!(
+        f[0]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("the client"))
+    );
+    // The stream never waited on its window.
+    assert!(of_kind(&fs, "flow_control_stall").is_empty());
 }

@@ -587,3 +587,54 @@ fn client_side_series_equal_the_client_log() {
         );
     }
 }
+
+/// The alert rules of docs/metrics.md are valid Prometheus rules, and every grpctap series
+/// they name is one the exporter serves.
+#[test]
+fn the_alert_rules_in_the_docs_are_valid() {
+    let doc = std::fs::read_to_string(common::root().join("docs/metrics.md")).expect("docs");
+    let rules = doc
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml block of rules");
+    // Captures that show each signal: retries, a slow consumer, late answers.
+    let caps: Vec<PathBuf> = [
+        "retries-lo.pcap.gz",
+        "slow-consumer-lo.pcap.gz",
+        "leaks-idle-lo.pcap.gz",
+    ]
+    .iter()
+    .map(|c| common::captures().join(c))
+    .collect();
+    let served = common::replay_files(&["--metrics-text", "-", "--metrics-server-label"], &caps).0;
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if let Some(base) = word.strip_prefix("grpctap_").map(|_| word) {
+            let base = base.trim_end_matches("_bucket").trim_end_matches("_total");
+            assert!(served.contains(base), "{word} is not served");
+        }
+    }
+    let Ok(promtool) = which("promtool") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is not installed but CI is set"
+        );
+        eprintln!("skipped: promtool not installed (apt-get install prometheus)");
+        return;
+    };
+    let path = std::env::temp_dir().join(format!("grpctap-rules-{}.yml", std::process::id()));
+    std::fs::write(&path, rules).expect("write");
+    let out = Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .expect("promtool");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "promtool refused the rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 9 rules found"));
+}

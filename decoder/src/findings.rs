@@ -40,6 +40,10 @@ pub enum Kind {
     RetryUnsafe,
     /// Streams open far longer than their method's usual duration.
     LeakedStream,
+    /// Senders sat at a zero flow-control window with data waiting.
+    FlowControlStall,
+    /// A receiver's window so large that flow control cannot push back.
+    UnboundedWindow,
     /// Connections at the peer's SETTINGS_MAX_CONCURRENT_STREAMS.
     MaxStreamsSaturated,
     /// PINGs the server refused (ENHANCE_YOUR_CALM, too_many_pings), or too many of them.
@@ -58,7 +62,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the docs.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 17] = [
         Kind::ConnectionImbalance,
         Kind::IdleBackend,
         Kind::NoDeadline,
@@ -67,6 +71,8 @@ impl Kind {
         Kind::Retries,
         Kind::RetryUnsafe,
         Kind::LeakedStream,
+        Kind::FlowControlStall,
+        Kind::UnboundedWindow,
         Kind::MaxStreamsSaturated,
         Kind::Keepalive,
         Kind::Goaway,
@@ -87,6 +93,8 @@ impl Kind {
             Kind::Retries => "retries",
             Kind::RetryUnsafe => "retry_unsafe",
             Kind::LeakedStream => "leaked_stream",
+            Kind::FlowControlStall => "flow_control_stall",
+            Kind::UnboundedWindow => "unbounded_window",
             Kind::MaxStreamsSaturated => "max_streams_saturated",
             Kind::Keepalive => "keepalive",
             Kind::Goaway => "goaway",
@@ -123,6 +131,12 @@ impl Kind {
             }
             Kind::LeakedStream => {
                 "close or cancel streams on every path (errors included), give them a max lifetime and keepalive, drain them on shutdown"
+            }
+            Kind::FlowControlStall => {
+                "a slow consumer holds the sender back (the receiver's window stays at zero): read faster, bound the producer, or give the stream a larger window deliberately"
+            }
+            Kind::UnboundedWindow => {
+                "keep flow-control windows bounded (BDP-sized): a window this large lets a fast producer fill a slow consumer's memory instead of waiting"
             }
             Kind::MaxStreamsSaturated => {
                 "calls queue in the client behind the peer's stream limit (their latency includes the wait): raise MAX_CONCURRENT_STREAMS, open more connections, or shed load"
@@ -265,6 +279,10 @@ pub struct Thresholds {
     pub saturated_calls: u64,
     /// `message_size_limit`: a message this close to 4 MiB (share of it).
     pub size_near: f64,
+    /// `flow_control_stall`: stalls of a method's calls ...
+    pub stall_count: u64,
+    /// ... and their seconds, together.
+    pub stall_seconds: f64,
 }
 
 impl Default for Thresholds {
@@ -282,13 +300,15 @@ impl Default for Thresholds {
             leak_ratio: 10.0,
             saturated_calls: 5,
             size_near: 0.9,
+            stall_count: 3,
+            stall_seconds: 0.5,
         }
     }
 }
 
 impl Thresholds {
     /// The names [`Thresholds::set`] takes.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 14] = [
         "min_calls",
         "no_deadline_share",
         "deadline_exceeded_calls",
@@ -301,6 +321,8 @@ impl Thresholds {
         "leak_ratio",
         "saturated_calls",
         "size_near",
+        "stall_count",
+        "stall_seconds",
     ];
 
     /// Sets one threshold from `name=value`.
@@ -330,6 +352,8 @@ impl Thresholds {
             "leak_ratio" => self.leak_ratio = v,
             "saturated_calls" => self.saturated_calls = n,
             "size_near" => self.size_near = v,
+            "stall_count" => self.stall_count = n,
+            "stall_seconds" => self.stall_seconds = v,
             other => {
                 return Err(format!(
                     "no threshold {other:?} (one of: {})",
@@ -350,7 +374,7 @@ const QUEUED_WITHIN: Duration = Duration::from_millis(5);
 
 /// An answer this long after the deadline came after it (clocks of the two ends and of the tap
 /// differ by little on one host; more across a network).
-const LATE_BY: Duration = Duration::from_millis(1);
+pub const LATE_BY: Duration = Duration::from_millis(1);
 
 /// Calls (connections) a finding keeps as examples.
 const EXAMPLES: usize = 8;
@@ -488,6 +512,10 @@ struct MethodState {
     not_grpc_response: Tally,
     compression: Tally,
     compression_pairs: BTreeMap<String, u64>,
+    /// Calls with flow-control stalls, the stalls and their time (both directions).
+    stalled: Tally,
+    stalls: u64,
+    stalled_time: Duration,
 }
 
 /// A server of a service.
@@ -538,6 +566,8 @@ struct ConnState {
     ping_span: Span,
     rtt: Histogram,
     too_many_pings: bool,
+    /// A receiver's unbounded window: who, and how large.
+    large_window: Option<(Side, u64)>,
     /// The GOAWAY's debug data said `too_many_pings`.
     too_many_pings_text: bool,
     goaways: Vec<(Side, u32)>,
@@ -792,17 +822,8 @@ impl Findings {
         }
         // A server that answered (response headers or a message) after the client's deadline,
         // and not with DEADLINE_EXCEEDED itself: it did the work for nobody.
-        if let (Some(start), Some(t)) = (c.start, c.timeout)
-            && c.status != Some(Code::DEADLINE_EXCEEDED)
-        {
-            let deadline = start + t + LATE_BY;
-            let answered = [c.response_headers, c.first_response]
-                .into_iter()
-                .flatten()
-                .any(|a| a > deadline);
-            if answered {
-                m.late_answers.add(c);
-            }
+        if c.answered_after_deadline(LATE_BY) {
+            m.late_answers.add(c);
         }
         if c.http_status == Some(200) && failed && !c.http1 {
             m.http200_failed.add(c);
@@ -822,6 +843,12 @@ impl Findings {
             }
         } else if let (Some(s), Some(e)) = (c.start, c.end) {
             m.durations.record(since(s, e));
+        }
+        let stalls = u64::from(c.req.stalls) + u64::from(c.resp.stalls);
+        if stalls > 0 {
+            m.stalled.add(c);
+            m.stalls += stalls;
+            m.stalled_time += c.req.stalled + c.resp.stalled;
         }
         let largest = c.req.max_msg.max(c.resp.max_msg);
         m.largest_message = m.largest_message.max(u64::from(largest));
@@ -964,6 +991,11 @@ impl Findings {
                     s.too_many_pings_text |= too_many_pings;
                 }
             }
+            ConnEvent::LargeWindow { by, bytes } => {
+                if let Some(s) = self.conn(id) {
+                    s.large_window.get_or_insert((by, bytes));
+                }
+            }
             ConnEvent::Closed { .. } => {
                 if let Some(s) = self.conns.remove(&id) {
                     let mut out = Vec::new();
@@ -1019,6 +1051,23 @@ impl Findings {
                     ("connection_seconds", secs(life)),
                 ],
                 certainty: Certainty::Medium,
+                calls: Vec::new(),
+                conns: vec![id],
+            });
+        }
+        if let Some((by, bytes)) = s.large_window {
+            out.push(Finding {
+                kind: Kind::UnboundedWindow,
+                severity: Severity::Warning,
+                scope: scope.clone(),
+                from: s.opened,
+                to: s.last,
+                summary: format!(
+                    "the {} opened a flow-control window of {bytes} bytes: flow control cannot push back on a slow consumer",
+                    by.name()
+                ),
+                evidence: vec![("window_bytes", bytes as f64)],
+                certainty: Certainty::High,
                 calls: Vec::new(),
                 conns: vec![id],
             });
@@ -1303,6 +1352,25 @@ impl Findings {
                     ("open_streams", m.leaked.n as f64),
                     ("oldest_open_seconds", secs(m.longest_open)),
                     ("usual_seconds", usual.map_or(0.0, secs)),
+                ],
+                Certainty::Medium,
+            );
+        }
+        if m.stalls >= th.stall_count && m.stalled_time.as_secs_f64() >= th.stall_seconds {
+            push(
+                Kind::FlowControlStall,
+                Severity::Warning,
+                &m.stalled,
+                format!(
+                    "{} calls sat at a zero flow-control window with data waiting, {} times for {:.1} s in all",
+                    m.stalled.n,
+                    m.stalls,
+                    m.stalled_time.as_secs_f64()
+                ),
+                vec![
+                    ("calls_stalled", m.stalled.n as f64),
+                    ("stalls", m.stalls as f64),
+                    ("stalled_seconds", secs(m.stalled_time)),
                 ],
                 Certainty::Medium,
             );

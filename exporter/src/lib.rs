@@ -157,6 +157,13 @@ pub struct Metrics {
     /// The OpenTelemetry RPC duration histogram under its Prometheus name
     /// (`rpc_server_call_duration_seconds`, `--metrics-names otel|both`).
     otel: Option<Family<SparseLabels<4>, Histogram>>,
+    /// The signals behind the findings (docs/findings.md).
+    retries: Family<CallLabels, Counter>,
+    late_answers: Family<CallLabels, Counter>,
+    flow_stall: Family<CallLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    ping_rtt: Histogram,
+    oldest_open: Gauge<f64, std::sync::atomic::AtomicU64>,
+    findings: Family<Labels<2>, Gauge>,
 }
 
 fn otel_histogram() -> Histogram {
@@ -331,6 +338,12 @@ impl Metrics {
             goaways: Family::default(),
             pings: Family::default(),
             no_deadline: Family::default(),
+            retries: Family::default(),
+            late_answers: Family::default(),
+            flow_stall: Family::default(),
+            ping_rtt: Histogram::new(exponential_buckets(1e-5, 2.0, 18)),
+            oldest_open: Gauge::default(),
+            findings: Family::default(),
             deadline_used: Family::new_with_constructor(budget_histogram),
             in_flight: Gauge::default(),
             message_bytes: Family::new_with_constructor(size_histogram),
@@ -384,6 +397,36 @@ impl Metrics {
             "grpctap_calls_without_deadline",
             "Calls whose request carried no grpc-timeout",
             m.no_deadline.clone(),
+        );
+        r.register(
+            "grpctap_retry_attempts",
+            "Calls that were retry or hedging attempts (they carried grpc-previous-rpc-attempts)",
+            m.retries.clone(),
+        );
+        r.register(
+            "grpctap_answered_after_deadline",
+            "Calls the server answered after the client's deadline had passed (work done for nobody)",
+            m.late_answers.clone(),
+        );
+        r.register(
+            "grpctap_flow_control_stall_seconds",
+            "Time senders of the calls sat at a zero HTTP/2 flow-control window with data waiting",
+            m.flow_stall.clone(),
+        );
+        r.register(
+            "grpctap_ping_rtt_seconds",
+            "HTTP/2 PING round trips as the tap saw them (the network beyond the tap, and the peer)",
+            m.ping_rtt.clone(),
+        );
+        r.register(
+            "grpctap_oldest_open_stream_seconds",
+            "Age of the oldest call still open",
+            m.oldest_open.clone(),
+        );
+        r.register(
+            "grpctap_findings",
+            "Findings (docs/findings.md) now, by kind and severity",
+            m.findings.clone(),
         );
         r.register(
             "grpctap_deadline_budget_used_ratio",
@@ -531,6 +574,10 @@ pub struct Recorder {
     request_bytes: Histogram,
     response_bytes: Histogram,
     capture: Health,
+    /// The findings behind `grpctap_findings` (none: off), and the capture time they and the
+    /// oldest open stream were last computed at.
+    findings: Option<decoder::findings::Findings>,
+    refreshed: Option<decoder::Nanos>,
 }
 
 impl Recorder {
@@ -558,6 +605,8 @@ impl Recorder {
             request_bytes,
             response_bytes,
             capture: Health::default(),
+            findings: None,
+            refreshed: None,
         }
     }
 
@@ -670,6 +719,9 @@ impl Recorder {
 
     /// A call began.
     pub fn call_started(&mut self, rec: &CallRecord) {
+        if let Some(f) = self.findings.as_mut() {
+            f.call_started(rec);
+        }
         self.metrics.in_flight.inc();
         let known = rec
             .method
@@ -685,6 +737,9 @@ impl Recorder {
 
     /// A call ended (or the capture ended with it open: no status, counted as started only).
     pub fn call_ended(&mut self, rec: &CallRecord) {
+        if let Some(f) = self.findings.as_mut() {
+            f.call_ended(rec);
+        }
         if rec.start.is_some() {
             self.metrics.in_flight.dec();
         }
@@ -740,6 +795,20 @@ impl Recorder {
         }
         if rec.status_confidence == decoder::Confidence::Inferred {
             infer("status");
+        }
+        // The signals behind the findings: rare, looked up when they happen.
+        if rec.attempt > 0 {
+            metrics.retries.get_or_create(&h.labels).inc();
+        }
+        if rec.answered_after_deadline(decoder::findings::LATE_BY) {
+            metrics.late_answers.get_or_create(&h.labels).inc();
+        }
+        let stalled = rec.req.stalled + rec.resp.stalled;
+        if !stalled.is_zero() {
+            metrics
+                .flow_stall
+                .get_or_create(&h.labels)
+                .inc_by(stalled.as_secs_f64());
         }
         // Every ended call has a latency, whatever its status.
         Self::observe_latency(h, rec, &metrics);
@@ -806,10 +875,58 @@ impl Recorder {
         }
     }
 
+    /// Looks for findings with `findings` and exports how many of each kind there are.
+    pub fn with_findings(mut self, findings: Option<decoder::findings::Findings>) -> Recorder {
+        self.findings = findings;
+        self
+    }
+
+    /// The findings and the oldest open stream, at most once a second of capture time (and
+    /// at the end): both walk state the hot path does not.
+    fn refresh(&mut self, tick: &Tick<'_>, force: bool) {
+        let due = self
+            .refreshed
+            .is_none_or(|t| tick.now.checked_since(t).is_some_and(|d| d.as_secs() >= 1));
+        if !(due || force) {
+            return;
+        }
+        self.refreshed = Some(tick.now);
+        let mut oldest: Option<decoder::Nanos> = None;
+        tick.conns.for_each_conn(&mut |c| {
+            c.for_each_open(|o| {
+                if let Some(s) = o.rec.start {
+                    oldest = Some(oldest.map_or(s, |x| x.min(s)));
+                }
+            });
+        });
+        let age = oldest
+            .and_then(|s| tick.now.checked_since(s))
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.metrics.oldest_open.set(age);
+        if let Some(f) = &self.findings {
+            let fam = &self.metrics.findings;
+            fam.clear();
+            for x in f.report() {
+                fam.get_or_create(&Labels([
+                    ("kind", x.kind.name().into()),
+                    ("severity", x.severity.name().into()),
+                ]))
+                .inc();
+            }
+        }
+    }
+
     /// A connection-level event.
-    pub fn conn_event(&mut self, _conn: ConnId, event: ConnEvent) {
+    pub fn conn_event(&mut self, conn: ConnId, event: ConnEvent) {
+        if let Some(f) = self.findings.as_mut() {
+            Sink::conn_event(f, conn, event);
+        }
         let m = &self.metrics;
         match event {
+            ConnEvent::PingRtt { rtt, .. } => {
+                m.ping_rtt.observe(rtt.as_secs_f64());
+                0
+            }
             ConnEvent::Ping(by) => m
                 .pings
                 .get_or_create(&Labels([("by", side(by).into())]))
@@ -831,7 +948,7 @@ impl Recorder {
             ConnEvent::Http2 { .. }
             | ConnEvent::Http1 { .. }
             | ConnEvent::Closed { .. }
-            | ConnEvent::PingRtt { .. }
+            | ConnEvent::LargeWindow { .. }
             | ConnEvent::Setting { .. } => 0,
         };
     }
@@ -874,9 +991,11 @@ impl Output for Recorder {
     }
     fn tick(&mut self, tick: &Tick<'_>) {
         self.set_capture(tick.health);
+        self.refresh(tick, tick.done);
     }
     fn end_of_input(&mut self, tick: &Tick<'_>) {
         self.set_capture(tick.health);
+        self.refresh(tick, true);
     }
 }
 

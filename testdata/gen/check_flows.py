@@ -7,6 +7,11 @@ against the clients' logs; prints what the wire shows. Exits non-zero when they 
       wire sizes), the client's WINDOW_UPDATEs on it and on the connection; the server's stream
       send window replayed from them: how long it sat at 0, the stalls (gaps in DATA); the Unary
       calls made meanwhile.
+  check_flows.py unbounded-window CAPTURE PORT CALLS
+      the client's SETTINGS_INITIAL_WINDOW_SIZE and connection WINDOW_UPDATEs against the log's
+      window; every WINDOW_UPDATE's size; the server's stream and connection send windows
+      replayed (never 0); the ServerStream's DATA (bytes = the logged resp_wire_bytes), how fast
+      the server sent it against how slowly the client read it; TCP zero windows.
   check_flows.py max-streams CAPTURE PORT CALLS
       the server's SETTINGS_MAX_CONCURRENT_STREAMS; the most streams open at once (from the
       client's HEADERS to the server's END_STREAM or a RST_STREAM); per wave, the time each call
@@ -254,6 +259,92 @@ def slow_consumer(capture, port, calls_path, messages_path):
           f"request HEADERS to trailers ms {stats(lat, 1000)}")
 
 
+# ------------------------------------------------------------------ unbounded-window
+
+def unbounded_window(capture, port, calls_path):
+    ss, conns, _ = read(capture, [port])
+    calls = log(calls_path)
+    byid = by_call_id(ss)
+    (tcp, c), = conns.items()
+    win = calls[0]["window"]
+    if any(r.get("window") != win for r in calls):
+        fail("rows with different windows")
+    iws = c["cli_settings"].get(4, 65535)
+    first_data = min(t for t, _ in c["srv_data"])
+    early = [n for t, n in c["cli_wu"] if t < first_data]
+    conn_w = 65535 + sum(early)
+    print(f"  logged window: {win}; client SETTINGS: {c['cli_settings']} (4 = INITIAL_WINDOW_SIZE), "
+          f"server SETTINGS: {c['srv_settings']}; PINGs (not ACKs) from the client {c['pings'][0]}, "
+          f"from the server {c['pings'][1]}")
+    print(f"  client connection WINDOW_UPDATEs before the server's first DATA: {early} -> connection window "
+          f"65535 + {sum(early)} = {conn_w}")
+    if iws != win["stream"] or iws < 1 << 30:
+        fail(f"client INITIAL_WINDOW_SIZE {iws}, logged {win['stream']}")
+    if conn_w != win["conn"] or conn_w < 1 << 30:
+        fail(f"connection window {conn_w}, logged {win['conn']}")
+    later = [n for t, n in c["cli_wu"] if t >= first_data]
+    swu = [(s.sid, n) for s in ss.values() for _, n in s.cli_wu]
+    print(f"  client WINDOW_UPDATEs after that: connection {len(later)} {later}, streams {len(swu)} {swu}")
+    stream_call = next(r for r in calls if r["method"].endswith("/ServerStream"))
+    s = byid[stream_call["call_id"]]
+    total = sum(n for _, n in s.srv_data)
+    d = [t for t, _ in s.srv_data]
+    print(f"  the ServerStream (call {stream_call['call_id']}, stream {s.sid}): logged {stream_call['status']}, "
+          f"{stream_call['resp_msgs']} messages, {stream_call['resp_wire_bytes']} bytes with prefixes; on the wire "
+          f"{len(s.srv_data)} DATA frames ({stats([n for _, n in s.srv_data], 1, 0)} bytes), {total} bytes, {s.how()}")
+    if total != stream_call["resp_wire_bytes"] or stream_call["status"] != "OK":
+        fail(f"DATA {total} bytes, logged {stream_call['resp_wire_bytes']} ({stream_call['status']})")
+    gaps = [b - a for a, b in zip(d, d[1:])]
+    stalls = [g for g in gaps if g > 0.05]
+    print(f"  the server sent it in {1000 * (d[-1] - d[0]):.1f} ms (request HEADERS to first DATA "
+          f"{1000 * (d[0] - s.req_t):.2f} ms, to trailers {1000 * (s.trailers_t - s.req_t):.1f} ms); gaps between "
+          f"its DATA frames ms {stats(gaps, 1000, 2)}, {len(stalls)} over 50 ms")
+    print(f"  the client read it in {stream_call['last_msg'] - stream_call['first_msg']:.3f} s (first Recv "
+          f"{1000 * (stream_call['first_msg'] - s.req_t):.1f} ms after the request HEADERS, last "
+          f"{stream_call['last_msg'] - s.trailers_t:.3f} s after the trailers were on the wire; logged end "
+          f"{stream_call['end'] - s.trailers_t:.3f} s after them)")
+    low_s = {}
+    for x in ss.values():
+        if x.srv_data:
+            zero, low, _ = window_replay(iws, x.srv_data, x.cli_wu, x.req_t, x.end)
+            low_s[x.sid] = (low, zero)
+    # the connection window from the server's first DATA on (65535 + the early updates before)
+    czero, clow, _ = window_replay(conn_w, c["srv_data"], [(t, n) for t, n in c["cli_wu"] if t >= first_data],
+                                   s.req_t, s.end)
+    low, zero = low_s[s.sid]
+    print(f"  the server's send windows replayed: the ServerStream's lowest {low} ({iws} - {iws - low}), "
+          f"at 0 for {zero:.3f} s; the connection's lowest {clow} ({conn_w} - {conn_w - clow}), at 0 for {czero:.3f} s; "
+          f"every stream's lowest {sorted(low_s.items())}")
+    if min(l for l, _ in low_s.values()) <= 0 or clow <= 0:
+        fail(f"a zero window (streams {low_s}, connection {clow})")
+    # TCP, below HTTP/2: the client kernel's receive buffer may fill for a moment while the
+    # server writes megabytes in milliseconds (reported, not a mismatch: HTTP/2 never pushed back).
+    out = subprocess.run(["tshark", "-n", "-r", capture, "-T", "fields", "-e", "frame.time_epoch", "-e", "tcp.srcport",
+                          "-e", "tcp.len", "-e", "tcp.window_size", "-e", "tcp.analysis.zero_window",
+                          "-e", "tcp.analysis.window_full"], check=True, capture_output=True, text=True).stdout
+    zw, full, since = [], 0, None
+    for line in out.splitlines():
+        t, sport, n, w, z, f = (line.split("\t") + [""] * 6)[:6]
+        if int(sport) == port:
+            full += bool(f)
+            continue
+        if z and since is None:
+            since = float(t)
+        elif since is not None and w and int(w) > 0:
+            zw.append(float(t) - since)
+            since = None
+    print(f"  TCP: the client's kernel advertised a zero receive window {len(zw) + (since is not None)} times, "
+          f"for ms {stats(zw, 1000, 3)}; server segments that filled the client's TCP window: {full} "
+          f"(HTTP/2 flow control not involved)")
+    unary = [r for r in calls if r["method"].endswith("/Unary")]
+    lat = [byid[r["call_id"]].end - byid[r["call_id"]].req_t for r in unary]
+    print(f"  Unary calls on the same connection: {len(unary)} ({sum(r['status'] == 'OK' for r in unary)} OK), "
+          f"request HEADERS to trailers ms {stats(lat, 1000)}")
+    return [{"call_id": r["call_id"], "method": r["method"], "status": r["status"], "window": r["window"],
+             "sid": byid[r["call_id"]].sid, "server_lowest_stream_window": low_s.get(byid[r["call_id"]].sid, (None,))[0]}
+            for r in calls]
+
+
 # ------------------------------------------------------------------ max-streams
 
 def max_streams(capture, port, calls_path):
@@ -443,6 +534,8 @@ def main():
     print(f"{capture}")
     if cmd == "slow-consumer":
         rows = slow_consumer(capture, ports[0], a[3], a[4])
+    elif cmd == "unbounded-window":
+        rows = unbounded_window(capture, ports[0], a[3])
     elif cmd == "max-streams":
         rows = max_streams(capture, ports[0], a[3])
     elif cmd == "leaks-idle":

@@ -7,6 +7,11 @@
 #                     sits at a zero stream window with data waiting; one Unary a second on the
 #                     same connection meanwhile. NAME.messages.jsonl: each reply's size and when
 #                     Recv returned it.
+#   unbounded-window  the opposite: a client dialled with 1 GiB stream and connection windows
+#                     (SETTINGS_INITIAL_WINDOW_SIZE 1073741824, a connection WINDOW_UPDATE to 1 GiB)
+#                     reads a ServerStream of 50 replies of 64 KiB one every 50 ms: the server
+#                     sends them all at once, its windows never near 0, no WINDOW_UPDATE after the
+#                     first. NAME.calls.jsonl has window: the windows the client configured.
 #   max-streams       a grpc-go server with MaxConcurrentStreams(2) (SETTINGS_MAX_CONCURRENT_STREAMS
 #                     2) whose Unary sleeps 200 ms; three waves of 20 calls issued at once on one
 #                     connection (at once, one every 50 ms, at once with 1 s deadlines): they queue
@@ -30,12 +35,12 @@
 # Needs root. Installs what it needs (GRPCTAP_NO_INSTALL=1 skips that): tcpdump, tshark, curl,
 # golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler from Debian; grpcio,
 # grpcio-tools, grpcio-status from PyPI. No cargo, no node. GRPCTAP_CAPTURES_OUT writes elsewhere.
-# Usage: testdata/gen/make_flow_captures.sh [NAME...]   (default: all four)
+# Usage: testdata/gen/make_flow_captures.sh [NAME...]   (default: all five)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=capture_lib.sh
 source "$here/capture_lib.sh"
-names=${*:-slow-consumer max-streams leaks-idle deadlines-nested}
+names=${*:-slow-consumer unbounded-window max-streams leaks-idle deadlines-nested}
 
 if [ -z "${GRPCTAP_NO_INSTALL:-}" ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -74,6 +79,17 @@ slow_consumer() {
   capture_stop "$name"
   check "$name" $port
   python3 "$here/check_flows.py" slow-consumer "$out/$name-lo.pcap.gz" $port "$out/$name.calls.jsonl" "$out/$name.messages.jsonl"
+}
+
+unbounded_window() {
+  local name=unbounded-window port=50297
+  capture_start "$name" $port
+  server go $port
+  goclient "$name" $port --scenario unbounded-window --window $((1 << 30)) --log "$out/$name.calls.jsonl"
+  sleep 1
+  capture_stop "$name"
+  check "$name" $port
+  python3 "$here/check_flows.py" unbounded-window "$out/$name-lo.pcap.gz" $port "$out/$name.calls.jsonl"
 }
 
 max_streams() {
@@ -137,6 +153,7 @@ deadlines_nested() {
 for name in $names; do
   case $name in
     slow-consumer) slow_consumer ;;
+    unbounded-window) unbounded_window ;;
     max-streams) max_streams ;;
     leaks-idle) leaks_idle ;;
     deadlines-nested) deadlines_nested ;;

@@ -345,6 +345,7 @@ impl Sink for Feeder {
             ConnEvent::Anomaly(_) => self.anomalies += 1,
             ConnEvent::Ping(_)
             | ConnEvent::PingRtt { .. }
+            | ConnEvent::LargeWindow { .. }
             | ConnEvent::Setting { .. }
             | ConnEvent::NotGrpc(_)
             | ConnEvent::Http2 { upgraded: true, .. } => {}

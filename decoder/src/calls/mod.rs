@@ -13,6 +13,7 @@
 //!
 //! Nothing here reads HTTP/2 frames: an HTTP/1.1-based protocol can feed the same rules.
 
+mod flow;
 mod groups;
 mod headers;
 pub mod infer;

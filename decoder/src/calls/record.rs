@@ -188,6 +188,11 @@ pub struct Half {
     pub max_msg: u32,
     /// `grpc-accept-encoding` of this side: the encodings it takes.
     pub accept_encoding: Option<Arc<str>>,
+    /// Times this side sat at a zero flow-control window with data waiting (HTTP/2, a
+    /// connection seen from its start), and their total.
+    pub stalls: u32,
+    /// See `stalls`.
+    pub stalled: Duration,
 }
 
 /// The TLS a call travelled in.
@@ -399,6 +404,25 @@ pub struct OpenCall<'a> {
     pub req_msgs: u64,
     /// Response messages so far.
     pub resp_msgs: u64,
+}
+
+impl CallRecord {
+    /// The server answered (response headers or a message) more than `slack` after the
+    /// client's deadline had passed, and not with DEADLINE_EXCEEDED itself: work done for
+    /// nobody.
+    pub fn answered_after_deadline(&self, slack: Duration) -> bool {
+        let (Some(start), Some(t)) = (self.start, self.timeout) else {
+            return false;
+        };
+        if self.status == Some(Code::DEADLINE_EXCEEDED) {
+            return false;
+        }
+        let deadline = start + t + slack;
+        [self.response_headers, self.first_response]
+            .into_iter()
+            .flatten()
+            .any(|a| a > deadline)
+    }
 }
 
 /// A blank record, as a call's request headers would start it (for tests).

@@ -60,6 +60,14 @@ pub enum ConnEvent {
         /// keepalive PINGs came too often).
         too_many_pings: bool,
     },
+    /// A receiver made its window so large (1 GiB or more: the connection's, or the initial
+    /// stream window) that flow control cannot push back on a slow consumer (once per side).
+    LargeWindow {
+        /// The receiver.
+        by: Side,
+        /// The window, bytes.
+        bytes: u64,
+    },
     /// A PING was answered: the time from the PING to its ACK, as the tap saw them (the
     /// network round trip beyond the tap, and the peer's answer time).
     PingRtt {

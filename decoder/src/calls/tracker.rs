@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use types::{ConnId, Dir, Nanos};
 
+use super::flow::{ConnFlow, StreamFlow};
 use super::groups::Groups;
 use super::headers::{Interner, RequestKind, Wanted, trace_id};
 use super::learn::{StatusEntries, Unseen};
@@ -141,6 +142,8 @@ struct Call {
     /// It began as its connection reached the server's SETTINGS_MAX_CONCURRENT_STREAMS: it
     /// may have waited in the client for a free stream.
     queued: bool,
+    /// Its flow-control windows.
+    flow: StreamFlow,
     /// A content-type of the call was read (its request's or its response's): its protocol is
     /// known, not assumed.
     protocol_sure: bool,
@@ -213,6 +216,8 @@ pub struct Tracker {
     server_goaway_error: bool,
     /// When a call ended that held a place at the stream limit (or had waited for one).
     released: Option<Nanos>,
+    /// Flow control windows (a connection seen from its start).
+    flow: ConnFlow,
 }
 
 /// A PING waiting for its answer: its data and when it was sent.
@@ -264,6 +269,7 @@ impl Tracker {
             max_streams: None,
             server_goaway_error: false,
             released: None,
+            flow: ConnFlow::new(seen_from_start),
         }
     }
 
@@ -378,6 +384,24 @@ impl Tracker {
         }
     }
 
+    /// Says once per side when a receiver's window became unbounded.
+    fn large_window<S: Sink + ?Sized>(&mut self, sender: usize, sink: &mut S) {
+        if let Some(w) = self.flow.unbounded(sender) {
+            let by = if sender == 0 {
+                Side::Server
+            } else {
+                Side::Client
+            };
+            sink.conn_event(
+                self.id,
+                ConnEvent::LargeWindow {
+                    by,
+                    bytes: u64::try_from(w).unwrap_or(0),
+                },
+            );
+        }
+    }
+
     /// Handles one HTTP/2 event.
     pub fn handle<S: Sink + ?Sized>(&mut self, ev: Event<'_>, sink: &mut S) {
         match ev {
@@ -450,6 +474,15 @@ impl Tracker {
                 if from == Side::Server && id.0 == 0x3 {
                     self.max_streams = Some(value);
                 }
+                if id.0 == 0x4 {
+                    // It limits what the other side sends on each stream.
+                    let sender = usize::from(from == Side::Client);
+                    let delta = self.flow.initial(sender, value);
+                    for call in self.calls.values_mut() {
+                        self.flow.shift(&mut call.flow, sender, delta);
+                    }
+                    self.large_window(sender, sink);
+                }
                 sink.conn_event(
                     self.id,
                     ConnEvent::Setting {
@@ -490,7 +523,27 @@ impl Tracker {
                     sink.conn_event(self.id, ConnEvent::PingRtt { by, rtt });
                 }
             }
-            Event::WindowUpdate { .. } => {}
+            Event::WindowUpdate {
+                stream,
+                from,
+                increment,
+                ts,
+            } => {
+                // Credit for the other side's DATA.
+                let sender = usize::from(from == Side::Client);
+                if stream == 0 {
+                    self.flow.conn_update(
+                        sender,
+                        increment,
+                        ts,
+                        self.calls.values_mut().map(|c| &mut c.flow),
+                    );
+                    self.large_window(sender, sink);
+                } else if let Some(call) = self.calls.get_mut(&stream) {
+                    self.flow
+                        .stream_update(&mut call.flow, sender, increment, ts);
+                }
+            }
             Event::Lost { from, stream } => {
                 let mark = |call: &mut Call| {
                     call.rec.lost_bytes = true;
@@ -543,6 +596,9 @@ impl Tracker {
             };
             if parser.aligning {
                 parser.align(bytes, at);
+            }
+            if at.0 == 0 {
+                self.flow.data(&mut call.flow, side, at.1, ts);
             }
             if self.limits.message_times == 0 {
                 parser.feed(bytes, ts, &mut |len| sink.message(id, from, len));
@@ -861,6 +917,7 @@ impl Tracker {
                     None => !self.seen_from_start && just_freed,
                 }
             },
+            flow: self.flow.stream(),
             protocol_sure: w.content_type.is_some() || w.get,
             b64: Default::default(),
             reflection: false,
@@ -933,6 +990,7 @@ impl Tracker {
             details_code: None,
             deadline_unknown: true,
             queued: false,
+            flow: self.flow.stream(),
             protocol_sure: false,
             b64: Default::default(),
             reflection: false,
@@ -1327,6 +1385,11 @@ impl Tracker {
     fn end_call<S: Sink + ?Sized>(&mut self, mut call: Call, end: Option<Nanos>, sink: &mut S) {
         if end.is_some() {
             call.rec.end = end;
+        }
+        self.flow.ended(&mut call.flow);
+        for (half, i) in [(&mut call.rec.req, 0), (&mut call.rec.resp, 1)] {
+            half.stalls = call.flow.stalls[i];
+            half.stalled = call.flow.stalled[i];
         }
         let at_limit = match self.max_streams {
             Some(m) => call.queued || self.calls.len() + 1 >= m as usize,

@@ -661,6 +661,7 @@ impl Connection {
                     stream: head.stream,
                     from,
                     increment: w.increment,
+                    ts,
                 }),
                 Err(_) => sink.h2_event(Event::Anomaly(AnomalyKind::MalformedFrame)),
             },

@@ -126,6 +126,8 @@ pub enum Event<'a> {
         from: Side,
         /// Credit.
         increment: u32,
+        /// When the frame began.
+        ts: Nanos,
     },
     /// Bytes sent by `from` were lost: inside one DATA frame of `stream` (only that stream's
     /// counts suffer), or (`stream: None`) where frames could not be followed.

@@ -5,6 +5,7 @@
 //	go-echo server --addr A --max-streams N        grpc.MaxConcurrentStreams(N): SETTINGS_MAX_CONCURRENT_STREAMS (no other flags)
 //	go-echo relay --addr A --upstream B --children children.jsonl
 //	go-echo client --target A --scenario slow-consumer --log F --messages M
+//	go-echo client --target A --scenario unbounded-window --log F [--window N]
 //	go-echo client --target A --scenario max-streams --log F
 //	go-echo client --target A [--target2 B] --scenario leaks --log F --marker M
 //	go-echo client --target A --scenario nested --log F
@@ -13,6 +14,16 @@
 // on a connection dialled with 65535-byte stream and connection windows (which also turn BDP
 // estimation off): the server spends the call at a zero stream window. Every message's size and
 // the time Recv returned it go to M. Unary calls once a second on the same connection meanwhile.
+//
+// unbounded-window: the opposite of slow-consumer. The connection is dialled with N-byte stream
+// and connection windows (--window, default 1 GiB: SETTINGS_INITIAL_WINDOW_SIZE N and a
+// connection WINDOW_UPDATE of N - 65535 at the start; grpc-go returns credit only once a quarter
+// of a window is unacknowledged, more than the call carries, so it sends no WINDOW_UPDATE after
+// those); a ServerStream of 50 replies of 64 KiB read one every 50 ms: the server sends them
+// all at once and never waits for credit. Every row has window: the windows the client
+// configured; the ServerStream's also resp_wire_bytes (its messages with their 5-byte
+// prefixes) and first_msg, last_msg (when Recv returned the first and the last). A Unary
+// before and after on the same connection.
 //
 // max-streams: against a server announcing MAX_CONCURRENT_STREAMS 2, three waves of 20 Unary
 // calls (each sleeping 200 ms in the server) issued at once on one connection: the client
@@ -80,7 +91,7 @@ func flowsMain() {
 			scenario = strings.TrimPrefix(a, "--scenario=")
 		}
 	}
-	flows := map[string]bool{"slow-consumer": true, "max-streams": true, "leaks": true, "nested": true}
+	flows := map[string]bool{"slow-consumer": true, "unbounded-window": true, "max-streams": true, "leaks": true, "nested": true}
 	if !(cmd == "relay" || cmd == "server" && has("--max-streams") || cmd == "client" && flows[scenario]) {
 		return
 	}
@@ -91,10 +102,11 @@ func flowsMain() {
 	children := fs.String("children", "", "relay: the log of its outgoing calls")
 	target := fs.String("target", "", "client: server to call")
 	target2 := fs.String("target2", "", "client, leaks: a second server (the python one)")
-	fs.String("scenario", "", "client: slow-consumer, max-streams, leaks or nested")
+	fs.String("scenario", "", "client: slow-consumer, unbounded-window, max-streams, leaks or nested")
 	logPath := fs.String("log", "", "client: calls.jsonl to write")
 	marker := fs.String("marker", "", "leaks: writes MARKER.ready when only the open streams are left, waits for MARKER")
 	messages := fs.String("messages", "", "slow-consumer: the per-message log to write")
+	window := fs.Int("window", 1<<30, "unbounded-window: the stream and connection windows to dial with")
 	fs.Parse(args)
 	switch cmd {
 	case "relay":
@@ -118,6 +130,8 @@ func flowsMain() {
 		switch scenario {
 		case "slow-consumer":
 			slowConsumer(*target, log, *messages)
+		case "unbounded-window":
+			unboundedWindow(*target, log, int32(*window))
 		case "max-streams":
 			maxStreamsScenario(*target, log)
 		case "leaks":
@@ -204,6 +218,66 @@ func slowConsumer(target string, log *logger, messages string) {
 	logCall(log, 0, callID, s, 1, n, code, msg, p, start, "stream")
 	close(stop)
 	wg.Wait()
+	unary(3, "bye", "after")
+	time.Sleep(300 * time.Millisecond)
+}
+
+// ---------------------------------------------------------------- unbounded-window
+
+func unboundedWindow(target string, log *logger, window int32) {
+	// >= 65535: BDP estimation off, the windows stay as set.
+	cc, err := grpc.Dial(target, grpc.WithInsecure(), grpc.WithBlock(),
+		grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window))
+	if err != nil {
+		panic(err)
+	}
+	defer cc.Close()
+	c := pb.NewEchoClient(cc)
+	win := map[string]interface{}{"stream": window, "conn": window}
+	row := func(id int, method string, nResp int, err error, p interface{}, start float64, phase string) map[string]interface{} {
+		code, msg := statusOf(err)
+		return map[string]interface{}{
+			"conn": 0, "call_id": id, "method": echoPath(method), "req_msgs": 1, "resp_msgs": nResp,
+			"status": code, "message": msg, "timeout_s": nil, "cancelled": false, "client_peer": p,
+			"start": start, "end": now(), "phase": phase, "window": win,
+		}
+	}
+	md := func(id int) context.Context {
+		return metadata.AppendToOutgoingContext(context.Background(), "x-call-id", strconv.Itoa(id))
+	}
+	unary := func(id int, msg, phase string) {
+		start := now()
+		r, err := c.Unary(md(id), &pb.EchoRequest{Message: msg, ReplySize: 100})
+		n := 0
+		var p interface{}
+		if err == nil {
+			n, p = 1, r.Peer
+		}
+		log.write(row(id, "Unary", n, err, p, start, phase))
+	}
+	unary(1, "hello", "before")
+	const callID, count, size = 2, 50, 65536
+	start := now()
+	st, err := c.ServerStream(md(callID), &pb.EchoRequest{Message: "unbounded-window", ReplyCount: count, ReplySize: size})
+	n, wire := 0, 0
+	var p, first, last interface{}
+	if err == nil {
+		for {
+			var r *pb.EchoReply
+			if r, err = st.Recv(); err != nil {
+				break
+			}
+			t := now()
+			if first == nil {
+				first = t
+			}
+			n, p, last, wire = n+1, r.Peer, t, wire+proto.Size(r)+5
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	rec := row(callID, "ServerStream", n, err, p, start, "stream")
+	rec["resp_wire_bytes"], rec["first_msg"], rec["last_msg"] = wire, first, last
+	log.write(rec)
 	unary(3, "bye", "after")
 	time.Sleep(300 * time.Millisecond)
 }
