@@ -312,7 +312,7 @@ pub(crate) fn run<S: PacketSource>(
     }
     let (watch, shared) = match watch {
         Some((w, feeder)) => {
-            out.push(feeder);
+            out.push(feeder.with_findings(findings()));
             let shared = w.shared.clone();
             (Some(w), Some(shared))
         }

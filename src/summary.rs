@@ -640,17 +640,7 @@ pub(crate) fn render_findings(findings: &[Finding], first: Option<Nanos>) -> Str
             scope.join(", "),
             f.summary
         );
-        let evidence: Vec<String> = f
-            .evidence
-            .iter()
-            .map(|(k, v)| {
-                if v.fract() == 0.0 && v.abs() < 1e15 {
-                    format!("{k}={v:.0}")
-                } else {
-                    format!("{k}={v:.3}")
-                }
-            })
-            .collect();
+        let evidence = f.evidence_words();
         let _ = writeln!(
             out,
             "           {} to {}, certainty {}: {}",

@@ -63,7 +63,9 @@ fn replay_full(
     out.push(crate::summary::Summary::new(
         decoder::aggregate::DEFAULT_MAX_METHODS,
     ));
-    out.push(feeder);
+    out.push(feeder.with_findings(Some(decoder::findings::Findings::new(
+        decoder::findings::Thresholds::default(),
+    ))));
     let limits = decoder_limits(false, false, true, 16 << 20);
     let keys = std::sync::Arc::new(decoder::tls::keylog::KeyLog::new());
     if let Some(k) = keylog {
@@ -1132,4 +1134,35 @@ fn frames_list_pings_and_goaway_and_never_a_secret() {
     assert!(text.contains("GOAWAY"), "the graceful GOAWAY");
     assert!(text.contains("<redacted 23 bytes>"), "the secret, redacted");
     assert!(!text.contains("secret-token"), "never the secret itself");
+}
+
+/// The Findings view lists what the replay's findings say, most severe first, with the
+/// evidence of the chosen one; Enter opens the calls that show it.
+#[test]
+fn the_findings_view_lists_them_and_opens_the_calls_behind_one() {
+    let mut app = replayed("retries-lo.pcap.gz", None);
+    keys(&mut app, "4");
+    assert_eq!(app.view, tui::app::View::Findings);
+    let first = app.model.findings.first().cloned().expect("a finding");
+    assert_eq!(first.kind, decoder::findings::Kind::Retries);
+    assert_eq!(first.severity, decoder::findings::Severity::Critical);
+    let s = screen(&mut app, 120, 30);
+    insta::assert_snapshot!("findings_120x30", s);
+    assert!(s.contains("retry storm"), "{s}");
+    keys(&mut app, "\n");
+    assert_eq!(app.view, tui::app::View::Calls);
+    assert_eq!(app.call_filter.text(), "method:/grpctap.test.Echo/Unary");
+    let s = screen(&mut app, 120, 30);
+    assert!(
+        s.contains("Echo/Unary") && !s.contains("Echo/ServerStream"),
+        "{s}"
+    );
+    // A connection's finding opens that connection's calls.
+    let mut app = replayed("keepalive-pings-lo.pcap.gz", None);
+    keys(&mut app, "4\n");
+    assert!(
+        app.call_filter.text().starts_with("conn:"),
+        "{}",
+        app.call_filter.text()
+    );
 }

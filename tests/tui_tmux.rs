@@ -255,3 +255,20 @@ fn f_opens_the_frames_of_a_call_and_of_a_connection() {
     t.keys(&["q"]);
     t.wait_exit(0);
 }
+
+#[test]
+fn the_findings_view_shows_a_retry_storm_and_opens_its_calls() {
+    let t = Tmux::start("findings", &cmd("", "retries-lo.pcap.gz"), 120, 32);
+    t.wait("the replay's end", |s| {
+        s.contains("retries-lo.pcap.gz done")
+    });
+    t.keys(&["4"]);
+    let s = t.wait("the findings", |s| {
+        s.contains("Severity") && s.contains("retry storm") && s.contains("fix:")
+    });
+    assert!(s.contains("critical retries"), "{s}");
+    t.keys(&["Enter"]);
+    t.wait_for("filter: method:/grpctap.test.Echo/Una");
+    t.keys(&["q"]);
+    t.wait_exit(0);
+}

@@ -8,7 +8,7 @@
 //! [`Thresholds::set`]) are documented in docs/findings.md; a kind fires only on evidence that
 //! clears every threshold of its rule, so a finding says something true of the capture.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -249,6 +249,20 @@ impl Finding {
     pub fn advice(&self) -> &'static str {
         self.kind.advice()
     }
+
+    /// The evidence as `name=value` words (whole numbers without decimals).
+    pub fn evidence_words(&self) -> Vec<String> {
+        self.evidence
+            .iter()
+            .map(|(k, v)| {
+                if v.fract() == 0.0 && v.abs() < 1e15 {
+                    format!("{k}={v:.0}")
+                } else {
+                    format!("{k}={v:.3}")
+                }
+            })
+            .collect()
+    }
 }
 
 /// The thresholds of the rules; each can be changed by name ([`Thresholds::set`]).
@@ -364,6 +378,12 @@ impl Thresholds {
         Ok(())
     }
 }
+
+/// A service: the `:authority` its calls used, and its name.
+type ServiceKey = (Option<Arc<str>>, Box<str>);
+
+/// Maps keyed by what the wire says (method names, ids): a fast hash, seeded per process.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The usual message size limit (grpc-go, C-core, grpc-java receive default).
 pub const USUAL_MAX_MESSAGE: u64 = 4 << 20;
@@ -512,6 +532,8 @@ struct MethodState {
     not_grpc_response: Tally,
     compression: Tally,
     compression_pairs: BTreeMap<String, u64>,
+    /// The service the method's last call counted under: its `:authority` and its index.
+    service: Option<(Option<Arc<str>>, usize)>,
     /// Calls with flow-control stalls, the stalls and their time (both directions).
     stalled: Tally,
     stalls: u64,
@@ -525,6 +547,8 @@ struct ServerState {
     first: Nanos,
     conns: Examples<ConnId>,
     conns_n: u64,
+    /// The service's calls counted before this server's first.
+    calls_before: u64,
 }
 
 /// What is kept per service (authority and service name).
@@ -532,16 +556,8 @@ struct ServerState {
 struct ServiceState {
     span: Span,
     servers: BTreeMap<SocketAddr, ServerState>,
-    /// Calls ending at each time, kept to share out the calls since a server appeared:
-    /// (end, server index in `order`).
-    ends: VecDeque<(Nanos, u16)>,
-    order: Vec<SocketAddr>,
-    /// Connections seen (each counted once), and per connection the servers it reached.
-    conns: HashMap<ConnId, SocketAddr>,
-}
-
-impl ServiceState {
-    const MAX_ENDS: usize = 1 << 16;
+    /// Calls counted.
+    calls: u64,
 }
 
 /// What is kept per connection.
@@ -572,6 +588,8 @@ struct ConnState {
     too_many_pings_text: bool,
     goaways: Vec<(Side, u32)>,
     lost_to_goaway: Tally,
+    /// The services its calls counted under (indexes into `Findings::services`).
+    services: Vec<usize>,
 }
 
 /// A call that may make calls of its own while it is served: a trace id, where it is served,
@@ -600,16 +618,18 @@ struct Unpropagated {
 #[derive(Debug)]
 pub struct Findings {
     limits: Thresholds,
-    methods: HashMap<Arc<str>, MethodState>,
-    services: HashMap<(Option<Arc<str>>, Box<str>), ServiceState>,
-    conns: HashMap<ConnId, ConnState>,
+    methods: Map<Arc<str>, MethodState>,
+    /// Services, and where each is in `services` by `:authority` and service name.
+    services: Vec<(ServiceKey, ServiceState)>,
+    service_ix: Map<ServiceKey, usize>,
+    conns: Map<ConnId, ConnState>,
     /// Findings of connections let go.
     closed: Vec<Finding>,
     /// Open calls that can be parents, by trace id.
-    parents: HashMap<Arc<str>, Vec<Parent>>,
+    parents: Map<Arc<str>, Vec<Parent>>,
     parents_n: usize,
     /// Children by the method they called.
-    unpropagated: HashMap<Arc<str>, Unpropagated>,
+    unpropagated: Map<Arc<str>, Unpropagated>,
     /// Which methods the schemas mark idempotent (none: nothing known).
     idempotent: Option<Idempotency>,
     last: Nanos,
@@ -658,13 +678,14 @@ impl Findings {
     pub fn new(limits: Thresholds) -> Findings {
         Findings {
             limits,
-            methods: HashMap::new(),
-            services: HashMap::new(),
-            conns: HashMap::new(),
+            methods: Map::default(),
+            services: Vec::new(),
+            service_ix: Map::default(),
+            conns: Map::default(),
             closed: Vec::new(),
-            parents: HashMap::new(),
+            parents: Map::default(),
             parents_n: 0,
-            unpropagated: HashMap::new(),
+            unpropagated: Map::default(),
             idempotent: None,
             last: Nanos::ZERO,
         }
@@ -775,7 +796,9 @@ impl Findings {
             }
         }
         let unfinished = c.status_source == StatusSource::Unfinished;
-        if let Some(s) = self.conn(c.conn) {
+        // Only a connection still followed (its end was not reported yet: calls still open
+        // when a connection closes end after it, and must not bring it back).
+        if let Some(s) = self.conns.get_mut(&c.conn) {
             s.last = s.last.max(end);
             if c.start.is_some() {
                 let was_at_limit = s.max_streams.is_some_and(|m| s.open == m);
@@ -797,8 +820,48 @@ impl Findings {
         if !self.methods.contains_key(&method) && self.methods.len() >= MAX_METHODS {
             return;
         }
-        self.service_call(c, &method, end);
-        let m = self.methods.entry(method).or_default();
+        let m = self.methods.entry(method.clone()).or_default();
+        let cached = m.service.as_ref().and_then(|(a, i)| {
+            let same = match (a, &c.authority) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                (None, None) => true,
+                _ => false,
+            };
+            same.then_some(*i)
+        });
+        let ix = match cached {
+            Some(i) => Some(i),
+            None => {
+                let key = (c.authority.clone(), Box::<str>::from(service_of(&method)));
+                let i = match self.service_ix.get(&key) {
+                    Some(&i) => Some(i),
+                    None if self.services.len() < MAX_SERVICES => {
+                        self.services.push((key.clone(), ServiceState::default()));
+                        self.service_ix.insert(key, self.services.len() - 1);
+                        Some(self.services.len() - 1)
+                    }
+                    None => None,
+                };
+                if let Some(i) = i {
+                    m.service = Some((c.authority.clone(), i));
+                }
+                i
+            }
+        };
+        if let Some(i) = ix {
+            // Each connection counts once per service (a connection carries few services).
+            let new_conn = match self.conns.get_mut(&c.conn) {
+                Some(cs) if cs.services.contains(&i) => false,
+                Some(cs) => {
+                    if cs.services.len() < 16 {
+                        cs.services.push(i);
+                    }
+                    true
+                }
+                None => true,
+            };
+            Self::service_call(&mut self.services[i].1, c, end, new_conn);
+        }
         m.calls += 1;
         m.span.add(end);
         if m.authority.is_none() {
@@ -904,21 +967,19 @@ impl Findings {
         let _ = CallType::Unary;
     }
 
-    fn service_call(&mut self, c: &CallRecord, method: &str, end: Nanos) {
-        let key = (c.authority.clone(), Box::<str>::from(service_of(method)));
-        if !self.services.contains_key(&key) && self.services.len() >= MAX_SERVICES {
-            return;
-        }
-        let s = self.services.entry(key).or_default();
+    /// A call of service `s`; `new_conn`: the first of its connection for the service.
+    fn service_call(s: &mut ServiceState, c: &CallRecord, end: Nanos, new_conn: bool) {
         s.span.add(c.start.unwrap_or(end));
         s.span.add(end);
         if !s.servers.contains_key(&c.server) && s.servers.len() >= MAX_SERVERS {
             return;
         }
         let first = c.start.unwrap_or(end);
-        let new_conn = s.conns.len() < (1 << 16) && s.conns.insert(c.conn, c.server).is_none();
+        let before = s.calls;
+        s.calls += 1;
         let srv = s.servers.entry(c.server).or_insert_with(|| ServerState {
             first,
+            calls_before: before,
             ..Default::default()
         });
         srv.first = srv.first.min(first);
@@ -927,18 +988,6 @@ impl Findings {
             srv.conns_n += 1;
             srv.conns.add(c.conn);
         }
-        let idx = match s.order.iter().position(|a| *a == c.server) {
-            Some(i) => i,
-            None => {
-                s.order.push(c.server);
-                s.order.len() - 1
-            }
-        };
-        if s.ends.len() >= ServiceState::MAX_ENDS {
-            s.ends.pop_front();
-        }
-        s.ends
-            .push_back((end, u16::try_from(idx).unwrap_or(u16::MAX)));
     }
 
     fn conn_event(&mut self, id: ConnId, ev: ConnEvent) {
@@ -1161,12 +1210,58 @@ impl Findings {
 
     /// The findings as of now (the newest capture time seen), most severe first.
     pub fn report(&self) -> Vec<Finding> {
+        self.report_with(None)
+    }
+
+    /// The findings as of `now`, the calls still open (`open` hands each to its argument)
+    /// taken as what they would be if the capture ended now: a live capture's streams open
+    /// for too long are leaks already (the UI and the exporter report so).
+    pub fn report_open(
+        &self,
+        now: Nanos,
+        open: impl FnOnce(&mut dyn FnMut(&CallRecord)),
+    ) -> Vec<Finding> {
+        let leak_age = Duration::from_secs_f64(self.limits.leak_age_s);
+        let mut leaks: Map<Arc<str>, (Tally, Duration)> = Map::default();
+        open(&mut |c: &CallRecord| {
+            let (Some(m), Some(start)) = (c.method.as_ref(), c.start) else {
+                return;
+            };
+            let age = since(start, now);
+            if age < leak_age || (!leaks.contains_key(m) && leaks.len() >= MAX_METHODS) {
+                return;
+            }
+            let e = leaks.entry(m.clone()).or_default();
+            e.0.n += 1;
+            e.0.span.add(start);
+            e.0.calls.add((c.conn, c.stream_id));
+            e.1 = e.1.max(age);
+        });
+        self.report_with(Some(&leaks))
+    }
+
+    /// Every finding; the leaks of `open` (per method: the open streams old enough, and the
+    /// oldest's age) instead of those of the calls that ended unfinished, when given.
+    fn report_with(&self, open: Option<&Map<Arc<str>, (Tally, Duration)>>) -> Vec<Finding> {
         let mut out = self.closed.clone();
         for (id, s) in &self.conns {
             self.conn_findings(*id, s, &mut out);
         }
+        let none = MethodState::default();
         for (name, m) in &self.methods {
-            self.method_findings(name, m, &mut out);
+            let leak = match open {
+                Some(o) => o.get(name).map(|(t, d)| (t, *d)),
+                None => Some((&m.leaked, m.longest_open)),
+            };
+            self.method_findings(name, m, leak, &mut out);
+        }
+        if let Some(o) = open {
+            // Methods none of whose calls ended yet.
+            for (name, (t, d)) in o {
+                if !self.methods.contains_key(name) {
+                    self.method_findings(name, &none, Some((t, *d)), &mut out);
+                }
+            }
         }
         for ((authority, service), s) in &self.services {
             self.service_findings(authority.as_deref(), service, s, &mut out);
@@ -1184,7 +1279,13 @@ impl Findings {
         out
     }
 
-    fn method_findings(&self, name: &Arc<str>, m: &MethodState, out: &mut Vec<Finding>) {
+    fn method_findings(
+        &self,
+        name: &Arc<str>,
+        m: &MethodState,
+        leak: Option<(&Tally, Duration)>,
+        out: &mut Vec<Finding>,
+    ) {
         let th = &self.limits;
         let scope = Scope {
             method: Some(name.clone()),
@@ -1332,25 +1433,26 @@ impl Findings {
         }
         let usual = m.durations.quantile(0.5);
         let leak_age = Duration::from_secs_f64(th.leak_age_s);
+        let (leaked, longest) = leak.unwrap_or((&m.leaked, Duration::ZERO));
         let longer_than_usual =
-            usual.is_none_or(|u| m.longest_open.as_secs_f64() >= th.leak_ratio * u.as_secs_f64());
-        if m.longest_open >= leak_age && longer_than_usual && m.leaked.n > 0 {
+            usual.is_none_or(|u| longest.as_secs_f64() >= th.leak_ratio * u.as_secs_f64());
+        if longest >= leak_age && longer_than_usual && leaked.n > 0 {
             push(
                 Kind::LeakedStream,
                 Severity::Warning,
-                &m.leaked,
+                leaked,
                 format!(
                     "{} streams still open at the end, the oldest for {:.0} s{}",
-                    m.leaked.n,
-                    m.longest_open.as_secs_f64(),
+                    leaked.n,
+                    longest.as_secs_f64(),
                     match usual {
                         Some(u) => format!(" (its calls usually take {})", short(u)),
                         None => " (none of its calls ended)".to_owned(),
                     }
                 ),
                 vec![
-                    ("open_streams", m.leaked.n as f64),
-                    ("oldest_open_seconds", secs(m.longest_open)),
+                    ("open_streams", leaked.n as f64),
+                    ("oldest_open_seconds", secs(longest)),
                     ("usual_seconds", usual.map_or(0.0, secs)),
                 ],
                 Certainty::Medium,
@@ -1548,13 +1650,8 @@ impl Findings {
             }
         }
         for (addr, v) in late {
-            let idx = s.order.iter().position(|a| a == addr);
-            let since_calls = s.ends.iter().filter(|(t, _)| *t >= v.first).count() as u64;
-            let mine = s
-                .ends
-                .iter()
-                .filter(|(t, i)| *t >= v.first && Some(usize::from(*i)) == idx)
-                .count() as u64;
+            let since_calls = s.calls - v.calls_before;
+            let mine = v.calls;
             if since_calls < th.min_calls {
                 continue;
             }

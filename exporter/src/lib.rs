@@ -906,7 +906,12 @@ impl Recorder {
         if let Some(f) = &self.findings {
             let fam = &self.metrics.findings;
             fam.clear();
-            for x in f.report() {
+            let conns = tick.conns;
+            let now = tick.now;
+            let report = f.report_open(now, |each| {
+                conns.for_each_conn(&mut |c| c.for_each_open(|o| each(o.rec)));
+            });
+            for x in report {
                 fam.get_or_create(&Labels([
                     ("kind", x.kind.name().into()),
                     ("severity", x.severity.name().into()),

@@ -21,6 +21,8 @@ pub enum View {
     Detail,
     /// The HTTP/2 frames of a call or a connection.
     Frames,
+    /// The findings: which gRPC failure modes the traffic shows.
+    Findings,
 }
 
 /// Sort columns of the Methods view, in `s` order.
@@ -305,7 +307,7 @@ pub struct App {
     /// Paused (a replay stops reading; live events beyond the channel are dropped).
     pub paused: bool,
     /// Selected row per list view (Methods, Calls, Connections).
-    pub selected: [usize; 3],
+    pub selected: [usize; 4],
     /// The call open in the detail view.
     pub detail: Option<Detail>,
     /// First line of the detail shown.
@@ -325,7 +327,7 @@ pub struct App {
     /// Rows of the current list the screen shows at once (for PgUp/PgDn).
     pub page: usize,
     /// Scroll state of the three lists.
-    pub tables: [ratatui::widgets::TableState; 3],
+    pub tables: [ratatui::widgets::TableState; 4],
     /// A range being chosen on the timeline.
     pub selecting: Option<Selecting>,
     /// The ended call the detail shows (for the commands made from it).
@@ -373,7 +375,7 @@ impl App {
             input: None,
             help: false,
             paused: false,
-            selected: [0; 3],
+            selected: [0; 4],
             detail: None,
             scroll: 0,
             decode,
@@ -403,6 +405,7 @@ impl App {
             View::Methods => Some(0),
             View::Calls => Some(1),
             View::Connections => Some(2),
+            View::Findings => Some(3),
             View::Detail | View::Frames => None,
         }
     }
@@ -412,6 +415,7 @@ impl App {
             View::Methods => self.method_lines.len(),
             View::Calls => self.call_lines.len(),
             View::Connections => self.conn_lines.len(),
+            View::Findings => self.model.findings.len(),
             View::Detail | View::Frames => 0,
         }
     }
@@ -432,7 +436,12 @@ impl App {
     }
 
     fn switch(&mut self, forward: bool) {
-        let order = [View::Methods, View::Calls, View::Connections];
+        let order = [
+            View::Methods,
+            View::Calls,
+            View::Connections,
+            View::Findings,
+        ];
         let at = order.iter().position(|v| *v == self.view).unwrap_or(1);
         let next = if forward {
             at + 1
@@ -511,13 +520,16 @@ impl App {
             KeyCode::Char('1') => self.view = View::Methods,
             KeyCode::Char('2') => self.view = View::Calls,
             KeyCode::Char('3') => self.view = View::Connections,
+            KeyCode::Char('4') => self.view = View::Findings,
             KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
             KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
             KeyCode::PageDown | KeyCode::Char(' ') => self.move_by(self.page.max(1) as isize),
             KeyCode::PageUp => self.move_by(-(self.page.max(1) as isize)),
             KeyCode::Home => self.move_by(isize::MIN / 2),
             KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX / 2),
-            KeyCode::Char('/') if !matches!(self.view, View::Detail | View::Frames) => {
+            KeyCode::Char('/')
+                if !matches!(self.view, View::Detail | View::Frames | View::Findings) =>
+            {
                 let cur = match self.view {
                     View::Methods => self.method_filter.text().to_owned(),
                     _ => self.call_filter.text().to_owned(),
@@ -813,7 +825,7 @@ impl App {
     /// Every view shows only the calls that ended in `range` (seconds), or all.
     pub fn set_range(&mut self, range: Option<(u64, u64)>) {
         self.model.range = range;
-        self.selected = [0; 3];
+        self.selected = [0; 4];
     }
 
     /// `x`: back to every call.
@@ -905,7 +917,51 @@ impl App {
                 self.selected[1] = 0;
                 self.view = View::Calls;
             }
+            View::Findings => self.open_finding(),
             View::Detail | View::Frames => {}
+        }
+    }
+
+    /// Enter on a finding: the calls or the connection that show it. A finding of one
+    /// connection opens its calls (`conn:`); one of a method, the method's calls, the failed
+    /// ones for the kinds about failures; one of a service's servers, the Connections view and
+    /// its spread of calls over servers.
+    fn open_finding(&mut self) {
+        use decoder::findings::Kind;
+        let Some(f) = self.model.findings.get(self.selected[3]).cloned() else {
+            return;
+        };
+        let failed = matches!(
+            f.kind,
+            Kind::DeadlineExceeded | Kind::HttpStatusMasksErrors | Kind::BrokenProxy
+        );
+        let filter = match (&f.scope.conn, &f.scope.method) {
+            (Some(c), _) => Some(format!("conn:{}", c.get())),
+            (None, Some(m)) if failed => Some(format!("method:{m} status:error")),
+            (None, Some(m)) if f.kind == Kind::LeakedStream => {
+                Some(format!("method:{m} status:open"))
+            }
+            (None, Some(m)) => Some(format!("method:{m}")),
+            (None, None) => None,
+        };
+        match filter {
+            Some(text) => {
+                self.call_filter = Filter::parse(&text);
+                self.selected[1] = 0;
+                self.view = View::Calls;
+            }
+            None => {
+                // A service's servers: the connections, the busiest (or the idle one) first.
+                self.view = View::Connections;
+                if let Some(server) = f.scope.server
+                    && let Some(i) = self
+                        .conn_lines
+                        .iter()
+                        .position(|id| self.model.conns.get(id).is_some_and(|c| c.server == server))
+                {
+                    self.selected[2] = i;
+                }
+            }
         }
     }
 

@@ -16,6 +16,9 @@ const BATCH: usize = 512;
 /// A batch goes out at least this often, full or not.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
+/// How often the findings are computed again and sent (they walk every method and connection).
+const FINDINGS_EVERY: Duration = Duration::from_secs(1);
+
 /// Flags and counters both threads see.
 #[derive(Debug, Default)]
 pub struct Shared {
@@ -169,6 +172,8 @@ pub enum UiEvent {
     },
     /// Open calls, connection load and counters now.
     Snapshot(Box<Snapshot>),
+    /// The findings now (docs/findings.md), most severe first.
+    Findings(Arc<[decoder::findings::Finding]>),
     /// A DNS answer in the capture named an address.
     Name {
         /// The address.
@@ -191,6 +196,9 @@ pub struct Feeder {
     pace: Option<f64>,
     /// Anomalies seen (for the status line).
     anomalies: u64,
+    /// The findings engine (none: off), and when its findings were last sent.
+    findings: Option<decoder::findings::Findings>,
+    findings_sent: Option<Instant>,
 }
 
 /// A feeder and the receiving end, `capacity` batches deep.
@@ -205,6 +213,8 @@ pub fn channel(capacity: usize) -> (Feeder, Receiver<Vec<UiEvent>>, Arc<Shared>)
         gone: false,
         pace: None,
         anomalies: 0,
+        findings: None,
+        findings_sent: None,
     };
     (feeder, rx, shared)
 }
@@ -297,12 +307,39 @@ impl Feeder {
         snap.open
             .sort_by_key(|o| (o.start.unwrap_or(Nanos::ZERO), o.conn, o.stream_id));
         self.push(UiEvent::Snapshot(Box::new(snap)));
+        let findings_due = self
+            .findings_sent
+            .is_none_or(|s| s.elapsed() >= FINDINGS_EVERY)
+            || t.done;
+        if let Some(f) = self.findings.as_ref().filter(|_| findings_due) {
+            let conns = t.conns;
+            let report = f.report_open(t.now, |each| {
+                conns.for_each_conn(&mut |c| c.for_each_open(|o| each(o.rec)));
+            });
+            self.findings_sent = Some(Instant::now());
+            self.push(UiEvent::Findings(report.into()));
+        }
         self.flush();
+    }
+
+    /// Looks for findings with `findings` and sends them to the UI once a second.
+    pub fn with_findings(mut self, findings: Option<decoder::findings::Findings>) -> Feeder {
+        self.findings = findings;
+        self
     }
 }
 
 impl Sink for Feeder {
+    fn call_started(&mut self, call: &CallRecord) {
+        if let Some(f) = self.findings.as_mut() {
+            f.call_started(call);
+        }
+    }
+
     fn call_ended(&mut self, call: &CallRecord) {
+        if let Some(f) = self.findings.as_mut() {
+            f.call_ended(call);
+        }
         if !self.gone {
             self.push(UiEvent::Call(Box::new(call.clone())));
         }
@@ -318,6 +355,9 @@ impl Sink for Feeder {
     }
 
     fn conn_event(&mut self, conn: ConnId, event: ConnEvent) {
+        if let Some(f) = self.findings.as_mut() {
+            f.conn_event(conn, event);
+        }
         match event {
             // An upgraded connection (h2c) was opened by its ConnEvent::Http1.
             ConnEvent::Http2 {

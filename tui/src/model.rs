@@ -517,6 +517,8 @@ pub struct Model {
     pub names: HashMap<std::net::IpAddr, Arc<str>, RandomState>,
     /// The `:authority` the calls to each server address used (the first seen).
     pub authorities: HashMap<SocketAddr, Arc<str>, RandomState>,
+    /// The findings as last sent (over the whole capture so far), most severe first.
+    pub findings: Arc<[decoder::findings::Finding]>,
     /// The span of time every figure covers.
     pub window: Window,
     /// The user has not chosen a window: a finished replay switches to the whole capture.
@@ -551,6 +553,7 @@ impl Model {
             status: SourceStatus::default(),
             goaways: 0,
             names: HashMap::default(),
+            findings: Arc::from(Vec::new()),
             authorities: HashMap::default(),
             window: Window::default(),
             auto_window: true,
@@ -647,6 +650,7 @@ impl Model {
     pub fn apply(&mut self, ev: UiEvent) {
         match ev {
             UiEvent::Call(call) => self.add_call(call),
+            UiEvent::Findings(f) => self.findings = f,
             UiEvent::ConnOpened {
                 id,
                 client,

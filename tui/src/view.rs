@@ -40,6 +40,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
         View::Connections => connections(frame, body, app),
         View::Detail => detail(frame, body, app),
         View::Frames => frames(frame, body, app),
+        View::Findings => findings(frame, body, app),
     }
     status_line(frame, status, app);
     hint_line(frame, hints, app);
@@ -91,10 +92,18 @@ fn tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
         " grpctap ",
         Style::new().fg(Color::Black).bg(Color::Cyan),
     )];
+    // Narrow terminals get the short name of the Connections view: the sort and the filter
+    // after the tabs must still fit.
+    let conns = if area.width < 120 {
+        "Conns"
+    } else {
+        "Connections"
+    };
     for (key, name, view) in [
         ('1', "Methods", View::Methods),
         ('2', "Calls", View::Calls),
-        ('3', "Connections", View::Connections),
+        ('3', conns, View::Connections),
+        ('4', "Findings", View::Findings),
     ] {
         let on = app.view == view || (view == View::Calls && app.view == View::Detail);
         let style = if on {
@@ -1194,6 +1203,105 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     spread(frame, bottom, app);
 }
 
+/// The findings (most severe first) and, below, the selected one's evidence and fix.
+fn findings(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
+    let all = app.model.findings.clone();
+    let sel = app.selected[3].min(all.len().saturating_sub(1));
+    let height = usize::from(top.height.saturating_sub(1));
+    let offset = scroll_to(&mut app.tables[3], sel, height, all.len());
+    let sev_style = |s: decoder::findings::Severity| match s {
+        decoder::findings::Severity::Critical => Style::new().fg(Color::Red),
+        decoder::findings::Severity::Warning => Style::new().fg(Color::Yellow),
+        decoder::findings::Severity::Info => Style::new().fg(Color::Cyan),
+    };
+    let rows: Vec<(Vec<Text>, Style)> = all
+        .iter()
+        .skip(offset)
+        .take(height)
+        .map(|f| {
+            (
+                vec![
+                    Text::styled(f.severity.name().to_owned(), sev_style(f.severity)),
+                    Text::new(f.kind.name().to_owned()),
+                    Text::new(finding_scope(f)),
+                    Text::new(f.summary.clone()),
+                ],
+                Style::new(),
+            )
+        })
+        .collect();
+    List {
+        header: ["Severity", "Kind", "Where", "What"]
+            .into_iter()
+            .map(Text::new)
+            .collect(),
+        rows,
+        cols: vec![
+            (Col::Fit(8), Cut::Right),
+            (Col::Fit(12), Cut::Right),
+            (Col::Flex(16), Cut::Right),
+            (Col::Flex(20), Cut::Right),
+        ],
+        selected: (!all.is_empty()).then_some(sel - offset),
+        empty: "no finding (yet): docs/findings.md says what each needs",
+    }
+    .draw(frame, top);
+    let block = Block::default().borders(Borders::TOP).title(Span::styled(
+        " Evidence (Enter: the calls that show it) ",
+        HEADER,
+    ));
+    let mut lines = Vec::new();
+    if let Some(f) = all.get(sel) {
+        let first = app.model.first.unwrap_or(Nanos::ZERO);
+        let at = |t: Nanos| match t.checked_since(first) {
+            Some(d) => format!("+{:.1}s", d.as_secs_f64()),
+            None => "-".to_owned(),
+        };
+        lines.push(Line::from(f.summary.clone()));
+        lines.push(Line::from(Span::styled(
+            format!(
+                "{} to {}, certainty {}",
+                at(f.from),
+                at(f.to),
+                f.certainty.name()
+            ),
+            DIM,
+        )));
+        let evidence = f.evidence_words();
+        lines.push(Line::from(evidence.join("  ")));
+        lines.push(Line::from(vec![
+            Span::styled("fix: ", HEADER),
+            Span::raw(f.advice().to_owned()),
+        ]));
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        bottom,
+    );
+}
+
+/// Where a finding is, in a few words.
+fn finding_scope(f: &decoder::findings::Finding) -> String {
+    let s = &f.scope;
+    let mut parts = Vec::new();
+    if let Some(m) = &s.method {
+        parts.push(m.to_string());
+    } else if let Some(sv) = &s.service {
+        parts.push(sv.clone());
+    }
+    if let Some(c) = s.conn {
+        parts.push(format!("conn {}", c.get()));
+    }
+    if let Some(a) = s.server.filter(|_| s.method.is_none()) {
+        parts.push(a.to_string());
+    }
+    parts.join(", ")
+}
+
 fn spread(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let m = &app.model;
     let block = Block::default().borders(Borders::TOP).title(Span::styled(
@@ -1438,6 +1546,14 @@ fn hint_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
             ("v/Enter", "set the range"),
             ("Esc", "cancel"),
         ],
+        View::Findings => &[
+            ("q", "quit"),
+            ("Tab", "view"),
+            ("Enter", "the calls that show it"),
+            ("↑/↓", "choose"),
+            ("p", "pause"),
+            ("?", "help"),
+        ],
         View::Frames => &[
             ("Esc", "back"),
             ("j/k", "scroll"),
@@ -1490,12 +1606,12 @@ fn hint_line(frame: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 const HELP: &[(&str, &str)] = &[
-    (
-        "Tab, Shift-Tab, 1 2 3",
-        "next / previous view, or go to one",
-    ),
+    ("Tab, Shift-Tab, 1-4", "next / previous view, or go to one"),
     ("↑ ↓ j k PgUp PgDn", "move; Home / End: first / last"),
-    ("Enter", "open: method → calls, call → detail, conn → calls"),
+    (
+        "Enter",
+        "open: method, conn, finding → calls; call → detail",
+    ),
     ("Esc, Ctrl-U", "back; clear the filter"),
     ("/", "filter, every word must match:"),
     ("", "method:M status:error|ok|open|NAME"),
