@@ -6,6 +6,9 @@
 //! python grpcio over Ethernet, MTU 1500) by `capture::synth`: copies of its connections with
 //! their own addresses, 64 live at once. Every copy decodes to the seed's 660 calls.
 //!
+//! Each run is paired with one without the findings engine (`--no-findings`), alternating, and
+//! the ratio of the medians is printed: what the findings cost.
+//!
 //! Run: `cargo bench --bench replay`
 //! Env: GRPCTAP_BENCH_SEED, GRPCTAP_BENCH_PORT (server port of the seed, for tshark's
 //! `-d tcp.port==P,http2`; default 50051), GRPCTAP_BENCH_MB (default "128,512"),
@@ -23,6 +26,11 @@ use common::{env_or, repo};
 
 fn grpctap(file: &std::path::Path) -> (f64, f64, f64, f64, f64) {
     common::grpctap(file, &[])
+}
+
+/// The same without the findings engine (`--no-findings`): the baseline of its cost.
+fn grpctap_no_findings(file: &std::path::Path) -> (f64, f64, f64, f64, f64) {
+    common::grpctap(file, &[std::ffi::OsStr::new("--no-findings")])
 }
 
 fn main() {
@@ -58,8 +66,15 @@ fn main() {
             capture::synth::build(&seed, mb, &file).expect("build the benchmark capture");
         }
         grpctap(&file); // warm the page cache
-        let mut r: Vec<(f64, f64, f64, f64, f64)> = (0..runs).map(|_| grpctap(&file)).collect();
+        // Runs with and without findings alternate, so both see the same machine.
+        let mut r = Vec::new();
+        let mut off = Vec::new();
+        for _ in 0..runs {
+            r.push(grpctap(&file));
+            off.push(grpctap_no_findings(&file).1);
+        }
         r.sort_by(|a, b| a.1.total_cmp(&b.1));
+        off.sort_by(f64::total_cmp);
         let med = r[r.len() / 2];
         let (lo, hi) = (r[0].1, r[r.len() - 1].1);
         let rss = r.iter().map(|x| x.4).fold(0.0, f64::max);
@@ -89,6 +104,15 @@ fn main() {
             med.2 / med.0 / 1e6,
             rss,
             tshark
+        );
+        let off_med = off[off.len() / 2];
+        println!(
+            "{:>8} without findings: {:.0} MB/s median [{:.0}-{:.0}]; with/without = {:.3}",
+            "",
+            off_med,
+            off[0],
+            off[off.len() - 1],
+            med.1 / off_med
         );
         if let Ok(secs) = tshark.parse::<f64>() {
             println!(
