@@ -484,7 +484,9 @@ impl Halves {
 
     /// (retry share, error share) of the first and the second half of the time seen.
     fn shares(&self) -> Option<[(f64, f64); 2]> {
-        let (&(a, ..), &(b, ..)) = (self.items.first()?, self.items.last()?);
+        // Calls end in any order (several files, streams of different lengths).
+        let a = self.items.iter().map(|x| x.0).min()?;
+        let b = self.items.iter().map(|x| x.0).max()?;
         let mid = Nanos(a.0 + (b.0 - a.0) / 2);
         let mut n = [[0u64; 3]; 2];
         for &(t, r, f) in &self.items {

@@ -74,14 +74,14 @@ impl ConnFlow {
     /// The receiver of `sender`'s bytes announced SETTINGS_INITIAL_WINDOW_SIZE `value`: the
     /// streams' windows move by the change (6.9.2). Returns the change, for the open streams.
     pub(crate) fn initial(&mut self, sender: Sender, value: u32) -> i64 {
-        let delta = i64::from(value) - self.init[sender];
+        let delta = i64::from(value).saturating_sub(self.init[sender]);
         self.init[sender] = i64::from(value);
         delta
     }
 
     /// A stream's window moved by `delta` for `sender` (a SETTINGS change).
     pub(crate) fn shift(&mut self, s: &mut StreamFlow, sender: Sender, delta: i64) {
-        s.win[sender] += delta;
+        s.win[sender] = s.win[sender].saturating_add(delta);
     }
 
     /// Whether `sender`'s receiver made a window unbounded (first time only).
@@ -101,8 +101,8 @@ impl ConnFlow {
             return;
         }
         let len = i64::from(len);
-        self.conn[sender] -= len;
-        s.win[sender] -= len;
+        self.conn[sender] = self.conn[sender].saturating_sub(len);
+        s.win[sender] = s.win[sender].saturating_sub(len);
         if let (Some(zero), Some(opened)) = (s.zero[sender], s.opened[sender]) {
             // It sent as soon as it could: it had been waiting.
             if ts
@@ -141,7 +141,8 @@ impl ConnFlow {
         if !self.on {
             return;
         }
-        self.conn[sender] += i64::from(increment);
+        // Saturating: a hostile peer may send updates past the protocol's 2^31 - 1.
+        self.conn[sender] = self.conn[sender].saturating_add(i64::from(increment));
         if self.blocked[sender] > 0 && self.conn[sender] > 0 {
             for s in streams {
                 if s.zero[sender].is_some() && s.win[sender] > 0 {
@@ -162,7 +163,7 @@ impl ConnFlow {
         if !self.on {
             return;
         }
-        s.win[sender] += i64::from(increment);
+        s.win[sender] = s.win[sender].saturating_add(i64::from(increment));
         if s.zero[sender].is_some() && s.win[sender] > 0 && self.conn[sender] > 0 {
             s.opened[sender].get_or_insert(ts);
         }
