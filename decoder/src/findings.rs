@@ -16,7 +16,7 @@ use std::time::Duration;
 use types::{ConnId, Nanos};
 
 use crate::aggregate::Histogram;
-use crate::calls::record::{CallRecord, CallType, StatusSource};
+use crate::calls::record::{CallRecord, StatusSource};
 use crate::calls::sink::{ConnEvent, Sink};
 use crate::grpc::Code;
 use crate::h2::event::Side;
@@ -579,7 +579,6 @@ struct ConnState {
     /// begins the moment after.
     released: Option<Nanos>,
     at_limit_time: Duration,
-    peak_open: u32,
     pings: [u64; 2],
     ping_span: Span,
     rtt: Histogram,
@@ -715,7 +714,6 @@ impl Findings {
             s.server.get_or_insert(c.server);
             s.last = s.last.max(start);
             s.open += 1;
-            s.peak_open = s.peak_open.max(s.open);
             if let Some(max) = s.max_streams {
                 if s.open > max {
                     // The limit was lowered, or the capture missed an end: not at the limit.
@@ -807,8 +805,8 @@ impl Findings {
                 s.open = s.open.saturating_sub(1);
                 if was_at_limit {
                     s.released = Some(end);
-                    if let Some(since) = s.at_limit_since.take() {
-                        s.at_limit_time += since_checked(since, end);
+                    if let Some(from) = s.at_limit_since.take() {
+                        s.at_limit_time += since(from, end);
                     }
                 }
             }
@@ -966,7 +964,6 @@ impl Findings {
                 }
             }
         }
-        let _ = CallType::Unary;
     }
 
     /// A call of service `s`; `new_conn`: the first of its connection for the service.
@@ -1723,10 +1720,10 @@ impl Findings {
                 ("longer_than_parent", u.longer.n as f64),
             ],
             certainty: Certainty::Medium,
-            calls: t.calls.0.clone(),
+            // The children that show it, then the calls they were made for.
+            calls: t.calls.0.iter().chain(&u.parents.0).copied().collect(),
             conns: Vec::new(),
         });
-        let _ = &u.parents;
     }
 }
 
@@ -1744,10 +1741,6 @@ fn shared(
         format!("{:.0}% of {of} calls {what}", 100.0 * share),
         vec![("calls", of as f64), (name, t.n as f64), ("share", share)],
     )
-}
-
-fn since_checked(a: Nanos, b: Nanos) -> Duration {
-    since(a, b)
 }
 
 impl Sink for Findings {

@@ -891,26 +891,33 @@ impl Recorder {
             return;
         }
         self.refreshed = Some(tick.now);
+        // One walk of the open calls: the oldest, and (with findings) the leaks among them.
+        let (conns, now) = (tick.conns, tick.now);
         let mut oldest: Option<decoder::Nanos> = None;
-        tick.conns.for_each_conn(&mut |c| {
-            c.for_each_open(|o| {
-                if let Some(s) = o.rec.start {
-                    oldest = Some(oldest.map_or(s, |x| x.min(s)));
-                }
+        let mut walk = |each: &mut dyn FnMut(&CallRecord)| {
+            conns.for_each_conn(&mut |c| {
+                c.for_each_open(|o| {
+                    if let Some(s) = o.rec.start {
+                        oldest = Some(oldest.map_or(s, |x| x.min(s)));
+                    }
+                    each(o.rec);
+                });
             });
-        });
+        };
+        let report = match &self.findings {
+            Some(f) => Some(f.report_open(now, |each| walk(each))),
+            None => {
+                walk(&mut |_| {});
+                None
+            }
+        };
         let age = oldest
-            .and_then(|s| tick.now.checked_since(s))
+            .and_then(|s| now.checked_since(s))
             .map_or(0.0, |d| d.as_secs_f64());
         self.metrics.oldest_open.set(age);
-        if let Some(f) = &self.findings {
+        if let Some(report) = report {
             let fam = &self.metrics.findings;
             fam.clear();
-            let conns = tick.conns;
-            let now = tick.now;
-            let report = f.report_open(now, |each| {
-                conns.for_each_conn(&mut |c| c.for_each_open(|o| each(o.rec)));
-            });
             for x in report {
                 fam.get_or_create(&Labels([
                     ("kind", x.kind.name().into()),

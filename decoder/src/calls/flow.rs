@@ -80,7 +80,7 @@ impl ConnFlow {
     }
 
     /// A stream's window moved by `delta` for `sender` (a SETTINGS change).
-    pub(crate) fn shift(&mut self, s: &mut StreamFlow, sender: Sender, delta: i64) {
+    pub(crate) fn shift(s: &mut StreamFlow, sender: Sender, delta: i64) {
         s.win[sender] = s.win[sender].saturating_add(delta);
     }
 

@@ -479,7 +479,7 @@ impl Tracker {
                     let sender = usize::from(from == Side::Client);
                     let delta = self.flow.initial(sender, value);
                     for call in self.calls.values_mut() {
-                        self.flow.shift(&mut call.flow, sender, delta);
+                        ConnFlow::shift(&mut call.flow, sender, delta);
                     }
                     self.large_window(sender, sink);
                 }
