@@ -47,10 +47,21 @@ fn of_kind<'a>(fs: &'a [Value], kind: &str) -> Vec<&'a Value> {
 const TARGETED: [(&str, &[&str]); 11] = [
     ("connection_imbalance", &["balance-pinned-lo.pcap.gz"]),
     ("idle_backend", &["balance-scaleout-lo.pcap.gz"]),
-    ("retries", &["retries-lo.pcap.gz", "hedging-lo.pcap.gz"]),
+    (
+        "retries",
+        &[
+            "retries-lo.pcap.gz",
+            "hedging-lo.pcap.gz",
+            "app-retries-lo.pcap.gz",
+        ],
+    ),
     (
         "retry_unsafe",
-        &["retries-lo.pcap.gz", "hedging-lo.pcap.gz"],
+        &[
+            "retries-lo.pcap.gz",
+            "hedging-lo.pcap.gz",
+            "app-retries-lo.pcap.gz",
+        ],
     ),
     ("keepalive", &["keepalive-pings-lo.pcap.gz"]),
     ("leaked_stream", &["leaks-idle-lo.pcap.gz"]),
@@ -192,6 +203,41 @@ fn retries_and_hedges_are_counted_as_the_server_saw_them() {
 }
 
 #[test]
+fn application_retries_are_the_calls_the_client_logged_as_retries() {
+    // The client sent each failed call's request again as a new call (no
+    // grpc-previous-rpc-attempts); every tenth operation repeats an OK one's on purpose.
+    let calls = log("app-retries.calls.jsonl");
+    let fs = findings_of(&common::captures().join("app-retries-lo.pcap.gz"));
+    let app: Vec<_> = of_kind(&fs, "retries")
+        .into_iter()
+        .filter(|f| f["evidence"].get("app_retries").is_some())
+        .collect();
+    let mut want = BTreeMap::new();
+    for c in &calls {
+        if c["try"].as_u64() > Some(0) {
+            *want
+                .entry(c["method"].as_str().expect("method"))
+                .or_insert(0.0) += 1.0;
+        }
+    }
+    let got: BTreeMap<&str, f64> = app
+        .iter()
+        .map(|f| {
+            (
+                f["scope"]["method"].as_str().expect("method"),
+                evidence(f, "app_retries"),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    for f in &app {
+        assert_eq!(f["certainty"], "medium", "{f}");
+        // The deliberate repeats of successful calls are not counted, and are told apart.
+        assert!(evidence(f, "repeated_after_success") < 0.2, "{f}");
+    }
+}
+
+#[test]
 fn keepalive_leaks_saturation_and_nested_deadlines_match_the_logs() {
     // Two GOAWAY too_many_pings in the client's events: two connections found.
     let fs = findings_of(&common::captures().join("keepalive-pings-lo.pcap.gz"));
@@ -224,7 +270,18 @@ fn keepalive_leaks_saturation_and_nested_deadlines_match_the_logs() {
                 .or_default() += 1;
         }
     }
-    let got: BTreeMap<String, u64> = of_kind(&fs, "leaked_stream")
+    let leaks = of_kind(&fs, "leaked_stream");
+    let (by_method, by_conn): (Vec<_>, Vec<_>) =
+        leaks.iter().partition(|f| f["scope"]["method"].is_string());
+    // The client's one connection that kept them: its open streams rose to all of them.
+    let open = calls.iter().filter(|c| c["status"] == "OPEN").count() as u64;
+    assert_eq!(by_conn.len(), 1, "{by_conn:?}");
+    assert_eq!(evidence(by_conn[0], "open_streams") as u64, open);
+    assert_eq!(
+        evidence(by_conn[0], "open_streams_floor_last_quarter") as u64,
+        open
+    );
+    let got: BTreeMap<String, u64> = by_method
         .iter()
         .map(|f| {
             (

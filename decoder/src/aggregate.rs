@@ -25,14 +25,44 @@ pub struct Histogram {
     min: Option<Duration>,
 }
 
+/// Where each sixteenth of an octave begins, at the top of a u64: the least `m` with
+/// `m^16 >= 2^(1008 + k)` (2^(63 + k/16) rounded up), for k = 0..16.
+const OCTAVE: [u64; 16] = [
+    0x8000000000000000,
+    0x85aac367cc487b15,
+    0x8b95c1e3ea8bd6e7,
+    0x91c3d373ab11c337,
+    0x9837f0518db8a970,
+    0x9ef5326091a111ae,
+    0xa5fed6a9b15138eb,
+    0xad583eea42a14ac7,
+    0xb504f333f9de6485,
+    0xbd08a39f580c36bf,
+    0xc5672a115506dade,
+    0xce248c151f8480e4,
+    0xd744fccad69d6af5,
+    0xe0ccdeec2a94e112,
+    0xeac0c6e7dd24392f,
+    0xf5257d152486cc2d,
+];
+
+/// The bucket of `ns` (at least 1): floor(log2(ns) * 16), in integers (the octave from the
+/// leading bit, the sixteenth from the bits below it).
+#[inline]
+fn bucket(ns: u64) -> usize {
+    let e = 63 - ns.max(1).leading_zeros() as usize;
+    let m = ns.max(1) << (63 - e);
+    e * 16 + OCTAVE.partition_point(|&t| t <= m) - 1
+}
+
 // Bucket math goes through f64: indexes are clamped below MAX_BUCKETS and nanosecond values
 // are clamped to u64 before any cast.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 impl Histogram {
     /// Records one value.
     pub fn record(&mut self, d: Duration) {
-        let ns = d.as_nanos().clamp(1, u128::from(u64::MAX)) as f64;
-        let i = ((ns.log2() * SUB) as usize).min(MAX_BUCKETS - 1);
+        let ns = d.as_nanos().clamp(1, u128::from(u64::MAX)) as u64;
+        let i = bucket(ns).min(MAX_BUCKETS - 1);
         self.cover(i, i);
         self.counts[i - self.lo] += 1;
         self.n += 1;
@@ -308,6 +338,43 @@ impl MethodStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    fn integer_buckets_are_those_of_the_logarithm() {
+        let by_log = |ns: u64| ((ns as f64).log2() * SUB) as usize;
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut values: Vec<u64> = (1..5000).collect();
+        for e in 1..64 {
+            let p = 1u64 << e;
+            values.extend([p - 1, p, p + 1]);
+        }
+        for _ in 0..200_000 {
+            // xorshift, at every scale up to a day in nanoseconds.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x >> (x % 48 + 16));
+        }
+        for ns in values.into_iter().filter(|&v| v > 0) {
+            // Within rounding of a boundary the f64 logarithm may land on either side (2^49 - 1
+            // comes out as 784.0): those are checked exactly below.
+            let l = (ns as f64).log2() * SUB;
+            if (l - l.round()).abs() < 1e-9 && !ns.is_power_of_two() {
+                continue;
+            }
+            assert_eq!(bucket(ns), by_log(ns), "{ns}");
+        }
+        for e in 8..64 {
+            assert_eq!(bucket(1 << e), e * 16);
+            assert_eq!(bucket((1 << e) - 1), e * 16 - 1);
+        }
+        assert_eq!(bucket(u64::MAX), MAX_BUCKETS - 1);
+    }
 
     #[test]
     fn quantiles_are_within_the_bucket_error() {

@@ -297,6 +297,17 @@ pub struct Thresholds {
     pub stall_count: u64,
     /// ... and their seconds, together.
     pub stall_seconds: f64,
+    /// `leaked_stream` (a connection): the streams it keeps open between calls rose by this
+    /// many from its first quarter to its last.
+    pub rising_streams: u32,
+    /// `retries` (application-level): the same first request sent to the same method by the
+    /// same client within this many seconds of a failed call with it.
+    pub app_retry_within_s: f64,
+    /// ... at least this many such calls, this share of the failed calls ...
+    pub app_retry_calls: u64,
+    pub app_retry_share: f64,
+    /// ... and this many times the share of successful calls sent again.
+    pub app_retry_ratio: f64,
 }
 
 impl Default for Thresholds {
@@ -316,13 +327,18 @@ impl Default for Thresholds {
             size_near: 0.9,
             stall_count: 3,
             stall_seconds: 0.5,
+            app_retry_within_s: 2.0,
+            app_retry_calls: 5,
+            app_retry_share: 0.3,
+            app_retry_ratio: 3.0,
+            rising_streams: 3,
         }
     }
 }
 
 impl Thresholds {
     /// The names [`Thresholds::set`] takes.
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 19] = [
         "min_calls",
         "no_deadline_share",
         "deadline_exceeded_calls",
@@ -337,6 +353,11 @@ impl Thresholds {
         "size_near",
         "stall_count",
         "stall_seconds",
+        "app_retry_within_s",
+        "app_retry_calls",
+        "app_retry_share",
+        "app_retry_ratio",
+        "rising_streams",
     ];
 
     /// Sets one threshold from `name=value`.
@@ -368,6 +389,11 @@ impl Thresholds {
             "size_near" => self.size_near = v,
             "stall_count" => self.stall_count = n,
             "stall_seconds" => self.stall_seconds = v,
+            "app_retry_within_s" => self.app_retry_within_s = v,
+            "app_retry_calls" => self.app_retry_calls = n,
+            "app_retry_share" => self.app_retry_share = v,
+            "app_retry_ratio" => self.app_retry_ratio = v,
+            "rising_streams" => self.rising_streams = u32::try_from(n).unwrap_or(u32::MAX),
             other => {
                 return Err(format!(
                     "no threshold {other:?} (one of: {})",
@@ -407,6 +433,10 @@ const MAX_SERVICES: usize = 1024;
 const MAX_CONNS: usize = 1 << 16;
 /// Calls with a trace id and a deadline kept open as possible parents.
 const MAX_PARENTS: usize = 1 << 14;
+/// Clients and methods whose last calls are kept (to see the same request sent again), and
+/// calls kept for each.
+const MAX_RETRY_KEYS: usize = 1 << 14;
+const RECENT_KEPT: usize = 8;
 
 /// A bounded list of examples.
 #[derive(Debug, Clone)]
@@ -468,7 +498,7 @@ struct Halves {
 
 impl Halves {
     /// Keeps at most this many (time, retried, failed), thinned by two when full.
-    const MAX: usize = 4096;
+    const MAX: usize = 1024;
 
     fn add(&mut self, t: Nanos, retried: bool, failed: bool) {
         self.first.get_or_insert(t);
@@ -503,6 +533,51 @@ impl Halves {
     }
 }
 
+/// The streams a connection had open each time one ended, over its life (the floor it falls
+/// back to between calls: rising, streams are not being closed).
+#[derive(Debug, Clone, Default)]
+struct Floors {
+    items: Vec<(Nanos, u32)>,
+}
+
+impl Floors {
+    /// Keeps at most this many (time, open), two neighbours folded into their lower when full.
+    const MAX: usize = 32;
+
+    fn add(&mut self, t: Nanos, open: u32) {
+        if self.items.len() >= Self::MAX {
+            // In place: pair i folds into slot i.
+            let n = self.items.len() / 2;
+            for i in 0..n {
+                let (a, b) = (self.items[2 * i], self.items[2 * i + 1]);
+                self.items[i] = (a.0, a.1.min(b.1));
+            }
+            self.items.truncate(n);
+        }
+        self.items.push((t, open));
+    }
+
+    /// The lowest count of open streams in each quarter of the time seen, when each has some.
+    fn quarters(&self) -> Option<[u32; 4]> {
+        let a = self.items.iter().map(|x| x.0).min()?;
+        let b = self.items.iter().map(|x| x.0).max()?;
+        let q = (b.0 - a.0) / 4;
+        let mut low = [None::<u32>; 4];
+        for &(t, n) in &self.items {
+            let i = usize::try_from((t.0 - a.0) / q.max(1)).map_or(3, |i| i.min(3));
+            low[i] = Some(low[i].map_or(n, |l| l.min(n)));
+        }
+        Some([low[0]?, low[1]?, low[2]?, low[3]?])
+    }
+
+    /// A floor that rises in the first half and again in the second, by `by` in all (a step
+    /// once, as long-lived streams opened at start, is not a rise).
+    fn rise(&self, by: u32) -> Option<(u32, u32)> {
+        let [q1, q2, _, q4] = self.quarters()?;
+        (q2 > q1 && q4 > q2 && q4 >= q1 + by).then_some((q1, q4))
+    }
+}
+
 /// What is kept per method.
 #[derive(Debug, Clone, Default)]
 struct MethodState {
@@ -519,6 +594,13 @@ struct MethodState {
     failed: u64,
     retried: Tally,
     max_attempt: u32,
+    /// Calls that sent again the first request of a failed call (application-level retries),
+    /// and of a call that had not failed; calls with a request digest that were OK and that
+    /// failed with a status a client may retry (UNAVAILABLE, DEADLINE_EXCEEDED,
+    /// RESOURCE_EXHAUSTED, ABORTED), each of which may be followed by a repeat.
+    app_retried: Tally,
+    repeated_ok: u64,
+    sent_after: [u64; 2],
     halves: Halves,
     /// Durations of the calls that ended (for what is usual).
     durations: Histogram,
@@ -591,6 +673,8 @@ struct ConnState {
     lost_to_goaway: Tally,
     /// The services its calls counted under (indexes into `Findings::services`).
     services: Vec<usize>,
+    /// Streams open as each ended.
+    floors: Floors,
 }
 
 /// A call that may make calls of its own while it is served: a trace id, where it is served,
@@ -634,10 +718,21 @@ pub struct Findings {
     /// Which methods the schemas mark idempotent (none: nothing known).
     idempotent: Option<Idempotency>,
     last: Nanos,
+    /// The last calls by client address and method: their first request's digest, their end
+    /// and whether they failed, the newest last (a later call with the same request repeats
+    /// it).
+    recent_requests: RecentRequests,
+    /// `limits.app_retry_within_s` and `limits.leak_age_s`, as durations.
+    app_retry_within: Duration,
+    leak_age: Duration,
 }
 
 /// Which methods the schemas mark idempotent.
 struct Idempotency(IdempotencyFn);
+
+/// The last calls by client address and method: (first request digest, end, failed so a
+/// client may retry).
+type RecentRequests = Map<(IpAddr, Arc<str>), Vec<(u64, Nanos, bool)>>;
 
 /// Says whether a method is idempotent (`None`: the schemas do not have it).
 pub type IdempotencyFn = Box<dyn Fn(&str) -> Option<bool> + Send>;
@@ -677,7 +772,11 @@ fn since(a: Nanos, b: Nanos) -> Duration {
 impl Findings {
     /// An engine with `limits`.
     pub fn new(limits: Thresholds) -> Findings {
+        // Out of range (a huge or infinite number of seconds): as long as can be.
+        let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX);
         Findings {
+            app_retry_within: secs(limits.app_retry_within_s),
+            leak_age: secs(limits.leak_age_s),
             limits,
             methods: Map::default(),
             services: Vec::new(),
@@ -689,6 +788,7 @@ impl Findings {
             unpropagated: Map::default(),
             idempotent: None,
             last: Nanos::ZERO,
+            recent_requests: Map::default(),
         }
     }
 
@@ -803,6 +903,9 @@ impl Findings {
             if c.start.is_some() {
                 let was_at_limit = s.max_streams.is_some_and(|m| s.open == m);
                 s.open = s.open.saturating_sub(1);
+                if !unfinished {
+                    s.floors.add(end, s.open);
+                }
                 if was_at_limit {
                     s.released = Some(end);
                     if let Some(from) = s.at_limit_since.take() {
@@ -817,10 +920,12 @@ impl Findings {
         let Some(method) = c.method.clone() else {
             return;
         };
-        if !self.methods.contains_key(&method) && self.methods.len() >= MAX_METHODS {
-            return;
-        }
-        let m = self.methods.entry(method.clone()).or_default();
+        let full = self.methods.len() >= MAX_METHODS;
+        let m = match self.methods.entry(method.clone()) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) if !full => v.insert(Default::default()),
+            std::collections::hash_map::Entry::Vacant(_) => return,
+        };
         let cached = m.service.as_ref().and_then(|(a, i)| {
             let same = match (a, &c.authority) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
@@ -894,13 +999,41 @@ impl Findings {
         if c.attempt > 0 {
             m.retried.add(c);
             m.max_attempt = m.max_attempt.max(c.attempt);
+        } else if let (Some(d), Some(start)) = (c.req.first_digest, c.start) {
+            let within = self.app_retry_within;
+            // Failures a client may well retry (not those the request itself caused).
+            let transient = c.status.is_some_and(|s| {
+                [
+                    Code::UNAVAILABLE,
+                    Code::DEADLINE_EXCEEDED,
+                    Code::RESOURCE_EXHAUSTED,
+                    Code::ABORTED,
+                ]
+                .contains(&s)
+            });
+            let ok = c.status == Some(Code::OK);
+            let repeat = Self::repeat_of(
+                &mut self.recent_requests,
+                c,
+                &method,
+                (d, start, transient),
+                within,
+            );
+            if transient || ok {
+                m.sent_after[usize::from(transient)] += 1;
+            }
+            match repeat {
+                Some(true) => m.app_retried.add(c),
+                Some(false) => m.repeated_ok += 1,
+                None => {}
+            }
         }
         m.halves.add(end, c.attempt > 0, failed);
         if unfinished {
             if let Some(start) = c.start {
                 let age = since(start, end.max(self.last));
                 m.longest_open = m.longest_open.max(age);
-                if age >= Duration::from_secs_f64(self.limits.leak_age_s) {
+                if age >= self.leak_age {
                     m.leaked.add(c);
                 }
             }
@@ -966,21 +1099,51 @@ impl Findings {
         }
     }
 
+    /// Call `c` (of `method`, first request digest `d`, begun at `start`; `transient`: it
+    /// failed as a client may retry): whether it sent again the request of a call of its
+    /// client that ended at most `within` before it began, and whether that call had failed so
+    /// (the earlier call is then spent: one repeat each). `c` is kept for the next.
+    fn repeat_of(
+        kept: &mut RecentRequests,
+        c: &CallRecord,
+        method: &Arc<str>,
+        (d, start, transient): (u64, Nanos, bool),
+        within: Duration,
+    ) -> Option<bool> {
+        let full = kept.len() >= MAX_RETRY_KEYS;
+        let v = match kept.entry((c.client.ip(), method.clone())) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) if !full => v.insert(Vec::new()),
+            std::collections::hash_map::Entry::Vacant(_) => return None,
+        };
+        let repeat = v
+            .iter()
+            .rposition(|&(x, end, _)| x == d && end <= start && since(end, start) <= within)
+            .map(|i| v.remove(i).2);
+        if v.len() >= RECENT_KEPT {
+            v.remove(0);
+        }
+        v.push((d, c.end.unwrap_or(start), transient));
+        repeat
+    }
+
     /// A call of service `s`; `new_conn`: the first of its connection for the service.
     fn service_call(s: &mut ServiceState, c: &CallRecord, end: Nanos, new_conn: bool) {
         s.span.add(c.start.unwrap_or(end));
         s.span.add(end);
-        if !s.servers.contains_key(&c.server) && s.servers.len() >= MAX_SERVERS {
-            return;
-        }
         let first = c.start.unwrap_or(end);
         let before = s.calls;
+        let full = s.servers.len() >= MAX_SERVERS;
+        let srv = match s.servers.entry(c.server) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) if !full => v.insert(ServerState {
+                first,
+                calls_before: before,
+                ..Default::default()
+            }),
+            std::collections::btree_map::Entry::Vacant(_) => return,
+        };
         s.calls += 1;
-        let srv = s.servers.entry(c.server).or_insert_with(|| ServerState {
-            first,
-            calls_before: before,
-            ..Default::default()
-        });
         srv.first = srv.first.min(first);
         srv.calls += 1;
         if new_conn {
@@ -1120,6 +1283,27 @@ impl Findings {
                 conns: vec![id],
             });
         }
+        if let Some((first, last)) = s.floors.rise(th.rising_streams) {
+            out.push(Finding {
+                kind: Kind::LeakedStream,
+                severity: Severity::Warning,
+                scope: scope.clone(),
+                from: s.opened,
+                to: s.last,
+                summary: format!(
+                    "the streams this connection keeps open between calls rose from {first} to {last}: streams are opened and not closed"
+                ),
+                evidence: vec![
+                    ("open_streams_floor_first_quarter", f64::from(first)),
+                    ("open_streams_floor_last_quarter", f64::from(last)),
+                    ("open_streams", f64::from(s.open)),
+                    ("connection_seconds", secs(life)),
+                ],
+                certainty: Certainty::Medium,
+                calls: Vec::new(),
+                conns: vec![id],
+            });
+        }
         let pings = s.pings[0] + s.pings[1];
         let (pf, pl) = s.ping_span.get();
         let ping_secs = secs(since(pf, pl)).max(secs(life));
@@ -1220,7 +1404,7 @@ impl Findings {
         now: Nanos,
         open: impl FnOnce(&mut dyn FnMut(&CallRecord)),
     ) -> Vec<Finding> {
-        let leak_age = Duration::from_secs_f64(self.limits.leak_age_s);
+        let leak_age = self.leak_age;
         let mut leaks: Map<Arc<str>, (Tally, Duration)> = Map::default();
         open(&mut |c: &CallRecord| {
             let (Some(m), Some(start)) = (c.method.as_ref(), c.start) else {
@@ -1430,8 +1614,54 @@ impl Findings {
                 );
             }
         }
+        // The same request comes back after failures far more often than after successes:
+        // failures cause the repeats (a workload that repeats its requests anyway does so
+        // after either).
+        let after_failure = share(m.app_retried.n, m.sent_after[1]);
+        let after_ok = share(m.repeated_ok, m.sent_after[0]);
+        if m.app_retried.n >= th.app_retry_calls
+            && m.sent_after[0] >= th.app_retry_calls
+            && after_failure >= th.app_retry_share
+            && after_failure >= th.app_retry_ratio * after_ok
+        {
+            push(
+                Kind::Retries,
+                Severity::Warning,
+                &m.app_retried,
+                format!(
+                    "{} of {} failed calls were sent again (same client, same first message, within {}): application-level retries, without grpc-previous-rpc-attempts; {:.0}% of the calls that succeeded were repeated",
+                    m.app_retried.n,
+                    m.sent_after[1],
+                    short(self.app_retry_within),
+                    100.0 * after_ok
+                ),
+                vec![
+                    ("calls", m.calls as f64),
+                    ("app_retries", m.app_retried.n as f64),
+                    ("failed_calls", m.sent_after[1] as f64),
+                    ("repeated_after_failure", after_failure),
+                    ("repeated_after_success", after_ok),
+                ],
+                Certainty::Medium,
+            );
+            if let Some(f) = &self.idempotent
+                && (f.0)(name) == Some(false)
+            {
+                push(
+                    Kind::RetryUnsafe,
+                    Severity::Warning,
+                    &m.app_retried,
+                    format!(
+                        "{} application-level retries of a method the schema does not mark idempotent (idempotency_level)",
+                        m.app_retried.n
+                    ),
+                    vec![("app_retries", m.app_retried.n as f64)],
+                    Certainty::Medium,
+                );
+            }
+        }
         let usual = m.durations.quantile(0.5);
-        let leak_age = Duration::from_secs_f64(th.leak_age_s);
+        let leak_age = self.leak_age;
         let (leaked, longest) = leak.unwrap_or((&m.leaked, Duration::ZERO));
         let longer_than_usual =
             usual.is_none_or(|u| longest.as_secs_f64() >= th.leak_ratio * u.as_secs_f64());
@@ -1591,7 +1821,8 @@ impl Findings {
         let fair = 1.0 / n as f64;
         // Servers present since (nearly) the start share the calls among themselves; later
         // ones are judged on the calls since they appeared.
-        let late_at = from + Duration::from_secs_f64(secs(life) * th.late_after);
+        let late_at =
+            from + Duration::try_from_secs_f64(secs(life) * th.late_after).unwrap_or(Duration::MAX);
         let (early, late): (Vec<_>, Vec<_>) =
             s.servers.iter().partition(|(_, v)| v.first <= late_at);
         if early.len() >= 2 {
@@ -1857,6 +2088,115 @@ mod tests {
             .find(|x| x.kind == Kind::RetryUnsafe)
             .expect("unsafe");
         assert_eq!(unsafe_one.scope.method.as_deref(), Some("/s.S/Put"));
+    }
+
+    /// A call of `/s.S/M` with request digest `d`, from `start` ms for 2 ms.
+    fn sent(stream: u32, d: u64, start_ms: u64, status: Code) -> CallRecord {
+        let mut c = call(stream, "/s.S/M", Some(Duration::from_secs(1)), status);
+        let start = Nanos(1_000_000_000 + start_ms * 1_000_000);
+        c.start = Some(start);
+        c.end = Some(start + Duration::from_millis(2));
+        c.req.first_digest = Some(d);
+        c
+    }
+
+    #[test]
+    fn the_same_request_again_after_a_failure_is_an_application_retry() {
+        let retries = |fail: Code, delay_ms: u64, polls: bool| {
+            let mut f = Findings::new(Thresholds::default());
+            let mut stream = 1;
+            let mut at = 0;
+            let mut send = |f: &mut Findings, d: u64, status: Code, after: u64| {
+                at += after;
+                f.call_ended(&sent(stream, d, at, status));
+                stream += 2;
+            };
+            // Ten different requests that succeed (a poll sends the same one each time).
+            for i in 0..10 {
+                send(&mut f, if polls { 1 } else { 100 + i }, Code::OK, 50);
+            }
+            // Six that fail and are sent again.
+            for i in 0..6 {
+                send(&mut f, 200 + i, fail, 50);
+                send(&mut f, 200 + i, Code::OK, delay_ms);
+            }
+            f.report()
+                .into_iter()
+                .filter(|x| x.kind == Kind::Retries)
+                .collect::<Vec<_>>()
+        };
+        let r = retries(Code::UNAVAILABLE, 100, false);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].certainty, Certainty::Medium);
+        assert_eq!(r[0].calls.len(), 6);
+        assert!(r[0].evidence.contains(&("app_retries", 6.0)), "{r:?}");
+        // Past the 2 s, not a retry; a failure the request caused is not retried by clients
+        // that know better (INVALID_ARGUMENT), and a loop that resends it is not a retry.
+        assert!(retries(Code::UNAVAILABLE, 3000, false).is_empty());
+        assert!(retries(Code(3), 100, false).is_empty());
+        // A workload that sends the same request again anyway, after successes too.
+        assert!(retries(Code::UNAVAILABLE, 100, true).is_empty());
+        // A client elsewhere sending the same request is not the one retrying.
+        let mut f = Findings::new(Thresholds::default());
+        for i in 0..10 {
+            f.call_ended(&sent(
+                2 * i + 1,
+                100 + u64::from(i),
+                50 * u64::from(i),
+                Code::OK,
+            ));
+        }
+        for i in 0..6u32 {
+            f.call_ended(&sent(
+                101 + 4 * i,
+                7,
+                1000 + 200 * u64::from(i),
+                Code::UNAVAILABLE,
+            ));
+            let mut other = sent(103 + 4 * i, 7, 1100 + 200 * u64::from(i), Code::OK);
+            other.client = "10.0.0.9:40000".parse().expect("addr");
+            f.call_ended(&other);
+        }
+        assert!(!kinds(&f).contains(&"retries"), "{:?}", kinds(&f));
+    }
+
+    #[test]
+    fn open_streams_rising_through_a_connections_life_is_a_leak() {
+        let run = |leak_every: Option<u32>| {
+            let mut f = Findings::new(Thresholds::default());
+            let mut stream = 1;
+            for i in 0..40u32 {
+                let mut c = sent(stream, 1, u64::from(i) * 100, Code::OK);
+                stream += 2;
+                f.call_started(&c);
+                if leak_every.is_some_and(|k| i % k == 0) {
+                    // Opened, never ended.
+                    let mut l = c.clone();
+                    l.stream_id = stream;
+                    stream += 2;
+                    f.call_started(&l);
+                }
+                c.req.first_digest = Some(u64::from(i));
+                f.call_ended(&c);
+            }
+            f.report()
+                .into_iter()
+                .filter(|x| x.kind == Kind::LeakedStream)
+                .count()
+        };
+        assert_eq!(run(Some(4)), 1, "ten streams left open, a few each quarter");
+        assert_eq!(run(None), 0);
+        // Streams opened once at the start and kept (subscriptions): a step, not a rise.
+        let mut f = Findings::new(Thresholds::default());
+        for s in 0..5 {
+            f.call_started(&sent(1001 + 2 * s, 1, 0, Code::OK));
+        }
+        for i in 0..40u32 {
+            let c = sent(1 + 2 * i, u64::from(i), 10 + u64::from(i) * 100, Code::OK);
+            f.call_started(&c);
+            f.call_ended(&c);
+        }
+        assert!(!kinds(&f).contains(&"leaked_stream"), "{:?}", kinds(&f));
     }
 
     #[test]

@@ -186,6 +186,9 @@ pub struct Half {
     pub bodies_dropped: u64,
     /// The largest message, in bytes (after its 5-byte prefix).
     pub max_msg: u32,
+    /// A digest of the first message (its first 4 KiB and its length; requests of calls seen
+    /// from their start): the same request sent again has the same one.
+    pub first_digest: Option<u64>,
     /// `grpc-accept-encoding` of this side: the encodings it takes.
     pub accept_encoding: Option<Arc<str>>,
     /// Times this side sat at a zero flow-control window with data waiting (HTTP/2, a

@@ -882,6 +882,7 @@ impl Tracker {
         sink.call_started(&rec);
         let infer = rec.method.is_none();
         let (mut req, mut resp) = (self.parser(infer), self.parser(infer));
+        req.digest = Some(crate::grpc::msg::Digest::default());
         match kind {
             RequestKind::GrpcWeb | RequestKind::GrpcWebText => resp.end_flag = 0x80,
             RequestKind::Connect if connect_unary => {
@@ -1639,6 +1640,7 @@ fn finalize_counts(call: &mut Call) {
         half.bodies = std::mem::take(&mut p.bodies);
         half.bodies_dropped = p.dropped;
         half.max_msg = p.max_len;
+        half.first_digest = p.first_digest;
     }
     r.first_response = call.resp.first_start;
     r.lost_bytes |= call.partial || call.req.lost || call.resp.lost;

@@ -65,6 +65,8 @@ impl Code {
     pub const PERMISSION_DENIED: Code = Code(7);
     /// RESOURCE_EXHAUSTED.
     pub const RESOURCE_EXHAUSTED: Code = Code(8);
+    /// ABORTED.
+    pub const ABORTED: Code = Code(10);
     /// UNIMPLEMENTED.
     pub const UNIMPLEMENTED: Code = Code(12);
     /// INTERNAL.

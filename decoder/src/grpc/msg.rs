@@ -89,6 +89,74 @@ pub(crate) struct MsgParser {
     /// first [`END_MAX`] bytes are kept (an error response's JSON), in `end`.
     pub(crate) raw: bool,
     pub(crate) raw_keep: bool,
+    /// A digest of the first message, being taken (requests: the same request sent again is
+    /// an application's retry), and once it completed.
+    pub(crate) digest: Option<Digest>,
+    pub(crate) first_digest: Option<u64>,
+}
+
+/// A digest of a message: its first [`Digest::MAX`] bytes and its length, the same however
+/// the bytes were cut into DATA frames and TCP segments (eight bytes a step; not for hostile
+/// input: a collision only makes two requests look alike).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Digest {
+    h: u64,
+    /// Bytes not yet a whole word, and how many.
+    word: [u8; 8],
+    have: u8,
+    seen: u32,
+}
+
+impl Digest {
+    /// Bytes of a message looked at.
+    pub(crate) const MAX: u32 = 4096;
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    #[inline]
+    fn mix(&mut self, w: u64) {
+        self.h = (self.h ^ w).wrapping_mul(Self::K).rotate_left(31);
+    }
+
+    pub(crate) fn feed(&mut self, data: &[u8]) {
+        let room = (Self::MAX - self.seen) as usize;
+        let mut data = &data[..data.len().min(room)];
+        self.seen += u32::try_from(data.len()).unwrap_or(0); // <= MAX
+        if self.have > 0 {
+            let n = (8 - usize::from(self.have)).min(data.len());
+            let at = usize::from(self.have);
+            self.word[at..at + n].copy_from_slice(&data[..n]);
+            self.have += u8::try_from(n).unwrap_or(0); // n <= 8
+            data = &data[n..];
+            if self.have < 8 {
+                return;
+            }
+            self.have = 0;
+            self.mix(u64::from_le_bytes(self.word));
+        }
+        let mut words = data.chunks_exact(8);
+        for w in &mut words {
+            self.mix(u64::from_le_bytes(w.try_into().unwrap_or_default()));
+        }
+        let rest = words.remainder();
+        self.word[..rest.len()].copy_from_slice(rest);
+        self.have = u8::try_from(rest.len()).unwrap_or(0); // < 8
+    }
+
+    /// The digest of a message of `len` bytes fed so far.
+    pub(crate) fn finish(mut self, len: u32) -> u64 {
+        if self.have > 0 {
+            self.word[usize::from(self.have)..].fill(0);
+            self.mix(u64::from_le_bytes(self.word) ^ (u64::from(self.have) << 56));
+        }
+        self.mix(u64::from(len));
+        // murmur3's finaliser.
+        let mut h = self.h;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
 }
 
 /// Bytes kept of an end-of-stream envelope or a Connect unary error body.
@@ -165,6 +233,11 @@ impl MsgParser {
                 Some(left) if self.in_end => data = self.feed_end(data, left),
                 Some(left) => {
                     let n = data.len().min(left as usize);
+                    if self.msgs == 0
+                        && let Some(d) = self.digest.as_mut()
+                    {
+                        d.feed(&data[..n]);
+                    }
                     if let Some(k) = self.keep
                         && self.holding
                     {
@@ -264,6 +337,11 @@ impl MsgParser {
 
     #[inline]
     fn complete(&mut self, len: u32) {
+        if self.msgs == 0
+            && let Some(d) = self.digest.take()
+        {
+            self.first_digest = Some(d.finish(len));
+        }
         self.msgs += 1;
         self.max_len = self.max_len.max(len);
         self.bytes += u64::from(len);
@@ -377,6 +455,50 @@ mod tests {
                 assert!(p.have == 0 && p.left.is_none());
             }
         }
+    }
+
+    /// The first message's digest, `stream` fed in three pieces cut at `cut` and `cut2`.
+    fn digest(stream: &[u8], cut: usize, cut2: usize) -> Option<u64> {
+        let mut p = MsgParser {
+            digest: Some(Digest::default()),
+            ..MsgParser::default()
+        };
+        p.feed(&stream[..cut], Nanos(1), &mut |_| {});
+        p.feed(&stream[cut..cut2], Nanos(2), &mut |_| {});
+        p.feed(&stream[cut2..], Nanos(3), &mut |_| {});
+        p.first_digest
+    }
+
+    #[test]
+    fn the_first_messages_digest_is_the_same_however_it_is_cut() {
+        let body: Vec<u8> = (0..45u8).collect();
+        let mut stream = msg(false, &body);
+        stream.extend(msg(false, b"a second message does not count"));
+        let whole = digest(&stream, 0, 0).expect("a digest");
+        for cut in 0..stream.len() {
+            for cut2 in cut..stream.len() {
+                assert_eq!(digest(&stream, cut, cut2), Some(whole), "{cut} {cut2}");
+            }
+        }
+        // Another byte, another length, a longer run of the same byte: another digest.
+        let mut other = body.clone();
+        other[44] ^= 1;
+        let n = stream.len();
+        assert_ne!(digest(&msg(false, &other), 0, 0), Some(whole));
+        assert_ne!(digest(&msg(false, &body[..44]), 0, 0), Some(whole));
+        assert_ne!(
+            digest(&msg(false, &[0u8; 8]), 0, 0),
+            digest(&msg(false, &[0u8; 9]), 0, 0)
+        );
+        assert_eq!(
+            digest(&stream[..n - 3], 2, 9),
+            Some(whole),
+            "a later message unfinished"
+        );
+        // Past MAX bytes only the length tells messages apart; an unfinished one has none.
+        let big = msg(false, &vec![1u8; Digest::MAX as usize + 100]);
+        assert!(digest(&big, 7, 4150).is_some());
+        assert_eq!(digest(&big[..big.len() - 1], 7, 4150), None);
     }
 
     #[test]
