@@ -24,13 +24,17 @@ mod common;
 
 use common::{env_or, repo};
 
+/// One decoding thread: what one core does (`cargo bench --bench threads` measures more).
 fn grpctap(file: &std::path::Path) -> (f64, f64, f64, f64, f64) {
-    common::grpctap(file, &[])
+    common::grpctap(file, &["--threads".as_ref(), "1".as_ref()])
 }
 
 /// The same without the findings engine (`--no-findings`): the baseline of its cost.
 fn grpctap_no_findings(file: &std::path::Path) -> (f64, f64, f64, f64, f64) {
-    common::grpctap(file, &[std::ffi::OsStr::new("--no-findings")])
+    common::grpctap(
+        file,
+        &["--threads".as_ref(), "1".as_ref(), "--no-findings".as_ref()],
+    )
 }
 
 fn main() {

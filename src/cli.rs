@@ -457,6 +457,12 @@ pub(crate) struct LimitArgs {
     /// buffers and goes on as after a gap (anomaly conn_state_shed), largest first.
     #[arg(long, value_name = "BYTES", default_value_t = decoder::conn::DEFAULT_DECODER_STATE)]
     pub(crate) max_decoder_bytes: usize,
+
+    /// Decoding threads, each owning whole connections (chosen by a hash of the addresses and
+    /// ports); the outputs see the same calls in the same order whatever N is. 0: one per
+    /// core. The UI, --connections, --messages and --openmetrics decode on one thread.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) threads: usize,
 }
 
 impl LimitArgs {

@@ -110,6 +110,11 @@ impl Fanout {
             .map(|f| (f.filter.text(), f.ended, f.passed))
     }
 
+    /// Whether some output counts single messages.
+    pub(crate) fn wants_messages(&self) -> bool {
+        !self.per_message.is_empty()
+    }
+
     /// Adds an output; it hears events after the ones added before it.
     pub(crate) fn push(&mut self, o: impl AnyOutput) {
         if o.wants_messages() {
@@ -257,11 +262,12 @@ impl Sink for Fanout {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// Counts the calls that ended (other tests use it too).
     #[derive(Default)]
-    struct Count(u64);
+    pub(crate) struct Count(pub(crate) u64);
     impl Sink for Count {
         fn call_ended(&mut self, _: &CallRecord) {
             self.0 += 1;

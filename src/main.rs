@@ -4,6 +4,7 @@
 mod calls_json;
 mod cli;
 mod connections;
+mod decode;
 mod extract;
 mod fanout;
 mod files;
@@ -16,6 +17,7 @@ mod report;
 mod run;
 mod schemas;
 mod summary;
+mod threads;
 mod timespec;
 #[cfg(test)]
 mod tui_tests;

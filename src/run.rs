@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use capture::input::{Next, PacketSource};
-use capture::{CaptureStats, Reassembler};
+use capture::{Nanos, Reassembler};
 use decoder::DecoderLimits;
-use decoder::output::{Health, Tick};
+use decoder::output::Tick;
 
 use crate::cli::ReplayArgs;
 use crate::connections::Connections;
+use crate::decode::{Decode, health};
 use crate::fanout::Fanout;
 use crate::files::writer;
 use crate::pipeline::Pipeline;
@@ -64,18 +65,6 @@ pub(crate) fn decoder_limits(metadata: bool, bodies: bool, tui: bool, cap: usize
         // (without schemas there is nothing to fit them to).
         infer_methods: Some(cap),
         ..DecoderLimits::default()
-    }
-}
-
-/// The capture layer's counters as outputs show them.
-pub(crate) fn health(s: &CaptureStats, drops: u64) -> Health {
-    Health {
-        packets: s.packets,
-        bytes: s.bytes,
-        drops,
-        gaps: s.gaps,
-        gap_bytes: s.gap_bytes,
-        truncated: s.truncated,
     }
 }
 
@@ -324,6 +313,26 @@ pub(crate) fn run<S: PacketSource>(
         out.tls_kept = Some(Vec::new());
     }
     let mut pipeline = Pipeline::new(dec_limits, store, out).with_keylog(opts.keylog.clone());
+    let workers = crate::threads::workers(Some(args.out.limits.threads));
+    // The UI reads its open calls from the decoders, the connection list and message lines
+    // follow every stream event, the OpenMetrics backfill samples at packet times: those
+    // decode on this thread.
+    let one_thread =
+        args.tui || conns.is_some() || args.out.messages.is_some() || args.openmetrics.is_some();
+    let mut sharded = (workers > 1 && !one_thread)
+        .then(|| {
+            crate::threads::Sharded::start(crate::threads::Setup {
+                workers,
+                limits: limits.clone(),
+                dec_limits,
+                store: pipeline.store.clone(),
+                keylog: opts.keylog.clone(),
+                key_files: opts.key_files.clone().filter(|f| !f.is_empty()),
+                messages: pipeline.out.wants_messages(),
+                live: src.is_live(),
+            })
+        })
+        .transpose()?;
     if let Some(files) = opts.key_files.take().filter(|f| !f.is_empty()) {
         pipeline.refresh_keys = Some(Box::new(move || files.refresh()));
     }
@@ -333,61 +342,96 @@ pub(crate) fn run<S: PacketSource>(
         .as_ref()
         .map(|_| exporter::backfill::Backfill::new(args.openmetrics_step, 50_000_000));
     let started = Instant::now();
-    let mut tee = Tee {
-        pipeline: &mut pipeline,
-        conns: conns.as_mut(),
-    };
     let stop = opts
         .stop
         .clone()
         .or_else(|| shared.as_ref().map(|s| s.quit.clone()));
-    let mut input = Input {
-        reasm: &mut reasm,
-        tee: &mut tee,
-        pace: crate::watch::Pace::new(if src.is_live() {
-            crate::cli::Speed::Max
-        } else {
-            args.speed
-        }),
-        shared: shared.as_deref(),
-        stop: stop.as_deref(),
-        deadline: opts.duration.map(|d| started + d),
-        backfill: backfill.as_mut(),
-        registry: &registry,
-        progress: crate::progress::Progress::new(!args.tui && !src.is_live()),
-        name: String::new(),
-        name_of: usize::MAX,
-        drops: 0,
-        keep: opts.keep.take(),
-    };
-    let outcome = input.read(src);
-    let drops = if src.is_live() {
-        src.drops()
+    let pace = crate::watch::Pace::new(if src.is_live() {
+        crate::cli::Speed::Max
     } else {
-        input.drops
+        args.speed
+    });
+    let (outcome, name, drops, stats) = match sharded.as_mut() {
+        None => {
+            let mut dec = Direct {
+                reasm: &mut reasm,
+                tee: Tee {
+                    pipeline: &mut pipeline,
+                    conns: conns.as_mut(),
+                },
+            };
+            let mut input = Input {
+                dec: &mut dec,
+                pace,
+                shared: shared.as_deref(),
+                stop: stop.as_deref(),
+                deadline: opts.duration.map(|d| started + d),
+                backfill: backfill.as_mut(),
+                registry: &registry,
+                progress: crate::progress::Progress::new(!args.tui && !src.is_live()),
+                name: String::new(),
+                name_of: usize::MAX,
+                drops: 0,
+                keep: opts.keep.take(),
+            };
+            let outcome = input.read(src);
+            let drops = if src.is_live() {
+                src.drops()
+            } else {
+                input.drops
+            };
+            let name = std::mem::take(&mut input.name);
+            // The live views see the calls still open as open; then the capture layer ends
+            // them.
+            dec.tick(&name, drops, None, true);
+            dec.reasm.finish(&mut dec.tee);
+            (outcome, name, drops, *reasm.stats())
+        }
+        Some(sh) => {
+            let mut dec = crate::threads::ShardedDecode {
+                clock: &mut reasm,
+                sh,
+                pipeline: &mut pipeline,
+            };
+            let mut input = Input {
+                dec: &mut dec,
+                pace,
+                shared: None,
+                stop: stop.as_deref(),
+                deadline: opts.duration.map(|d| started + d),
+                backfill: None,
+                registry: &registry,
+                progress: crate::progress::Progress::new(!src.is_live()),
+                name: String::new(),
+                name_of: usize::MAX,
+                drops: 0,
+                keep: opts.keep.take(),
+            };
+            let outcome = input.read(src);
+            let name = std::mem::take(&mut input.name);
+            dec.settle();
+            let kernel = if src.is_live() { src.drops() } else { 0 };
+            dec.tick(&name, kernel, None, true);
+            dec.finish();
+            let drops = kernel + dec.sh.queue_drops;
+            let stats = dec.stats();
+            if dec.sh.queue_drops > 0 {
+                opts.notes.push(format!(
+                    "{} packets dropped: a decoding thread's queue was full (fewer --threads, or a filter, lighten the load)",
+                    dec.sh.queue_drops
+                ));
+            }
+            (outcome, name, drops, stats)
+        }
     };
-    let name = std::mem::take(&mut input.name);
-    // The live views see the calls still open as open; then the capture layer ends them.
-    {
-        let t = Tick {
-            now: tee.pipeline.last_ts,
-            first: tee.pipeline.first_ts,
-            health: health(reasm.stats(), drops),
-            source: &name,
-            progress: None,
-            done: true,
-            conns: &tee.pipeline.conns,
-        };
-        tee.pipeline.out.end_of_input(&t);
-    }
-    reasm.finish(&mut tee);
+    let _ = &name;
     if let (Some(c), Some(kept)) = (conns.as_mut(), pipeline.out.tls_kept.take()) {
         c.set_tls(kept);
     }
     opts.notes.extend(src.finish());
     if let (Some(b), Some(path)) = (backfill.as_mut(), &args.openmetrics) {
         if let Some(r) = pipeline.out.get_mut::<exporter::Recorder>() {
-            r.set_capture(health(reasm.stats(), drops));
+            r.set_capture(health(&stats, drops));
         }
         b.finish(&registry);
         let mut w = writer(path)?;
@@ -419,7 +463,7 @@ pub(crate) fn run<S: PacketSource>(
     if outcome == Outcome::Stopped && !src.is_live() && !crate::files::stdout_closed() {
         eprintln!(
             "grpctap: replay stopped before the end, as asked: the figures cover the {} packets read",
-            reasm.stats().packets
+            stats.packets
         );
     }
     pipeline.out.finish().context("writing calls")?;
@@ -434,13 +478,13 @@ pub(crate) fn run<S: PacketSource>(
         );
     }
     if let Some(r) = pipeline.out.get_mut::<exporter::Recorder>() {
-        r.set_capture(health(reasm.stats(), drops));
+        r.set_capture(health(&stats, drops));
     }
     crate::report::report(
         args,
         crate::report::Done {
             pipeline: &mut pipeline,
-            stats: reasm.stats(),
+            stats: &stats,
             conns: conns.as_ref(),
             inputs: src.reports(),
             registry: &registry,
@@ -468,10 +512,53 @@ enum Outcome {
     Failed(String),
 }
 
-/// The input loop's state: written once for files and live capture.
-struct Input<'a, 't> {
+/// One thread: the capture layer and the decoders here.
+struct Direct<'a, 't> {
     reasm: &'a mut Reassembler,
-    tee: &'a mut Tee<'t>,
+    tee: Tee<'t>,
+}
+
+impl Decode for Direct<'_, '_> {
+    fn time_of(&mut self, ts: Nanos) -> Nanos {
+        self.reasm.time_of(ts)
+    }
+
+    #[inline]
+    fn packet(&mut self, pkt: &capture::Packet<'_>) {
+        self.reasm.handle_packet(pkt, &mut self.tee);
+    }
+
+    fn out(&mut self) -> &mut Fanout {
+        &mut self.tee.pipeline.out
+    }
+
+    fn reached(&mut self, to: Nanos) {
+        let p = &mut self.tee.pipeline;
+        p.last_ts = p.last_ts.max(to);
+    }
+
+    fn tick(&mut self, source: &str, drops: u64, progress: Option<(u64, u64)>, done: bool) {
+        let p = &mut self.tee.pipeline;
+        let t = Tick {
+            now: p.last_ts,
+            first: p.first_ts,
+            health: health(self.reasm.stats(), drops),
+            source,
+            progress,
+            done,
+            conns: &p.conns,
+        };
+        if done {
+            p.out.end_of_input(&t);
+        } else {
+            p.out.tick(&t);
+        }
+    }
+}
+
+/// The input loop's state: written once for files and live capture.
+struct Input<'a, D: Decode> {
+    dec: &'a mut D,
     pace: crate::watch::Pace,
     shared: Option<&'a tui::feed::Shared>,
     stop: Option<&'a AtomicBool>,
@@ -491,18 +578,9 @@ const TICK_PACKETS: u64 = 256;
 /// How often a live capture reads the kernel's drop counters.
 const DROPS_EVERY: Duration = Duration::from_secs(1);
 
-impl Input<'_, '_> {
+impl<D: Decode> Input<'_, D> {
     fn tick(&mut self, progress: Option<(u64, u64)>, done: bool) {
-        let t = Tick {
-            now: self.tee.pipeline.last_ts,
-            first: self.tee.pipeline.first_ts,
-            health: health(self.reasm.stats(), self.drops),
-            source: &self.name,
-            progress,
-            done,
-            conns: &self.tee.pipeline.conns,
-        };
-        self.tee.pipeline.out.tick(&t);
+        self.dec.tick(&self.name, self.drops, progress, done);
     }
 
     fn stopping(&self) -> bool {
@@ -565,19 +643,18 @@ impl Input<'_, '_> {
                 continue;
             }
             // A timestamp far off the others is taken at the clock's time (capture::clock).
-            let ts = self.reasm.time_of(pkt.ts);
+            let ts = self.dec.time_of(pkt.ts);
             let pkt = capture::Packet { ts, ..pkt };
             if !first_seen {
                 first_seen = true;
-                self.tee.pipeline.out.set_first_packet(ts);
+                self.dec.out().set_first_packet(ts);
             }
-            if let Some((_, to)) = self.tee.pipeline.out.range()
+            if let Some((_, to)) = self.dec.out().range()
                 && ts > to
             {
                 // Past --to: no call that ends later is reported, so nothing more is read. The
                 // capture went on to here: its time reached the end of the range.
-                let p = &mut self.tee.pipeline;
-                p.last_ts = p.last_ts.max(to);
+                self.dec.reached(to);
                 break;
             }
             let mut paced = true;
@@ -585,24 +662,12 @@ impl Input<'_, '_> {
                 let Input {
                     pace,
                     shared,
-                    reasm,
-                    tee,
+                    dec,
                     name,
                     drops,
                     ..
                 } = self;
-                let mut tick = || {
-                    let t = Tick {
-                        now: tee.pipeline.last_ts,
-                        first: tee.pipeline.first_ts,
-                        health: health(reasm.stats(), *drops),
-                        source: name,
-                        progress: sized(pos.bytes),
-                        done: false,
-                        conns: &tee.pipeline.conns,
-                    };
-                    tee.pipeline.out.tick(&t);
-                };
+                let mut tick = || dec.tick(name, *drops, sized(pos.bytes), false);
                 if !pace.wait(ts, *shared, &mut tick) {
                     paced = false;
                 }
@@ -617,7 +682,7 @@ impl Input<'_, '_> {
                     b.sample(ts, self.registry);
                 }
             }
-            self.reasm.handle_packet(&pkt, &mut *self.tee);
+            self.dec.packet(&pkt);
         }
         self.progress.clear();
         Outcome::End

@@ -93,7 +93,7 @@ fn replay_full(
     let tick = decoder::output::Tick {
         now: pipeline.last_ts,
         first: pipeline.first_ts,
-        health: crate::run::health(reasm.stats(), 0),
+        health: crate::decode::health(reasm.stats(), 0),
         source: &files.name(),
         progress: None,
         done: true,

@@ -138,6 +138,25 @@ fn serve(net: &Netns, echo: &PathBuf, dir: &std::path::Path) -> Kill {
     server
 }
 
+/// Waits until grpctap (`pid`), started as root, goes on as nobody: the interface and files
+/// are open (the default --user), the handle keeps capturing.
+fn capturing(pid: u32) {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let uid = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .unwrap_or("")
+            .to_owned();
+        if uid.split_whitespace().skip(1).all(|u| u == "65534") && !uid.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < until, "still {uid:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// (method, status) -> calls. A tonic deadline shows as CANCELLED "Timeout expired" in the
 /// client's log whichever side's clock fired first. On the wire it is either the client's reset
 /// at the deadline (grpctap: DEADLINE_EXCEEDED, by gRPC's rules) or, when the server's timer
@@ -188,22 +207,7 @@ fn calls_between_two_namespaces_are_reported_exactly() {
         .expect("grpctap");
     let tap_pid = tap.id();
     let mut tap = Kill(tap);
-    // Started as root, it goes on as nobody once the interface and files are open (the
-    // default --user); the handle keeps capturing.
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = std::fs::read_to_string(format!("/proc/{tap_pid}/status")).unwrap_or_default();
-        let uid = status
-            .lines()
-            .find(|l| l.starts_with("Uid:"))
-            .unwrap_or("")
-            .to_owned();
-        if uid.split_whitespace().skip(1).all(|u| u == "65534") && !uid.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < until, "still {uid:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    capturing(tap_pid);
     std::thread::sleep(Duration::from_millis(300));
     let client_log = dir.join("client.jsonl");
     let st = net
@@ -522,4 +526,80 @@ fn replay_takes_a_bpf_filter_after_the_files() {
         .expect("replay");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("goes wrong at `prot 1`"));
+}
+
+/// A real capture sent onto a veth pair by tcpreplay (Debian's) while `grpctap capture
+/// --threads 2` decodes it on the other end: the calls are those of a replay of the file, with
+/// no packet dropped by the kernel or at a thread's queue.
+#[test]
+fn a_capture_replayed_onto_an_interface_decodes_as_the_file_does_on_two_threads() {
+    use std::io::Read;
+    if Command::new("tcpreplay").arg("--version").output().is_err() {
+        panic!("tcpreplay is needed (apt-get install tcpreplay; .ci/run installs it)");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("grpctap-tcpreplay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    // tcpreplay reads plain pcap: the gzipped capture unpacked.
+    let pcap = dir.join("balance-rr.pcap");
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(common::captures().join("balance-rr-lo.pcap.gz")).expect("capture"),
+    )
+    .read_to_end(&mut raw)
+    .expect("gunzip");
+    std::fs::write(&pcap, &raw).expect("write");
+    let net = Netns::new("gtr");
+    // The frames are addressed to other MACs (loopback's zeros): the receiving end takes them
+    // all.
+    ip(&["-n", &net.client(), "link", "set", "gtrc0", "promisc", "on"]);
+    let calls = dir.join("calls.jsonl");
+    let stderr = dir.join("grpctap.err");
+    let tap = net
+        .exec(&net.client(), &PathBuf::from(env!("CARGO_BIN_EXE_grpctap")))
+        .args([
+            "capture",
+            "-i",
+            "gtrc0",
+            "--no-tui",
+            "--threads",
+            "2",
+            "--calls",
+        ])
+        .arg(&calls)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).expect("err"))
+        .spawn()
+        .expect("grpctap");
+    let pid = tap.id();
+    let mut tap = Kill(tap);
+    capturing(pid);
+    std::thread::sleep(Duration::from_millis(200));
+    // 80 Mbit/s: a rate a loaded CI machine keeps up with (the full-speed figures are in
+    // docs/performance.md).
+    let st = net
+        .exec(&net.server(), &PathBuf::from("tcpreplay"))
+        .args(["-i", "gtrs0", "--mbps", "80", "-q"])
+        .arg(&pcap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("tcpreplay");
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let out = terminate(&mut tap);
+    let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("0 dropped by the kernel"), "{err}");
+    assert!(!err.contains("queue was full"), "{err}");
+    let got = tally(&std::fs::read_to_string(&calls).expect("calls"));
+    let file = Command::new(env!("CARGO_BIN_EXE_grpctap"))
+        .args(["replay", "--threads", "1", "--calls", "-"])
+        .arg(&pcap)
+        .output()
+        .expect("replay");
+    let want = tally(&String::from_utf8_lossy(&file.stdout));
+    assert!(want.values().sum::<u64>() > 1500, "{want:?}");
+    assert_eq!(got, want);
 }

@@ -243,6 +243,17 @@ impl FlowTable {
         }
     }
 
+    /// The newest packet time seen.
+    pub fn now(&self) -> Nanos {
+        self.now
+    }
+
+    /// Time has reached `now` (packets of other workers): what ends at the end of the capture
+    /// ends then.
+    pub fn advance(&mut self, now: Nanos) {
+        self.now = self.now.max(now);
+    }
+
     /// Expires idle connections and forgets closed ones after their linger time.
     pub fn poll_timeouts<S: StreamSink + ?Sized>(
         &mut self,
@@ -270,8 +281,17 @@ impl FlowTable {
     /// Ends the capture: every open connection is closed (holes become gaps) and forgotten.
     pub fn finish<S: StreamSink + ?Sized>(&mut self, stats: &mut CaptureStats, sink: &mut S) {
         let now = self.now;
-        while self.open.head != NIL {
-            let i = self.open.head;
+        // In the order the connections opened (their ids): the same order whichever worker of
+        // a sharded run holds them.
+        let mut open = Vec::with_capacity(self.map.len());
+        let mut i = self.open.head;
+        while i != NIL {
+            let c = self.conn(i);
+            open.push((c.id, i));
+            i = c.next;
+        }
+        open.sort_unstable();
+        for (_, i) in open {
             self.close_conn(i, CloseReason::EndOfCapture, now, stats, sink);
             self.remove(i);
         }

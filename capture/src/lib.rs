@@ -65,6 +65,18 @@ impl Reassembler {
         }
     }
 
+    /// A reassembler for worker `shard` of a sharded run: its connection ids carry the shard.
+    pub fn with_shard(limits: CaptureLimits, shard: u16) -> Reassembler {
+        let mut r = Reassembler::new(limits.clone());
+        r.flows = FlowTable::new(limits).with_shard(shard);
+        r
+    }
+
+    /// Time has reached `now` elsewhere (see [`FlowTable::advance`]).
+    pub fn advance(&mut self, now: Nanos) {
+        self.flows.advance(now);
+    }
+
     /// The time to give a packet stamped `ts` (see [`clock`]): its own, unless it jumped far
     /// from the packets before it. Call it once per packet, before everything that uses the
     /// packet's time (pacing, sampling, [`Reassembler::handle_packet`]).

@@ -57,6 +57,64 @@ pub struct CaptureStats {
     pub time_jumps: u64,
 }
 
+impl std::ops::AddAssign for CaptureStats {
+    /// Adds another part's counters (the workers of a sharded run).
+    fn add_assign(&mut self, o: CaptureStats) {
+        let CaptureStats {
+            packets,
+            bytes,
+            non_tcp,
+            dns_datagrams,
+            unsupported_link,
+            truncated,
+            malformed,
+            ip_fragments,
+            ip_reassembled,
+            ip_fragments_dropped,
+            tcp_segments,
+            tcp_bytes,
+            out_of_order,
+            retransmitted,
+            overlap_conflicts,
+            out_of_window,
+            stray_segments,
+            gaps,
+            gap_bytes,
+            conns_opened,
+            conns_closed,
+            conns_expired,
+            conns_evicted,
+            conns_reused,
+            time_jumps,
+        } = o;
+        self.packets += packets;
+        self.bytes += bytes;
+        self.non_tcp += non_tcp;
+        self.dns_datagrams += dns_datagrams;
+        self.unsupported_link += unsupported_link;
+        self.truncated += truncated;
+        self.malformed += malformed;
+        self.ip_fragments += ip_fragments;
+        self.ip_reassembled += ip_reassembled;
+        self.ip_fragments_dropped += ip_fragments_dropped;
+        self.tcp_segments += tcp_segments;
+        self.tcp_bytes += tcp_bytes;
+        self.out_of_order += out_of_order;
+        self.retransmitted += retransmitted;
+        self.overlap_conflicts += overlap_conflicts;
+        self.out_of_window += out_of_window;
+        self.stray_segments += stray_segments;
+        self.gaps += gaps;
+        self.gap_bytes += gap_bytes;
+        self.conns_opened += conns_opened;
+        self.conns_closed += conns_closed;
+        self.conns_expired += conns_expired;
+        self.conns_evicted += conns_evicted;
+        self.conns_reused += conns_reused;
+        self.time_jumps += time_jumps;
+    }
+}
+
 /// Peak resident memory of this process in KiB (Linux `VmHWM`), 0 where unknown: the memory
 /// figure benchmarks and `replay --stats` report.
 pub fn peak_rss_kib() -> u64 {

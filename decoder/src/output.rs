@@ -15,7 +15,8 @@ pub struct Health {
     pub packets: u64,
     /// Captured bytes.
     pub bytes: u64,
-    /// Packets dropped by the kernel or libpcap (live capture).
+    /// Packets dropped by the kernel or libpcap, or at a full decoding thread's queue (live
+    /// capture).
     pub drops: u64,
     /// TCP gaps (bytes the capture lost).
     pub gaps: u64,
@@ -27,8 +28,14 @@ pub struct Health {
 
 /// The connections being decoded, for outputs that show what is still in progress.
 pub trait Conns {
-    /// Calls `f` with each connection's decoder.
+    /// Calls `f` with each connection's decoder (none where the decoders are on other threads:
+    /// a sharded run).
     fn for_each_conn(&self, f: &mut dyn FnMut(&ConnDecoder));
+
+    /// Calls `f` with each call still open (as its decoder has it, or as it began).
+    fn for_each_open_call(&self, f: &mut dyn FnMut(&crate::CallRecord)) {
+        self.for_each_conn(&mut |c| c.for_each_open(|o| f(o.rec)));
+    }
 }
 
 /// Where a run is: sent to every output every few hundred packets, and whenever a live

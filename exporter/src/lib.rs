@@ -476,7 +476,7 @@ impl Metrics {
         );
         r.register(
             "grpctap_capture_drops",
-            "Packets dropped by the kernel or libpcap before grpctap saw them",
+            "Packets dropped by the kernel or libpcap before grpctap saw them, or at a full decoding thread queue",
             m.drops.clone(),
         );
         r.register(
@@ -895,13 +895,11 @@ impl Recorder {
         let (conns, now) = (tick.conns, tick.now);
         let mut oldest: Option<decoder::Nanos> = None;
         let mut walk = |each: &mut dyn FnMut(&CallRecord)| {
-            conns.for_each_conn(&mut |c| {
-                c.for_each_open(|o| {
-                    if let Some(s) = o.rec.start {
-                        oldest = Some(oldest.map_or(s, |x| x.min(s)));
-                    }
-                    each(o.rec);
-                });
+            conns.for_each_open_call(&mut |rec| {
+                if let Some(s) = rec.start {
+                    oldest = Some(oldest.map_or(s, |x| x.min(s)));
+                }
+                each(rec);
             });
         };
         let report = match &self.findings {

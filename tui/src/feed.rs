@@ -314,7 +314,7 @@ impl Feeder {
         if let Some(f) = self.findings.as_ref().filter(|_| findings_due) {
             let conns = t.conns;
             let report = f.report_open(t.now, |each| {
-                conns.for_each_conn(&mut |c| c.for_each_open(|o| each(o.rec)));
+                conns.for_each_open_call(each);
             });
             self.findings_sent = Some(Instant::now());
             self.push(UiEvent::Findings(report.into()));
