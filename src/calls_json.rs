@@ -225,41 +225,73 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
 /// The `--calls` output: one JSON line per finished call.
 pub(crate) struct JsonLines {
     w: Box<dyn Write>,
-    /// Records carry metadata (`--metadata`; the UI keeps it for itself otherwise).
-    metadata: bool,
-    /// Decode message bodies into the records (`--bodies`).
-    bodies: Option<Bodies>,
+    /// How each line is made.
+    pub(crate) lines: LineConfig,
     /// Messages `--bodies` could not read.
     pub(crate) payload_errors: u64,
     /// The first write error; nothing is written after it.
     error: Option<std::io::Error>,
+    /// The line of the next call, made already (by a decoding thread): the call it is for,
+    /// the line, and its messages that could not be read.
+    prepared: Option<((ConnId, u32), String, u64)>,
+}
+
+/// How a call's JSON line is made.
+#[derive(Debug, Clone)]
+pub(crate) struct LineConfig {
+    /// Records carry metadata (`--metadata`; the UI keeps it for itself otherwise).
+    pub(crate) metadata: bool,
+    /// Decode message bodies into the records (`--bodies`).
+    pub(crate) bodies: Option<Bodies>,
+}
+
+impl LineConfig {
+    /// `call`'s line (without its newline), and how many of its messages could not be read.
+    pub(crate) fn line(&self, call: &CallRecord) -> (serde_json::Result<String>, u64) {
+        let mut json = CallJson::from(call);
+        if !self.metadata {
+            json.metadata = None;
+        }
+        let errors = match &self.bodies {
+            Some(b) => json.decode_bodies(call, b) as u64,
+            None => 0,
+        };
+        (serde_json::to_string(&json), errors)
+    }
 }
 
 impl JsonLines {
     pub(crate) fn new(w: Box<dyn Write>, metadata: bool, bodies: Option<Bodies>) -> JsonLines {
         JsonLines {
             w,
-            metadata,
-            bodies,
+            lines: LineConfig { metadata, bodies },
             payload_errors: 0,
             error: None,
+            prepared: None,
         }
+    }
+
+    /// The line of the call (`conn`, `stream`) that ends next, made elsewhere.
+    pub(crate) fn prepare(&mut self, call: (ConnId, u32), line: String, errors: u64) {
+        self.prepared = Some((call, line, errors));
     }
 }
 
 impl Sink for JsonLines {
     fn call_ended(&mut self, call: &CallRecord) {
+        let prepared = self
+            .prepared
+            .take()
+            .filter(|(k, _, _)| *k == (call.conn, call.stream_id));
         if self.error.is_some() {
             return;
         }
-        let mut json = CallJson::from(call);
-        if !self.metadata {
-            json.metadata = None;
-        }
-        if let Some(b) = &self.bodies {
-            self.payload_errors += json.decode_bodies(call, b) as u64;
-        }
-        let line = serde_json::to_string(&json).map_err(std::io::Error::other);
+        let (line, errors) = match prepared {
+            Some((_, line, errors)) => (Ok(line), errors),
+            None => self.lines.line(call),
+        };
+        self.payload_errors += errors;
+        let line = line.map_err(std::io::Error::other);
         if let Err(e) = line.and_then(|l| writeln!(self.w, "{l}")) {
             self.error = Some(e);
         }

@@ -329,6 +329,10 @@ pub(crate) fn run<S: PacketSource>(
                 keylog: opts.keylog.clone(),
                 key_files: opts.key_files.clone().filter(|f| !f.is_empty()),
                 messages: pipeline.out.wants_messages(),
+                lines: pipeline
+                    .out
+                    .get_mut::<crate::calls_json::JsonLines>()
+                    .map(|j| j.lines.clone()),
                 live: src.is_live(),
             })
         })

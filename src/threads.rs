@@ -27,8 +27,11 @@ use crate::pipeline::Pipeline;
 const BATCH_PACKETS: usize = 256;
 const BATCH_BYTES: usize = 512 << 10;
 /// Batches waiting per worker: with the one being decoded and the one being filled, at most
-/// (QUEUE + 2) x BATCH_BYTES of packets per worker.
-const QUEUE: usize = 4;
+/// (QUEUE + 2) x BATCH_BYTES of packets per worker (5 MiB).
+const QUEUE: usize = 8;
+/// How long a live capture's reader waits for a full queue before it drops the batch: the
+/// kernel's buffer holds the packets meanwhile; a worker slower than that for longer loses them.
+const LIVE_WAIT: Duration = Duration::from_millis(20);
 /// Batches of events waiting for the merge, from all workers.
 const OUT_QUEUE: usize = 64;
 /// Every this many packets the reader tells every worker how far it has read (with the
@@ -81,12 +84,27 @@ enum Event {
     /// The worker is done with a connection.
     Forget(ConnId),
     Started(Box<CallRecord>),
-    Ended(Box<CallRecord>),
+    /// With its `--calls` line when the worker made it (its connection id still to be put in).
+    Ended(Box<CallRecord>, Option<Box<Line>>),
     Conn(ConnId, ConnEvent),
     Tls(ConnId, Box<TlsInfo>, TlsState),
     Dns(std::net::IpAddr, Box<str>),
     Message(ConnId, Side, u32),
 }
+
+/// A call's `--calls` line made by a worker: the connection id, which the merge gives, goes
+/// where `at` says.
+struct Line {
+    text: String,
+    at: usize,
+    errors: u64,
+}
+
+/// The connection id a worker writes into a line for the merge to replace: no connection has
+/// it (2^64 - 1), and its digits cannot stand after `"conn":` anywhere else in a line.
+const PLACEHOLDER: ConnId = ConnId::PLACEHOLDER;
+const PLACEHOLDER_JSON: &str = "\"conn\":18446744073709551615";
+const PLACEHOLDER_DIGITS: usize = 20;
 
 /// A worker's events since its last report, and where it is.
 struct Report {
@@ -107,6 +125,8 @@ struct Forward {
     tag: Rc<Cell<u64>>,
     events: Rc<RefCell<Vec<(u64, Event)>>>,
     messages: bool,
+    /// `--calls`: each call's line is made here (its messages decoded too, with `--bodies`).
+    lines: Option<crate::calls_json::LineConfig>,
 }
 
 impl Forward {
@@ -121,7 +141,16 @@ impl Sink for Forward {
     }
 
     fn call_ended(&mut self, call: &CallRecord) {
-        self.push(Event::Ended(Box::new(call.clone())));
+        let mut rec = Box::new(call.clone());
+        let line = self.lines.as_ref().and_then(|cfg| {
+            rec.conn = PLACEHOLDER;
+            let (text, errors) = cfg.line(&rec);
+            rec.conn = call.conn;
+            let text = text.ok()?;
+            let at = text.find(PLACEHOLDER_JSON)? + "\"conn\":".len();
+            Some(Box::new(Line { text, at, errors }))
+        });
+        self.push(Event::Ended(rec, line));
     }
 
     fn conn_event(&mut self, conn: ConnId, event: ConnEvent) {
@@ -206,6 +235,7 @@ struct WorkerConfig {
     keylog: Arc<decoder::tls::keylog::KeyLog>,
     key_files: Option<crate::keylog::KeyFiles>,
     messages: bool,
+    lines: Option<crate::calls_json::LineConfig>,
 }
 
 /// Milliseconds each batch takes longer to decode (tests: a slow worker).
@@ -227,6 +257,7 @@ fn work(
         tag: tag.clone(),
         events: events.clone(),
         messages: cfg.messages,
+        lines: cfg.lines.clone(),
     });
     let mut pipeline =
         Pipeline::new(cfg.dec_limits, cfg.store.clone(), fan).with_keylog(cfg.keylog.clone());
@@ -456,9 +487,19 @@ impl Merge {
                 out.call_started(&rec);
                 self.open.0.insert((rec.conn, rec.stream_id), rec);
             }
-            Event::Ended(mut rec) => {
+            Event::Ended(mut rec, line) => {
                 rec.conn = self.id(rec.conn);
                 self.open.0.remove(&(rec.conn, rec.stream_id));
+                if let Some(l) = line
+                    && let Some(j) = out.get_mut::<crate::calls_json::JsonLines>()
+                {
+                    let mut text = l.text;
+                    text.replace_range(
+                        l.at..l.at + PLACEHOLDER_DIGITS,
+                        &rec.conn.get().to_string(),
+                    );
+                    j.prepare((rec.conn, rec.stream_id), text, l.errors);
+                }
                 out.call_ended(&rec);
             }
             Event::Conn(c, ev) => out.conn_event(self.id(c), ev),
@@ -486,6 +527,8 @@ pub(crate) struct Setup {
     pub(crate) keylog: Arc<decoder::tls::keylog::KeyLog>,
     pub(crate) key_files: Option<crate::keylog::KeyFiles>,
     pub(crate) messages: bool,
+    /// `--calls`: the workers make the lines.
+    pub(crate) lines: Option<crate::calls_json::LineConfig>,
     pub(crate) live: bool,
 }
 
@@ -510,6 +553,7 @@ impl Sharded {
             keylog: setup.keylog,
             key_files: setup.key_files,
             messages: setup.messages,
+            lines: setup.lines,
         };
         let (report_tx, reports) = sync_channel(OUT_QUEUE);
         let mut to = Vec::new();
@@ -580,9 +624,19 @@ impl Sharded {
         b.upto = self.seq;
         b.now = self.now;
         let mut msg = ToWorker::Packets(b);
+        let mut waited: Option<std::time::Instant> = None;
         loop {
             match self.to[k].try_send(msg) {
                 Ok(()) => break,
+                Err(TrySendError::Full(m))
+                    if self.live && waited.is_none_or(|t| t.elapsed() < LIVE_WAIT) =>
+                {
+                    // A moment's wait: meanwhile packets queue in the kernel's buffer, which
+                    // is there for bursts.
+                    waited.get_or_insert_with(std::time::Instant::now);
+                    msg = m;
+                    self.wait(out);
+                }
                 Err(TrySendError::Full(m)) if self.live => {
                     // A live capture cannot wait: the batch's packets are lost, and counted.
                     if let ToWorker::Packets(mut b) = m {
@@ -795,6 +849,7 @@ mod tests {
             keylog: Arc::default(),
             key_files: None,
             messages: false,
+            lines: None,
             live,
         }
     }
@@ -829,11 +884,11 @@ mod tests {
     #[test]
     fn a_live_capture_drops_at_a_slow_worker_counts_it_and_still_stops_at_once() {
         let pkts = packets();
-        SLOW_MS.store(20, std::sync::atomic::Ordering::Relaxed);
+        SLOW_MS.store(100, std::sync::atomic::Ordering::Relaxed);
         let mut sh = Sharded::start(setup(true)).expect("start");
         let mut out = Fanout::default();
-        feed(&mut sh, &mut out, &pkts, 20);
-        let fed = 20 * pkts.len() as u64;
+        feed(&mut sh, &mut out, &pkts, 4);
+        let fed = 4 * pkts.len() as u64;
         let t = std::time::Instant::now();
         sh.finish(&mut out);
         let took = t.elapsed();

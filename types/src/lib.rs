@@ -98,6 +98,10 @@ pub struct ConnId(u64);
 impl ConnId {
     const SEQ_BITS: u32 = 48;
 
+    /// An id no connection has (all bits set: shard 65535, the last sequence number), for a
+    /// value to fill in later.
+    pub const PLACEHOLDER: ConnId = ConnId(u64::MAX);
+
     /// The `seq`-th connection of `shard` (`seq` keeps its low 48 bits: 2.8e14 connections).
     #[inline]
     pub fn new(shard: u16, seq: u64) -> ConnId {
