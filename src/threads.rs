@@ -690,12 +690,36 @@ impl Sharded {
         self.live = false;
         self.sync(out);
         while self.merge.upto.iter().any(|&u| u < self.seq) {
-            match self.reports.recv() {
-                Ok(r) => self.merge.absorb(r),
-                Err(_) => break,
+            if !self.next_report() {
+                break;
             }
             self.drain(out);
             self.merge.emit(out);
+        }
+    }
+
+    /// Waits for a report and takes it in; false when none can come (a worker is gone).
+    fn next_report(&mut self) -> bool {
+        loop {
+            match self.reports.recv_timeout(Duration::from_millis(100)) {
+                Ok(r) => {
+                    self.merge.absorb(r);
+                    return true;
+                }
+                // A worker that ended before it was told to (a bug) sends nothing more: the
+                // run ends with what the others said rather than waiting for ever.
+                Err(RecvTimeoutError::Timeout) => {
+                    let gone = self
+                        .handles
+                        .iter()
+                        .enumerate()
+                        .any(|(k, h)| h.is_finished() && !self.merge.done[k]);
+                    if gone {
+                        return false;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
         }
     }
 
@@ -714,9 +738,9 @@ impl Sharded {
             let _ = tx.send(ToWorker::Finish(now));
         }
         while self.merge.done.iter().any(|d| !d) {
-            match self.reports.recv() {
-                Ok(r) => self.merge.absorb(r),
-                Err(_) => break,
+            if !self.next_report() {
+                // What the merge holds goes out as it is.
+                self.merge.done.fill(true);
             }
             self.merge.emit(out);
         }

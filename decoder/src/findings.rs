@@ -433,8 +433,8 @@ const MAX_SERVICES: usize = 1024;
 const MAX_CONNS: usize = 1 << 16;
 /// Calls with a trace id and a deadline kept open as possible parents.
 const MAX_PARENTS: usize = 1 << 14;
-/// Clients and methods whose last calls are kept (to see the same request sent again), and
-/// calls kept for each.
+/// Clients of a method whose last calls are kept (to see the same request sent again), all
+/// methods together, and calls kept for each.
 const MAX_RETRY_KEYS: usize = 1 << 14;
 const RECENT_KEPT: usize = 8;
 
@@ -601,6 +601,7 @@ struct MethodState {
     app_retried: Tally,
     repeated_ok: u64,
     sent_after: [u64; 2],
+    recent: RecentRequests,
     halves: Halves,
     /// Durations of the calls that ended (for what is usual).
     durations: Histogram,
@@ -718,10 +719,8 @@ pub struct Findings {
     /// Which methods the schemas mark idempotent (none: nothing known).
     idempotent: Option<Idempotency>,
     last: Nanos,
-    /// The last calls by client address and method: their first request's digest, their end
-    /// and whether they failed, the newest last (a later call with the same request repeats
-    /// it).
-    recent_requests: RecentRequests,
+    /// Clients kept in the methods' `recent` (all methods together).
+    recent_clients: usize,
     /// `limits.app_retry_within_s` and `limits.leak_age_s`, as durations.
     app_retry_within: Duration,
     leak_age: Duration,
@@ -730,9 +729,9 @@ pub struct Findings {
 /// Which methods the schemas mark idempotent.
 struct Idempotency(IdempotencyFn);
 
-/// The last calls by client address and method: (first request digest, end, failed so a
-/// client may retry).
-type RecentRequests = Map<(IpAddr, Arc<str>), Vec<(u64, Nanos, bool)>>;
+/// A method's last calls by client address: (first request digest, end, failed so a client may
+/// retry), the newest last (a later call with the same request repeats it).
+type RecentRequests = Map<IpAddr, Vec<(u64, Nanos, bool)>>;
 
 /// Says whether a method is idempotent (`None`: the schemas do not have it).
 pub type IdempotencyFn = Box<dyn Fn(&str) -> Option<bool> + Send>;
@@ -788,7 +787,7 @@ impl Findings {
             unpropagated: Map::default(),
             idempotent: None,
             last: Nanos::ZERO,
-            recent_requests: Map::default(),
+            recent_clients: 0,
         }
     }
 
@@ -1013,9 +1012,9 @@ impl Findings {
             });
             let ok = c.status == Some(Code::OK);
             let repeat = Self::repeat_of(
-                &mut self.recent_requests,
+                &mut m.recent,
+                &mut self.recent_clients,
                 c,
-                &method,
                 (d, start, transient),
                 within,
             );
@@ -1040,14 +1039,39 @@ impl Findings {
         } else if let (Some(s), Some(e)) = (c.start, c.end) {
             m.durations.record(since(s, e));
         }
+        let largest = c.req.max_msg.max(c.resp.max_msg);
+        m.largest_message = m.largest_message.max(u64::from(largest));
+        // What few calls show is out of line: the common call runs through less code.
+        #[allow(clippy::cast_precision_loss)]
+        let rare = c.req.stalls > 0
+            || c.resp.stalls > 0
+            || c.status == Some(Code::RESOURCE_EXHAUSTED)
+            || f64::from(largest) >= self.limits.size_near * USUAL_MAX_MESSAGE as f64
+            || matches!(
+                c.status_source,
+                StatusSource::NoTrailers | StatusSource::HttpStatus
+            )
+            || c.resp_content_type
+                .as_deref()
+                .is_some_and(|t| !t.starts_with("application/grpc"))
+            || c.req.encoding.as_deref().is_some_and(|e| e != "identity")
+            || c.resp.encoding.as_deref().is_some_and(|e| e != "identity");
+        if rare {
+            Self::ended_rare(m, c, largest, self.limits.size_near);
+        }
+    }
+
+    /// What call `c` of `m` shows that few calls do: flow-control stalls, size limits, proxy
+    /// traces, compression; `largest`: its largest message.
+    #[cold]
+    #[inline(never)]
+    fn ended_rare(m: &mut MethodState, c: &CallRecord, largest: u32, size_near: f64) {
         let stalls = u64::from(c.req.stalls) + u64::from(c.resp.stalls);
         if stalls > 0 {
             m.stalled.add(c);
             m.stalls += stalls;
             m.stalled_time += c.req.stalled + c.resp.stalled;
         }
-        let largest = c.req.max_msg.max(c.resp.max_msg);
-        m.largest_message = m.largest_message.max(u64::from(largest));
         if c.status == Some(Code::RESOURCE_EXHAUSTED)
             && c.grpc_message.as_deref().is_some_and(|t| {
                 let t = t.to_ascii_lowercase();
@@ -1058,7 +1082,7 @@ impl Findings {
             m.too_big.add(c);
         }
         #[allow(clippy::cast_precision_loss)]
-        if f64::from(largest) >= self.limits.size_near * USUAL_MAX_MESSAGE as f64 {
+        if f64::from(largest) >= size_near * USUAL_MAX_MESSAGE as f64 {
             m.near_limit.add(c);
         }
         match c.status_source {
@@ -1105,15 +1129,18 @@ impl Findings {
     /// (the earlier call is then spent: one repeat each). `c` is kept for the next.
     fn repeat_of(
         kept: &mut RecentRequests,
+        clients: &mut usize,
         c: &CallRecord,
-        method: &Arc<str>,
         (d, start, transient): (u64, Nanos, bool),
         within: Duration,
     ) -> Option<bool> {
-        let full = kept.len() >= MAX_RETRY_KEYS;
-        let v = match kept.entry((c.client.ip(), method.clone())) {
+        let full = *clients >= MAX_RETRY_KEYS;
+        let v = match kept.entry(c.client.ip()) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) if !full => v.insert(Vec::new()),
+            std::collections::hash_map::Entry::Vacant(v) if !full => {
+                *clients += 1;
+                v.insert(Vec::new())
+            }
             std::collections::hash_map::Entry::Vacant(_) => return None,
         };
         let repeat = v
