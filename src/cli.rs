@@ -458,8 +458,8 @@ pub(crate) struct LimitArgs {
     #[arg(long, value_name = "BYTES", default_value_t = decoder::conn::DEFAULT_DECODER_STATE)]
     pub(crate) max_decoder_bytes: usize,
 
-    /// Decoding threads, each owning whole connections (chosen by a hash of the addresses and
-    /// ports); the outputs see the same calls in the same order whatever N is. 0: one per
+    /// Decoding threads, each owning the connections between some pairs of hosts (chosen by a
+    /// hash of the two addresses); the outputs see the same calls in the same order whatever N is. 0: one per
     /// core. The UI, --connections, --messages and --openmetrics decode on one thread.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) threads: usize,

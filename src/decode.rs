@@ -31,4 +31,7 @@ pub(crate) trait Decode {
     fn reached(&mut self, to: Nanos);
     /// Tells the outputs where the run is; `done`: no packet follows (their `end_of_input`).
     fn tick(&mut self, source: &str, drops: u64, progress: Option<(u64, u64)>, done: bool);
+    /// No packet follows (`drops`: the kernel's): the outputs hear it, then every connection
+    /// ends. The capture counters and every packet dropped.
+    fn end(&mut self, source: &str, drops: u64) -> (CaptureStats, u64);
 }

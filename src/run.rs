@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use capture::input::{Next, PacketSource};
-use capture::{Nanos, Reassembler};
+use capture::{CaptureStats, Nanos, Reassembler};
 use decoder::DecoderLimits;
 use decoder::output::Tick;
 
@@ -355,80 +355,44 @@ pub(crate) fn run<S: PacketSource>(
     } else {
         args.speed
     });
-    let (outcome, name, drops, stats) = match sharded.as_mut() {
-        None => {
-            let mut dec = Direct {
+    let mut input = Input {
+        pace,
+        shared: shared.as_deref(),
+        stop: stop.as_deref(),
+        deadline: opts.duration.map(|d| started + d),
+        backfill: backfill.as_mut(),
+        registry: &registry,
+        progress: crate::progress::Progress::new(!args.tui && !src.is_live()),
+        name: String::new(),
+        name_of: usize::MAX,
+        drops: 0,
+        keep: opts.keep.take(),
+    };
+    let (outcome, stats, drops) = match sharded.as_mut() {
+        None => input.read_all(
+            &mut Direct {
                 reasm: &mut reasm,
                 tee: Tee {
                     pipeline: &mut pipeline,
                     conns: conns.as_mut(),
                 },
-            };
-            let mut input = Input {
-                dec: &mut dec,
-                pace,
-                shared: shared.as_deref(),
-                stop: stop.as_deref(),
-                deadline: opts.duration.map(|d| started + d),
-                backfill: backfill.as_mut(),
-                registry: &registry,
-                progress: crate::progress::Progress::new(!args.tui && !src.is_live()),
-                name: String::new(),
-                name_of: usize::MAX,
-                drops: 0,
-                keep: opts.keep.take(),
-            };
-            let outcome = input.read(src);
-            let drops = if src.is_live() {
-                src.drops()
-            } else {
-                input.drops
-            };
-            let name = std::mem::take(&mut input.name);
-            // The live views see the calls still open as open; then the capture layer ends
-            // them.
-            dec.tick(&name, drops, None, true);
-            dec.reasm.finish(&mut dec.tee);
-            (outcome, name, drops, *reasm.stats())
-        }
-        Some(sh) => {
-            let mut dec = crate::threads::ShardedDecode {
+            },
+            src,
+        ),
+        Some(sh) => input.read_all(
+            &mut crate::threads::ShardedDecode {
                 clock: &mut reasm,
                 sh,
                 pipeline: &mut pipeline,
-            };
-            let mut input = Input {
-                dec: &mut dec,
-                pace,
-                shared: None,
-                stop: stop.as_deref(),
-                deadline: opts.duration.map(|d| started + d),
-                backfill: None,
-                registry: &registry,
-                progress: crate::progress::Progress::new(!src.is_live()),
-                name: String::new(),
-                name_of: usize::MAX,
-                drops: 0,
-                keep: opts.keep.take(),
-            };
-            let outcome = input.read(src);
-            let name = std::mem::take(&mut input.name);
-            dec.settle();
-            let kernel = if src.is_live() { src.drops() } else { 0 };
-            dec.tick(&name, kernel, None, true);
-            dec.finish();
-            let drops = kernel + dec.sh.queue_drops;
-            let stats = dec.stats();
-            if dec.sh.queue_drops > 0 {
-                opts.notes.push(format!(
-                    "{} packets dropped: a decoding thread's queue was full (fewer --threads, or a filter, lighten the load)",
-                    dec.sh.queue_drops
-                ));
-            }
-            (outcome, name, drops, stats)
-        }
+            },
+            src,
+        ),
     };
-    let _ = &name;
+    if let Some(dropped) = sharded.as_ref().map(|sh| sh.queue_drops).filter(|&d| d > 0) {
+        opts.notes.push(format!(
+            "{dropped} packets dropped: a decoding thread's queue was full (fewer --threads, or a filter, lighten the load)"
+        ));
+    }
     if let (Some(c), Some(kept)) = (conns.as_mut(), pipeline.out.tls_kept.take()) {
         c.set_tls(kept);
     }
@@ -541,6 +505,13 @@ impl Decode for Direct<'_, '_> {
         p.last_ts = p.last_ts.max(to);
     }
 
+    /// The live views see the calls still open as open; then the capture layer ends them.
+    fn end(&mut self, source: &str, drops: u64) -> (CaptureStats, u64) {
+        self.tick(source, drops, None, true);
+        self.reasm.finish(&mut self.tee);
+        (*self.reasm.stats(), drops)
+    }
+
     fn tick(&mut self, source: &str, drops: u64, progress: Option<(u64, u64)>, done: bool) {
         let p = &mut self.tee.pipeline;
         let t = Tick {
@@ -561,8 +532,7 @@ impl Decode for Direct<'_, '_> {
 }
 
 /// The input loop's state: written once for files and live capture.
-struct Input<'a, D: Decode> {
-    dec: &'a mut D,
+struct Input<'a> {
     pace: crate::watch::Pace,
     shared: Option<&'a tui::feed::Shared>,
     stop: Option<&'a AtomicBool>,
@@ -582,9 +552,22 @@ const TICK_PACKETS: u64 = 256;
 /// How often a live capture reads the kernel's drop counters.
 const DROPS_EVERY: Duration = Duration::from_secs(1);
 
-impl<D: Decode> Input<'_, D> {
-    fn tick(&mut self, progress: Option<(u64, u64)>, done: bool) {
-        self.dec.tick(&self.name, self.drops, progress, done);
+impl Input<'_> {
+    fn tick(&self, dec: &mut impl Decode, progress: Option<(u64, u64)>, done: bool) {
+        dec.tick(&self.name, self.drops, progress, done);
+    }
+
+    /// Reads `src` to its end into `dec`, then ends the input there: the run's outcome, the
+    /// capture counters and the packets dropped.
+    fn read_all<S: PacketSource>(
+        &mut self,
+        dec: &mut impl Decode,
+        src: &mut S,
+    ) -> (Outcome, CaptureStats, u64) {
+        let outcome = self.read(dec, src);
+        let kernel = if src.is_live() { src.drops() } else { 0 };
+        let (stats, drops) = dec.end(&self.name, kernel);
+        (outcome, stats, drops)
     }
 
     fn stopping(&self) -> bool {
@@ -594,7 +577,7 @@ impl<D: Decode> Input<'_, D> {
     }
 
     /// Reads `src` to its end (generic, so a file source's packets come without a virtual call).
-    fn read<S: PacketSource>(&mut self, src: &mut S) -> Outcome {
+    fn read<S: PacketSource>(&mut self, dec: &mut impl Decode, src: &mut S) -> Outcome {
         let live = src.is_live();
         let mut packets = 0u64;
         let mut last_drops = Instant::now();
@@ -626,12 +609,12 @@ impl<D: Decode> Input<'_, D> {
                 if packets.is_multiple_of(16_384) {
                     self.progress.show(&self.name, pos.bytes);
                 }
-                self.tick(sized(pos.bytes), false);
+                self.tick(dec, sized(pos.bytes), false);
             }
             let pkt = match src.next_packet() {
                 Ok(Next::Packet(p)) => p,
                 Ok(Next::Idle) => {
-                    self.tick(sized(pos.bytes), false);
+                    self.tick(dec, sized(pos.bytes), false);
                     continue;
                 }
                 Ok(Next::End) => break,
@@ -647,18 +630,18 @@ impl<D: Decode> Input<'_, D> {
                 continue;
             }
             // A timestamp far off the others is taken at the clock's time (capture::clock).
-            let ts = self.dec.time_of(pkt.ts);
+            let ts = dec.time_of(pkt.ts);
             let pkt = capture::Packet { ts, ..pkt };
             if !first_seen {
                 first_seen = true;
-                self.dec.out().set_first_packet(ts);
+                dec.out().set_first_packet(ts);
             }
-            if let Some((_, to)) = self.dec.out().range()
+            if let Some((_, to)) = dec.out().range()
                 && ts > to
             {
                 // Past --to: no call that ends later is reported, so nothing more is read. The
                 // capture went on to here: its time reached the end of the range.
-                self.dec.reached(to);
+                dec.reached(to);
                 break;
             }
             let mut paced = true;
@@ -666,7 +649,6 @@ impl<D: Decode> Input<'_, D> {
                 let Input {
                     pace,
                     shared,
-                    dec,
                     name,
                     drops,
                     ..
@@ -681,12 +663,12 @@ impl<D: Decode> Input<'_, D> {
                 return Outcome::Stopped;
             }
             if self.backfill.as_ref().is_some_and(|b| b.due(ts)) {
-                self.tick(sized(pos.bytes), false);
+                self.tick(dec, sized(pos.bytes), false);
                 if let Some(b) = self.backfill.as_mut() {
                     b.sample(ts, self.registry);
                 }
             }
-            self.dec.packet(&pkt);
+            dec.packet(&pkt);
         }
         self.progress.clear();
         Outcome::End

@@ -1,6 +1,6 @@
 //! Decoding on several cores (`--threads N`): the reader hands each packet to one of N workers
-//! by a hash of its connection's 4-tuple (the same both ways), so a worker owns whole
-//! connections: its own flow table, reassembly, HTTP/2, HPACK and call tracking. What the
+//! by a hash of its two addresses (the same both ways), so a worker owns whole connections,
+//! all those between two hosts: its own flow table, reassembly, HTTP/2, HPACK and call tracking. What the
 //! workers' decoders say comes back tagged with the number of the packet that caused it, and
 //! the merge hands every output the events of all workers in packet order: the outputs see
 //! what one thread would have shown them (docs/architecture.md, "Threads").
@@ -100,11 +100,12 @@ struct Line {
     errors: u64,
 }
 
-/// The connection id a worker writes into a line for the merge to replace: no connection has
-/// it (2^64 - 1), and its digits cannot stand after `"conn":` anywhere else in a line.
-const PLACEHOLDER: ConnId = ConnId::PLACEHOLDER;
+/// The connection id a worker writes into a line for the merge to replace
+/// (`ConnId::PLACEHOLDER`, 2^64 - 1): its digits cannot stand after `"conn":` anywhere else in
+/// a line (a string's quotes there would be escaped).
+const CONN_KEY: &str = "\"conn\":";
 const PLACEHOLDER_JSON: &str = "\"conn\":18446744073709551615";
-const PLACEHOLDER_DIGITS: usize = 20;
+const PLACEHOLDER_DIGITS: usize = PLACEHOLDER_JSON.len() - CONN_KEY.len();
 
 /// A worker's events since its last report, and where it is.
 struct Report {
@@ -143,11 +144,11 @@ impl Sink for Forward {
     fn call_ended(&mut self, call: &CallRecord) {
         let mut rec = Box::new(call.clone());
         let line = self.lines.as_ref().and_then(|cfg| {
-            rec.conn = PLACEHOLDER;
+            rec.conn = ConnId::PLACEHOLDER;
             let (text, errors) = cfg.line(&rec);
             rec.conn = call.conn;
             let text = text.ok()?;
-            let at = text.find(PLACEHOLDER_JSON)? + "\"conn\":".len();
+            let at = text.find(PLACEHOLDER_JSON)? + CONN_KEY.len();
             Some(Box::new(Line { text, at, errors }))
         });
         self.push(Event::Ended(rec, line));
@@ -325,51 +326,6 @@ fn work(
             }
         }
     }
-}
-
-/// The worker of a packet: a hash of its connection's addresses and ports, the same both ways
-/// (IP fragments and what is not TCP by the addresses alone; what is not IP to worker 0).
-fn worker_of(pkt: &Packet<'_>, n: usize) -> usize {
-    if n == 1 {
-        return 0;
-    }
-    let Ok(capture::wire::LinkPayload::Ip(ip)) = capture::wire::parse_link(pkt.linktype, pkt.data)
-    else {
-        return 0;
-    };
-    let Ok(ip) = capture::wire::parse_ip(ip) else {
-        return 0;
-    };
-    let ports = (ip.protocol == capture::wire::IPPROTO_TCP && ip.frag.is_none())
-        .then(|| ip.payload.get(..4))
-        .flatten()
-        .map_or((0, 0), |p| {
-            (
-                u16::from_be_bytes([p[0], p[1]]),
-                u16::from_be_bytes([p[2], p[3]]),
-            )
-        });
-    let h = end_hash(ip.src, ports.0).wrapping_add(end_hash(ip.dst, ports.1));
-    // The high bits are the well mixed ones.
-    usize::try_from((u128::from(h) * n as u128) >> 64).unwrap_or(0)
-}
-
-/// One end of a connection, mixed (splitmix64's finaliser).
-fn end_hash(ip: std::net::IpAddr, port: u16) -> u64 {
-    let a = match ip {
-        std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
-        std::net::IpAddr::V6(v6) => {
-            let x = u128::from(v6);
-            // The two halves folded.
-            #[allow(clippy::cast_possible_truncation)]
-            let (hi, lo) = ((x >> 64) as u64, x as u64);
-            hi.rotate_left(29) ^ lo
-        }
-    };
-    let mut z = a ^ (u64::from(port) << 48) ^ u64::from(port);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// The calls still open, as the merge knows them (from their starts): what the outputs'
@@ -589,7 +545,7 @@ impl Sharded {
     pub(crate) fn packet(&mut self, pkt: &Packet<'_>, out: &mut Fanout) {
         self.seq += 1;
         self.now = self.now.max(pkt.ts);
-        let k = worker_of(pkt, self.to.len());
+        let k = Reassembler::shard_of(pkt, self.to.len());
         let b = &mut self.filling[k];
         let at = u32::try_from(b.data.len()).unwrap_or(u32::MAX);
         b.data.extend_from_slice(pkt.data);
@@ -615,7 +571,6 @@ impl Sharded {
         for k in 0..self.to.len() {
             self.send(k, out);
         }
-        self.drain(out);
     }
 
     fn send(&mut self, k: usize, out: &mut Fanout) {
@@ -659,27 +614,29 @@ impl Sharded {
         self.drain(out);
     }
 
-    /// Takes in what the workers have reported, without waiting.
-    fn drain(&mut self, out: &mut Fanout) {
+    /// Takes in what the workers have reported, without waiting; whether there was any.
+    fn take_reports(&mut self) -> bool {
         let mut any = false;
         while let Ok(r) = self.reports.try_recv() {
             self.merge.absorb(r);
             any = true;
         }
-        if any {
+        any
+    }
+
+    /// Takes in and hands on what the workers have reported, without waiting.
+    fn drain(&mut self, out: &mut Fanout) {
+        if self.take_reports() {
             self.merge.emit(out);
         }
     }
 
-    /// Waits a moment for a report.
+    /// Waits a moment for a report, then hands on what has come.
     fn wait(&mut self, out: &mut Fanout) {
-        match self.reports.recv_timeout(Duration::from_millis(1)) {
-            Ok(r) => {
-                self.merge.absorb(r);
-                self.drain(out);
-                self.merge.emit(out);
-            }
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+        if let Ok(r) = self.reports.recv_timeout(Duration::from_millis(1)) {
+            self.merge.absorb(r);
+            self.take_reports();
+            self.merge.emit(out);
         }
     }
 
@@ -693,7 +650,7 @@ impl Sharded {
             if !self.next_report() {
                 break;
             }
-            self.drain(out);
+            self.take_reports();
             self.merge.emit(out);
         }
     }
@@ -799,20 +756,8 @@ impl ShardedDecode<'_> {
         p.last_ts = p.last_ts.max(last);
     }
 
-    /// Every packet read so far decoded, its events handed on.
-    pub(crate) fn settle(&mut self) {
-        self.sh.settle(&mut self.pipeline.out);
-        self.sync_times();
-    }
-
-    /// Ends every connection (see [`Sharded::finish`]).
-    pub(crate) fn finish(&mut self) {
-        self.sh.finish(&mut self.pipeline.out);
-        self.sync_times();
-    }
-
     /// The capture counters, all workers and the reader together.
-    pub(crate) fn stats(&self) -> CaptureStats {
+    fn stats(&self) -> CaptureStats {
         self.sh.stats(self.clock.stats())
     }
 }
@@ -834,6 +779,16 @@ impl crate::decode::Decode for ShardedDecode<'_> {
     fn reached(&mut self, to: Nanos) {
         let p = &mut *self.pipeline;
         p.last_ts = p.last_ts.max(to);
+    }
+
+    /// Every packet read so far decoded and its events handed on; the outputs hear of the
+    /// end; then every connection ends (see [`Sharded::finish`]).
+    fn end(&mut self, source: &str, drops: u64) -> (CaptureStats, u64) {
+        self.sh.settle(&mut self.pipeline.out);
+        self.tick(source, drops, None, true);
+        self.sh.finish(&mut self.pipeline.out);
+        self.sync_times();
+        (self.stats(), drops + self.sh.queue_drops)
     }
 
     /// `drops`: the kernel's; those of full queues are added.
@@ -905,56 +860,50 @@ mod tests {
         }
     }
 
+    /// `rounds` times the packets of `pkts` through `workers` workers to the end: the calls
+    /// that ended, the packets decoded, those dropped, and how long the end took.
+    fn run(
+        workers: usize,
+        live: bool,
+        pkts: &[(Nanos, u32, Vec<u8>)],
+        rounds: u32,
+    ) -> (u64, u64, u64, Duration) {
+        let mut sh = Sharded::start(Setup {
+            workers,
+            ..setup(live)
+        })
+        .expect("start");
+        let mut out = Fanout::default();
+        out.push(Count::default());
+        feed(&mut sh, &mut out, pkts, rounds);
+        let t = std::time::Instant::now();
+        sh.finish(&mut out);
+        let took = t.elapsed();
+        let calls = out.get_mut::<Count>().map_or(0, |c| c.0);
+        let decoded = sh.stats(&CaptureStats::default()).packets;
+        (calls, decoded, sh.queue_drops, took)
+    }
+
     #[test]
     fn a_live_capture_drops_at_a_slow_worker_counts_it_and_still_stops_at_once() {
         let pkts = packets();
         SLOW_MS.store(100, std::sync::atomic::Ordering::Relaxed);
-        let mut sh = Sharded::start(setup(true)).expect("start");
-        let mut out = Fanout::default();
-        feed(&mut sh, &mut out, &pkts, 4);
-        let fed = 4 * pkts.len() as u64;
-        let t = std::time::Instant::now();
-        sh.finish(&mut out);
-        let took = t.elapsed();
+        let (_, decoded, dropped, took) = run(2, true, &pkts, 4);
         SLOW_MS.store(0, std::sync::atomic::Ordering::Relaxed);
         assert!(took < Duration::from_secs(3), "{took:?}");
-        let stats = sh.stats(&CaptureStats::default());
-        assert!(
-            sh.queue_drops > 0,
-            "a worker 20 ms a batch keeps up with nothing"
-        );
+        assert!(dropped > 0, "a worker 100 ms a batch keeps up with nothing");
         // Every packet is either decoded or counted as dropped.
-        assert_eq!(stats.packets + sh.queue_drops, fed);
+        assert_eq!(decoded + dropped, 4 * pkts.len() as u64);
     }
 
     #[test]
     fn a_replay_waits_for_its_workers_and_loses_nothing() {
         let pkts = packets();
-        let mut one = Fanout::default();
-        one.push(Count::default());
-        let mut sh = Sharded::start(Setup {
-            workers: 1,
-            ..setup(false)
-        })
-        .expect("start");
-        feed(&mut sh, &mut one, &pkts, 1);
-        sh.finish(&mut one);
-        let mut three = Fanout::default();
-        three.push(Count::default());
-        let mut sh3 = Sharded::start(Setup {
-            workers: 3,
-            ..setup(false)
-        })
-        .expect("start");
-        feed(&mut sh3, &mut three, &pkts, 1);
-        sh3.finish(&mut three);
-        assert_eq!(sh3.queue_drops, 0);
-        assert_eq!(
-            sh3.stats(&CaptureStats::default()).packets,
-            pkts.len() as u64
-        );
-        let calls = |f: &mut Fanout| f.get_mut::<Count>().map(|c| c.0);
-        assert!(calls(&mut one) > Some(500), "{:?}", calls(&mut one));
-        assert_eq!(calls(&mut one), calls(&mut three));
+        let (one, _, _, _) = run(1, false, &pkts, 1);
+        let (three, decoded, dropped, _) = run(3, false, &pkts, 1);
+        assert_eq!(dropped, 0);
+        assert_eq!(decoded, pkts.len() as u64);
+        assert!(one > 500, "{one}");
+        assert_eq!(one, three);
     }
 }

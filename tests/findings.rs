@@ -383,3 +383,55 @@ fn a_window_of_a_gigabyte_is_found_as_the_client_dialled_it() {
     // The stream never waited on its window.
     assert!(of_kind(&fs, "flow_control_stall").is_empty());
 }
+
+/// A tap that joined mid-way (the first third of each capture's packets dropped) must not see
+/// application retries or rising open streams where there are none, nor more retries than the
+/// client made.
+#[test]
+fn inferred_retries_and_rising_streams_hold_for_a_tap_joined_mid_way() {
+    let dir = std::env::temp_dir().join(format!("grpctap-findings-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let logged = log("app-retries.calls.jsonl")
+        .iter()
+        .filter(|c| c["try"].as_u64() > Some(0))
+        .count() as f64;
+    let mut fired = Vec::new();
+    for cap in captures() {
+        let mut src = capture::FileSource::open(&cap, 16 << 20).expect("open");
+        let mut n = 0u64;
+        while src.next_packet().expect("read").is_some() {
+            n += 1;
+        }
+        let Some(cut) = common::cut(&cap, n / 3, &dir) else {
+            continue;
+        };
+        let name = cap
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let fs = findings_of(&cut);
+        let app: f64 = of_kind(&fs, "retries")
+            .iter()
+            .map(|f| evidence(f, "app_retries"))
+            .filter(|x| !x.is_nan())
+            .sum();
+        if app > 0.0 {
+            assert!(app <= logged, "{name}: {app} retries, {logged} made");
+            fired.push(("retries", name.clone()));
+        }
+        if of_kind(&fs, "leaked_stream")
+            .iter()
+            .any(|f| f["scope"]["method"].is_null())
+        {
+            fired.push(("leaked_stream", name));
+        }
+    }
+    for (kind, name) in &fired {
+        let allowed = match *kind {
+            "retries" => "app-retries-lo.pcap.gz",
+            _ => "leaks-idle-lo.pcap.gz",
+        };
+        assert_eq!(name, allowed, "{kind} fired on {name} joined mid-way");
+    }
+}

@@ -157,6 +157,22 @@ fn capturing(pid: u32) {
     }
 }
 
+/// `grpctap capture ARGS` in `net`'s client namespace (stderr to `stderr`), once it captures.
+fn start_capture(net: &Netns, args: &[&std::ffi::OsStr], stderr: &std::path::Path) -> Kill {
+    let tap = net
+        .exec(&net.client(), &PathBuf::from(env!("CARGO_BIN_EXE_grpctap")))
+        .arg("capture")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).expect("err"))
+        .spawn()
+        .expect("grpctap");
+    let pid = tap.id();
+    let tap = Kill(tap);
+    capturing(pid);
+    tap
+}
+
 /// (method, status) -> calls. A tonic deadline shows as CANCELLED "Timeout expired" in the
 /// client's log whichever side's clock fired first. On the wire it is either the client's reset
 /// at the deadline (grpctap: DEADLINE_EXCEEDED, by gRPC's rules) or, when the server's timer
@@ -193,21 +209,25 @@ fn calls_between_two_namespaces_are_reported_exactly() {
     let _server = serve(&net, &echo, &dir);
     let calls = dir.join("calls.jsonl");
     let stderr = dir.join("grpctap.err");
-    let tap = net
-        .exec(&net.client(), &PathBuf::from(env!("CARGO_BIN_EXE_grpctap")))
-        .args(["capture", "-i", "gtlc0", "--no-tui", "--calls"])
-        .arg(&calls)
-        .arg("-w")
-        .arg(dir.join("live.pcapng"))
-        .args(["--rotate-size", "20k"])
-        .args(["tcp", "port", "50051"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).expect("err"))
-        .spawn()
-        .expect("grpctap");
-    let tap_pid = tap.id();
-    let mut tap = Kill(tap);
-    capturing(tap_pid);
+    let live = dir.join("live.pcapng");
+    let mut tap = start_capture(
+        &net,
+        &[
+            "-i".as_ref(),
+            "gtlc0".as_ref(),
+            "--no-tui".as_ref(),
+            "--calls".as_ref(),
+            calls.as_os_str(),
+            "-w".as_ref(),
+            live.as_os_str(),
+            "--rotate-size".as_ref(),
+            "20k".as_ref(),
+            "tcp".as_ref(),
+            "port".as_ref(),
+            "50051".as_ref(),
+        ],
+        &stderr,
+    );
     std::thread::sleep(Duration::from_millis(300));
     let client_log = dir.join("client.jsonl");
     let st = net
@@ -247,7 +267,7 @@ fn calls_between_two_namespaces_are_reported_exactly() {
     assert!(!want.is_empty());
     assert_eq!(got, want);
     // The packets written while decoding (rotated every 20 kB) replay into the same calls.
-    let mut files = vec![dir.join("live.pcapng")];
+    let mut files = vec![live];
     for n in 1.. {
         let f = dir.join(format!("live-{n}.pcapng"));
         if !f.exists() {
@@ -556,25 +576,19 @@ fn a_capture_replayed_onto_an_interface_decodes_as_the_file_does_on_two_threads(
     ip(&["-n", &net.client(), "link", "set", "gtrc0", "promisc", "on"]);
     let calls = dir.join("calls.jsonl");
     let stderr = dir.join("grpctap.err");
-    let tap = net
-        .exec(&net.client(), &PathBuf::from(env!("CARGO_BIN_EXE_grpctap")))
-        .args([
-            "capture",
-            "-i",
-            "gtrc0",
-            "--no-tui",
-            "--threads",
-            "2",
-            "--calls",
-        ])
-        .arg(&calls)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).expect("err"))
-        .spawn()
-        .expect("grpctap");
-    let pid = tap.id();
-    let mut tap = Kill(tap);
-    capturing(pid);
+    let mut tap = start_capture(
+        &net,
+        &[
+            "-i".as_ref(),
+            "gtrc0".as_ref(),
+            "--no-tui".as_ref(),
+            "--threads".as_ref(),
+            "2".as_ref(),
+            "--calls".as_ref(),
+            calls.as_os_str(),
+        ],
+        &stderr,
+    );
     std::thread::sleep(Duration::from_millis(200));
     // 20 Mbit/s: a rate a loaded CI machine keeps up with also in a debug build (the
     // full-speed figures are in docs/performance.md).

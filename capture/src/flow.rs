@@ -49,6 +49,17 @@ impl FlowKey {
     }
 }
 
+/// Which of `n` workers owns the connections between `a` and `b`: a fixed hash of the two
+/// addresses in order, so both directions, every run and every worker count agree on it.
+pub(crate) fn shard_of(a: IpAddr, b: IpAddr, n: usize) -> usize {
+    use std::hash::BuildHasher as _;
+    let (a, b) = (ip_bytes(a), ip_bytes(b));
+    let key = if a <= b { (a, b) } else { (b, a) };
+    let h = foldhash::fast::FixedState::default().hash_one(key);
+    // The high bits are the well mixed ones.
+    usize::try_from((u128::from(h) * n as u128) >> 64).unwrap_or(0)
+}
+
 const NIL: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -511,6 +522,25 @@ mod tests {
     use super::*;
     use crate::wire::TcpFlags;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn a_host_pair_has_one_shard_both_ways_and_pairs_spread() {
+        let a: IpAddr = "10.0.0.1".parse().expect("addr");
+        let b: IpAddr = "10.0.0.2".parse().expect("addr");
+        let v6: IpAddr = "fd00::7".parse().expect("addr");
+        for n in [2, 3, 4, 16] {
+            assert_eq!(shard_of(a, b, n), shard_of(b, a, n));
+            assert_eq!(shard_of(a, v6, n), shard_of(v6, a, n));
+            assert!(shard_of(a, b, n) < n);
+        }
+        // Many clients of one server land on every worker.
+        let mut seen = [false; 4];
+        for i in 0..64u8 {
+            let c = IpAddr::V4(Ipv4Addr::new(10, 1, 0, i));
+            seen[shard_of(c, b, 4)] = true;
+        }
+        assert_eq!(seen, [true; 4]);
+    }
 
     fn seg(src_port: u16, dst_port: u16, seq: u32, flags: u8, payload: &[u8]) -> TcpSegment<'_> {
         TcpSegment {

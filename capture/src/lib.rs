@@ -57,19 +57,35 @@ pub struct Reassembler {
 impl Reassembler {
     /// A reassembler with the given bounds.
     pub fn new(limits: CaptureLimits) -> Reassembler {
+        Reassembler::with_shard(limits, 0)
+    }
+
+    /// A reassembler for worker `shard` of a sharded run: its connection ids carry the shard.
+    pub fn with_shard(limits: CaptureLimits, shard: u16) -> Reassembler {
         Reassembler {
             defrag: Defrag::new(limits.max_fragmented_datagrams, limits.fragment_timeout),
-            flows: FlowTable::new(limits),
+            flows: FlowTable::new(limits).with_shard(shard),
             stats: CaptureStats::default(),
             clock: clock::Clock::default(),
         }
     }
 
-    /// A reassembler for worker `shard` of a sharded run: its connection ids carry the shard.
-    pub fn with_shard(limits: CaptureLimits, shard: u16) -> Reassembler {
-        let mut r = Reassembler::new(limits.clone());
-        r.flows = FlowTable::new(limits).with_shard(shard);
-        r
+    /// Which of `n` workers of a sharded run a packet belongs to: a fixed hash of its two
+    /// addresses, the same both ways, so a worker owns whole connections, and all those between
+    /// two hosts (a resumed TLS 1.2 session is decrypted with the secret an earlier connection
+    /// between them taught; server reflection on one connection names the messages of the
+    /// next: one worker sees them in packet order). What is not IP goes to worker 0.
+    pub fn shard_of(pkt: &Packet<'_>, n: usize) -> usize {
+        if n <= 1 {
+            return 0;
+        }
+        let Ok(LinkPayload::Ip(ip)) = wire::parse_link(pkt.linktype, pkt.data) else {
+            return 0;
+        };
+        let Ok(ip) = wire::parse_ip(ip) else {
+            return 0;
+        };
+        flow::shard_of(ip.src, ip.dst, n)
     }
 
     /// Time has reached `now` elsewhere (see [`FlowTable::advance`]).

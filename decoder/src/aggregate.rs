@@ -55,8 +55,8 @@ fn bucket(ns: u64) -> usize {
     e * 16 + OCTAVE.partition_point(|&t| t <= m) - 1
 }
 
-// Bucket math goes through f64: indexes are clamped below MAX_BUCKETS and nanosecond values
-// are clamped to u64 before any cast.
+// Buckets are found in integers (`bucket`); their bounds for quantiles go through f64:
+// indexes are clamped below MAX_BUCKETS and nanosecond values to u64 before any cast.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 impl Histogram {
     /// Records one value.

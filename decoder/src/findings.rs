@@ -437,6 +437,13 @@ const MAX_PARENTS: usize = 1 << 14;
 /// methods together, and calls kept for each.
 const MAX_RETRY_KEYS: usize = 1 << 14;
 const RECENT_KEPT: usize = 8;
+/// Failures a client may well retry (not those the request itself caused).
+const RETRIED_BY_CLIENTS: [Code; 4] = [
+    Code::UNAVAILABLE,
+    Code::DEADLINE_EXCEEDED,
+    Code::RESOURCE_EXHAUSTED,
+    Code::ABORTED,
+];
 
 /// A bounded list of examples.
 #[derive(Debug, Clone)]
@@ -1000,16 +1007,7 @@ impl Findings {
             m.max_attempt = m.max_attempt.max(c.attempt);
         } else if let (Some(d), Some(start)) = (c.req.first_digest, c.start) {
             let within = self.app_retry_within;
-            // Failures a client may well retry (not those the request itself caused).
-            let transient = c.status.is_some_and(|s| {
-                [
-                    Code::UNAVAILABLE,
-                    Code::DEADLINE_EXCEEDED,
-                    Code::RESOURCE_EXHAUSTED,
-                    Code::ABORTED,
-                ]
-                .contains(&s)
-            });
+            let transient = c.status.is_some_and(|s| RETRIED_BY_CLIENTS.contains(&s));
             let ok = c.status == Some(Code::OK);
             let repeat = Self::repeat_of(
                 &mut m.recent,
@@ -1586,8 +1584,10 @@ impl Findings {
                 Certainty::High,
             );
         }
-        let retried = share(m.retried.n, m.calls);
-        if m.retried.n > 0 && (retried >= th.retry_share || m.calls < th.min_calls) {
+        // The retries found (the tally, its evidence name, what they are, how sure).
+        let mut retried: Vec<(&Tally, &'static str, &str, Certainty)> = Vec::new();
+        let retry_share = share(m.retried.n, m.calls);
+        if m.retried.n > 0 && (retry_share >= th.retry_share || m.calls < th.min_calls) {
             let mut summary = format!(
                 "{} of {} calls were retry attempts (grpc-previous-rpc-attempts, up to {})",
                 m.retried.n, m.calls, m.max_attempt
@@ -1595,7 +1595,7 @@ impl Findings {
             let mut evidence = vec![
                 ("calls", m.calls as f64),
                 ("retry_attempts", m.retried.n as f64),
-                ("share", retried),
+                ("share", retry_share),
                 ("max_previous_attempts", f64::from(m.max_attempt)),
             ];
             let mut severity = Severity::Warning;
@@ -1625,21 +1625,12 @@ impl Findings {
                 evidence,
                 Certainty::High,
             );
-            if let Some(f) = &self.idempotent
-                && (f.0)(name) == Some(false)
-            {
-                push(
-                    Kind::RetryUnsafe,
-                    Severity::Warning,
-                    &m.retried,
-                    format!(
-                        "{} retry attempts of a method the schema does not mark idempotent (idempotency_level)",
-                        m.retried.n
-                    ),
-                    vec![("retry_attempts", m.retried.n as f64)],
-                    Certainty::High,
-                );
-            }
+            retried.push((
+                &m.retried,
+                "retry_attempts",
+                "retry attempts",
+                Certainty::High,
+            ));
         }
         // The same request comes back after failures far more often than after successes:
         // failures cause the repeats (a workload that repeats its requests anyway does so
@@ -1671,19 +1662,28 @@ impl Findings {
                 ],
                 Certainty::Medium,
             );
-            if let Some(f) = &self.idempotent
-                && (f.0)(name) == Some(false)
-            {
+            retried.push((
+                &m.app_retried,
+                "app_retries",
+                "application-level retries",
+                Certainty::Medium,
+            ));
+        }
+        // Retries of either kind of a method the schemas say is not safe to call twice.
+        if let Some(f) = &self.idempotent
+            && (f.0)(name) == Some(false)
+        {
+            for (t, key, what, certainty) in retried {
                 push(
                     Kind::RetryUnsafe,
                     Severity::Warning,
-                    &m.app_retried,
+                    t,
                     format!(
-                        "{} application-level retries of a method the schema does not mark idempotent (idempotency_level)",
-                        m.app_retried.n
+                        "{} {what} of a method the schema does not mark idempotent (idempotency_level)",
+                        t.n
                     ),
-                    vec![("app_retries", m.app_retried.n as f64)],
-                    Certainty::Medium,
+                    vec![(key, t.n as f64)],
+                    certainty,
                 );
             }
         }

@@ -89,8 +89,8 @@ pub(crate) struct MsgParser {
     /// first [`END_MAX`] bytes are kept (an error response's JSON), in `end`.
     pub(crate) raw: bool,
     pub(crate) raw_keep: bool,
-    /// A digest of the first message, being taken (requests: the same request sent again is
-    /// an application's retry), and once it completed.
+    /// A digest of the first message while it is being read (requests: the same request sent
+    /// again is an application's retry; none once it completed), and the digest then.
     pub(crate) digest: Option<Digest>,
     pub(crate) first_digest: Option<u64>,
 }
@@ -233,9 +233,8 @@ impl MsgParser {
                 Some(left) if self.in_end => data = self.feed_end(data, left),
                 Some(left) => {
                     let n = data.len().min(left as usize);
-                    if self.msgs == 0
-                        && let Some(d) = self.digest.as_mut()
-                    {
+                    // Only while the first message is being read (taken when it completes).
+                    if let Some(d) = self.digest.as_mut() {
                         d.feed(&data[..n]);
                     }
                     if let Some(k) = self.keep
@@ -337,9 +336,7 @@ impl MsgParser {
 
     #[inline]
     fn complete(&mut self, len: u32) {
-        if self.msgs == 0
-            && let Some(d) = self.digest.take()
-        {
+        if let Some(d) = self.digest.take() {
             self.first_digest = Some(d.finish(len));
         }
         self.msgs += 1;
