@@ -79,7 +79,7 @@ fn conn_with(
     if mode & 2 == 0 {
         dec.finish(sink);
     } else {
-        dec.handle_closed(Nanos(ts), sink);
+        dec.handle_closed(Nanos(ts), None, sink);
     }
 }
 

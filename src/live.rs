@@ -217,6 +217,9 @@ impl capture::input::PacketSource for Recording {
     fn is_live(&self) -> bool {
         true
     }
+    fn kernel_buffer(&self) -> usize {
+        capture::input::PacketSource::kernel_buffer(&self.src)
+    }
     fn reports(&self) -> Vec<capture::input::InputReport> {
         capture::input::PacketSource::reports(&self.src)
     }

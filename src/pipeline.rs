@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use capture::{CloseReason, ConnId, EventKind, Nanos, RoleSource, StreamEvent, StreamSink};
+use capture::{CloseReason, ConnId, Dir, EventKind, Nanos, RoleSource, StreamEvent, StreamSink};
 use decoder::output::Conns;
 use decoder::reflection::SchemaStore;
 use decoder::{ConnDecoder, DecoderLimits, Sink as _};
@@ -16,6 +16,8 @@ struct Conn {
     closed: [bool; 2],
     /// The connection ended on the wire (FIN or RST), not by the tap's own expiry.
     ended_on_wire: bool,
+    /// The direction whose FIN or RST came first: its sender ended the connection.
+    closer: Option<Dir>,
     /// Its decoder state when last measured (`ConnDecoder::memory`).
     mem: usize,
 }
@@ -196,6 +198,7 @@ impl StreamSink for Pipeline {
                         dec,
                         closed: [false; 2],
                         ended_on_wire: false,
+                        closer: None,
                         mem: 0,
                     },
                 );
@@ -236,6 +239,9 @@ impl StreamSink for Pipeline {
                     reason,
                     CloseReason::Fin | CloseReason::Rst | CloseReason::Reused
                 );
+                if matches!(reason, CloseReason::Fin | CloseReason::Rst) {
+                    c.closer = c.closer.or(Some(ev.dir));
+                }
                 if c.closed != [true, true] {
                     return;
                 }
@@ -248,7 +254,7 @@ impl StreamSink for Pipeline {
                         refresh();
                     }
                     if c.ended_on_wire {
-                        c.dec.handle_closed(ts, &mut self.out);
+                        c.dec.handle_closed(ts, c.closer, &mut self.out);
                     } else {
                         c.dec.finish(&mut self.out);
                     }

@@ -333,7 +333,7 @@ pub(crate) fn run<S: PacketSource>(
                     .out
                     .get_mut::<crate::calls_json::JsonLines>()
                     .map(|j| j.lines.clone()),
-                live: src.is_live(),
+                live: src.is_live().then(|| src.kernel_buffer()),
             })
         })
         .transpose()?;

@@ -6,7 +6,8 @@
 //! what one thread would have shown them (docs/architecture.md, "Threads").
 //!
 //! Queues are bounded: a replay's reader waits for a worker with a full queue (nothing is
-//! lost); a live capture's drops the batch and counts its packets.
+//! lost); a live capture's waits while the kernel's buffer can hold what arrives meanwhile, then
+//! drops the batch and counts its packets.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -29,9 +30,10 @@ const BATCH_BYTES: usize = 512 << 10;
 /// Batches waiting per worker: with the one being decoded and the one being filled, at most
 /// (QUEUE + 2) x BATCH_BYTES of packets per worker (5 MiB).
 const QUEUE: usize = 8;
-/// How long a live capture's reader waits for a full queue before it drops the batch: the
-/// kernel's buffer holds the packets meanwhile; a worker slower than that for longer loses them.
-const LIVE_WAIT: Duration = Duration::from_millis(20);
+/// How long a live capture's reader waits for a full queue before it drops the batch, at
+/// least and at most: meanwhile the kernel's buffer holds the packets, for as long as half of
+/// it takes at the rate they arrive (see [`LiveWait`]).
+const LIVE_WAIT: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(1));
 /// Batches of events waiting for the merge, from all workers.
 const OUT_QUEUE: usize = 64;
 /// Every this many packets the reader tells every worker how far it has read (with the
@@ -350,7 +352,8 @@ pub(crate) struct Sharded {
     filling: Vec<Batch>,
     reports: Receiver<Report>,
     handles: Vec<std::thread::JoinHandle<()>>,
-    live: bool,
+    /// A live capture: how long the reader may wait for a worker.
+    live: Option<LiveWait>,
     seq: u64,
     now: Nanos,
     /// Packets dropped because a worker's queue was full (live capture).
@@ -485,7 +488,61 @@ pub(crate) struct Setup {
     pub(crate) messages: bool,
     /// `--calls`: the workers make the lines.
     pub(crate) lines: Option<crate::calls_json::LineConfig>,
-    pub(crate) live: bool,
+    /// A live capture, and the bytes its kernel buffer holds.
+    pub(crate) live: Option<usize>,
+}
+
+/// How long a live capture's reader may wait for a full queue: while the kernel's buffer can
+/// hold what arrives meanwhile (half of it, at the rate the packets arrived over the last
+/// quarter second or more of their timestamps: the kernel's clock, not the reader's, which
+/// slows down when the reader waits). A worker that made the reader wait that long and still had no room is stalled:
+/// its batches are dropped at once until it takes one again, so the others are not held up.
+struct LiveWait {
+    buffer: usize,
+    /// Bytes of the packets since the one at `since`.
+    bytes: usize,
+    since: Option<Nanos>,
+    /// Bytes per second, as last measured.
+    rate: f64,
+    stalled: Vec<bool>,
+}
+
+impl LiveWait {
+    fn new(buffer: usize, workers: usize) -> LiveWait {
+        LiveWait {
+            buffer,
+            bytes: 0,
+            since: None,
+            rate: 0.0,
+            stalled: vec![false; workers],
+        }
+    }
+
+    /// `n` more bytes read, up to a packet of time `now`.
+    fn sent(&mut self, n: usize, now: Nanos) {
+        self.bytes += n;
+        let since = *self.since.get_or_insert(now);
+        let t = now.saturating_since(since);
+        if t >= Duration::from_millis(250) {
+            #[allow(clippy::cast_precision_loss)] // a rate
+            let rate = self.bytes as f64 / t.as_secs_f64();
+            self.rate = rate;
+            self.bytes = 0;
+            self.since = Some(now);
+        }
+    }
+
+    /// How long the reader may wait now.
+    fn budget(&self) -> Duration {
+        #[allow(clippy::cast_precision_loss)] // a buffer size
+        let half = self.buffer as f64 / 2.0;
+        let secs = if self.rate > 0.0 {
+            half / self.rate
+        } else {
+            f64::MAX
+        };
+        Duration::from_secs_f64(secs.min(LIVE_WAIT.1.as_secs_f64())).max(LIVE_WAIT.0)
+    }
 }
 
 impl Sharded {
@@ -533,7 +590,7 @@ impl Sharded {
             filling: (0..n).map(|_| Batch::default()).collect(),
             reports,
             handles,
-            live: setup.live,
+            live: setup.live.map(|b| LiveWait::new(b, n)),
             seq: 0,
             now: Nanos::ZERO,
             queue_drops: 0,
@@ -578,13 +635,26 @@ impl Sharded {
         let mut b = std::mem::replace(&mut self.filling[k], fresh);
         b.upto = self.seq;
         b.now = self.now;
+        let budget = self.live.as_mut().map(|l| {
+            l.sent(b.data.len(), b.now);
+            if l.stalled[k] {
+                Duration::ZERO
+            } else {
+                l.budget()
+            }
+        });
         let mut msg = ToWorker::Packets(b);
         let mut waited: Option<std::time::Instant> = None;
         loop {
             match self.to[k].try_send(msg) {
-                Ok(()) => break,
+                Ok(()) => {
+                    if let Some(l) = self.live.as_mut() {
+                        l.stalled[k] = false;
+                    }
+                    break;
+                }
                 Err(TrySendError::Full(m))
-                    if self.live && waited.is_none_or(|t| t.elapsed() < LIVE_WAIT) =>
+                    if budget.is_some_and(|b| waited.is_none_or(|t| t.elapsed() < b)) =>
                 {
                     // A moment's wait: meanwhile packets queue in the kernel's buffer, which
                     // is there for bursts.
@@ -592,8 +662,12 @@ impl Sharded {
                     msg = m;
                     self.wait(out);
                 }
-                Err(TrySendError::Full(m)) if self.live => {
-                    // A live capture cannot wait: the batch's packets are lost, and counted.
+                Err(TrySendError::Full(m)) if budget.is_some() => {
+                    // The kernel's buffer would fill up first: the batch's packets are lost,
+                    // and counted.
+                    if let Some(l) = self.live.as_mut() {
+                        l.stalled[k] = true;
+                    }
                     if let ToWorker::Packets(mut b) = m {
                         self.queue_drops += b.pkts.len() as u64;
                         // The worker still hears how far the reader is, with the next batch.
@@ -644,7 +718,7 @@ impl Sharded {
     /// the connections are ended).
     pub(crate) fn settle(&mut self, out: &mut Fanout) {
         // The input is over: nothing more to drop, the last batches wait for their place.
-        self.live = false;
+        self.live = None;
         self.sync(out);
         while self.merge.upto.iter().any(|&u| u < self.seq) {
             if !self.next_report() {
@@ -819,7 +893,7 @@ mod tests {
     use super::*;
     use crate::fanout::tests::Count;
 
-    fn setup(live: bool) -> Setup {
+    fn setup(live: Option<usize>) -> Setup {
         Setup {
             workers: 2,
             limits: CaptureLimits::default(),
@@ -864,7 +938,7 @@ mod tests {
     /// that ended, the packets decoded, those dropped, and how long the end took.
     fn run(
         workers: usize,
-        live: bool,
+        live: Option<usize>,
         pkts: &[(Nanos, u32, Vec<u8>)],
         rounds: u32,
     ) -> (u64, u64, u64, Duration) {
@@ -888,7 +962,9 @@ mod tests {
     fn a_live_capture_drops_at_a_slow_worker_counts_it_and_still_stops_at_once() {
         let pkts = packets();
         SLOW_MS.store(100, std::sync::atomic::Ordering::Relaxed);
-        let (_, decoded, dropped, took) = run(2, true, &pkts, 4);
+        // A kernel buffer of 16 KiB: half of it holds 77 ms of this capture's 106 kB/s, less
+        // than the worker's 100 ms a batch.
+        let (_, decoded, dropped, took) = run(2, Some(16 << 10), &pkts, 4);
         SLOW_MS.store(0, std::sync::atomic::Ordering::Relaxed);
         assert!(took < Duration::from_secs(3), "{took:?}");
         assert!(dropped > 0, "a worker 100 ms a batch keeps up with nothing");
@@ -897,10 +973,23 @@ mod tests {
     }
 
     #[test]
+    fn a_live_reader_waits_while_half_the_kernel_buffer_holds_what_arrives() {
+        let mut l = LiveWait::new(32 << 20, 2);
+        // Nothing measured yet: as long as it may.
+        assert_eq!(l.budget(), LIVE_WAIT.1);
+        l.rate = 100e6;
+        assert_eq!(l.budget().as_millis(), 167);
+        l.rate = 1.2e9;
+        assert_eq!(l.budget(), LIVE_WAIT.0);
+        l.rate = 1e3;
+        assert_eq!(l.budget(), LIVE_WAIT.1);
+    }
+
+    #[test]
     fn a_replay_waits_for_its_workers_and_loses_nothing() {
         let pkts = packets();
-        let (one, _, _, _) = run(1, false, &pkts, 1);
-        let (three, decoded, dropped, _) = run(3, false, &pkts, 1);
+        let (one, _, _, _) = run(1, None, &pkts, 1);
+        let (three, decoded, dropped, _) = run(3, None, &pkts, 1);
         assert_eq!(dropped, 0);
         assert_eq!(decoded, pkts.len() as u64);
         assert!(one > 500, "{one}");

@@ -222,7 +222,8 @@ impl FlowTable {
         cx.dir = dir;
         if flags.rst() {
             conn.halves[dir.index()].stats.packets += 1;
-            for d in [Dir::ToServer, Dir::ToClient] {
+            // The sender's direction closes first: who ended the connection is the first close.
+            for d in [dir, dir.reverse()] {
                 cx.dir = d;
                 conn.halves[d.index()].close(CloseReason::Rst, &mut cx);
             }

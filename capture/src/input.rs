@@ -55,6 +55,11 @@ pub trait PacketSource {
     fn is_live(&self) -> bool {
         false
     }
+    /// Of a live source: the bytes its kernel buffer holds (what a reader may fall behind by
+    /// before the kernel drops).
+    fn kernel_buffer(&self) -> usize {
+        0
+    }
     /// How each input went, so far.
     fn reports(&self) -> Vec<InputReport>;
     /// Reading is over: closing remarks for the user (files written, kernel drop counts).

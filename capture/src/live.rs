@@ -98,6 +98,8 @@ pub struct LiveSource {
     error: Option<String>,
     /// Time and length on the wire of the packet in `buf`, when there is one.
     header: Option<(Nanos, u32)>,
+    /// The kernel buffer asked for, in bytes.
+    kernel_buffer: usize,
 }
 
 impl std::fmt::Debug for LiveSource {
@@ -165,6 +167,7 @@ impl LiveSource {
             packets: 0,
             error: None,
             header: None,
+            kernel_buffer: usize::try_from(cfg.buffer_size).unwrap_or(0),
         })
     }
 
@@ -336,6 +339,10 @@ impl crate::input::PacketSource for LiveSource {
 
     fn is_live(&self) -> bool {
         true
+    }
+
+    fn kernel_buffer(&self) -> usize {
+        self.kernel_buffer
     }
 
     fn finish(&mut self) -> Vec<String> {

@@ -421,8 +421,14 @@ impl ConnDecoder {
         }
     }
 
-    /// The TCP connection closed (FIN both ways, or RST): open calls end with it.
-    pub fn handle_closed<S: Sink + ?Sized>(&mut self, ts: Nanos, sink: &mut S) {
+    /// The TCP connection closed (FIN both ways, or RST): open calls end with it. `closer`: the
+    /// direction whose FIN or RST came first, when known.
+    pub fn handle_closed<S: Sink + ?Sized>(
+        &mut self,
+        ts: Nanos,
+        closer: Option<Dir>,
+        sink: &mut S,
+    ) {
         if let Some(h1) = self.plain.h1.as_mut() {
             let mut feed = Feed {
                 calls: &mut self.plain.calls,
@@ -431,7 +437,8 @@ impl ConnDecoder {
             h1.handle_closed(ts, &mut feed);
         }
         self.closed(sink);
-        self.plain.calls.handle_closed(ts, sink);
+        let by = closer.map(|d| self.plain.h2.side_of(d));
+        self.plain.calls.handle_closed(ts, by, sink);
     }
 
     /// The capture ended (or the connection was expired by the tap): open calls are reported

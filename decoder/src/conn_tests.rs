@@ -212,11 +212,57 @@ fn resets_goaway_and_missing_trailers() {
         last_stream: 5,
         too_many_pings: false,
     }));
-    // The connection closes with 5 open: it did not finish.
-    c.dec.handle_closed(Nanos(c.ts), &mut c.out);
+    // The server closes the connection with 5 open: it did not finish.
+    c.dec.handle_closed(Nanos(c.ts), Some(SERVER), &mut c.out);
+    let r5 = by_stream(&c.out, 5);
     assert_eq!(
-        by_stream(&c.out, 5).status_source,
-        StatusSource::ConnectionClosed
+        (r5.status, r5.status_source),
+        (Some(Code::UNAVAILABLE), StatusSource::ConnectionClosed)
+    );
+}
+
+#[test]
+fn a_client_that_closes_its_connection_gave_its_calls_up() {
+    for (closer, want) in [
+        (
+            Some(CLIENT),
+            (None, StatusSource::ClientClosed, true, Confidence::Inferred),
+        ),
+        (
+            None,
+            (
+                Some(Code::UNAVAILABLE),
+                StatusSource::ConnectionClosed,
+                false,
+                Confidence::Exact,
+            ),
+        ),
+    ] {
+        let mut c = Conn::new();
+        c.request(1, &[("grpc-timeout", "1S")]);
+        c.dec.handle_closed(Nanos(c.ts), closer, &mut c.out);
+        let r = c.out.ended.first().expect("ended");
+        assert_eq!(
+            (
+                r.status,
+                r.status_source,
+                r.error_unknown_code,
+                r.status_confidence
+            ),
+            want,
+            "{closer:?}"
+        );
+        assert_eq!(r.is_error(), Some(true));
+    }
+    // Past its deadline, a client's close is the expiry (as a server's is).
+    let mut c = Conn::new();
+    c.request(1, &[("grpc-timeout", "10m")]);
+    c.dec
+        .handle_closed(Nanos(c.ts + 50_000_000), Some(CLIENT), &mut c.out);
+    let r = c.out.ended.first().expect("ended");
+    assert_eq!(
+        (r.status, r.status_source),
+        (Some(Code::DEADLINE_EXCEEDED), StatusSource::Deadline)
     );
 }
 
@@ -379,7 +425,7 @@ fn joining_inside_a_long_run_of_large_frames() {
         &frame(kind::DATA, 0, 41, &msg(b"x")),
         &mut out,
     );
-    dec.handle_closed(Nanos(50), &mut out);
+    dec.handle_closed(Nanos(50), None, &mut out);
     let r = out.ended.last().expect("the partial call ended");
     assert_eq!(r.stream_id, 41);
     assert_eq!(

@@ -684,7 +684,6 @@ mod tests {
         let amp = gzip(&[0x0a, 0x02, 0x08, 0x00].repeat(4 << 20));
         assert!(amp.len() < 200 << 10, "{}", amp.len());
         let mut budget = OutputBudget::CALLS;
-        let started = std::time::Instant::now();
         let v = message_json(
             &body(amp, true),
             Some("gzip"),
@@ -698,8 +697,9 @@ mod tests {
             v["error"].as_str().is_some_and(|e| e.contains("fields")),
             "{v}"
         );
+        // The walk stopped at the fields budget (the error above), not at the end of the
+        // 16 MiB: the work is bounded by the budget, whatever the clock of a loaded machine.
         assert_eq!(v["bytes"], 16 << 20);
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
         // A normal message still decodes, and takes its share of the call's budget.
         let ok = message_json(
             &body(vec![0x0a, 0x02, 0x68, 0x69], false),
@@ -758,14 +758,12 @@ mod tests {
             status = vec![0x08, 0x05];
             status.extend(ld(3, &any));
         }
-        let started = std::time::Instant::now();
         let v = status_details_json(&status, &schemas);
         assert_eq!(v["truncated"], true, "{v}");
         assert!(
             v["error"].as_str().is_some_and(|e| e.contains("nesting")),
             "{v}"
         );
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
         // A few levels are fine.
         let mut shallow = vec![0x08, 0x05];
         let mut any = ld(1, b"type.googleapis.com/google.rpc.ErrorInfo");

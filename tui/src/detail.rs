@@ -72,6 +72,10 @@ fn status_line(c: &CallRecord) -> String {
             "DEADLINE_EXCEEDED or CANCELLED (ended at its deadline; only the client can tell)"
                 .to_owned()
         }
+        None if c.status_source == StatusSource::ClientClosed => {
+            "an error (code unknown: the client closed its connection with the call open)"
+                .to_owned()
+        }
         None if c.error_unknown_code => "an error (code unknown)".to_owned(),
         None => "unknown".to_owned(),
     };

@@ -56,6 +56,9 @@ pub enum StatusSource {
     /// The TCP connection closed with the call open (UNAVAILABLE, or DEADLINE_EXCEEDED past
     /// its deadline); no status for a call from before the capture, which may have ended unseen.
     ConnectionClosed,
+    /// The client closed the TCP connection with the call open, before its deadline: it gave
+    /// the call up (its channel or process ended); an error, its code known only to the client.
+    ClientClosed,
     /// Still open when the capture ended (no status).
     Unfinished,
     /// The stream ended, but its `grpc-status` was a header table entry from before the capture
@@ -101,6 +104,7 @@ impl StatusSource {
             StatusSource::DeadlineNear => "deadline_near",
             StatusSource::Goaway => "goaway",
             StatusSource::ConnectionClosed => "connection_closed",
+            StatusSource::ClientClosed => "client_closed",
             StatusSource::Unfinished => "unfinished",
             StatusSource::HpackUnknown => "hpack_unknown",
             StatusSource::HpackLearned => "hpack_learned",

@@ -44,6 +44,8 @@ pub enum Ending {
     ConnectionClosed {
         /// Where the close fell against the call's `grpc-timeout`.
         deadline: Deadline,
+        /// The client's FIN or RST came first: it closed the connection.
+        by_client: bool,
     },
     /// The capture ended with the call open.
     EndOfCapture,
@@ -92,12 +94,21 @@ pub fn decide(e: Ending) -> (Option<Code>, StatusSource) {
         Ending::Refused => (Some(Code::UNAVAILABLE), StatusSource::Goaway),
         Ending::ConnectionClosed {
             deadline: Deadline::Passed,
+            ..
         } => (Some(Code::DEADLINE_EXCEEDED), StatusSource::Deadline),
         Ending::ConnectionClosed {
             deadline: Deadline::Near,
+            ..
         } => (None, StatusSource::DeadlineNear),
+        // A client that closes its own connection gave its calls up: it saw CANCELLED
+        // (grpc-go), UNAVAILABLE (grpc-java's shutdownNow) or nothing (its process ended).
         Ending::ConnectionClosed {
             deadline: Deadline::Before,
+            by_client: true,
+        } => (None, StatusSource::ClientClosed),
+        Ending::ConnectionClosed {
+            deadline: Deadline::Before,
+            by_client: false,
         } => (Some(Code::UNAVAILABLE), StatusSource::ConnectionClosed),
         Ending::EndOfCapture => (None, StatusSource::Unfinished),
     }
@@ -127,6 +138,7 @@ pub fn confidence(source: StatusSource, start_seen: bool) -> Confidence {
         StatusSource::Reset
         | StatusSource::Deadline
         | StatusSource::DeadlineNear
+        | StatusSource::ClientClosed
         | StatusSource::HpackLearned
         | StatusSource::HpackName
         | StatusSource::StatusDetails
@@ -187,23 +199,34 @@ impl DeadlineHabit {
         }
     }
 
-    /// (how early an expiry can come, how late a cancellation can).
-    fn window(self, timeout: Duration) -> (Duration, Duration) {
-        // The capture sees the request a little after the client started its clock.
+    /// (how early an expiry can come at all, how early it usually comes, how late a
+    /// cancellation can).
+    fn window(self, timeout: Duration) -> (Duration, Duration, Duration) {
+        // The capture sees the request a little after the client started its clock: up to
+        // 2 ms on an idle host, 7 ms measured on a loaded one (a busy client queues its
+        // requests). Up to a tenth of the timeout (at most CLIENT_LAG) before the deadline, a
+        // cancellation and an expiry look alike; a shorter call's cancellation at 70 % of its
+        // timeout still reads as one.
         let capture = Duration::from_millis(2);
+        let lag = (timeout / 10).clamp(capture, CLIENT_LAG);
         match self {
-            DeadlineHabit::Precise => (capture, Duration::ZERO),
+            DeadlineHabit::Precise => (lag, capture, Duration::ZERO),
             DeadlineHabit::RoundsUp | DeadlineHabit::Loose => {
-                (timeout / 100 + capture, Duration::from_millis(15))
+                let early = timeout / 100 + lag;
+                (early, early, Duration::from_millis(15))
             }
         }
     }
 }
 
+/// The most a busy client may start a call's clock before its request reaches the wire, as
+/// far as the window of doubt reaches.
+const CLIENT_LAG: Duration = Duration::from_millis(20);
+
 /// Where `now` falls against the deadline of a call that started at `start` with `grpc-timeout`
 /// `timeout`, for a client with `habit`. From the earliest its expiry can come to the latest a
-/// cancellation can, the two look alike: [`Deadline::Near`] (for stacks whose cancellations
-/// cannot come late, that stretch is empty: every end from the earliest expiry on is one).
+/// cancellation can, the two look alike: [`Deadline::Near`]. For stacks whose cancellations
+/// cannot come late, an end from when their expiry usually comes on is one.
 pub fn deadline(
     start: Option<Nanos>,
     timeout: Option<Duration>,
@@ -213,14 +236,14 @@ pub fn deadline(
     let (Some(start), Some(timeout)) = (start, timeout) else {
         return Deadline::Before;
     };
-    let (early, late) = habit.window(timeout);
+    let (earliest, early, late) = habit.window(timeout);
     let elapsed = now.saturating_since(start);
-    if elapsed + early < timeout {
+    if elapsed + earliest < timeout {
         Deadline::Before
-    } else if late > Duration::ZERO && elapsed <= timeout + late {
-        Deadline::Near
-    } else {
+    } else if (late.is_zero() && elapsed + early >= timeout) || elapsed > timeout + late {
         Deadline::Passed
+    } else {
+        Deadline::Near
     }
 }
 
@@ -266,8 +289,11 @@ mod tests {
             deadline,
             by_client: true,
         };
-        let closed = |deadline| Ending::ConnectionClosed { deadline };
-        let table: [(Ending, Option<u32>, StatusSource); 19] = [
+        let closed = |deadline| Ending::ConnectionClosed {
+            deadline,
+            by_client: false,
+        };
+        let table: [(Ending, Option<u32>, StatusSource); 21] = [
             (
                 trailers(Some(0), Some(200), true, false),
                 Some(0),
@@ -318,6 +344,23 @@ mod tests {
             (closed(Deadline::Passed), Some(4), S::Deadline),
             (closed(Deadline::Near), None, S::DeadlineNear),
             (closed(Deadline::Before), Some(14), S::ConnectionClosed),
+            // The client closed it: it gave the call up.
+            (
+                Ending::ConnectionClosed {
+                    deadline: Deadline::Before,
+                    by_client: true,
+                },
+                None,
+                S::ClientClosed,
+            ),
+            (
+                Ending::ConnectionClosed {
+                    deadline: Deadline::Passed,
+                    by_client: true,
+                },
+                Some(4),
+                S::Deadline,
+            ),
             (Ending::EndOfCapture, None, S::Unfinished),
         ];
         for (ending, code, source) in table {
@@ -331,17 +374,28 @@ mod tests {
         let d =
             |h, t: u64, at: u64| deadline(Some(ms(0)), Some(Duration::from_millis(t)), ms(at), h);
         use DeadlineHabit::{Loose, Precise, RoundsUp};
-        // grpc-js and unknown stacks, 100 ms: early 3 ms, a cancel may come 15 ms late.
-        assert_eq!(d(Loose, 100, 96), Deadline::Before);
-        assert_eq!(d(Loose, 100, 97), Deadline::Near);
+        // grpc-js and unknown stacks, 100 ms: early 1 ms and a busy client's 10, a cancel
+        // may come 15 ms late.
+        assert_eq!(d(Loose, 100, 88), Deadline::Before);
+        assert_eq!(d(Loose, 100, 89), Deadline::Near);
         assert_eq!(d(Loose, 100, 115), Deadline::Near);
         assert_eq!(d(Loose, 100, 116), Deadline::Passed);
-        // grpc-go and tonic: an end from 2 ms before the deadline on is its expiry.
-        assert_eq!(d(Precise, 100, 97), Deadline::Before);
+        // grpc-go and tonic: an end from 2 ms before the deadline on is its expiry; from a
+        // tenth of the timeout before (10 ms here), a busy client's expiry or a cancellation.
+        assert_eq!(d(Precise, 100, 89), Deadline::Before);
+        assert_eq!(d(Precise, 100, 90), Deadline::Near);
+        assert_eq!(d(Precise, 100, 97), Deadline::Near);
         assert_eq!(d(Precise, 100, 98), Deadline::Passed);
+        assert_eq!(d(Precise, 100, 5000), Deadline::Passed);
+        // A 20 ms call cancelled at 70 %: a cancellation; at most 20 ms of doubt for long ones.
+        assert_eq!(d(Precise, 20, 14), Deadline::Before);
+        assert_eq!(d(Precise, 20, 18), Deadline::Passed);
+        assert_eq!(d(Precise, 5000, 4979), Deadline::Before);
+        assert_eq!(d(Precise, 5000, 4980), Deadline::Near);
         // C-core's 1 s (1010m on the wire) expiring 10.5 ms early.
         assert_eq!(d(RoundsUp, 1010, 999), Deadline::Near);
-        assert_eq!(d(RoundsUp, 1010, 990), Deadline::Before);
+        assert_eq!(d(RoundsUp, 1010, 979), Deadline::Before);
+        assert_eq!(d(RoundsUp, 1010, 980), Deadline::Near);
         assert_eq!(d(RoundsUp, 1010, 1030), Deadline::Passed);
         assert_eq!(DeadlineHabit::of(Some("grpc-go/1.33.3")), Precise);
         assert_eq!(DeadlineHabit::of(Some("tonic/0.14.9")), Precise);

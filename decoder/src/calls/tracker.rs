@@ -698,19 +698,22 @@ impl Tracker {
         }
     }
 
-    /// The TCP connection closed (FIN both ways, or RST): open calls end with it.
-    pub fn handle_closed<S: Sink + ?Sized>(&mut self, ts: Nanos, sink: &mut S) {
+    /// The TCP connection closed (FIN both ways, or RST): open calls end with it. `by`: who
+    /// closed it first, when known.
+    pub fn handle_closed<S: Sink + ?Sized>(&mut self, ts: Nanos, by: Option<Side>, sink: &mut S) {
         for id in self.sorted_open() {
             if let Some(mut call) = self.calls.remove(&id) {
-                if call.partial {
+                if call.partial || call.rec.lost_bytes {
                     // A call from before the capture may have ended before it too (DATA the
-                    // server had in flight still arrives after a reset): that it was open
-                    // when the connection closed is not known.
+                    // server had in flight still arrives after a reset), and one whose bytes
+                    // were lost may have ended in them: that it was open when the connection
+                    // closed is not known.
                     call.rec.status = None;
                     call.rec.status_source = StatusSource::ConnectionClosed;
                 } else {
                     let ending = Ending::ConnectionClosed {
                         deadline: deadline_of(&call.rec, ts),
+                        by_client: by == Some(Side::Client),
                     };
                     settle(&mut call, ending);
                 }
@@ -1594,7 +1597,10 @@ fn keep_block<S: Sink + ?Sized>(
 /// only the client knows.
 fn settle(call: &mut Call, ending: Ending) {
     (call.rec.status, call.rec.status_source) = status::decide(ending);
-    call.rec.error_unknown_code |= call.rec.status_source == StatusSource::DeadlineNear;
+    call.rec.error_unknown_code |= matches!(
+        call.rec.status_source,
+        StatusSource::DeadlineNear | StatusSource::ClientClosed
+    );
 }
 
 /// Where `ts` falls against the call's deadline, by the habits of its client's stack.
