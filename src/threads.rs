@@ -33,7 +33,8 @@ const QUEUE: usize = 8;
 /// How long a live capture's reader waits for a full queue before it drops the batch, at
 /// least and at most: meanwhile the kernel's buffer holds the packets, for as long as half of
 /// it takes at the rate they arrive (see [`LiveWait`]).
-const LIVE_WAIT: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(1));
+const LIVE_WAIT_MIN: Duration = Duration::from_millis(20);
+const LIVE_WAIT_MAX: Duration = Duration::from_secs(1);
 /// Batches of events waiting for the merge, from all workers.
 const OUT_QUEUE: usize = 64;
 /// Every this many packets the reader tells every worker how far it has read (with the
@@ -495,8 +496,9 @@ pub(crate) struct Setup {
 /// How long a live capture's reader may wait for a full queue: while the kernel's buffer can
 /// hold what arrives meanwhile (half of it, at the rate the packets arrived over the last
 /// quarter second or more of their timestamps: the kernel's clock, not the reader's, which
-/// slows down when the reader waits). A worker that made the reader wait that long and still had no room is stalled:
-/// its batches are dropped at once until it takes one again, so the others are not held up.
+/// slows down when the reader waits). A worker that made the reader wait that long and still
+/// had no room is stalled: its batches are dropped at once until it takes one again, so the
+/// others are not held up.
 struct LiveWait {
     buffer: usize,
     /// Bytes of the packets since the one at `since`.
@@ -532,8 +534,11 @@ impl LiveWait {
         }
     }
 
-    /// How long the reader may wait now.
-    fn budget(&self) -> Duration {
+    /// How long the reader may wait for worker `k` now.
+    fn budget(&self, k: usize) -> Duration {
+        if self.stalled[k] {
+            return Duration::ZERO;
+        }
         #[allow(clippy::cast_precision_loss)] // a buffer size
         let half = self.buffer as f64 / 2.0;
         let secs = if self.rate > 0.0 {
@@ -541,7 +546,7 @@ impl LiveWait {
         } else {
             f64::MAX
         };
-        Duration::from_secs_f64(secs.min(LIVE_WAIT.1.as_secs_f64())).max(LIVE_WAIT.0)
+        Duration::from_secs_f64(secs.min(LIVE_WAIT_MAX.as_secs_f64())).max(LIVE_WAIT_MIN)
     }
 }
 
@@ -635,16 +640,12 @@ impl Sharded {
         let mut b = std::mem::replace(&mut self.filling[k], fresh);
         b.upto = self.seq;
         b.now = self.now;
-        let budget = self.live.as_mut().map(|l| {
+        // A live capture waits until then at most (a stalled worker: not at all).
+        let until = self.live.as_mut().map(|l| {
             l.sent(b.data.len(), b.now);
-            if l.stalled[k] {
-                Duration::ZERO
-            } else {
-                l.budget()
-            }
+            std::time::Instant::now() + l.budget(k)
         });
         let mut msg = ToWorker::Packets(b);
-        let mut waited: Option<std::time::Instant> = None;
         loop {
             match self.to[k].try_send(msg) {
                 Ok(()) => {
@@ -654,15 +655,14 @@ impl Sharded {
                     break;
                 }
                 Err(TrySendError::Full(m))
-                    if budget.is_some_and(|b| waited.is_none_or(|t| t.elapsed() < b)) =>
+                    if until.is_some_and(|u| std::time::Instant::now() < u) =>
                 {
                     // A moment's wait: meanwhile packets queue in the kernel's buffer, which
                     // is there for bursts.
-                    waited.get_or_insert_with(std::time::Instant::now);
                     msg = m;
                     self.wait(out);
                 }
-                Err(TrySendError::Full(m)) if budget.is_some() => {
+                Err(TrySendError::Full(m)) if until.is_some() => {
                     // The kernel's buffer would fill up first: the batch's packets are lost,
                     // and counted.
                     if let Some(l) = self.live.as_mut() {
@@ -976,13 +976,16 @@ mod tests {
     fn a_live_reader_waits_while_half_the_kernel_buffer_holds_what_arrives() {
         let mut l = LiveWait::new(32 << 20, 2);
         // Nothing measured yet: as long as it may.
-        assert_eq!(l.budget(), LIVE_WAIT.1);
+        assert_eq!(l.budget(0), LIVE_WAIT_MAX);
         l.rate = 100e6;
-        assert_eq!(l.budget().as_millis(), 167);
+        assert_eq!(l.budget(0).as_millis(), 167);
         l.rate = 1.2e9;
-        assert_eq!(l.budget(), LIVE_WAIT.0);
+        assert_eq!(l.budget(0), LIVE_WAIT_MIN);
         l.rate = 1e3;
-        assert_eq!(l.budget(), LIVE_WAIT.1);
+        assert_eq!(l.budget(0), LIVE_WAIT_MAX);
+        // A stalled worker is not waited for.
+        l.stalled[1] = true;
+        assert_eq!(l.budget(1), Duration::ZERO);
     }
 
     #[test]

@@ -199,9 +199,8 @@ impl DeadlineHabit {
         }
     }
 
-    /// (how early an expiry can come at all, how early it usually comes, how late a
-    /// cancellation can).
-    fn window(self, timeout: Duration) -> (Duration, Duration, Duration) {
+    /// Time since the request from which an end may be the expiry, and from which it is one.
+    fn window(self, timeout: Duration) -> (Duration, Duration) {
         // The capture sees the request a little after the client started its clock: up to
         // 2 ms on an idle host, 7 ms measured on a loaded one (a busy client queues its
         // requests). Up to a tenth of the timeout (at most CLIENT_LAG) before the deadline, a
@@ -210,11 +209,15 @@ impl DeadlineHabit {
         let capture = Duration::from_millis(2);
         let lag = (timeout / 10).clamp(capture, CLIENT_LAG);
         match self {
-            DeadlineHabit::Precise => (lag, capture, Duration::ZERO),
-            DeadlineHabit::RoundsUp | DeadlineHabit::Loose => {
-                let early = timeout / 100 + lag;
-                (early, early, Duration::from_millis(15))
+            // A cancellation cannot come after the deadline: from 2 ms before it, an expiry.
+            DeadlineHabit::Precise => {
+                (timeout.saturating_sub(lag), timeout.saturating_sub(capture))
             }
+            // A cancellation may come up to 15 ms after it.
+            DeadlineHabit::RoundsUp | DeadlineHabit::Loose => (
+                timeout.saturating_sub(timeout / 100 + lag),
+                timeout + Duration::from_millis(15) + Duration::from_nanos(1),
+            ),
         }
     }
 }
@@ -236,11 +239,11 @@ pub fn deadline(
     let (Some(start), Some(timeout)) = (start, timeout) else {
         return Deadline::Before;
     };
-    let (earliest, early, late) = habit.window(timeout);
+    let (near, passed) = habit.window(timeout);
     let elapsed = now.saturating_since(start);
-    if elapsed + earliest < timeout {
+    if elapsed < near {
         Deadline::Before
-    } else if (late.is_zero() && elapsed + early >= timeout) || elapsed > timeout + late {
+    } else if elapsed >= passed {
         Deadline::Passed
     } else {
         Deadline::Near
