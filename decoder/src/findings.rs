@@ -647,7 +647,8 @@ struct ServerState {
 #[derive(Debug, Clone, Default)]
 struct ServiceState {
     span: Span,
-    servers: BTreeMap<SocketAddr, ServerState>,
+    /// In the order they appeared (by address in what is reported).
+    servers: Vec<(SocketAddr, ServerState)>,
     /// Calls counted.
     calls: u64,
 }
@@ -679,8 +680,11 @@ struct ConnState {
     too_many_pings_text: bool,
     goaways: Vec<(Side, u32)>,
     lost_to_goaway: Tally,
-    /// The services its calls counted under (indexes into `Findings::services`).
-    services: Vec<usize>,
+    /// The services its calls counted under (indexes into `Findings::services`) and where its
+    /// server is in each.
+    services: Vec<(usize, usize)>,
+    /// Its last call's method and where it is in `Findings::methods`.
+    method: Option<(Arc<str>, usize)>,
     /// Streams open as each ended.
     floors: Floors,
 }
@@ -711,7 +715,9 @@ struct Unpropagated {
 #[derive(Debug)]
 pub struct Findings {
     limits: Thresholds,
-    methods: Map<Arc<str>, MethodState>,
+    /// In the order they were seen, and where each is by name.
+    methods: Vec<(Arc<str>, MethodState)>,
+    method_ix: Map<Arc<str>, usize>,
     /// Services, and where each is in `services` by `:authority` and service name.
     services: Vec<(ServiceKey, ServiceState)>,
     service_ix: Map<ServiceKey, usize>,
@@ -784,7 +790,8 @@ impl Findings {
             app_retry_within: secs(limits.app_retry_within_s),
             leak_age: secs(limits.leak_age_s),
             limits,
-            methods: Map::default(),
+            methods: Vec::new(),
+            method_ix: Map::default(),
             services: Vec::new(),
             service_ix: Map::default(),
             conns: Map::default(),
@@ -806,16 +813,22 @@ impl Findings {
     }
 
     fn conn(&mut self, id: ConnId) -> Option<&mut ConnState> {
-        if !self.conns.contains_key(&id) && self.conns.len() >= MAX_CONNS {
-            return None;
+        if self.conns.len() < MAX_CONNS {
+            return Some(self.conns.entry(id).or_default());
         }
-        Some(self.conns.entry(id).or_default())
+        self.conns.get_mut(&id)
     }
 
     fn started(&mut self, c: &CallRecord) {
-        let Some(start) = c.start else { return };
+        let Some(start) = c.start else {
+            if let Some(s) = self.conns.get_mut(&c.conn) {
+                Self::note_saturation(s, c);
+            }
+            return;
+        };
         self.last = self.last.max(start);
         if let Some(s) = self.conn(c.conn) {
+            Self::note_saturation(s, c);
             s.client.get_or_insert(c.client);
             s.server.get_or_insert(c.server);
             s.last = s.last.max(start);
@@ -904,7 +917,8 @@ impl Findings {
         let unfinished = c.status_source == StatusSource::Unfinished;
         // Only a connection still followed (its end was not reported yet: calls still open
         // when a connection closes end after it, and must not bring it back).
-        if let Some(s) = self.conns.get_mut(&c.conn) {
+        let mut cs = self.conns.get_mut(&c.conn);
+        if let Some(s) = cs.as_deref_mut() {
             s.last = s.last.max(end);
             if c.start.is_some() {
                 let was_at_limit = s.max_streams.is_some_and(|m| s.open == m);
@@ -923,15 +937,37 @@ impl Findings {
                 s.lost_to_goaway.add(c);
             }
         }
-        let Some(method) = c.method.clone() else {
+        let Some(method) = c.method.as_ref() else {
             return;
         };
-        let full = self.methods.len() >= MAX_METHODS;
-        let m = match self.methods.entry(method.clone()) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) if !full => v.insert(Default::default()),
-            std::collections::hash_map::Entry::Vacant(_) => return,
+        // A method seen before (the common case) is found by its name: no key is made.
+        // The connection's last method (the same interned name: one pointer compared), else
+        // the method by its name.
+        let cached = cs
+            .as_ref()
+            .and_then(|s| s.method.as_ref())
+            .filter(|(name, _)| Arc::ptr_eq(name, method))
+            .map(|&(_, i)| i);
+        let mi = match cached {
+            Some(i) => i,
+            None => {
+                let i = match self.method_ix.get(&**method) {
+                    Some(&i) => i,
+                    None if self.methods.len() < MAX_METHODS => {
+                        self.methods.push((method.clone(), MethodState::default()));
+                        self.method_ix
+                            .insert(method.clone(), self.methods.len() - 1);
+                        self.methods.len() - 1
+                    }
+                    None => return,
+                };
+                if let Some(s) = cs.as_deref_mut() {
+                    s.method = Some((method.clone(), i));
+                }
+                i
+            }
         };
+        let m = &mut self.methods[mi].1;
         let cached = m.service.as_ref().and_then(|(a, i)| {
             let same = match (a, &c.authority) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
@@ -943,7 +979,7 @@ impl Findings {
         let ix = match cached {
             Some(i) => Some(i),
             None => {
-                let key = (c.authority.clone(), Box::<str>::from(service_of(&method)));
+                let key = (c.authority.clone(), Box::<str>::from(service_of(method)));
                 let i = match self.service_ix.get(&key) {
                     Some(&i) => Some(i),
                     None if self.services.len() < MAX_SERVICES => {
@@ -960,18 +996,27 @@ impl Findings {
             }
         };
         if let Some(i) = ix {
-            // Each connection counts once per service (a connection carries few services).
-            let new_conn = match self.conns.get_mut(&c.conn) {
-                Some(cs) if cs.services.contains(&i) => false,
-                Some(cs) => {
-                    if cs.services.len() < 16 {
-                        cs.services.push(i);
+            // Each connection counts once per service (a connection carries few services) and
+            // keeps where its server is in it.
+            let service = &mut self.services[i].1;
+            match cs {
+                Some(cs) => match cs.services.iter().find(|x| x.0 == i) {
+                    Some(&(_, j)) => Self::service_call(service, j, c, end, false),
+                    None => {
+                        if let Some(j) = Self::server_of(service, c, end) {
+                            if cs.services.len() < 16 {
+                                cs.services.push((i, j));
+                            }
+                            Self::service_call(service, j, c, end, true);
+                        }
                     }
-                    true
+                },
+                None => {
+                    if let Some(j) = Self::server_of(service, c, end) {
+                        Self::service_call(service, j, c, end, true);
+                    }
                 }
-                None => true,
-            };
-            Self::service_call(&mut self.services[i].1, c, end, new_conn);
+            }
         }
         m.calls += 1;
         m.span.add(end);
@@ -1152,23 +1197,32 @@ impl Findings {
         repeat
     }
 
-    /// A call of service `s`; `new_conn`: the first of its connection for the service.
-    fn service_call(s: &mut ServiceState, c: &CallRecord, end: Nanos, new_conn: bool) {
+    /// Where the server of call `c` (ended at `end`) is in service `s`, added when new (none:
+    /// the service has as many servers as are kept).
+    fn server_of(s: &mut ServiceState, c: &CallRecord, end: Nanos) -> Option<usize> {
+        if let Some(j) = s.servers.iter().position(|x| x.0 == c.server) {
+            return Some(j);
+        }
+        if s.servers.len() >= MAX_SERVERS {
+            return None;
+        }
+        let server = ServerState {
+            first: c.start.unwrap_or(end),
+            calls_before: s.calls,
+            ..Default::default()
+        };
+        s.servers.push((c.server, server));
+        Some(s.servers.len() - 1)
+    }
+
+    /// A call of service `s` to its server `j`; `new_conn`: the first of its connection for
+    /// the service.
+    fn service_call(s: &mut ServiceState, j: usize, c: &CallRecord, end: Nanos, new_conn: bool) {
         s.span.add(c.start.unwrap_or(end));
         s.span.add(end);
         let first = c.start.unwrap_or(end);
-        let before = s.calls;
-        let full = s.servers.len() >= MAX_SERVERS;
-        let srv = match s.servers.entry(c.server) {
-            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::btree_map::Entry::Vacant(v) if !full => v.insert(ServerState {
-                first,
-                calls_before: before,
-                ..Default::default()
-            }),
-            std::collections::btree_map::Entry::Vacant(_) => return,
-        };
         s.calls += 1;
+        let srv = &mut s.servers[j].1;
         srv.first = srv.first.min(first);
         srv.calls += 1;
         if new_conn {
@@ -1466,7 +1520,7 @@ impl Findings {
         if let Some(o) = open {
             // Methods none of whose calls ended yet.
             for (name, (t, d)) in o {
-                if !self.methods.contains_key(name) {
+                if !self.method_ix.contains_key(name) {
                     self.method_findings(name, &none, Some((t, *d)), &mut out);
                 }
             }
@@ -1834,7 +1888,7 @@ impl Findings {
         if n < 2 {
             return;
         }
-        let total: u64 = s.servers.values().map(|v| v.calls).sum();
+        let total: u64 = s.servers.iter().map(|v| v.1.calls).sum();
         if total < th.min_calls {
             return;
         }
@@ -1850,8 +1904,11 @@ impl Findings {
         // ones are judged on the calls since they appeared.
         let late_at =
             from + Duration::try_from_secs_f64(secs(life) * th.late_after).unwrap_or(Duration::MAX);
+        let mut servers: Vec<(&SocketAddr, &ServerState)> =
+            s.servers.iter().map(|(a, v)| (a, v)).collect();
+        servers.sort_by_key(|x| *x.0);
         let (early, late): (Vec<_>, Vec<_>) =
-            s.servers.iter().partition(|(_, v)| v.first <= late_at);
+            servers.into_iter().partition(|(_, v)| v.first <= late_at);
         if early.len() >= 2 {
             let early_total: u64 = early.iter().map(|(_, v)| v.calls).sum();
             #[allow(clippy::cast_precision_loss)]
@@ -2003,9 +2060,6 @@ fn shared(
 
 impl Sink for Findings {
     fn call_started(&mut self, call: &CallRecord) {
-        if let Some(s) = self.conns.get_mut(&call.conn) {
-            Self::note_saturation(s, call);
-        }
         self.started(call);
     }
 
