@@ -9,9 +9,32 @@ use std::sync::Arc;
 use capture::input::{Next, PacketSource};
 use capture::wire::{LinkPayload, parse_ip, parse_link, parse_tcp};
 use capture::{ConnId, EventKind, Packet, RoleSource, StreamEvent, StreamSink};
+use decoder::findings::{Finding, Findings};
 use decoder::framelog::{FrameLog, FrameLogLimits, Scope};
+use decoder::reflection::SchemaStore;
 use decoder::tls::keylog::KeyLog;
 use decoder::{ConnDecoder, DecoderLimits, Nanos};
+
+use crate::fanout::Fanout;
+use crate::pipeline::Pipeline;
+use crate::summary::Summary;
+use crate::timespec::TimeSpec;
+
+/// Hands `f` every packet of `paths` in order, until it says no more (false) or the files end.
+fn each_packet(
+    paths: &[PathBuf],
+    mut f: impl FnMut(&Packet<'_>) -> Result<bool, String>,
+) -> Result<(), String> {
+    let limits = capture::CaptureLimits::default();
+    let mut files = capture::input::Files::new(paths.to_vec(), limits.max_block_size);
+    loop {
+        match files.next_packet()? {
+            Next::Packet(p) if !f(&p)? => return Ok(()),
+            Next::Packet(_) | Next::Idle => {}
+            Next::End => return Ok(()),
+        }
+    }
+}
 
 /// Hands `f` the packets between `client` and `server` (both ways) of `paths`: from `from`
 /// (the connection's first packet) to `until` (inclusive; none: to the connection's end, where
@@ -23,37 +46,33 @@ fn connection_packets(
     until: Option<Nanos>,
     mut f: impl FnMut(&Packet<'_>) -> Result<(), String>,
 ) -> Result<u64, String> {
-    let limits = capture::CaptureLimits::default();
-    let mut files = capture::input::Files::new(paths.to_vec(), limits.max_block_size);
     let mut given = 0u64;
     let mut first_syn: Option<u32> = None;
-    loop {
-        let p = match files.next_packet() {
-            Ok(Next::Packet(p)) => p,
-            Ok(Next::Idle) => continue,
-            Ok(Next::End) => break,
-            Err(e) => return Err(e),
-        };
+    each_packet(paths, |p| {
         if p.ts < from {
-            continue;
+            return Ok(true);
         }
         if until.is_some_and(|u| p.ts > u) {
-            break;
+            return Ok(false);
         }
         let Ok(LinkPayload::Ip(ip)) = parse_link(p.linktype, p.data) else {
-            continue;
+            return Ok(true);
         };
-        let Ok(ip) = parse_ip(ip) else { continue };
+        let Ok(ip) = parse_ip(ip) else {
+            return Ok(true);
+        };
         if ip.frag.is_some() {
-            continue;
+            return Ok(true);
         }
-        let Ok(tcp) = parse_tcp(&ip) else { continue };
+        let Ok(tcp) = parse_tcp(&ip) else {
+            return Ok(true);
+        };
         let (a, b) = (
             SocketAddr::new(tcp.src, tcp.src_port),
             SocketAddr::new(tcp.dst, tcp.dst_port),
         );
         if !((a == client && b == server) || (a == server && b == client)) {
-            continue;
+            return Ok(true);
         }
         if tcp.flags.syn() && !tcp.flags.ack() {
             match first_syn {
@@ -61,13 +80,14 @@ fn connection_packets(
                 // The same SYN again (a retransmission).
                 Some(seq) if seq == tcp.seq => {}
                 // Another SYN: the addresses' next connection.
-                _ if until.is_none() => break,
+                _ if until.is_none() => return Ok(false),
                 _ => {}
             }
         }
-        f(&p)?;
+        f(p)?;
         given += 1;
-    }
+        Ok(true)
+    })?;
     Ok(given)
 }
 
@@ -228,16 +248,75 @@ pub(crate) fn free_name(dir: &Path, stem: &str) -> PathBuf {
     p
 }
 
-/// What the UI takes from the capture files `paths`: packets, written into `dir`, and frames,
-/// decoded with `limits` and the TLS secrets of `keylog`.
+/// How the run decoded, for decoding its files again: its decoder limits, TLS secrets, schemas,
+/// `--call-filter`, and its findings engine (none: `--no-findings`).
+#[derive(Clone)]
+pub(crate) struct Redecode {
+    pub(crate) limits: DecoderLimits,
+    pub(crate) keylog: Arc<KeyLog>,
+    pub(crate) store: Arc<SchemaStore>,
+    pub(crate) call_filter: String,
+    pub(crate) max_methods: usize,
+    pub(crate) findings: Option<crate::run::FindingsMaker>,
+}
+
+/// The findings of the calls that ended from `from` to `to` (capture times, inclusive), as
+/// `grpctap replay --from --to --findings` gives them for the same files: every file decoded
+/// again from its first packet (so that each connection's state, its HPACK tables and its
+/// streams, is what it was), the calls that ended in the range counted, reading stopped after
+/// `to`. Connection events (GOAWAY, PINGs, windows) before `from` count too: they shaped the
+/// connections the range's calls ran on.
+pub(crate) fn range_findings(
+    paths: &[PathBuf],
+    (from, to): (Nanos, Nanos),
+    how: &Redecode,
+) -> Result<Vec<Finding>, String> {
+    let Some(make) = how.findings.as_ref() else {
+        return Err("findings are off (--no-findings)".to_owned());
+    };
+    let mut out = Fanout::default();
+    out.filter_calls(
+        decoder::filter::Filter::parse(&how.call_filter),
+        (Some(TimeSpec::At(from)), Some(TimeSpec::At(to))),
+    );
+    out.push(Summary::new(how.max_methods).with_findings(Some(make())));
+    let mut pipeline =
+        Pipeline::new(how.limits, how.store.clone(), out).with_keylog(how.keylog.clone());
+    let mut reasm = capture::Reassembler::new(capture::CaptureLimits::default());
+    let mut first = true;
+    each_packet(paths, |p| {
+        // The run's clock (capture::clock), so that times are those the UI has.
+        let ts = reasm.time_of(p.ts);
+        if first {
+            first = false;
+            pipeline.out.set_first_packet(ts);
+        }
+        if ts > to {
+            pipeline.last_ts = pipeline.last_ts.max(to);
+            return Ok(false);
+        }
+        reasm.handle_packet(&Packet { ts, ..*p }, &mut pipeline);
+        Ok(true)
+    })?;
+    reasm.finish(&mut pipeline);
+    Ok(pipeline
+        .out
+        .get_mut::<Summary>()
+        .and_then(|s| s.findings.as_ref())
+        .map(Findings::report)
+        .unwrap_or_default())
+}
+
+/// What the UI takes from the capture files `paths`: packets, written into `dir`, frames and
+/// the findings of a range, decoded as `how` says.
 pub(crate) fn capture_files(
     paths: Vec<PathBuf>,
     dir: PathBuf,
-    limits: DecoderLimits,
-    keylog: Arc<KeyLog>,
+    how: Redecode,
 ) -> tui::app::CaptureFiles {
     let paths = Arc::new(paths);
-    let p = paths.clone();
+    let (p, q) = (paths.clone(), paths.clone());
+    let (limits, keylog) = (how.limits, how.keylog.clone());
     tui::app::CaptureFiles {
         write: Arc::new(move |req: tui::app::WriteRequest| {
             let out = free_name(&dir, &req.name);
@@ -252,5 +331,6 @@ pub(crate) fn capture_files(
                 (limits, keylog.clone()),
             )
         }),
+        findings: Arc::new(move |(from, to): (Nanos, Nanos)| range_findings(&q, (from, to), &how)),
     }
 }

@@ -221,16 +221,20 @@ pub(crate) fn run<S: PacketSource>(
         // A replay's files can be read again for the packets of a call or a connection (not
         // standard input, nor a live capture).
         let paths = std::mem::take(&mut opts.files);
-        let files =
-            (!src.is_live() && !paths.is_empty() && paths.iter().all(|p| p.as_os_str() != "-"))
-                .then(|| {
-                    crate::extract::capture_files(
-                        paths,
-                        std::env::current_dir().unwrap_or_default(),
-                        dec_limits,
-                        opts.keylog.clone(),
-                    )
-                });
+        let files = (!src.is_live()
+            && !paths.is_empty()
+            && paths.iter().all(|p| p.as_os_str() != "-"))
+        .then(|| {
+            let how = crate::extract::Redecode {
+                limits: dec_limits,
+                keylog: opts.keylog.clone(),
+                store: store.clone(),
+                call_filter: args.out.call_filter.clone().unwrap_or_default(),
+                max_methods: args.out.max_methods,
+                findings: findings_maker(args, &store),
+            };
+            crate::extract::capture_files(paths, std::env::current_dir().unwrap_or_default(), how)
+        });
         Some(crate::watch::start(
             args.out.max_methods,
             decode,
@@ -245,17 +249,8 @@ pub(crate) fn run<S: PacketSource>(
         decoder::filter::Filter::parse(args.out.call_filter.as_deref().unwrap_or("")),
         (args.from, args.to),
     );
-    let findings = || {
-        (!args.out.no_findings).then(|| {
-            let mut t = decoder::findings::Thresholds::default();
-            for spec in &args.out.finding_threshold {
-                // Checked when the arguments were parsed.
-                let _ = t.set(spec);
-            }
-            decoder::findings::Findings::new(t)
-                .with_idempotency(crate::schemas::idempotency(&store))
-        })
-    };
+    let maker = findings_maker(args, &store);
+    let findings = || maker.as_ref().map(|m| m());
     out.push(Summary::new(args.out.max_methods).with_findings(findings()));
     if let Some(r) = recorder {
         // The exporter's own engine: `grpctap_findings` is refreshed as the capture goes on.
@@ -461,6 +456,29 @@ pub(crate) fn run<S: PacketSource>(
             otlp: otlp_report.map(|(s, _)| s),
         },
     )
+}
+
+/// Makes the findings engine of the run, with the thresholds of `--finding-threshold` and the
+/// schemas' idempotency (none: `--no-findings`). The summary, the exporter and the UI each run
+/// one, and the UI another for a range.
+pub(crate) type FindingsMaker = Arc<dyn Fn() -> decoder::findings::Findings + Send + Sync>;
+
+fn findings_maker(
+    args: &ReplayArgs,
+    store: &Arc<decoder::reflection::SchemaStore>,
+) -> Option<FindingsMaker> {
+    if args.out.no_findings {
+        return None;
+    }
+    let mut t = decoder::findings::Thresholds::default();
+    for spec in &args.out.finding_threshold {
+        // Checked when the arguments were parsed.
+        let _ = t.set(spec);
+    }
+    let store = store.clone();
+    Some(Arc::new(move || {
+        decoder::findings::Findings::new(t).with_idempotency(crate::schemas::idempotency(&store))
+    }))
 }
 
 /// Read and total bytes, when the input has a size (a pipe has none).

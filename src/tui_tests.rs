@@ -996,11 +996,20 @@ fn connection_frames(name: &str, conn: &tui::model::ConnInfo) -> decoder::framel
 
 /// `app` reading the capture `name` again (for `W` and `f`), writing into `dir`.
 fn with_files(mut app: App, name: &str, dir: &Path) -> App {
+    let how = crate::extract::Redecode {
+        limits: decoder::DecoderLimits::default(),
+        keylog: Default::default(),
+        store: decoder::reflection::SchemaStore::new(None),
+        call_filter: String::new(),
+        max_methods: 1000,
+        findings: Some(std::sync::Arc::new(|| {
+            decoder::findings::Findings::new(decoder::findings::Thresholds::default())
+        })),
+    };
     app.files = Some(crate::extract::capture_files(
         vec![capture(name)],
         dir.to_path_buf(),
-        decoder::DecoderLimits::default(),
-        Default::default(),
+        how,
     ));
     app
 }
@@ -1164,5 +1173,72 @@ fn the_findings_view_lists_them_and_opens_the_calls_behind_one() {
         app.call_filter.text().starts_with("conn:"),
         "{}",
         app.call_filter.text()
+    );
+}
+
+/// With a range chosen on the timeline, the Findings view shows the findings of the calls
+/// that ended in it, found by reading the replay's files again: over a range that holds the
+/// whole capture, exactly the replay's own; over the part before a backend was added, no idle
+/// backend, and fewer of the calls whose errors HTTP 200 hides.
+#[test]
+fn the_findings_view_follows_the_range_chosen() {
+    use decoder::findings::Kind;
+    let name = "balance-scaleout-lo.pcap.gz";
+    let mut app = with_files(replayed(name, None), name, &std::env::temp_dir());
+    let whole: Vec<_> = app.model.findings.to_vec();
+    let idle = whole
+        .iter()
+        .find(|f| f.kind == Kind::IdleBackend)
+        .cloned()
+        .expect("the capture's idle backend");
+    // What each says: kind, words and evidence.
+    let said = |f: &[decoder::findings::Finding]| {
+        f.iter()
+            .map(|f| format!("{} {} {:?}", f.kind.name(), f.summary, f.evidence))
+            .collect::<Vec<_>>()
+    };
+    keys(&mut app, "4");
+    // No range: the whole capture's, and the view says so.
+    let (shown, covers) = app.findings_shown();
+    assert_eq!(said(&shown), said(&whole));
+    assert!(covers.starts_with("the whole capture"), "{covers}");
+    // A range holding every packet.
+    app.model.range = Some((0, u64::MAX / 1_000_000_000));
+    assert!(app.poll_job(), "the range's findings start");
+    assert!(screen(&mut app, 120, 30).contains("reading the files again"));
+    assert!(wait_job(&mut app));
+    let (shown, covers) = app.findings_shown();
+    assert!(covers.contains("ended in the range"), "{covers}");
+    assert_eq!(said(&shown), said(&whole));
+    // Up to the second before the backend was added.
+    let before = idle.from.0 / 1_000_000_000;
+    app.model.range = Some((0, before));
+    assert!(app.poll_job());
+    assert!(wait_job(&mut app));
+    let (shown, _) = app.findings_shown();
+    assert!(
+        !shown.iter().any(|f| f.kind == Kind::IdleBackend),
+        "{:?}",
+        said(&shown)
+    );
+    let calls = |f: &[decoder::findings::Finding], k: Kind| {
+        f.iter()
+            .filter(|f| f.kind == k)
+            .flat_map(|f| f.evidence.iter())
+            .find(|e| e.0 == "calls")
+            .map(|e| e.1)
+    };
+    let (part, all) = (
+        calls(&shown, Kind::HttpStatusMasksErrors),
+        calls(&whole, Kind::HttpStatusMasksErrors),
+    );
+    assert!(
+        part.is_some_and(|p| all.is_some_and(|a| p < a)),
+        "{part:?} {all:?}"
+    );
+    let s = screen(&mut app, 120, 30);
+    assert!(
+        s.contains("Findings of the calls that ended in the range"),
+        "{s}"
     );
 }

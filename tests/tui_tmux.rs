@@ -213,6 +213,10 @@ fn a_range_chosen_with_the_keys_narrows_every_view() {
     t.keys(&["Home", "v", "Right", "Right", "Enter"]);
     let s = t.wait_for("range +0s..+3s");
     assert!(s.contains("in the range:"), "{s}");
+    // The range's findings: the files read again.
+    t.keys(&["4"]);
+    let s = t.wait_for("calls that ended in the range +0s..+3s");
+    assert!(s.contains("deadline_exceeded"), "{s}");
     t.keys(&["2"]);
     t.wait_for("Ago▲");
     t.keys(&["x"]);

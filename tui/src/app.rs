@@ -218,14 +218,22 @@ pub struct FramesRequest {
 pub type FramesFn =
     dyn Fn(FramesRequest) -> Result<decoder::framelog::FrameLog, String> + Send + Sync;
 
+/// The function that finds the findings of the calls that ended from one capture time to
+/// another (inclusive), decoding the files again: the findings, or why not.
+pub type FindingsFn = dyn Fn((decoder::Nanos, decoder::Nanos)) -> Result<Vec<decoder::findings::Finding>, String>
+    + Send
+    + Sync;
+
 /// What the UI takes from the capture files again (given by the binary, which knows them): a
-/// call's or a connection's packets, written to a file, and its frames.
+/// call's or a connection's packets, written to a file, its frames, and a range's findings.
 #[derive(Clone)]
 pub struct CaptureFiles {
     /// Writes packets.
     pub write: std::sync::Arc<WriteFn>,
     /// Decodes frames.
     pub frames: std::sync::Arc<FramesFn>,
+    /// Finds the findings of a range.
+    pub findings: std::sync::Arc<FindingsFn>,
 }
 
 impl std::fmt::Debug for CaptureFiles {
@@ -245,6 +253,11 @@ pub enum Job {
         String,
         decoder::Nanos,
     ),
+    /// Finding the findings of a range (seconds of capture time, as [`Model::range`]).
+    Findings(
+        std::thread::JoinHandle<Result<Vec<decoder::findings::Finding>, String>>,
+        (u64, u64),
+    ),
 }
 
 impl Job {
@@ -252,9 +265,16 @@ impl Job {
         match self {
             Job::Write(h) => h.is_finished(),
             Job::Frames(h, ..) => h.is_finished(),
+            Job::Findings(h, ..) => h.is_finished(),
         }
     }
 }
+
+/// The findings of a range (seconds of capture time), found from the files again, or why not.
+pub type RangeFindings = (
+    (u64, u64),
+    Result<Arc<[decoder::findings::Finding]>, String>,
+);
 
 /// A call or a connection chosen for `W` or `f`.
 struct Target {
@@ -347,6 +367,8 @@ pub struct App {
     pub frames_scroll: usize,
     /// The view the frames view goes back to.
     pub frames_back: View,
+    /// The findings of the range last chosen, once found from the files.
+    pub range_findings: Option<RangeFindings>,
     /// The timeline as last drawn.
     pub timeline: TimelineCols,
     /// Where the timeline's sparkline was last drawn (for the mouse): x, y, width.
@@ -395,6 +417,7 @@ impl App {
             frames: None,
             frames_scroll: 0,
             frames_back: View::Calls,
+            range_findings: None,
             timeline: TimelineCols::default(),
             timeline_at: None,
         }
@@ -415,7 +438,7 @@ impl App {
             View::Methods => self.method_lines.len(),
             View::Calls => self.call_lines.len(),
             View::Connections => self.conn_lines.len(),
-            View::Findings => self.model.findings.len(),
+            View::Findings => self.findings_shown().0.len(),
             View::Detail | View::Frames => 0,
         }
     }
@@ -691,9 +714,82 @@ impl App {
         self.popup = Some((" frames ".into(), "decoding the frames ...".into()));
     }
 
-    /// When work on the files has finished: a write's line shown, or the frames view opened.
-    /// Returns true when one finished.
+    /// The findings the Findings view shows and what they cover: the range's once found from
+    /// the files, else those of the whole capture so far (sent by the feeder).
+    pub fn findings_shown(&self) -> (Arc<[decoder::findings::Finding]>, String) {
+        let whole = || self.model.findings.clone();
+        let Some(range) = self.model.range else {
+            return (
+                whole(),
+                "the whole capture so far (choose a range on the timeline for part of it)".into(),
+            );
+        };
+        let name = self.model.scope_name();
+        if self.files.is_none() {
+            return (
+                whole(),
+                format!(
+                    "the whole capture so far: a {name}'s findings are found by reading a replay's files again (capture -w, then replay)"
+                ),
+            );
+        }
+        match &self.range_findings {
+            Some((r, Ok(f))) if *r == range => (
+                f.clone(),
+                format!("the calls that ended in the {name} (the files read again)"),
+            ),
+            Some((r, Err(e))) if *r == range => (
+                whole(),
+                format!("the whole capture so far: the {name} could not be read again: {e}"),
+            ),
+            _ => (
+                Arc::from(Vec::new()),
+                format!("the {name}: reading the files again ..."),
+            ),
+        }
+    }
+
+    /// In the Findings view with a range chosen: the range's findings, found on a thread of
+    /// its own when not found yet (and no other work on the files is under way). Returns true
+    /// when it started.
+    fn start_range_findings(&mut self) -> bool {
+        let (View::Findings, Some(range), Some(files), None) = (
+            self.view,
+            self.model.range,
+            self.files.as_ref(),
+            self.job.as_ref(),
+        ) else {
+            return false;
+        };
+        if self
+            .range_findings
+            .as_ref()
+            .is_some_and(|(r, _)| *r == range)
+        {
+            return false;
+        }
+        const NS: u64 = 1_000_000_000;
+        // The range is whole seconds, `to` not in it (as the model counts calls in it).
+        let (from, to) = (
+            decoder::Nanos(range.0.saturating_mul(NS)),
+            decoder::Nanos(range.1.saturating_mul(NS).saturating_sub(1)),
+        );
+        let find = files.findings.clone();
+        self.job = Some(Job::Findings(
+            std::thread::spawn(move || find((from, to))),
+            range,
+        ));
+        self.selected[3] = 0;
+        true
+    }
+
+    /// When work on the files has finished: a write's line shown, the frames view opened, or a
+    /// range's findings kept; a range's findings started when the Findings view wants them.
+    /// Returns true when one finished or started.
     pub fn poll_job(&mut self) -> bool {
+        if self.start_range_findings() {
+            return true;
+        }
         if !self.job.as_ref().is_some_and(Job::is_finished) {
             return false;
         }
@@ -721,6 +817,13 @@ impl App {
                     self.popup = Some((" frames ".into(), "no frames: the reader failed".into()))
                 }
             },
+            Some(Job::Findings(h, range)) => {
+                let found = match h.join() {
+                    Ok(r) => r.map(Arc::from),
+                    Err(_) => Err("the reader failed".to_owned()),
+                };
+                self.range_findings = Some((range, found));
+            }
             None => return false,
         }
         true
@@ -928,7 +1031,7 @@ impl App {
     /// its spread of calls over servers.
     fn open_finding(&mut self) {
         use decoder::findings::Kind;
-        let Some(f) = self.model.findings.get(self.selected[3]).cloned() else {
+        let Some(f) = self.findings_shown().0.get(self.selected[3]).cloned() else {
             return;
         };
         let failed = matches!(

@@ -1205,9 +1205,20 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
 
 /// The findings (most severe first) and, below, the selected one's evidence and fix.
 fn findings(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
-    let [top, bottom] =
-        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
-    let all = app.model.findings.clone();
+    let [caption, top, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Percentage(60),
+        Constraint::Percentage(40),
+    ])
+    .areas(area);
+    let (all, covers) = app.findings_shown();
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(
+            format!("Findings of {covers}"),
+            DIM,
+        ))),
+        caption,
+    );
     let sel = app.selected[3].min(all.len().saturating_sub(1));
     let height = usize::from(top.height.saturating_sub(1));
     let offset = scroll_to(&mut app.tables[3], sel, height, all.len());
