@@ -589,7 +589,7 @@ fn servers_are_named_by_the_dns_answers_in_the_capture() {
     );
     let mut app = app_of(events);
     keys(&mut app, "3");
-    let s = screen(&mut app, 120, 30);
+    let s = screen(&mut app, 130, 30);
     let row = |port: &str| {
         s.lines()
             .find(|l| l.contains(&format!(":{port} ")))
@@ -601,7 +601,7 @@ fn servers_are_named_by_the_dns_answers_in_the_capture() {
         "{s}"
     );
     assert!(row("50282").contains("store.grpctap.test"), "{s}");
-    insta::assert_snapshot!("connections_named_120x30", s);
+    insta::assert_snapshot!("connections_named_130x30", s);
 }
 
 #[test]
@@ -1241,4 +1241,34 @@ fn the_findings_view_follows_the_range_chosen() {
         s.contains("Findings of the calls that ended in the range"),
         "{s}"
     );
+}
+
+/// The Connections view's RTT is the shortest PING round trip of each connection, from the
+/// round trips the decoder paired (PING to its ACK), for the connections that had one.
+#[test]
+fn connections_show_their_shortest_ping_round_trip() {
+    let events = replay_events("keepalive-pings-lo.pcap.gz", None);
+    let mut want: std::collections::HashMap<decoder::ConnId, (std::time::Duration, u64)> =
+        std::collections::HashMap::new();
+    for e in &events {
+        if let tui::feed::UiEvent::PingRtt { conn, rtt } = e {
+            let w = want.entry(*conn).or_insert((*rtt, 0));
+            w.0 = w.0.min(*rtt);
+            w.1 += 1;
+        }
+    }
+    assert!(want.len() >= 2, "PINGs answered on several connections");
+    let mut app = app_of(events);
+    for c in app.model.conns.values() {
+        assert_eq!(c.ping_rtt, want.get(&c.id).copied(), "conn {}", c.id.get());
+    }
+    keys(&mut app, "3");
+    let s = screen(&mut app, 120, 30);
+    assert!(s.lines().nth(1).is_some_and(|h| h.contains("RTT")), "{s}");
+    let (id, (rtt, _)) = want.iter().next().expect("one");
+    let row = s
+        .lines()
+        .find(|l| l.starts_with(&format!("{} ", id.get())))
+        .unwrap_or_else(|| panic!("no row for {}: {s}", id.get()));
+    assert!(row.contains(&tui::fmt::duration_short(*rtt)), "{row}");
 }

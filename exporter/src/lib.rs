@@ -161,7 +161,7 @@ pub struct Metrics {
     retries: Family<CallLabels, Counter>,
     late_answers: Family<CallLabels, Counter>,
     flow_stall: Family<CallLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
-    ping_rtt: Histogram,
+    ping_rtt: Family<Labels<1>, Histogram>,
     oldest_open: Gauge<f64, std::sync::atomic::AtomicU64>,
     findings: Family<Labels<2>, Gauge>,
 }
@@ -292,6 +292,10 @@ fn budget_histogram() -> Histogram {
 }
 
 /// 64 B to 16 MiB in steps of 4x.
+fn rtt_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1e-5, 2.0, 18))
+}
+
 fn size_histogram() -> Histogram {
     Histogram::new(exponential_buckets(64.0, 4.0, 10))
 }
@@ -341,7 +345,7 @@ impl Metrics {
             retries: Family::default(),
             late_answers: Family::default(),
             flow_stall: Family::default(),
-            ping_rtt: Histogram::new(exponential_buckets(1e-5, 2.0, 18)),
+            ping_rtt: Family::new_with_constructor(rtt_histogram),
             oldest_open: Gauge::default(),
             findings: Family::default(),
             deadline_used: Family::new_with_constructor(budget_histogram),
@@ -415,7 +419,7 @@ impl Metrics {
         );
         r.register(
             "grpctap_ping_rtt_seconds",
-            "HTTP/2 PING round trips as the tap saw them (the network beyond the tap, and the peer)",
+            "HTTP/2 PING round trips as the tap saw them (the network beyond the tap, and the peer), by the side that answered",
             m.ping_rtt.clone(),
         );
         r.register(
@@ -933,8 +937,15 @@ impl Recorder {
         }
         let m = &self.metrics;
         match event {
-            ConnEvent::PingRtt { rtt, .. } => {
-                m.ping_rtt.observe(rtt.as_secs_f64());
+            ConnEvent::PingRtt { by, rtt } => {
+                // The PING's sender times the way to the other side and back.
+                let answered = match by {
+                    Side::Client => Side::Server,
+                    Side::Server => Side::Client,
+                };
+                m.ping_rtt
+                    .get_or_create(&Labels([("answered_by", side(answered).into())]))
+                    .observe(rtt.as_secs_f64());
                 0
             }
             ConnEvent::Ping(by) => m

@@ -161,6 +161,13 @@ pub enum UiEvent {
         /// Payload bytes client to server, server to client, in all.
         bytes: [u64; 2],
     },
+    /// A PING's round trip (from the PING to its ACK, as the tap saw them).
+    PingRtt {
+        /// Connection id.
+        conn: ConnId,
+        /// The round trip.
+        rtt: Duration,
+    },
     /// A GOAWAY.
     Goaway {
         /// Connection id.
@@ -383,8 +390,8 @@ impl Sink for Feeder {
             ConnEvent::Goaway { by, code, .. } => self.push(UiEvent::Goaway { conn, by, code }),
             ConnEvent::Anomaly(AnomalyKind::NotHttp2) => {}
             ConnEvent::Anomaly(_) => self.anomalies += 1,
+            ConnEvent::PingRtt { rtt, .. } => self.push(UiEvent::PingRtt { conn, rtt }),
             ConnEvent::Ping(_)
-            | ConnEvent::PingRtt { .. }
             | ConnEvent::LargeWindow { .. }
             | ConnEvent::Setting { .. }
             | ConnEvent::NotGrpc(_)

@@ -449,6 +449,9 @@ pub struct ConnInfo {
     pub open_streams: u64,
     /// The connection's TLS (version, server name), from its calls.
     pub tls: Option<Arc<decoder::calls::record::TlsTag>>,
+    /// Its PINGs' round trips: the shortest (the network's round trip beyond the tap, with
+    /// the least of the peer's answer time) and how many.
+    pub ping_rtt: Option<(Duration, u64)>,
 }
 
 /// Calls of one service to one server address.
@@ -673,6 +676,7 @@ impl Model {
                         bytes: [0; 2],
                         open_streams: 0,
                         tls: None,
+                        ping_rtt: None,
                     },
                 );
             }
@@ -681,6 +685,13 @@ impl Model {
                     c.closed = true;
                     c.bytes = bytes;
                     c.open_streams = 0;
+                }
+            }
+            UiEvent::PingRtt { conn, rtt } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    let (min, n) = c.ping_rtt.get_or_insert((rtt, 0));
+                    *min = (*min).min(rtt);
+                    *n += 1;
                 }
             }
             UiEvent::Goaway { conn, .. } => {

@@ -1103,6 +1103,8 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     let tls = conns.iter().any(|c| c.tls.is_some());
     // A Name column only when some server has one (DNS, or an :authority that is a name).
     let named = conns.iter().any(|c| m.server_name(c.server).is_some());
+    // A PING RTT column only when some connection had a PING answered.
+    let pinged = conns.iter().any(|c| c.ping_rtt.is_some());
     let mut cols = vec![
         (Col::Fit(2), Cut::Right),
         (Col::Flex(15), Cut::Right),
@@ -1116,6 +1118,9 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     ];
     if named {
         cols.insert(3, (Col::Flex(4), Cut::Right));
+    }
+    if pinged {
+        cols.push((Col::Fit(6), Cut::Right));
     }
     if tls {
         cols.push((Col::Flex(16), Cut::Right));
@@ -1160,6 +1165,12 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
                     ),
                 );
             }
+            if pinged {
+                cells.push(Text::new(
+                    c.ping_rtt
+                        .map_or_else(|| "-".to_owned(), |(d, _)| fmt::duration_short(d)),
+                ));
+            }
             if tls {
                 cells.push(Text::new(c.tls.as_ref().map_or_else(
                     || "-".to_owned(),
@@ -1188,6 +1199,9 @@ fn connections(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     .collect();
     if named {
         header.insert(3, Text::new("Name"));
+    }
+    if pinged {
+        header.push(Text::new("RTT"));
     }
     if tls {
         header.push(Text::new("TLS"));
