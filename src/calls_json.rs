@@ -33,8 +33,8 @@ pub(crate) struct CallJson<'a> {
     /// The TLS the call travelled in (decrypted with a key log).
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<TlsJson<'a>>,
-    client: String,
-    server: String,
+    client: std::net::SocketAddr,
+    server: std::net::SocketAddr,
     conn: ConnId,
     stream_id: u32,
     start: Option<f64>,
@@ -156,8 +156,25 @@ fn secs(t: decoder::Nanos) -> f64 {
     t.as_secs_f64()
 }
 
+/// The call's metadata as the record shows it.
+fn metadata_of(c: &CallRecord) -> Option<MetadataJson> {
+    c.metadata.as_ref().map(|m| MetadataJson {
+        request: m.request.fields.clone(),
+        response: m.response.fields.clone(),
+        trailers: m.trailers.fields.clone(),
+        dropped: m.request.dropped + m.response.dropped + m.trailers.dropped,
+    })
+}
+
 impl<'a> From<&'a CallRecord> for CallJson<'a> {
     fn from(c: &'a CallRecord) -> Self {
+        CallJson::from_record(c, true)
+    }
+}
+
+impl<'a> CallJson<'a> {
+    /// The record's JSON form; `metadata`: with its metadata (a copy), else without.
+    fn from_record(c: &'a CallRecord, metadata: bool) -> Self {
         let split = c.method.as_deref().and_then(decoder::grpc::split_path);
         CallJson {
             method: c.method.as_deref(),
@@ -172,8 +189,8 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
                 version: decoder::tls::session::TlsInfo::version_name(t.version),
                 sni: t.sni.as_deref(),
             }),
-            client: c.client.to_string(),
-            server: c.server.to_string(),
+            client: c.client,
+            server: c.server,
             conn: c.conn,
             stream_id: c.stream_id,
             start: c.start.map(secs),
@@ -207,12 +224,7 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
                 code_name: decoder::h2::frame::ErrorCode(r.code).name(),
             }),
             lost_bytes: c.lost_bytes,
-            metadata: c.metadata.as_ref().map(|m| MetadataJson {
-                request: m.request.fields.clone(),
-                response: m.response.fields.clone(),
-                trailers: m.trailers.fields.clone(),
-                dropped: m.request.dropped + m.response.dropped + m.trailers.dropped,
-            }),
+            metadata: if metadata { metadata_of(c) } else { None },
             requests: None,
             responses: None,
             requests_dropped: None,
@@ -234,6 +246,8 @@ pub(crate) struct JsonLines {
     /// The line of the next call, made already (by a decoding thread): the call it is for,
     /// the line, and its messages that could not be read.
     prepared: Option<((ConnId, u32), String, u64)>,
+    /// The line being written (kept: no allocation per line).
+    buf: Vec<u8>,
 }
 
 /// How a call's JSON line is made.
@@ -245,18 +259,252 @@ pub(crate) struct LineConfig {
     pub(crate) bodies: Option<Bodies>,
 }
 
+/// Writes JSON into a buffer by hand: the keys as they are (they need no escaping), integers
+/// by `itoa`, strings copied when they need no escaping; floats, strings that do and the nested
+/// values through serde_json, so every value is written as serde_json writes it (the
+/// `Serialize` derive of [`CallJson`] is the reference, and a test holds the two equal).
+struct Out<'a>(&'a mut Vec<u8>);
+
+/// A key after the first: `,"name":`.
+macro_rules! key {
+    ($k:literal) => {
+        concat!(",\"", $k, "\":")
+    };
+}
+
+impl Out<'_> {
+    /// Bytes as they are: a key with its quotes, colon and the comma before it ([`key!`]).
+    #[inline]
+    fn key(&mut self, k: &'static str) {
+        self.0.extend_from_slice(k.as_bytes());
+    }
+
+    #[inline]
+    fn str(&mut self, s: &str) -> serde_json::Result<()> {
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.0.push(b'"');
+            self.0.extend_from_slice(s.as_bytes());
+            self.0.push(b'"');
+            Ok(())
+        } else {
+            serde_json::to_writer(&mut *self.0, s)
+        }
+    }
+
+    #[inline]
+    fn opt_str(&mut self, s: Option<&str>) -> serde_json::Result<()> {
+        match s {
+            Some(s) => self.str(s),
+            None => {
+                self.null();
+                Ok(())
+            }
+        }
+    }
+
+    #[inline]
+    fn int(&mut self, n: impl itoa::Integer) {
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    #[inline]
+    fn opt_int(&mut self, n: Option<impl itoa::Integer>) {
+        match n {
+            Some(n) => self.int(n),
+            None => self.null(),
+        }
+    }
+
+    fn opt_float(&mut self, f: Option<f64>) -> serde_json::Result<()> {
+        match f {
+            Some(f) => serde_json::to_writer(&mut *self.0, &f),
+            None => {
+                self.null();
+                Ok(())
+            }
+        }
+    }
+
+    #[inline]
+    fn bool(&mut self, b: bool) {
+        self.0.extend_from_slice(if b { b"true" } else { b"false" });
+    }
+
+    #[inline]
+    fn null(&mut self) {
+        self.0.extend_from_slice(b"null");
+    }
+
+    fn value<T: Serialize>(&mut self, v: &T) -> serde_json::Result<()> {
+        serde_json::to_writer(&mut *self.0, v)
+    }
+
+    /// An address as its `Display` writes it, IPv4 without the formatting machinery.
+    fn addr(&mut self, a: std::net::SocketAddr) {
+        match a {
+            std::net::SocketAddr::V4(v4) => {
+                self.0.push(b'"');
+                for (i, o) in v4.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.0.push(b'.');
+                    }
+                    self.int(o);
+                }
+                self.0.push(b':');
+                self.int(v4.port());
+                self.0.push(b'"');
+            }
+            // IPv6 text has no character JSON escapes.
+            v6 => {
+                let _ = write!(self.0, "\"{v6}\"");
+            }
+        }
+    }
+}
+
+impl CallJson<'_> {
+    /// The record as one JSON object into `buf`: what `serde_json::to_writer` writes of it,
+    /// faster (a call's line is written for every call of a busy capture).
+    fn write(&self, c: &CallRecord, buf: &mut Vec<u8>) -> serde_json::Result<()> {
+        let mut o = Out(buf);
+        o.key("{\"method\":");
+        o.opt_str(self.method)?;
+        o.key(key!("service"));
+        o.opt_str(self.service)?;
+        o.key(key!("rpc"));
+        o.opt_str(self.rpc)?;
+        o.key(key!("method_confidence"));
+        o.str(self.method_confidence)?;
+        o.key(key!("method_group"));
+        o.opt_int(self.method_group);
+        o.key(key!("call_type"));
+        o.str(self.call_type)?;
+        o.key(key!("protocol"));
+        o.str(self.protocol)?;
+        o.key(key!("http"));
+        o.str(self.http)?;
+        if let Some(t) = &self.tls {
+            o.key(key!("tls"));
+            o.value(t)?;
+        }
+        o.key(key!("client"));
+        o.addr(c.client);
+        o.key(key!("server"));
+        o.addr(c.server);
+        o.key(key!("conn"));
+        o.int(self.conn.get());
+        o.key(key!("stream_id"));
+        o.int(self.stream_id);
+        o.key(key!("start"));
+        o.opt_float(self.start)?;
+        o.key(key!("end"));
+        o.opt_float(self.end)?;
+        o.key(key!("duration_s"));
+        o.opt_float(self.duration_s)?;
+        o.key(key!("time_to_first_response_s"));
+        o.opt_float(self.time_to_first_response_s)?;
+        o.key(key!("grpc_status"));
+        o.opt_int(self.grpc_status);
+        o.key(key!("status"));
+        o.opt_str(self.status)?;
+        o.key(key!("status_source"));
+        o.str(self.status_source)?;
+        o.key(key!("status_confidence"));
+        o.str(self.status_confidence)?;
+        o.key(key!("error"));
+        match self.error {
+            Some(e) => o.bool(e),
+            None => o.null(),
+        }
+        o.key(key!("grpc_message"));
+        o.opt_str(self.grpc_message)?;
+        o.key(key!("http_status"));
+        o.opt_int(self.http_status);
+        o.key(key!("timeout_s"));
+        o.opt_float(self.timeout_s)?;
+        for (k, n) in [
+            (key!("req_msgs"), self.req_msgs),
+            (key!("resp_msgs"), self.resp_msgs),
+            (key!("req_bytes"), self.req_bytes),
+            (key!("resp_bytes"), self.resp_bytes),
+            (key!("req_compressed_msgs"), self.req_compressed_msgs),
+            (key!("resp_compressed_msgs"), self.resp_compressed_msgs),
+        ] {
+            o.key(k);
+            o.int(n);
+        }
+        o.key(key!("encoding"));
+        o.opt_str(self.encoding)?;
+        o.key(key!("resp_encoding"));
+        o.opt_str(self.resp_encoding)?;
+        o.key(key!("authority"));
+        o.opt_str(self.authority)?;
+        o.key(key!("user_agent"));
+        o.opt_str(self.user_agent)?;
+        o.key(key!("reset"));
+        match &self.reset {
+            Some(r) => o.value(r)?,
+            None => o.null(),
+        }
+        o.key(key!("lost_bytes"));
+        o.bool(self.lost_bytes);
+        if let Some(m) = &self.metadata {
+            o.key(key!("metadata"));
+            o.value(m)?;
+        }
+        if let Some(r) = &self.requests {
+            o.key(key!("requests"));
+            o.value(r)?;
+        }
+        if let Some(r) = &self.responses {
+            o.key(key!("responses"));
+            o.value(r)?;
+        }
+        if let Some(n) = self.requests_dropped {
+            o.key(key!("requests_dropped"));
+            o.int(n);
+        }
+        if let Some(n) = self.responses_dropped {
+            o.key(key!("responses_dropped"));
+            o.int(n);
+        }
+        if let Some(d) = &self.status_details {
+            o.key(key!("status_details"));
+            o.value(d)?;
+        }
+        o.0.push(b'}');
+        Ok(())
+    }
+}
+
 impl LineConfig {
     /// `call`'s line (without its newline), and how many of its messages could not be read.
     pub(crate) fn line(&self, call: &CallRecord) -> (serde_json::Result<String>, u64) {
-        let mut json = CallJson::from(call);
-        if !self.metadata {
-            json.metadata = None;
+        let mut buf = Vec::with_capacity(1024);
+        let (done, errors) = self.write_line(call, &mut buf);
+        let line = done.and_then(|()| {
+            String::from_utf8(buf).map_err(<serde_json::Error as serde::ser::Error>::custom)
+        });
+        (line, errors)
+    }
+
+    /// Writes `call`'s line (without its newline) at the end of `buf`; how many of its
+    /// messages could not be read.
+    pub(crate) fn write_line(
+        &self,
+        call: &CallRecord,
+        buf: &mut Vec<u8>,
+    ) -> (serde_json::Result<()>, u64) {
+        let mut json = CallJson::from_record(call, false);
+        if self.metadata {
+            json.metadata = metadata_of(call);
         }
         let errors = match &self.bodies {
             Some(b) => json.decode_bodies(call, b) as u64,
             None => 0,
         };
-        (serde_json::to_string(&json), errors)
+        (json.write(call, buf), errors)
     }
 }
 
@@ -268,6 +516,7 @@ impl JsonLines {
             payload_errors: 0,
             error: None,
             prepared: None,
+            buf: Vec::new(),
         }
     }
 
@@ -286,15 +535,24 @@ impl Sink for JsonLines {
         if self.error.is_some() {
             return;
         }
-        let (line, errors) = match prepared {
-            Some((_, line, errors)) => (Ok(line), errors),
-            None => self.lines.line(call),
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let (done, errors) = match prepared {
+            Some((_, line, errors)) => {
+                buf.extend_from_slice(line.as_bytes());
+                (Ok(()), errors)
+            }
+            None => self.lines.write_line(call, &mut buf),
         };
         self.payload_errors += errors;
-        let line = line.map_err(std::io::Error::other);
-        if let Err(e) = line.and_then(|l| writeln!(self.w, "{l}")) {
+        buf.push(b'\n');
+        let done = done
+            .map_err(std::io::Error::other)
+            .and_then(|()| self.w.write_all(&buf));
+        if let Err(e) = done {
             self.error = Some(e);
         }
+        self.buf = buf;
     }
 }
 
@@ -425,5 +683,62 @@ impl Output for MessageLines {
             return Err(e);
         }
         self.w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use decoder::Nanos;
+
+    /// The hand-written line is what serde_json writes of the derive, byte for byte, for
+    /// strings that need escaping and those that do not, both address families, every
+    /// optional part present and absent.
+    #[test]
+    fn the_written_line_is_what_serde_writes() {
+        let v4 = "10.1.2.3:50051".parse().expect("addr");
+        let v6 = "[fe80::1%3]:443".parse().expect("addr");
+        let mut plain = CallRecord::new(ConnId::new(0, 7), 1, v4, v4, None);
+        plain.method = Some("/a.B/C".into());
+        let mut odd = CallRecord::new(ConnId::PLACEHOLDER, u32::MAX, v6, v4, Some(Nanos(1)));
+        odd.method = Some("/p\"k\\g.S/M\u{1}é\u{7f}".into());
+        odd.grpc_message = Some("line\nbreak\ttab \u{2028} ok".into());
+        odd.authority = Some("host:1".into());
+        odd.user_agent = Some("grpc-go/1.0 \"x\"".into());
+        odd.end = Some(Nanos(1_234_567_891));
+        odd.first_response = Some(Nanos(1_000_000_007));
+        odd.timeout = Some(std::time::Duration::from_nanos(999_999_999));
+        odd.grpc_status = Some(14);
+        odd.status = Some(decoder::grpc::Code::UNAVAILABLE);
+        odd.http_status = Some(503);
+        odd.req.msgs = 3;
+        odd.resp.bytes = u64::MAX;
+        odd.req.encoding = Some("gzip".into());
+        odd.reset = Some(decoder::calls::record::Reset {
+            by: decoder::Side::Client,
+            code: 8,
+        });
+        odd.tls = Some(std::sync::Arc::new(decoder::calls::record::TlsTag {
+            version: 0x0304,
+            sni: Some("a\"b".into()),
+        }));
+        odd.lost_bytes = true;
+        odd.method_group = Some(2);
+        for c in [&plain, &odd] {
+            for extra in [false, true] {
+                let mut json = CallJson::from(c);
+                if extra {
+                    json.requests = Some(vec![serde_json::json!({"a": [1, "\u{0}"]})]);
+                    json.responses = Some(Vec::new());
+                    json.requests_dropped = Some(2);
+                    json.responses_dropped = Some(0);
+                    json.status_details = Some(serde_json::json!({"code": 14}));
+                }
+                let mut buf = Vec::new();
+                json.write(c, &mut buf).expect("written");
+                let want = serde_json::to_string(&json).expect("serialized");
+                assert_eq!(String::from_utf8(buf).expect("utf-8"), want);
+            }
+        }
     }
 }
