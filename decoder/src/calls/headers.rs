@@ -429,3 +429,74 @@ mod base64_tests {
         assert!(b.bad);
     }
 }
+
+#[cfg(test)]
+mod wanted_tests {
+    use super::Wanted;
+    use crate::hpack::HeaderList;
+
+    /// Every field the calls read is found, among others.
+    #[test]
+    fn every_wanted_field_is_read() {
+        let names: [&[u8]; 21] = [
+            b":path",
+            b":method",
+            b":status",
+            b":authority",
+            b"content-type",
+            b"user-agent",
+            b"grpc-encoding",
+            b"grpc-timeout",
+            b"grpc-status",
+            b"grpc-message",
+            b"traceparent",
+            b"tracestate",
+            b"grpc-trace-bin",
+            b"grpc-status-details-bin",
+            b"connect-protocol-version",
+            b"connect-timeout-ms",
+            b"content-encoding",
+            b"connect-content-encoding",
+            b"grpc-accept-encoding",
+            b"grpc-previous-rpc-attempts",
+            b"te",
+        ];
+        let mut list = HeaderList::default();
+        list.push(b"x-other-header", b"x");
+        for n in names {
+            let v: &[u8] = match n {
+                b":method" => b"GET",
+                b"te" => b"trailers",
+                _ => n,
+            };
+            list.push(n, v);
+        }
+        let w = Wanted::of(&list);
+        let got = [
+            w.path.and_then(|p| p.bytes()) == Some(b":path".as_slice()),
+            w.get,
+            w.status == Some(b":status".as_slice()),
+            w.authority == Some(b":authority".as_slice()),
+            w.content_type == Some(b"content-type".as_slice()),
+            w.user_agent == Some(b"user-agent".as_slice()),
+            w.encoding == Some(b"grpc-encoding".as_slice()),
+            w.timeout == Some(b"grpc-timeout".as_slice()),
+            w.grpc_status == Some(b"grpc-status".as_slice()),
+            w.grpc_message == Some(b"grpc-message".as_slice()),
+            w.traceparent == Some(b"traceparent".as_slice()),
+            w.tracestate == Some(b"tracestate".as_slice()),
+            w.grpc_trace_bin == Some(b"grpc-trace-bin".as_slice()),
+            w.status_details == Some(b"grpc-status-details-bin".as_slice()),
+            w.connect_version,
+            w.connect_timeout == Some(b"connect-timeout-ms".as_slice()),
+            w.content_encoding == Some(b"content-encoding".as_slice()),
+            w.connect_encoding == Some(b"connect-content-encoding".as_slice()),
+            w.accept_encoding == Some(b"grpc-accept-encoding".as_slice()),
+            w.previous_attempts == Some(b"grpc-previous-rpc-attempts".as_slice()),
+            w.te_trailers,
+        ];
+        for (n, ok) in names.iter().zip(got) {
+            assert!(ok, "{} not read", String::from_utf8_lossy(n));
+        }
+    }
+}
