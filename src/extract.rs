@@ -249,13 +249,15 @@ pub(crate) fn free_name(dir: &Path, stem: &str) -> PathBuf {
 }
 
 /// How the run decoded, for decoding its files again: its decoder limits, TLS secrets, schemas,
-/// `--call-filter`, and its findings engine (none: `--no-findings`).
+/// `--call-filter`, its BPF filter, and its findings engine (none: `--no-findings`).
 #[derive(Clone)]
 pub(crate) struct Redecode {
     pub(crate) limits: DecoderLimits,
     pub(crate) keylog: Arc<KeyLog>,
     pub(crate) store: Arc<SchemaStore>,
     pub(crate) call_filter: String,
+    /// The BPF filter of `replay FILE... FILTER`.
+    pub(crate) keep: Option<String>,
     pub(crate) max_methods: usize,
     pub(crate) findings: Option<crate::run::FindingsMaker>,
 }
@@ -282,9 +284,18 @@ pub(crate) fn range_findings(
     out.push(Summary::new(how.max_methods).with_findings(Some(make())));
     let mut pipeline =
         Pipeline::new(how.limits, how.store.clone(), out).with_keylog(how.keylog.clone());
+    let mut keep = match &how.keep {
+        Some(expr) => Some(crate::replay::bpf(expr).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let mut reasm = capture::Reassembler::new(capture::CaptureLimits::default());
     let mut first = true;
     each_packet(paths, |p| {
+        if let Some(keep) = keep.as_mut()
+            && !keep(p)
+        {
+            return Ok(true);
+        }
         // The run's clock (capture::clock), so that times are those the UI has.
         let ts = reasm.time_of(p.ts);
         if first {

@@ -147,6 +147,7 @@ pub(crate) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
         notes: Vec::new(),
         // The kernel filters live packets.
         keep: None,
+        keep_expr: None,
         // No files to read again (capture -w writes them; replay those).
         files: Vec::new(),
     };

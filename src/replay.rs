@@ -47,13 +47,15 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut files = capture::input::Files::new(paths, max_block)
         .with_secrets(crate::keylog::dsb_hook(opts.keylog.clone()));
     if !filter.is_empty() {
-        opts.keep = Some(bpf(&filter.join(" "))?);
+        let expr = filter.join(" ");
+        opts.keep = Some(bpf(&expr)?);
+        opts.keep_expr = Some(expr);
     }
     crate::run::run(args, &mut files, opts)
 }
 
 #[cfg(feature = "live")]
-fn bpf(expr: &str) -> anyhow::Result<crate::run::PacketFilter> {
+pub(crate) fn bpf(expr: &str) -> anyhow::Result<crate::run::PacketFilter> {
     let mut f = capture::live::OfflineFilter::new(expr)
         .map_err(|e| anyhow::anyhow!("{e} (the words after the capture files are a BPF filter)"))?;
     let mut warned = 0;
@@ -70,7 +72,7 @@ fn bpf(expr: &str) -> anyhow::Result<crate::run::PacketFilter> {
 }
 
 #[cfg(not(feature = "live"))]
-fn bpf(expr: &str) -> anyhow::Result<crate::run::PacketFilter> {
+pub(crate) fn bpf(expr: &str) -> anyhow::Result<crate::run::PacketFilter> {
     anyhow::bail!(
         "`{expr}` is not a capture file: a BPF filter after the files needs libpcap (build with \
          --features live, see README); --call-filter selects calls in every build"

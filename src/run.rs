@@ -39,6 +39,8 @@ pub(crate) struct RunOptions {
     /// Packets this says no to are skipped before anything else sees them (`replay FILE...
     /// FILTER`, a BPF filter).
     pub(crate) keep: Option<PacketFilter>,
+    /// The BPF filter `keep` was made from (the UI makes it again to read the files again).
+    pub(crate) keep_expr: Option<String>,
     /// TLS secrets (from `--tls-keylog` and the capture's Decryption Secrets Blocks).
     pub(crate) keylog: Arc<decoder::tls::keylog::KeyLog>,
     /// The `--tls-keylog` files, read again before a connection waiting for keys is closed.
@@ -230,6 +232,7 @@ pub(crate) fn run<S: PacketSource>(
                 keylog: opts.keylog.clone(),
                 store: store.clone(),
                 call_filter: args.out.call_filter.clone().unwrap_or_default(),
+                keep: opts.keep_expr.clone(),
                 max_methods: args.out.max_methods,
                 findings: findings_maker(args, &store),
             };

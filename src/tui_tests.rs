@@ -1001,6 +1001,7 @@ fn with_files(mut app: App, name: &str, dir: &Path) -> App {
         keylog: Default::default(),
         store: decoder::reflection::SchemaStore::new(None),
         call_filter: String::new(),
+        keep: None,
         max_methods: 1000,
         findings: Some(std::sync::Arc::new(|| {
             decoder::findings::Findings::new(decoder::findings::Thresholds::default())
@@ -1271,4 +1272,34 @@ fn connections_show_their_shortest_ping_round_trip() {
         .find(|l| l.starts_with(&format!("{} ", id.get())))
         .unwrap_or_else(|| panic!("no row for {}: {s}", id.get()));
     assert!(row.contains(&tui::fmt::duration_short(*rtt)), "{row}");
+}
+
+/// A range's findings read the files through the run's BPF filter: without the backend added
+/// later, there is no idle backend.
+#[cfg(feature = "live")]
+#[test]
+fn a_ranges_findings_pass_the_replays_bpf_filter() {
+    use decoder::findings::Kind;
+    let how = |keep: Option<&str>| crate::extract::Redecode {
+        limits: decoder::DecoderLimits::default(),
+        keylog: Default::default(),
+        store: decoder::reflection::SchemaStore::new(None),
+        call_filter: String::new(),
+        keep: keep.map(str::to_owned),
+        max_methods: 1000,
+        findings: Some(std::sync::Arc::new(|| {
+            decoder::findings::Findings::new(decoder::findings::Thresholds::default())
+        })),
+    };
+    let files = [capture("balance-scaleout-lo.pcap.gz")];
+    let all = (decoder::Nanos::ZERO, decoder::Nanos::MAX);
+    let kinds = |keep| {
+        crate::extract::range_findings(&files, all, &how(keep))
+            .expect("findings")
+            .iter()
+            .map(|f| f.kind)
+            .collect::<Vec<_>>()
+    };
+    assert!(kinds(None).contains(&Kind::IdleBackend));
+    assert!(!kinds(Some("not host 127.0.0.4")).contains(&Kind::IdleBackend));
 }
