@@ -248,6 +248,11 @@ pub(crate) fn free_name(dir: &Path, stem: &str) -> PathBuf {
     p
 }
 
+/// Makes the findings engine of the run, with the thresholds of `--finding-threshold` and the
+/// schemas' idempotency. The summary, the exporter and the UI each run one, and the UI another
+/// for a range.
+pub(crate) type FindingsMaker = Arc<dyn Fn() -> Findings + Send + Sync>;
+
 /// How the run decoded, for decoding its files again: its decoder limits, TLS secrets, schemas,
 /// `--call-filter`, its BPF filter, and its findings engine (none: `--no-findings`).
 #[derive(Clone)]
@@ -259,7 +264,7 @@ pub(crate) struct Redecode {
     /// The BPF filter of `replay FILE... FILTER`.
     pub(crate) keep: Option<String>,
     pub(crate) max_methods: usize,
-    pub(crate) findings: Option<crate::run::FindingsMaker>,
+    pub(crate) findings: Option<FindingsMaker>,
 }
 
 /// The findings of the calls that ended from `from` to `to` (capture times, inclusive), as
@@ -285,7 +290,7 @@ pub(crate) fn range_findings(
     let mut pipeline =
         Pipeline::new(how.limits, how.store.clone(), out).with_keylog(how.keylog.clone());
     let mut keep = match &how.keep {
-        Some(expr) => Some(crate::replay::bpf(expr).map_err(|e| e.to_string())?),
+        Some(expr) => Some(crate::bpf::bpf(expr).map_err(|e| e.to_string())?),
         None => None,
     };
     let mut reasm = capture::Reassembler::new(capture::CaptureLimits::default());

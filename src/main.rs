@@ -1,6 +1,7 @@
 //! grpctap: a passive gRPC tap. This binary wires the crates together: packet sources feed
 //! `capture`, whose stream events feed `decoder`, whose calls feed the outputs.
 
+mod bpf;
 mod calls_json;
 mod cli;
 mod connections;

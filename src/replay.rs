@@ -48,33 +48,8 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         .with_secrets(crate::keylog::dsb_hook(opts.keylog.clone()));
     if !filter.is_empty() {
         let expr = filter.join(" ");
-        opts.keep = Some(bpf(&expr)?);
+        opts.keep = Some(crate::bpf::bpf(&expr)?);
         opts.keep_expr = Some(expr);
     }
     crate::run::run(args, &mut files, opts)
-}
-
-#[cfg(feature = "live")]
-pub(crate) fn bpf(expr: &str) -> anyhow::Result<crate::run::PacketFilter> {
-    let mut f = capture::live::OfflineFilter::new(expr)
-        .map_err(|e| anyhow::anyhow!("{e} (the words after the capture files are a BPF filter)"))?;
-    let mut warned = 0;
-    Ok(Box::new(move |p| {
-        let pass = f.matches(p);
-        if f.refused.len() > warned {
-            warned = f.refused.len();
-            if let Some((lt, e)) = f.refused.last() {
-                eprintln!("grpctap: link type {lt}: {e}; its packets do not pass");
-            }
-        }
-        pass
-    }))
-}
-
-#[cfg(not(feature = "live"))]
-pub(crate) fn bpf(expr: &str) -> anyhow::Result<crate::run::PacketFilter> {
-    anyhow::bail!(
-        "`{expr}` is not a capture file: a BPF filter after the files needs libpcap (build with \
-         --features live, see README); --call-filter selects calls in every build"
-    )
 }

@@ -21,9 +21,6 @@ use crate::files::writer;
 use crate::pipeline::Pipeline;
 use crate::summary::Summary;
 
-/// Says which packets go on to be decoded (a BPF filter over files).
-pub(crate) type PacketFilter = Box<dyn FnMut(&capture::Packet<'_>) -> bool>;
-
 /// What a verb adds to the arguments: how the run may be stopped and what happens once
 /// everything is open.
 #[derive(Default)]
@@ -38,7 +35,7 @@ pub(crate) struct RunOptions {
     pub(crate) notes: Vec<String>,
     /// Packets this says no to are skipped before anything else sees them (`replay FILE...
     /// FILTER`, a BPF filter).
-    pub(crate) keep: Option<PacketFilter>,
+    pub(crate) keep: Option<crate::bpf::PacketFilter>,
     /// The BPF filter `keep` was made from (the UI makes it again to read the files again).
     pub(crate) keep_expr: Option<String>,
     /// TLS secrets (from `--tls-keylog` and the capture's Decryption Secrets Blocks).
@@ -461,15 +458,11 @@ pub(crate) fn run<S: PacketSource>(
     )
 }
 
-/// Makes the findings engine of the run, with the thresholds of `--finding-threshold` and the
-/// schemas' idempotency (none: `--no-findings`). The summary, the exporter and the UI each run
-/// one, and the UI another for a range.
-pub(crate) type FindingsMaker = Arc<dyn Fn() -> decoder::findings::Findings + Send + Sync>;
-
+/// The run's findings engine maker (none: `--no-findings`).
 fn findings_maker(
     args: &ReplayArgs,
     store: &Arc<decoder::reflection::SchemaStore>,
-) -> Option<FindingsMaker> {
+) -> Option<crate::extract::FindingsMaker> {
     if args.out.no_findings {
         return None;
     }
@@ -565,7 +558,7 @@ struct Input<'a> {
     name: String,
     name_of: usize,
     drops: u64,
-    keep: Option<PacketFilter>,
+    keep: Option<crate::bpf::PacketFilter>,
 }
 
 /// Packets between two ticks of the outputs.
