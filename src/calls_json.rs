@@ -156,16 +156,6 @@ fn secs(t: decoder::Nanos) -> f64 {
     t.as_secs_f64()
 }
 
-/// The call's metadata as the record shows it.
-fn metadata_of(c: &CallRecord) -> Option<MetadataJson> {
-    c.metadata.as_ref().map(|m| MetadataJson {
-        request: m.request.fields.clone(),
-        response: m.response.fields.clone(),
-        trailers: m.trailers.fields.clone(),
-        dropped: m.request.dropped + m.response.dropped + m.trailers.dropped,
-    })
-}
-
 impl<'a> From<&'a CallRecord> for CallJson<'a> {
     fn from(c: &'a CallRecord) -> Self {
         CallJson::from_record(c, true)
@@ -224,7 +214,16 @@ impl<'a> CallJson<'a> {
                 code_name: decoder::h2::frame::ErrorCode(r.code).name(),
             }),
             lost_bytes: c.lost_bytes,
-            metadata: if metadata { metadata_of(c) } else { None },
+            metadata: c
+                .metadata
+                .as_ref()
+                .filter(|_| metadata)
+                .map(|m| MetadataJson {
+                    request: m.request.fields.clone(),
+                    response: m.response.fields.clone(),
+                    trailers: m.trailers.fields.clone(),
+                    dropped: m.request.dropped + m.response.dropped + m.trailers.dropped,
+                }),
             requests: None,
             responses: None,
             requests_dropped: None,
@@ -366,7 +365,7 @@ impl Out<'_> {
 impl CallJson<'_> {
     /// The record as one JSON object into `buf`: what `serde_json::to_writer` writes of it,
     /// faster (a call's line is written for every call of a busy capture).
-    fn write(&self, c: &CallRecord, buf: &mut Vec<u8>) -> serde_json::Result<()> {
+    fn write(&self, buf: &mut Vec<u8>) -> serde_json::Result<()> {
         let mut o = Out(buf);
         o.key("{\"method\":");
         o.opt_str(self.method)?;
@@ -389,9 +388,9 @@ impl CallJson<'_> {
             o.value(t)?;
         }
         o.key(key!("client"));
-        o.addr(c.client);
+        o.addr(self.client);
         o.key(key!("server"));
-        o.addr(c.server);
+        o.addr(self.server);
         o.key(key!("conn"));
         o.int(self.conn.get());
         o.key(key!("stream_id"));
@@ -496,15 +495,12 @@ impl LineConfig {
         call: &CallRecord,
         buf: &mut Vec<u8>,
     ) -> (serde_json::Result<()>, u64) {
-        let mut json = CallJson::from_record(call, false);
-        if self.metadata {
-            json.metadata = metadata_of(call);
-        }
+        let mut json = CallJson::from_record(call, self.metadata);
         let errors = match &self.bodies {
             Some(b) => json.decode_bodies(call, b) as u64,
             None => 0,
         };
-        (json.write(call, buf), errors)
+        (json.write(buf), errors)
     }
 }
 
@@ -735,7 +731,7 @@ mod tests {
                     json.status_details = Some(serde_json::json!({"code": 14}));
                 }
                 let mut buf = Vec::new();
-                json.write(c, &mut buf).expect("written");
+                json.write(&mut buf).expect("written");
                 let want = serde_json::to_string(&json).expect("serialized");
                 assert_eq!(String::from_utf8(buf).expect("utf-8"), want);
             }

@@ -258,6 +258,8 @@ pub(crate) type FindingsMaker = Arc<dyn Fn() -> Findings + Send + Sync>;
 #[derive(Clone)]
 pub(crate) struct Redecode {
     pub(crate) limits: DecoderLimits,
+    /// The run's reassembly bounds.
+    pub(crate) capture: capture::CaptureLimits,
     pub(crate) keylog: Arc<KeyLog>,
     pub(crate) store: Arc<SchemaStore>,
     pub(crate) call_filter: String,
@@ -293,7 +295,7 @@ pub(crate) fn range_findings(
         Some(expr) => Some(crate::bpf::bpf(expr).map_err(|e| e.to_string())?),
         None => None,
     };
-    let mut reasm = capture::Reassembler::new(capture::CaptureLimits::default());
+    let mut reasm = capture::Reassembler::new(how.capture.clone());
     let mut first = true;
     each_packet(paths, |p| {
         if let Some(keep) = keep.as_mut()

@@ -226,6 +226,7 @@ pub(crate) fn run<S: PacketSource>(
         .then(|| {
             let how = crate::extract::Redecode {
                 limits: dec_limits,
+                capture: limits.clone(),
                 keylog: opts.keylog.clone(),
                 store: store.clone(),
                 call_filter: args.out.call_filter.clone().unwrap_or_default(),

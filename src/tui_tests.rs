@@ -998,6 +998,7 @@ fn connection_frames(name: &str, conn: &tui::model::ConnInfo) -> decoder::framel
 fn with_files(mut app: App, name: &str, dir: &Path) -> App {
     let how = crate::extract::Redecode {
         limits: decoder::DecoderLimits::default(),
+        capture: capture::CaptureLimits::default(),
         keylog: Default::default(),
         store: decoder::reflection::SchemaStore::new(None),
         call_filter: String::new(),
@@ -1282,6 +1283,7 @@ fn a_ranges_findings_pass_the_replays_bpf_filter() {
     use decoder::findings::Kind;
     let how = |keep: Option<&str>| crate::extract::Redecode {
         limits: decoder::DecoderLimits::default(),
+        capture: capture::CaptureLimits::default(),
         keylog: Default::default(),
         store: decoder::reflection::SchemaStore::new(None),
         call_filter: String::new(),
